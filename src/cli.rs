@@ -1,0 +1,169 @@
+//! Command-line definitions only. The doc comments here are the `--help` text;
+//! `knock::plan` turns the parsed flags into a plan, so nothing else sees clap.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+use crate::knock::plan::Mode;
+use crate::sequence::Proto;
+
+const EXAMPLES: &str = "\
+Examples:
+  knockr home-router office-router           knock every host of two profiles, concurrently
+  knockr -p 7000 -p 8000:udp -p 9000 -d 200ms gw.example.net
+                                             ad-hoc: no profile, ports on the command line
+  knockr --check 22 --json office-router     knock, verify port 22 opened, report as JSON
+  knockr --dry-run home-router               show what would be sent, send nothing
+  knockr list                                the profiles in the profiles file
+  knockr completions zsh > _knockr           shell completion script
+
+Exit status:
+  0  every target was knocked and every requested check found its port open
+  1  at least one target failed (name not resolved, knock not sent, check closed)
+  2  usage or profiles-file error; nothing was sent";
+
+/// Port knocking for MikroTik routers and Linux hosts: knocks every host of
+/// the named profiles at once, then optionally checks the door opened.
+#[derive(Debug, Parser)]
+#[command(
+    name = "knockr",
+    version,
+    after_help = EXAMPLES,
+    args_conflicts_with_subcommands = true,
+    arg_required_else_help = true
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Option<Command>,
+
+    #[command(flatten)]
+    pub knock: KnockArgs,
+
+    /// Profiles file [default: ~/.config/knockr/profiles.toml]
+    #[arg(
+        short = 'c',
+        long,
+        global = true,
+        env = "KNOCKR_CONFIG",
+        value_name = "FILE"
+    )]
+    pub config: Option<PathBuf>,
+}
+
+/// What to knock and how; flags override the profiles' settings.
+#[derive(Debug, Args, Default)]
+pub struct KnockArgs {
+    /// Profiles to knock; with -p/--port, host names or IP addresses instead
+    #[arg(value_name = "TARGET")]
+    #[cfg_attr(feature = "dynamic-completion", arg(add = profile_candidates()))]
+    pub targets: Vec<String>,
+
+    /// Knock PORT[:tcp|udp] (repeatable, or a comma list); targets become hosts
+    #[arg(
+        short = 'p',
+        long = "port",
+        value_name = "PORT[:PROTO]",
+        value_delimiter = ','
+    )]
+    pub ports: Vec<String>,
+
+    /// Pause between knocks on one host, e.g. 200ms or 1s (bare number: ms) [default: 200ms]
+    #[arg(short = 'd', long, value_name = "DURATION", value_parser = crate::values::parse_duration)]
+    pub delay: Option<Duration>,
+
+    /// How long to wait for an answer to each knock [default: 200ms]
+    #[arg(short = 't', long, value_name = "DURATION", value_parser = crate::values::parse_duration)]
+    pub timeout: Option<Duration>,
+
+    /// Protocol for -p ports given without one
+    #[arg(short = 'n', long, value_name = "PROTO", default_value = "tcp")]
+    pub network: Proto,
+
+    /// After the last knock, check that this TCP port accepts connections
+    #[arg(long, value_name = "PORT", value_parser = parse_port_arg)]
+    pub check: Option<u16>,
+
+    /// How TCP knocks are sent: a bare SYN, or a full connect (for networks
+    /// whose proxies swallow bare SYNs) [default: syn]
+    #[arg(long, value_name = "MODE")]
+    pub mode: Option<Mode>,
+
+    /// Use IPv4 addresses only
+    #[arg(short = '4', conflicts_with = "ipv6")]
+    pub ipv4: bool,
+
+    /// Use IPv6 addresses only
+    #[arg(short = '6')]
+    pub ipv6: bool,
+
+    /// Print each knock as it is sent, on stderr
+    #[arg(short, long, conflicts_with = "quiet")]
+    pub verbose: bool,
+
+    /// Print nothing but errors; the exit status tells the result
+    #[arg(short, long)]
+    pub quiet: bool,
+
+    /// Print the results as one JSON document on stdout
+    #[arg(long)]
+    pub json: bool,
+
+    /// Resolve and show what would be sent, but send nothing
+    #[arg(long)]
+    pub dry_run: bool,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// List the profiles in the profiles file, one a line
+    List,
+    /// Print a shell completion script
+    Completions {
+        #[arg(value_name = "SHELL")]
+        shell: Shell,
+    },
+    /// Print the man page (roff)
+    Man,
+}
+
+/// Shells `knockr completions` writes scripts for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Shell {
+    Bash,
+    Zsh,
+    Fish,
+    Powershell,
+    Elvish,
+}
+
+fn parse_port_arg(text: &str) -> Result<u16, String> {
+    crate::sequence::parse_port(text).map_err(|err| err.to_string())
+}
+
+/// Profile names for dynamic completion, from `$KNOCKR_CONFIG` or the default
+/// file; any error just means no candidates.
+#[cfg(feature = "dynamic-completion")]
+fn profile_candidates() -> clap_complete::engine::ArgValueCandidates {
+    use clap_complete::engine::{ArgValueCandidates, CompletionCandidate};
+    ArgValueCandidates::new(|| {
+        let path = std::env::var_os("KNOCKR_CONFIG")
+            .map(PathBuf::from)
+            .or_else(crate::config::default_path);
+        path.and_then(|path| crate::config::Profiles::load(&path).ok())
+            .map(|file| file.profiles.keys().map(CompletionCandidate::new).collect())
+            .unwrap_or_default()
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    #[test]
+    fn clap_definitions_are_consistent() {
+        Cli::command().debug_assert();
+    }
+}

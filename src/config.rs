@@ -1,0 +1,536 @@
+//! The profiles file: its schema, loading, and validation with `file:line:col`
+//! messages. A profile names hosts and a knock sequence, or includes other
+//! profiles to form a group.
+//!
+//! Reads one file and nothing else; it never resolves names or sends packets.
+
+use std::collections::HashSet;
+use std::fmt;
+use std::ops::Range;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use indexmap::IndexMap;
+use serde::Deserialize;
+use serde::de::{self, Deserializer, Visitor};
+use toml::Spanned;
+
+use crate::knock::plan::{Family, Mode, Overrides};
+use crate::sequence::{self, Knock, Proto};
+use crate::values;
+
+/// Where the profiles file is looked for when `-c` and `$KNOCKR_CONFIG` are absent.
+pub fn default_path() -> Option<PathBuf> {
+    use etcetera::BaseStrategy as _;
+    let dirs = etcetera::choose_base_strategy().ok()?;
+    Some(dirs.config_dir().join("knockr").join("profiles.toml"))
+}
+
+/// A loaded, validated profiles file.
+#[derive(Debug, Clone)]
+pub struct Profiles {
+    /// The file it came from, for messages.
+    pub path: PathBuf,
+    /// `[defaults]`: settings every profile falls back to.
+    pub defaults: Overrides,
+    /// Profiles in file order.
+    pub profiles: IndexMap<String, Profile>,
+}
+
+/// One `[profiles.NAME]` table.
+#[derive(Debug, Clone)]
+pub enum Profile {
+    /// Hosts knocked with one sequence.
+    Hosts {
+        hosts: Vec<String>,
+        sequence: Vec<Knock>,
+        settings: Overrides,
+    },
+    /// A group: the listed profiles, knocked together.
+    Group { include: Vec<String> },
+}
+
+/// One host of one profile, as the client will knock it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Member {
+    pub profile: String,
+    pub host: String,
+    pub sequence: Vec<Knock>,
+    /// The profile's settings already merged over `[defaults]`.
+    pub settings: Overrides,
+}
+
+/// A profiles file that cannot be used; the message is one sentence that names
+/// the file, the position when there is one, the value and what is accepted.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub struct ConfigError {
+    pub path: PathBuf,
+    /// 1-based line and column of the offending value, when known.
+    pub position: Option<(usize, usize)>,
+    pub message: String,
+}
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.position {
+            Some((line, col)) => {
+                write!(f, "{}:{line}:{col}: {}", self.path.display(), self.message)
+            }
+            None => write!(f, "{}: {}", self.path.display(), self.message),
+        }
+    }
+}
+
+impl Profiles {
+    /// Reads and validates the file at `path`.
+    pub fn load(path: &Path) -> Result<Profiles, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|err| ConfigError {
+            path: path.to_path_buf(),
+            position: None,
+            message: format!("cannot read the profiles file: {err}"),
+        })?;
+        Profiles::parse(path, &text)
+    }
+
+    /// Validates `text` as if read from `path` (which only appears in messages).
+    pub fn parse(path: &Path, text: &str) -> Result<Profiles, ConfigError> {
+        let at = |span: Option<Range<usize>>, message: String| ConfigError {
+            path: path.to_path_buf(),
+            position: span.map(|span| line_col(text, span.start)),
+            message,
+        };
+        let raw: RawFile =
+            toml::from_str(text).map_err(|err| at(err.span(), first_line(err.message())))?;
+
+        let defaults = match raw.defaults {
+            None => Overrides::default(),
+            Some(defaults) => {
+                for (key, span) in defaults.profile_only_keys() {
+                    return Err(at(
+                        Some(span),
+                        format!(
+                            "`{key}` cannot be set in [defaults]: defaults hold only delay, timeout, check, \
+                             check_timeout, check_retries, family, udp_payload and mode"
+                        ),
+                    ));
+                }
+                defaults.overrides()
+            }
+        };
+
+        let mut profiles = IndexMap::new();
+        // Where each include entry was written, for messages about it.
+        let mut include_spans: IndexMap<String, Vec<Range<usize>>> = IndexMap::new();
+        for (name, raw) in raw.profiles {
+            let (name, name_span) = (name.get_ref().clone(), name.span());
+            let profile = if let Some(include) = raw.include.clone() {
+                if let Some((key, span)) = raw
+                    .profile_only_keys()
+                    .into_iter()
+                    .find(|(k, _)| *k != "include")
+                    .or_else(|| raw.setting_keys().into_iter().next())
+                {
+                    return Err(at(
+                        Some(span),
+                        format!(
+                            "profile `{name}` includes other profiles, so `{key}` cannot be set here: \
+                             a group holds only `include`; set it in the included profiles"
+                        ),
+                    ));
+                }
+                if include.get_ref().is_empty() {
+                    return Err(at(
+                        Some(include.span()),
+                        format!(
+                            "profile `{name}` has an empty include list: expected one or more profile names"
+                        ),
+                    ));
+                }
+                include_spans.insert(
+                    name.clone(),
+                    include.get_ref().iter().map(Spanned::span).collect(),
+                );
+                Profile::Group {
+                    include: include
+                        .into_inner()
+                        .into_iter()
+                        .map(|n| n.into_inner())
+                        .collect(),
+                }
+            } else {
+                let hosts = match (raw.host.clone(), raw.hosts.clone()) {
+                    (Some(_), Some(hosts)) => {
+                        return Err(at(
+                            Some(hosts.span()),
+                            format!(
+                                "profile `{name}` sets both `host` and `hosts`: expected one of them"
+                            ),
+                        ));
+                    }
+                    (Some(host), None) => vec![host],
+                    (None, Some(hosts)) if hosts.get_ref().is_empty() => {
+                        return Err(at(
+                            Some(hosts.span()),
+                            format!(
+                                "profile `{name}` has an empty `hosts` list: expected one or more host names or addresses"
+                            ),
+                        ));
+                    }
+                    (None, Some(hosts)) => hosts.into_inner(),
+                    (None, None) => {
+                        return Err(at(
+                            Some(name_span),
+                            format!(
+                                "profile `{name}` has no `host`: expected `host = \"NAME\"`, \
+                                 `hosts = [..]` or `include = [..]`"
+                            ),
+                        ));
+                    }
+                };
+                for host in &hosts {
+                    if host.get_ref().trim().is_empty()
+                        || host
+                            .get_ref()
+                            .chars()
+                            .any(|c| c.is_whitespace() || c.is_control())
+                    {
+                        return Err(at(
+                            Some(host.span()),
+                            format!(
+                                "host {:?} in profile `{name}` is not a host name: expected a name such as \
+                                 gw.example.net or an IP address",
+                                host.get_ref()
+                            ),
+                        ));
+                    }
+                }
+                let sequence = match &raw.sequence {
+                    None => {
+                        return Err(at(
+                            Some(name_span),
+                            format!(
+                                "profile `{name}` has no `sequence`: expected e.g. sequence = [\"7000\", \"8000:udp\"]"
+                            ),
+                        ));
+                    }
+                    Some(seq) if seq.get_ref().is_empty() => {
+                        return Err(at(
+                            Some(seq.span()),
+                            format!(
+                                "profile `{name}` has an empty `sequence`: expected one or more \"PORT[:tcp|udp]\""
+                            ),
+                        ));
+                    }
+                    Some(seq) => seq.get_ref().iter().map(|k| k.0).collect(),
+                };
+                Profile::Hosts {
+                    hosts: hosts.into_iter().map(|h| h.into_inner()).collect(),
+                    sequence,
+                    settings: raw.overrides(),
+                }
+            };
+            profiles.insert(name, (name_span, profile));
+        }
+
+        // Includes must name profiles, and must not loop back on themselves.
+        for (name, (_, profile)) in &profiles {
+            if let Profile::Group { include } = profile {
+                for (index, member) in include.iter().enumerate() {
+                    if !profiles.contains_key(member) {
+                        return Err(at(
+                            Some(include_spans[name][index].clone()),
+                            format!(
+                                "profile `{name}` includes `{member}`, which is not a profile: expected one of {}",
+                                names_list(profiles.keys())
+                            ),
+                        ));
+                    }
+                }
+            }
+        }
+        for (name, (span, _)) in &profiles {
+            let mut path = vec![name.clone()];
+            if let Some(cycle) = find_cycle(&profiles, &mut path) {
+                return Err(at(
+                    Some(span.clone()),
+                    format!(
+                        "profiles include each other in a cycle: {}; a group cannot contain itself",
+                        cycle.join(" -> ")
+                    ),
+                ));
+            }
+        }
+
+        Ok(Profiles {
+            path: path.to_path_buf(),
+            defaults,
+            profiles: profiles
+                .into_iter()
+                .map(|(name, (_, profile))| (name, profile))
+                .collect(),
+        })
+    }
+
+    /// Expands profile names (groups included) into the hosts to knock, in
+    /// order, each (profile, host) pair once.
+    pub fn members(&self, names: &[String]) -> Result<Vec<Member>, ConfigError> {
+        let mut out = Vec::new();
+        let mut seen = HashSet::new();
+        for name in names {
+            if !self.profiles.contains_key(name) {
+                return Err(ConfigError {
+                    path: self.path.clone(),
+                    position: None,
+                    message: format!(
+                        "there is no profile named `{}`: expected one of {}",
+                        crate::knock::report::sanitize(name),
+                        names_list(self.profiles.keys())
+                    ),
+                });
+            }
+            self.expand(name, &mut out, &mut seen);
+        }
+        Ok(out)
+    }
+
+    fn expand(&self, name: &str, out: &mut Vec<Member>, seen: &mut HashSet<(String, String)>) {
+        match &self.profiles[name] {
+            Profile::Group { include } => include
+                .iter()
+                .for_each(|member| self.expand(member, out, seen)),
+            Profile::Hosts {
+                hosts,
+                sequence,
+                settings,
+            } => {
+                for host in hosts {
+                    if seen.insert((name.to_string(), host.clone())) {
+                        out.push(Member {
+                            profile: name.to_string(),
+                            host: host.clone(),
+                            sequence: sequence.clone(),
+                            settings: settings.clone().or(&self.defaults),
+                        });
+                    }
+                }
+            }
+        }
+    }
+}
+
+fn names_list<'a>(names: impl Iterator<Item = &'a String>) -> String {
+    let names: Vec<String> = names
+        .map(|n| format!("`{}`", crate::knock::report::sanitize(n)))
+        .collect();
+    if names.is_empty() {
+        "(the file defines no profiles)".to_string()
+    } else {
+        names.join(", ")
+    }
+}
+
+/// Depth-first search for an include path that returns to a profile already on it.
+fn find_cycle(
+    profiles: &IndexMap<String, (Range<usize>, Profile)>,
+    path: &mut Vec<String>,
+) -> Option<Vec<String>> {
+    let current = path.last()?.clone();
+    if let (_, Profile::Group { include }) = &profiles[&current] {
+        for member in include {
+            if let Some(start) = path.iter().position(|p| p == member) {
+                let mut cycle = path[start..].to_vec();
+                cycle.push(member.clone());
+                return Some(cycle);
+            }
+            path.push(member.clone());
+            if let Some(cycle) = find_cycle(profiles, path) {
+                return Some(cycle);
+            }
+            path.pop();
+        }
+    }
+    None
+}
+
+/// 1-based line and column (in characters) of a byte offset.
+fn line_col(text: &str, offset: usize) -> (usize, usize) {
+    let before = &text[..offset.min(text.len())];
+    let line = before.matches('\n').count() + 1;
+    let col = before.rsplit('\n').next().map_or(0, |l| l.chars().count()) + 1;
+    (line, col)
+}
+
+/// toml's messages may carry a trailing newline or detail lines; keep one sentence.
+fn first_line(message: &str) -> String {
+    message
+        .trim()
+        .lines()
+        .map(str::trim)
+        .collect::<Vec<_>>()
+        .join("; ")
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawFile {
+    defaults: Option<RawProfile>,
+    #[serde(default)]
+    profiles: IndexMap<Spanned<String>, RawProfile>,
+}
+
+/// A `[profiles.NAME]` or `[defaults]` table as written. Values are checked as
+/// they are read, so toml attaches the position of a bad one to the error.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawProfile {
+    host: Option<Spanned<String>>,
+    hosts: Option<Spanned<Vec<Spanned<String>>>>,
+    sequence: Option<Spanned<Vec<KnockValue>>>,
+    include: Option<Spanned<Vec<Spanned<String>>>>,
+    delay: Option<Spanned<DurationValue>>,
+    timeout: Option<Spanned<DurationValue>>,
+    check: Option<Spanned<PortValue>>,
+    check_timeout: Option<Spanned<DurationValue>>,
+    check_retries: Option<Spanned<u32>>,
+    family: Option<Spanned<Family>>,
+    udp_payload: Option<Spanned<PayloadValue>>,
+    mode: Option<Spanned<Mode>>,
+}
+
+impl RawProfile {
+    fn profile_only_keys(&self) -> Vec<(&'static str, Range<usize>)> {
+        let mut keys = Vec::new();
+        if let Some(v) = &self.host {
+            keys.push(("host", v.span()));
+        }
+        if let Some(v) = &self.hosts {
+            keys.push(("hosts", v.span()));
+        }
+        if let Some(v) = &self.sequence {
+            keys.push(("sequence", v.span()));
+        }
+        if let Some(v) = &self.include {
+            keys.push(("include", v.span()));
+        }
+        keys
+    }
+
+    fn setting_keys(&self) -> Vec<(&'static str, Range<usize>)> {
+        let spans = [
+            ("delay", self.delay.as_ref().map(Spanned::span)),
+            ("timeout", self.timeout.as_ref().map(Spanned::span)),
+            ("check", self.check.as_ref().map(Spanned::span)),
+            (
+                "check_timeout",
+                self.check_timeout.as_ref().map(Spanned::span),
+            ),
+            (
+                "check_retries",
+                self.check_retries.as_ref().map(Spanned::span),
+            ),
+            ("family", self.family.as_ref().map(Spanned::span)),
+            ("udp_payload", self.udp_payload.as_ref().map(Spanned::span)),
+            ("mode", self.mode.as_ref().map(Spanned::span)),
+        ];
+        spans
+            .into_iter()
+            .filter_map(|(key, span)| Some((key, span?)))
+            .collect()
+    }
+
+    fn overrides(&self) -> Overrides {
+        Overrides {
+            delay: self.delay.as_ref().map(|d| d.get_ref().0),
+            timeout: self.timeout.as_ref().map(|d| d.get_ref().0),
+            check: self.check.as_ref().map(|p| p.get_ref().0),
+            check_timeout: self.check_timeout.as_ref().map(|d| d.get_ref().0),
+            check_retries: self.check_retries.as_ref().map(|r| *r.get_ref()),
+            family: self.family.as_ref().map(|f| *f.get_ref()),
+            udp_payload: self.udp_payload.as_ref().map(|p| p.get_ref().0.clone()),
+            mode: self.mode.as_ref().map(|m| *m.get_ref()),
+        }
+    }
+}
+
+/// A sequence entry: `"8000:udp"` or a bare port number (tcp).
+struct KnockValue(Knock);
+/// A duration: `"250ms"`, `"2s"`, or an integer number of milliseconds.
+struct DurationValue(Duration);
+/// A TCP port in 1..=65535.
+struct PortValue(u16);
+/// A UDP payload: `"hex:.."`, `"base64:.."` or text.
+struct PayloadValue(Vec<u8>);
+
+impl<'de> Deserialize<'de> for KnockValue {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct V;
+        impl Visitor<'_> for V {
+            type Value = KnockValue;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("a knock such as \"7000\" or \"8000:udp\"")
+            }
+            fn visit_str<E: de::Error>(self, v: &str) -> Result<KnockValue, E> {
+                sequence::parse_knock(v, Proto::Tcp)
+                    .map(KnockValue)
+                    .map_err(E::custom)
+            }
+            fn visit_i64<E: de::Error>(self, v: i64) -> Result<KnockValue, E> {
+                self.visit_str(&v.to_string())
+            }
+        }
+        deserializer.deserialize_any(V)
+    }
+}
+
+impl<'de> Deserialize<'de> for DurationValue {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct V;
+        impl Visitor<'_> for V {
+            type Value = DurationValue;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("a duration such as \"250ms\" or \"2s\", or a number of milliseconds")
+            }
+            fn visit_str<E: de::Error>(self, v: &str) -> Result<DurationValue, E> {
+                values::parse_duration(v)
+                    .map(DurationValue)
+                    .map_err(E::custom)
+            }
+            fn visit_i64<E: de::Error>(self, v: i64) -> Result<DurationValue, E> {
+                self.visit_str(&v.to_string())
+            }
+        }
+        deserializer.deserialize_any(V)
+    }
+}
+
+impl<'de> Deserialize<'de> for PortValue {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct V;
+        impl Visitor<'_> for V {
+            type Value = PortValue;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("a TCP port number in 1..=65535")
+            }
+            fn visit_i64<E: de::Error>(self, v: i64) -> Result<PortValue, E> {
+                sequence::parse_port(&v.to_string())
+                    .map(PortValue)
+                    .map_err(E::custom)
+            }
+            fn visit_str<E: de::Error>(self, v: &str) -> Result<PortValue, E> {
+                sequence::parse_port(v.trim())
+                    .map(PortValue)
+                    .map_err(E::custom)
+            }
+        }
+        deserializer.deserialize_any(V)
+    }
+}
+
+impl<'de> Deserialize<'de> for PayloadValue {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let text = String::deserialize(deserializer)?;
+        values::parse_payload(&text)
+            .map(PayloadValue)
+            .map_err(de::Error::custom)
+    }
+}

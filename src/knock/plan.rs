@@ -1,0 +1,334 @@
+//! The plan: every (profile, host) to knock with its final settings, resolved
+//! once from the command line and the profiles file. Precedence, highest first:
+//! command-line flags, the profile, `[defaults]`, the built-in defaults below.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use crate::cli::KnockArgs;
+use crate::config::{self, ConfigError, Profiles};
+use crate::sequence::{self, Knock};
+
+/// Built-in defaults, documented in `profiles.example.toml` and the README.
+pub const DEFAULT_DELAY: Duration = Duration::from_millis(200);
+pub const DEFAULT_TIMEOUT: Duration = Duration::from_millis(200);
+pub const DEFAULT_CHECK_TIMEOUT: Duration = Duration::from_secs(3);
+pub const DEFAULT_CHECK_RETRIES: u32 = 10;
+
+/// Which address family of a host to knock.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum Family {
+    /// The address ssh would use: the first one the machine can route to.
+    #[default]
+    Any,
+    Ipv4,
+    Ipv6,
+}
+
+/// How a TCP knock is sent.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum Mode {
+    /// One SYN; the socket is abandoned before the kernel would retransmit it.
+    #[default]
+    Syn,
+    /// A full connect (the kernel may retransmit), for networks whose proxies
+    /// swallow bare SYNs.
+    Connect,
+}
+
+/// Settings as written in one place (flags, a profile, `[defaults]`); `None`
+/// means "not said here".
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Overrides {
+    pub delay: Option<Duration>,
+    pub timeout: Option<Duration>,
+    pub check: Option<u16>,
+    pub check_timeout: Option<Duration>,
+    pub check_retries: Option<u32>,
+    pub family: Option<Family>,
+    pub udp_payload: Option<Vec<u8>>,
+    pub mode: Option<Mode>,
+}
+
+impl Overrides {
+    /// Each setting from `self`, else from `fallback`.
+    pub fn or(self, fallback: &Overrides) -> Overrides {
+        Overrides {
+            delay: self.delay.or(fallback.delay),
+            timeout: self.timeout.or(fallback.timeout),
+            check: self.check.or(fallback.check),
+            check_timeout: self.check_timeout.or(fallback.check_timeout),
+            check_retries: self.check_retries.or(fallback.check_retries),
+            family: self.family.or(fallback.family),
+            udp_payload: self.udp_payload.or_else(|| fallback.udp_payload.clone()),
+            mode: self.mode.or(fallback.mode),
+        }
+    }
+
+    /// The final settings, with the built-in defaults for anything unsaid.
+    pub fn settle(self) -> Settings {
+        Settings {
+            delay: self.delay.unwrap_or(DEFAULT_DELAY),
+            timeout: self.timeout.unwrap_or(DEFAULT_TIMEOUT),
+            mode: self.mode.unwrap_or_default(),
+            family: self.family.unwrap_or_default(),
+            udp_payload: self
+                .udp_payload
+                .unwrap_or_else(|| crate::values::DEFAULT_UDP_PAYLOAD.to_vec()),
+            check: self.check.map(|port| Check {
+                port,
+                timeout: self.check_timeout.unwrap_or(DEFAULT_CHECK_TIMEOUT),
+                retries: self.check_retries.unwrap_or(DEFAULT_CHECK_RETRIES),
+            }),
+        }
+    }
+}
+
+/// How one host is knocked.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Settings {
+    /// Pause between the sends of two knocks (not after the last).
+    pub delay: Duration,
+    /// How long to watch for an answer to each knock.
+    pub timeout: Duration,
+    pub mode: Mode,
+    pub family: Family,
+    pub udp_payload: Vec<u8>,
+    /// The destination check after the last knock, if requested.
+    pub check: Option<Check>,
+}
+
+/// The destination check: connect to `port` until it opens or `timeout` passes.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Check {
+    pub port: u16,
+    /// Total time allowed for the check, from its first attempt.
+    pub timeout: Duration,
+    /// Further attempts after a refused first one.
+    pub retries: u32,
+}
+
+/// One host to knock.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Target {
+    /// The profile it came from; `None` in ad-hoc mode (`-p`).
+    pub profile: Option<String>,
+    /// The host as written: a name or an IP literal.
+    pub host: String,
+    pub sequence: Vec<Knock>,
+    pub settings: Settings,
+}
+
+/// How results are shown.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Output {
+    /// Progress bars on a terminal, a summary on stdout; `verbose` adds a line per knock.
+    Human { verbose: bool },
+    /// Errors only.
+    Quiet,
+    /// One JSON document on stdout.
+    Json,
+}
+
+/// Everything the client will do.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Plan {
+    pub targets: Vec<Target>,
+    pub output: Output,
+    /// Resolve and report, but send nothing.
+    pub dry_run: bool,
+}
+
+/// A plan that cannot be made; exits 2.
+#[derive(Debug, thiserror::Error)]
+pub enum PlanError {
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    #[error("{0}")]
+    Usage(String),
+}
+
+impl Plan {
+    /// Builds the plan from the flags; `config` is the `-c`/`$KNOCKR_CONFIG` path.
+    pub fn new(args: &KnockArgs, config: Option<PathBuf>) -> Result<Plan, PlanError> {
+        let output = if args.json {
+            Output::Json
+        } else if args.quiet {
+            Output::Quiet
+        } else {
+            Output::Human {
+                verbose: args.verbose,
+            }
+        };
+        let flags = Overrides {
+            delay: args.delay,
+            timeout: args.timeout,
+            check: args.check,
+            family: if args.ipv4 {
+                Some(Family::Ipv4)
+            } else if args.ipv6 {
+                Some(Family::Ipv6)
+            } else {
+                None
+            },
+            mode: args.mode,
+            ..Overrides::default()
+        };
+
+        let targets = if args.ports.is_empty() {
+            if args.targets.is_empty() {
+                return Err(PlanError::Usage(
+                    "nothing to knock: name one or more profiles, or give ports with -p and hosts"
+                        .into(),
+                ));
+            }
+            let profiles = load_profiles(config)?;
+            profiles
+                .members(&args.targets)?
+                .into_iter()
+                .map(|member| Target {
+                    profile: Some(member.profile),
+                    host: member.host,
+                    sequence: member.sequence,
+                    settings: flags.clone().or(&member.settings).settle(),
+                })
+                .collect()
+        } else {
+            // Ad hoc: the profiles file is not read, so a broken one never blocks this.
+            if args.targets.is_empty() {
+                return Err(PlanError::Usage(
+                    "no host to knock: give one or more host names or addresses after the ports"
+                        .into(),
+                ));
+            }
+            let mut sequence = Vec::new();
+            for spec in &args.ports {
+                let knock = sequence::parse_knock(spec, args.network).map_err(|err| {
+                    PlanError::Usage(format!("invalid value {spec:?} for -p/--port: {err}"))
+                })?;
+                sequence.push(knock);
+            }
+            let settings = flags.settle();
+            let mut hosts: Vec<&String> = Vec::new();
+            for host in &args.targets {
+                if !hosts.contains(&host) {
+                    hosts.push(host);
+                }
+            }
+            hosts
+                .into_iter()
+                .map(|host| Target {
+                    profile: None,
+                    host: host.clone(),
+                    sequence: sequence.clone(),
+                    settings: settings.clone(),
+                })
+                .collect()
+        };
+        Ok(Plan {
+            targets,
+            output,
+            dry_run: args.dry_run,
+        })
+    }
+}
+
+/// Loads the profiles file named by `-c`/`$KNOCKR_CONFIG`, else the default one.
+pub fn load_profiles(config: Option<PathBuf>) -> Result<Profiles, PlanError> {
+    match config {
+        Some(path) => Ok(Profiles::load(&path)?),
+        None => {
+            let path = config::default_path().ok_or_else(|| {
+                PlanError::Usage(
+                    "cannot find the home directory for the profiles file: give one with -c FILE"
+                        .into(),
+                )
+            })?;
+            if !path.exists() {
+                return Err(PlanError::Usage(format!(
+                    "there is no profiles file at {}: create one (see profiles.example.toml), \
+                     name one with -c FILE, or knock ad hoc with -p PORT HOST",
+                    path.display()
+                )));
+            }
+            Ok(Profiles::load(&path)?)
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::sequence::Proto;
+
+    #[test]
+    fn flags_beat_profile_beats_defaults_beats_builtin() {
+        let defaults = Overrides {
+            delay: Some(Duration::from_millis(1)),
+            timeout: Some(Duration::from_millis(2)),
+            check: Some(22),
+            ..Default::default()
+        };
+        let profile = Overrides {
+            delay: Some(Duration::from_millis(10)),
+            ..Default::default()
+        };
+        let flags = Overrides {
+            check: Some(2222),
+            ..Default::default()
+        };
+        let settings = flags.or(&profile.or(&defaults)).settle();
+        assert_eq!(settings.delay, Duration::from_millis(10));
+        assert_eq!(settings.timeout, Duration::from_millis(2));
+        assert_eq!(settings.check.map(|c| c.port), Some(2222));
+        assert_eq!(
+            settings.check.map(|c| c.timeout),
+            Some(DEFAULT_CHECK_TIMEOUT)
+        );
+        assert_eq!(settings.mode, Mode::Syn);
+        assert_eq!(settings.udp_payload, vec![0]);
+    }
+
+    #[test]
+    fn ad_hoc_ports_take_the_network_default_and_hosts_are_deduplicated() {
+        let args = KnockArgs {
+            targets: vec!["a".into(), "b".into(), "a".into()],
+            ports: vec!["7000".into(), "8000:tcp".into()],
+            network: Proto::Udp,
+            ..Default::default()
+        };
+        let plan = Plan::new(&args, None).unwrap();
+        assert_eq!(plan.targets.len(), 2);
+        assert_eq!(
+            plan.targets[0].sequence,
+            vec![
+                Knock {
+                    port: 7000,
+                    proto: Proto::Udp
+                },
+                Knock {
+                    port: 8000,
+                    proto: Proto::Tcp
+                }
+            ]
+        );
+        assert_eq!(plan.targets[1].host, "b");
+        assert_eq!(plan.targets[0].profile, None);
+    }
+
+    #[test]
+    fn bad_ad_hoc_port_is_a_usage_error_naming_the_value() {
+        let args = KnockArgs {
+            targets: vec!["a".into()],
+            ports: vec!["70000".into()],
+            ..Default::default()
+        };
+        let err = Plan::new(&args, None).unwrap_err().to_string();
+        assert_eq!(
+            err,
+            "invalid value \"70000\" for -p/--port: port 70000 is out of range: expected 1..=65535"
+        );
+    }
+}

@@ -1,0 +1,81 @@
+//! knockr: port knocking for MikroTik routers and Linux hosts.
+//!
+//! The binary is a thin shell around [`run`]; the tests use the modules directly.
+
+pub mod cli;
+pub mod config;
+pub mod exit_codes;
+pub mod knock;
+pub mod resolve;
+pub mod sequence;
+pub mod values;
+
+use std::io::{self, Write};
+
+use clap::CommandFactory;
+
+use cli::{Cli, Command, Shell};
+use exit_codes::ExitCode;
+use knock::plan::{self, Plan};
+
+/// Runs a parsed command line. `Err` carries a [`plan::PlanError`] for usage
+/// and profiles-file errors (exit 2), anything else for failures (exit 1).
+pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+    let mut stdout = io::stdout().lock();
+    match cli.command {
+        Some(Command::List) => {
+            let profiles = plan::load_profiles(cli.config)?;
+            for name in profiles.profiles.keys() {
+                writeln!(stdout, "{}", knock::report::sanitize(name))?;
+            }
+            Ok(ExitCode::Success)
+        }
+        Some(Command::Completions { shell }) => {
+            write_completions(shell, &mut stdout)?;
+            Ok(ExitCode::Success)
+        }
+        Some(Command::Man) => {
+            clap_mangen::Man::new(Cli::command()).render(&mut stdout)?;
+            Ok(ExitCode::Success)
+        }
+        None => {
+            let plan = Plan::new(&cli.knock, cli.config)?;
+            // One thread is plenty: the work is waiting on sockets and timers.
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()?;
+            let report = runtime.block_on(knock::run(&plan));
+            if plan.output == plan::Output::Quiet {
+                for target in report.targets.iter().filter(|t| !t.ok) {
+                    let who = match &target.profile {
+                        Some(profile) => format!("{profile} {}", target.host),
+                        None => target.host.clone(),
+                    };
+                    let err = target.error.as_deref().unwrap_or("failed");
+                    eprintln!(
+                        "knockr: {}: {}",
+                        knock::report::sanitize(&who),
+                        knock::report::sanitize(err)
+                    );
+                }
+            }
+            knock::report::write(&report, plan.output, &mut stdout)?;
+            stdout.flush()?;
+            Ok(ExitCode::from_ok(report.ok))
+        }
+    }
+}
+
+/// The completion script for `shell`, as committed under `completions/`.
+pub fn write_completions(shell: Shell, out: &mut dyn Write) -> io::Result<()> {
+    use clap_complete::Shell as S;
+    let shell = match shell {
+        Shell::Bash => S::Bash,
+        Shell::Zsh => S::Zsh,
+        Shell::Fish => S::Fish,
+        Shell::Powershell => S::PowerShell,
+        Shell::Elvish => S::Elvish,
+    };
+    clap_complete::generate(shell, &mut Cli::command(), "knockr", out);
+    Ok(())
+}

@@ -1,0 +1,36 @@
+//! Parses the arguments, runs, and maps the outcome to an exit status.
+
+use std::process::ExitCode as ProcessExitCode;
+
+use clap::Parser;
+use knockr::cli::Cli;
+use knockr::exit_codes::ExitCode;
+use knockr::knock::plan::PlanError;
+
+fn main() -> ProcessExitCode {
+    #[cfg(feature = "dynamic-completion")]
+    clap_complete::CompleteEnv::with_factory(<Cli as clap::CommandFactory>::command).complete();
+
+    // clap exits 2 on usage errors and 0 for --help and --version.
+    let cli = Cli::parse();
+    match knockr::run(cli) {
+        Ok(code) => code.into(),
+        Err(err) => {
+            let broken_pipe = err
+                .chain()
+                .filter_map(|cause| cause.downcast_ref::<std::io::Error>())
+                .any(|io| io.kind() == std::io::ErrorKind::BrokenPipe);
+            if broken_pipe {
+                // The reader went away (`knockr list | head -1`): nothing left to say.
+                return ExitCode::Success.into();
+            }
+            eprintln!("knockr: {err:#}");
+            if err.downcast_ref::<PlanError>().is_some() {
+                ExitCode::Usage
+            } else {
+                ExitCode::Failure
+            }
+            .into()
+        }
+    }
+}

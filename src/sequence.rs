@@ -1,0 +1,195 @@
+//! Knock specs: `7000`, `8000:udp`, `7000,8000:udp,9000` — the one syntax shared
+//! by the command line, the profiles file and (later) the knock server.
+//!
+//! Pure parsing only; nothing here touches the network.
+
+use std::fmt;
+use std::str::FromStr;
+
+/// The transport a knock is sent with.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, clap::ValueEnum, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Proto {
+    /// A TCP SYN (a connection attempt).
+    #[default]
+    Tcp,
+    /// One UDP datagram.
+    Udp,
+}
+
+impl Proto {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Proto::Tcp => "tcp",
+            Proto::Udp => "udp",
+        }
+    }
+}
+
+impl fmt::Display for Proto {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// One knock: a packet to `port` over `proto`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct Knock {
+    pub port: u16,
+    pub proto: Proto,
+}
+
+impl fmt::Display for Knock {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}:{}", self.port, self.proto)
+    }
+}
+
+/// Why a knock spec was refused; the message names the value and what is accepted.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum SpecError {
+    #[error("empty knock spec: expected PORT[:tcp|udp], e.g. 7000 or 8000:udp")]
+    Empty,
+    #[error("port {0:?} is not a number: expected PORT[:tcp|udp] with PORT in 1..=65535")]
+    NotANumber(String),
+    #[error("port {0} is out of range: expected 1..=65535")]
+    OutOfRange(String),
+    #[error("protocol {0:?} is not known: expected tcp or udp")]
+    UnknownProto(String),
+}
+
+/// Parses one `PORT[:PROTO]`; `default` is used when no protocol is given.
+/// The protocol is case-insensitive (the C knockd silently reads `:UDP` as tcp).
+pub fn parse_knock(spec: &str, default: Proto) -> Result<Knock, SpecError> {
+    let spec = spec.trim();
+    if spec.is_empty() {
+        return Err(SpecError::Empty);
+    }
+    let (port, proto) = match spec.split_once(':') {
+        Some((port, proto)) => (port.trim(), parse_proto(proto.trim())?),
+        None => (spec, default),
+    };
+    Ok(Knock {
+        port: parse_port(port)?,
+        proto,
+    })
+}
+
+/// Parses a comma-separated list, `7000,8000:udp,9000`. Empty items are errors.
+pub fn parse_list(spec: &str, default: Proto) -> Result<Vec<Knock>, SpecError> {
+    spec.split(',')
+        .map(|item| parse_knock(item, default))
+        .collect()
+}
+
+/// A port in 1..=65535 from text.
+pub fn parse_port(text: &str) -> Result<u16, SpecError> {
+    if text.is_empty() || !text.bytes().all(|b| b.is_ascii_digit()) {
+        return Err(SpecError::NotANumber(text.to_string()));
+    }
+    match text.parse::<u32>() {
+        Ok(port @ 1..=65535) => Ok(port as u16),
+        _ => Err(SpecError::OutOfRange(text.to_string())),
+    }
+}
+
+fn parse_proto(text: &str) -> Result<Proto, SpecError> {
+    match text.to_ascii_lowercase().as_str() {
+        "tcp" => Ok(Proto::Tcp),
+        "udp" => Ok(Proto::Udp),
+        _ => Err(SpecError::UnknownProto(text.to_string())),
+    }
+}
+
+impl FromStr for Knock {
+    type Err = SpecError;
+
+    /// Parses with tcp as the default protocol, as knockd does.
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        parse_knock(s, Proto::Tcp)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn k(port: u16, proto: Proto) -> Knock {
+        Knock { port, proto }
+    }
+
+    #[test]
+    fn port_alone_takes_the_default_protocol() {
+        assert_eq!(parse_knock("7000", Proto::Tcp), Ok(k(7000, Proto::Tcp)));
+        assert_eq!(parse_knock("7000", Proto::Udp), Ok(k(7000, Proto::Udp)));
+    }
+
+    #[test]
+    fn protocol_is_case_insensitive_unlike_c_knockd() {
+        assert_eq!(parse_knock("8000:UDP", Proto::Tcp), Ok(k(8000, Proto::Udp)));
+        assert_eq!(
+            parse_knock(" 8000 : Tcp ", Proto::Udp),
+            Ok(k(8000, Proto::Tcp))
+        );
+    }
+
+    #[test]
+    fn lists_keep_order_and_mix_protocols() {
+        assert_eq!(
+            parse_list("7000,8000:udp,9000", Proto::Tcp),
+            Ok(vec![
+                k(7000, Proto::Tcp),
+                k(8000, Proto::Udp),
+                k(9000, Proto::Tcp)
+            ])
+        );
+    }
+
+    #[test]
+    fn bounds_are_1_to_65535() {
+        assert_eq!(parse_knock("1", Proto::Tcp), Ok(k(1, Proto::Tcp)));
+        assert_eq!(parse_knock("65535", Proto::Tcp), Ok(k(65535, Proto::Tcp)));
+        assert_eq!(
+            parse_knock("0", Proto::Tcp),
+            Err(SpecError::OutOfRange("0".into()))
+        );
+        assert_eq!(
+            parse_knock("65536", Proto::Tcp),
+            Err(SpecError::OutOfRange("65536".into()))
+        );
+        assert_eq!(
+            parse_knock("99999999999999999999", Proto::Tcp),
+            Err(SpecError::OutOfRange("99999999999999999999".into()))
+        );
+    }
+
+    #[test]
+    fn malformed_specs_say_what_is_accepted() {
+        assert_eq!(parse_knock("", Proto::Tcp), Err(SpecError::Empty));
+        assert_eq!(parse_list("7000,,9000", Proto::Tcp), Err(SpecError::Empty));
+        assert_eq!(
+            parse_knock("-1", Proto::Tcp),
+            Err(SpecError::NotANumber("-1".into()))
+        );
+        assert_eq!(
+            parse_knock("+80", Proto::Tcp),
+            Err(SpecError::NotANumber("+80".into()))
+        );
+        assert_eq!(
+            parse_knock("ssh", Proto::Tcp),
+            Err(SpecError::NotANumber("ssh".into()))
+        );
+        assert_eq!(
+            parse_knock("80:icmp", Proto::Tcp),
+            Err(SpecError::UnknownProto("icmp".into()))
+        );
+        assert_eq!(
+            parse_knock("80:udp", Proto::Tcp).map(|k| k.to_string()),
+            Ok("80:udp".to_string())
+        );
+        assert_eq!(
+            SpecError::UnknownProto("icmp".into()).to_string(),
+            "protocol \"icmp\" is not known: expected tcp or udp"
+        );
+    }
+}
