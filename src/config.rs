@@ -534,3 +534,109 @@ impl<'de> Deserialize<'de> for PayloadValue {
             .map_err(de::Error::custom)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(text: &str) -> Result<Profiles, String> {
+        Profiles::parse(Path::new("profiles.toml"), text).map_err(|err| err.to_string())
+    }
+
+    fn error(text: &str) -> String {
+        parse(text).expect_err("the file should be refused")
+    }
+
+    #[test]
+    fn the_example_file_loads_and_documents_every_key() {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("profiles.example.toml");
+        let file = Profiles::load(&path).expect("profiles.example.toml loads");
+        let names: Vec<&String> = file.profiles.keys().collect();
+        assert_eq!(names, ["home-router", "office-router", "lab", "everywhere"]);
+        let text = std::fs::read_to_string(&path).unwrap();
+        for key in [
+            "host", "hosts", "sequence", "delay", "timeout", "check", "check_timeout", "check_retries", "family",
+            "udp_payload", "mode", "include",
+        ] {
+            assert!(text.contains(&format!("\n{key} = ")) || text.contains(&format!("# {key} = ")), "{key} is documented");
+        }
+        let members = file.members(&["everywhere".into()]).unwrap();
+        let hosts: Vec<&str> = members.iter().map(|m| m.host.as_str()).collect();
+        assert_eq!(hosts, ["gw.home.example.net", "vpn1.office.example.net", "vpn2.office.example.net"]);
+        assert_eq!(members[1].settings.delay, Some(Duration::from_millis(500)));
+        assert_eq!(members[1].settings.udp_payload.as_deref(), Some(&b"knock"[..]));
+        assert_eq!(members[0].settings.udp_payload.as_deref(), Some(&[0u8][..]), "from [defaults]");
+    }
+
+    #[test]
+    fn groups_expand_in_order_without_repeating_a_host() {
+        let file = parse(
+            r#"
+            [profiles.a]
+            host = "10.0.0.1"
+            sequence = ["1"]
+            [profiles.b]
+            hosts = ["10.0.0.2", "10.0.0.3"]
+            sequence = ["2:udp"]
+            [profiles.g]
+            include = ["b", "a"]
+            [profiles.gg]
+            include = ["g", "a"]
+            "#,
+        )
+        .unwrap();
+        let members = file.members(&["gg".into(), "a".into()]).unwrap();
+        let got: Vec<(&str, &str)> = members.iter().map(|m| (m.profile.as_str(), m.host.as_str())).collect();
+        assert_eq!(got, [("b", "10.0.0.2"), ("b", "10.0.0.3"), ("a", "10.0.0.1")]);
+        assert_eq!(members[0].sequence, vec![Knock { port: 2, proto: Proto::Udp }]);
+    }
+
+    #[test]
+    fn an_empty_file_has_no_profiles() {
+        assert!(parse("").unwrap().profiles.is_empty());
+    }
+
+    #[test]
+    fn error_messages() {
+        let cases = [
+            ("unknown key", "[profiles.a]\nhost = \"h\"\nsequence = [\"1\"]\ndely = \"1s\"\n"),
+            ("port zero", "[profiles.a]\nhost = \"h\"\nsequence = [\"7000\", \"0:udp\"]\n"),
+            ("port too big", "[profiles.a]\nhost = \"h\"\nsequence = [70000]\n"),
+            ("bad protocol", "[profiles.a]\nhost = \"h\"\nsequence = [\"7000:icmp\"]\n"),
+            ("empty sequence", "[profiles.a]\nhost = \"h\"\nsequence = []\n"),
+            ("no sequence", "[profiles.a]\nhost = \"h\"\n"),
+            ("no host", "[profiles.a]\nsequence = [\"1\"]\n"),
+            ("host and hosts", "[profiles.a]\nhost = \"h\"\nhosts = [\"i\"]\nsequence = [\"1\"]\n"),
+            ("blank host", "[profiles.a]\nhosts = [\"ok\", \"bad host\"]\nsequence = [\"1\"]\n"),
+            ("bad duration", "[defaults]\ndelay = \"soon\"\n"),
+            ("bad check port", "[profiles.a]\nhost = \"h\"\nsequence = [\"1\"]\ncheck = 0\n"),
+            ("bad family", "[defaults]\nfamily = \"ipv5\"\n"),
+            ("bad mode", "[defaults]\nmode = \"ack\"\n"),
+            ("bad payload", "[defaults]\nudp_payload = \"hex:0\"\n"),
+            ("host in defaults", "[defaults]\nhost = \"h\"\n"),
+            ("unknown include", "[profiles.a]\nhost = \"h\"\nsequence = [\"1\"]\n[profiles.g]\ninclude = [\"a\", \"nope\"]\n"),
+            ("include cycle", "[profiles.x]\ninclude = [\"y\"]\n[profiles.y]\ninclude = [\"z\"]\n[profiles.z]\ninclude = [\"x\"]\n"),
+            ("self include", "[profiles.x]\ninclude = [\"x\"]\n"),
+            ("group with settings", "[profiles.a]\nhost = \"h\"\nsequence = [\"1\"]\n[profiles.g]\ninclude = [\"a\"]\ndelay = 5\n"),
+            ("empty include", "[profiles.g]\ninclude = []\n"),
+            ("wrong type", "[profiles.a]\nhost = 5\nsequence = [\"1\"]\n"),
+            ("not toml", "[profiles.a\nhost = \"h\"\n"),
+            ("unknown table", "[profile.a]\nhost = \"h\"\n"),
+        ];
+        let report: String = cases.iter().map(|(what, text)| format!("{what}:\n  {}\n", error(text))).collect();
+        insta::assert_snapshot!(report);
+    }
+
+    #[test]
+    fn unknown_profile_on_the_command_line_lists_the_known_ones() {
+        let file = parse("[profiles.a]\nhost = \"h\"\nsequence = [\"1\"]\n[profiles.b]\ninclude = [\"a\"]\n").unwrap();
+        let err = file.members(&["a".into(), "c\u{1b}".into()]).unwrap_err().to_string();
+        assert_eq!(err, "profiles.toml: there is no profile named `c\\u{1b}`: expected one of `a`, `b`");
+    }
+
+    #[test]
+    fn positions_count_characters_not_bytes() {
+        assert_eq!(line_col("ab\ncdé", 7), (2, 4));
+        assert_eq!(line_col("x", 0), (1, 1));
+    }
+}
