@@ -31,7 +31,6 @@ Exit status:
     name = "knockr",
     version,
     after_help = EXAMPLES,
-    args_conflicts_with_subcommands = true,
     arg_required_else_help = true
 )]
 pub struct Cli {

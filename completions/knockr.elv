@@ -1,0 +1,84 @@
+
+use builtin;
+use str;
+
+set edit:completion:arg-completer[knockr] = {|@words|
+    fn spaces {|n|
+        builtin:repeat $n ' ' | str:join ''
+    }
+    fn cand {|text desc|
+        edit:complex-candidate $text &display=$text' '(spaces (- 14 (wcswidth $text)))$desc
+    }
+    var command = 'knockr'
+    for word $words[1..-1] {
+        if (str:has-prefix $word '-') {
+            break
+        }
+        set command = $command';'$word
+    }
+    var completions = [
+        &'knockr'= {
+            cand -p 'Knock PORT[:tcp|udp] (repeatable, or a comma list); targets become hosts'
+            cand --port 'Knock PORT[:tcp|udp] (repeatable, or a comma list); targets become hosts'
+            cand -d 'Pause between knocks on one host, e.g. 200ms or 1s (bare number: ms) [default: 200ms]'
+            cand --delay 'Pause between knocks on one host, e.g. 200ms or 1s (bare number: ms) [default: 200ms]'
+            cand -t 'How long to wait for an answer to each knock [default: 200ms]'
+            cand --timeout 'How long to wait for an answer to each knock [default: 200ms]'
+            cand -n 'Protocol for -p ports given without one'
+            cand --network 'Protocol for -p ports given without one'
+            cand --check 'After the last knock, check that this TCP port accepts connections'
+            cand --mode 'How TCP knocks are sent: a bare SYN, or a full connect (for networks whose proxies swallow bare SYNs) [default: syn]'
+            cand -c 'Profiles file [default: ~/.config/knockr/profiles.toml]'
+            cand --config 'Profiles file [default: ~/.config/knockr/profiles.toml]'
+            cand -4 'Use IPv4 addresses only'
+            cand -6 'Use IPv6 addresses only'
+            cand -v 'Print each knock as it is sent, on stderr'
+            cand --verbose 'Print each knock as it is sent, on stderr'
+            cand -q 'Print nothing but errors; the exit status tells the result'
+            cand --quiet 'Print nothing but errors; the exit status tells the result'
+            cand --json 'Print the results as one JSON document on stdout'
+            cand --dry-run 'Resolve and show what would be sent, but send nothing'
+            cand -h 'Print help (see more with ''--help'')'
+            cand --help 'Print help (see more with ''--help'')'
+            cand -V 'Print version'
+            cand --version 'Print version'
+            cand list 'List the profiles in the profiles file, one a line'
+            cand completions 'Print a shell completion script'
+            cand man 'Print the man page (roff)'
+            cand help 'Print this message or the help of the given subcommand(s)'
+        }
+        &'knockr;list'= {
+            cand -c 'Profiles file [default: ~/.config/knockr/profiles.toml]'
+            cand --config 'Profiles file [default: ~/.config/knockr/profiles.toml]'
+            cand -h 'Print help'
+            cand --help 'Print help'
+        }
+        &'knockr;completions'= {
+            cand -c 'Profiles file [default: ~/.config/knockr/profiles.toml]'
+            cand --config 'Profiles file [default: ~/.config/knockr/profiles.toml]'
+            cand -h 'Print help'
+            cand --help 'Print help'
+        }
+        &'knockr;man'= {
+            cand -c 'Profiles file [default: ~/.config/knockr/profiles.toml]'
+            cand --config 'Profiles file [default: ~/.config/knockr/profiles.toml]'
+            cand -h 'Print help'
+            cand --help 'Print help'
+        }
+        &'knockr;help'= {
+            cand list 'List the profiles in the profiles file, one a line'
+            cand completions 'Print a shell completion script'
+            cand man 'Print the man page (roff)'
+            cand help 'Print this message or the help of the given subcommand(s)'
+        }
+        &'knockr;help;list'= {
+        }
+        &'knockr;help;completions'= {
+        }
+        &'knockr;help;man'= {
+        }
+        &'knockr;help;help'= {
+        }
+    ]
+    $completions[$command]
+}

@@ -1,0 +1,57 @@
+# Print an optspec for argparse to handle cmd's options that are independent of any subcommand.
+function __fish_knockr_global_optspecs
+    string join \n p/port= d/delay= t/timeout= n/network= check= mode= 4 6 v/verbose q/quiet json dry-run c/config= h/help V/version
+end
+
+function __fish_knockr_needs_command
+    # Figure out if the current invocation already has a command.
+    set -l cmd (commandline -opc)
+    set -e cmd[1]
+    argparse -s (__fish_knockr_global_optspecs) -- $cmd 2>/dev/null
+    or return
+    if set -q argv[1]
+        # Also print the command, so this can be used to figure out what it is.
+        echo $argv[1]
+        return 1
+    end
+    return 0
+end
+
+function __fish_knockr_using_subcommand
+    set -l cmd (__fish_knockr_needs_command)
+    test -z "$cmd"
+    and return 1
+    contains -- $cmd[1] $argv
+end
+
+complete -c knockr -n "__fish_knockr_needs_command" -s p -l port -d 'Knock PORT[:tcp|udp] (repeatable, or a comma list); targets become hosts' -r
+complete -c knockr -n "__fish_knockr_needs_command" -s d -l delay -d 'Pause between knocks on one host, e.g. 200ms or 1s (bare number: ms) [default: 200ms]' -r
+complete -c knockr -n "__fish_knockr_needs_command" -s t -l timeout -d 'How long to wait for an answer to each knock [default: 200ms]' -r
+complete -c knockr -n "__fish_knockr_needs_command" -s n -l network -d 'Protocol for -p ports given without one' -r -f -a "tcp\t'A TCP SYN (a connection attempt)'
+udp\t'One UDP datagram'"
+complete -c knockr -n "__fish_knockr_needs_command" -l check -d 'After the last knock, check that this TCP port accepts connections' -r
+complete -c knockr -n "__fish_knockr_needs_command" -l mode -d 'How TCP knocks are sent: a bare SYN, or a full connect (for networks whose proxies swallow bare SYNs) [default: syn]' -r -f -a "syn\t'One SYN; the socket is abandoned before the kernel would retransmit it'
+connect\t'A full connect (the kernel may retransmit), for networks whose proxies swallow bare SYNs'"
+complete -c knockr -n "__fish_knockr_needs_command" -s c -l config -d 'Profiles file [default: ~/.config/knockr/profiles.toml]' -r -F
+complete -c knockr -n "__fish_knockr_needs_command" -s 4 -d 'Use IPv4 addresses only'
+complete -c knockr -n "__fish_knockr_needs_command" -s 6 -d 'Use IPv6 addresses only'
+complete -c knockr -n "__fish_knockr_needs_command" -s v -l verbose -d 'Print each knock as it is sent, on stderr'
+complete -c knockr -n "__fish_knockr_needs_command" -s q -l quiet -d 'Print nothing but errors; the exit status tells the result'
+complete -c knockr -n "__fish_knockr_needs_command" -l json -d 'Print the results as one JSON document on stdout'
+complete -c knockr -n "__fish_knockr_needs_command" -l dry-run -d 'Resolve and show what would be sent, but send nothing'
+complete -c knockr -n "__fish_knockr_needs_command" -s h -l help -d 'Print help (see more with \'--help\')'
+complete -c knockr -n "__fish_knockr_needs_command" -s V -l version -d 'Print version'
+complete -c knockr -n "__fish_knockr_needs_command" -a "list" -d 'List the profiles in the profiles file, one a line'
+complete -c knockr -n "__fish_knockr_needs_command" -a "completions" -d 'Print a shell completion script'
+complete -c knockr -n "__fish_knockr_needs_command" -a "man" -d 'Print the man page (roff)'
+complete -c knockr -n "__fish_knockr_needs_command" -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c knockr -n "__fish_knockr_using_subcommand list" -s c -l config -d 'Profiles file [default: ~/.config/knockr/profiles.toml]' -r -F
+complete -c knockr -n "__fish_knockr_using_subcommand list" -s h -l help -d 'Print help'
+complete -c knockr -n "__fish_knockr_using_subcommand completions" -s c -l config -d 'Profiles file [default: ~/.config/knockr/profiles.toml]' -r -F
+complete -c knockr -n "__fish_knockr_using_subcommand completions" -s h -l help -d 'Print help'
+complete -c knockr -n "__fish_knockr_using_subcommand man" -s c -l config -d 'Profiles file [default: ~/.config/knockr/profiles.toml]' -r -F
+complete -c knockr -n "__fish_knockr_using_subcommand man" -s h -l help -d 'Print help'
+complete -c knockr -n "__fish_knockr_using_subcommand help; and not __fish_seen_subcommand_from list completions man help" -f -a "list" -d 'List the profiles in the profiles file, one a line'
+complete -c knockr -n "__fish_knockr_using_subcommand help; and not __fish_seen_subcommand_from list completions man help" -f -a "completions" -d 'Print a shell completion script'
+complete -c knockr -n "__fish_knockr_using_subcommand help; and not __fish_seen_subcommand_from list completions man help" -f -a "man" -d 'Print the man page (roff)'
+complete -c knockr -n "__fish_knockr_using_subcommand help; and not __fish_seen_subcommand_from list completions man help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
