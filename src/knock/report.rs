@@ -11,7 +11,6 @@ use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
 use serde::Serialize;
 
 use crate::knock::plan::Output;
-use crate::values::format_duration;
 
 /// The result of a whole run.
 #[derive(Debug, Clone, Serialize)]
@@ -125,16 +124,22 @@ fn write_summary(report: &Report, out: &mut dyn Write) -> io::Result<()> {
                 }
             } else {
                 let mut text = format!("{sent}/{} knocks sent", t.knocks.len());
-                if let Some(check) = &t.check {
-                    let state = if check.open { "open" } else { "CLOSED" };
-                    text.push_str(&format!(
-                        ", port {} {state} after {}",
+                match &t.check {
+                    Some(check) if check.open => {
+                        text.push_str(&format!(", port {} open after {} ms", check.port, check.ms));
+                    }
+                    Some(check) => text.push_str(&format!(
+                        ", port {} CLOSED after {} ms ({} attempts: {})",
                         check.port,
-                        format_duration(Duration::from_millis(check.ms))
-                    ));
-                }
-                if let Some(err) = &t.error {
-                    text.push_str(&format!(" — FAILED: {}", sanitize(err)));
+                        check.ms,
+                        check.attempts,
+                        check.error.as_deref().unwrap_or("no answer")
+                    )),
+                    None => {
+                        if let Some(err) = &t.error {
+                            text.push_str(&format!(", FAILED: {}", sanitize(err)));
+                        }
+                    }
                 }
                 text
             };
