@@ -24,7 +24,10 @@ fn main() {
     let usage = "usage: demo_door IP OPEN_PORT PORT[:tcp|udp]...";
     let ip: IpAddr = args.first().and_then(|a| a.parse().ok()).expect(usage);
     let open_port: u16 = args.get(1).and_then(|a| a.parse().ok()).expect(usage);
-    let sequence: Vec<Knock> = args[2..].iter().map(|a| parse_knock(a, Proto::Tcp).expect(usage)).collect();
+    let sequence: Vec<Knock> = args[2..]
+        .iter()
+        .map(|a| parse_knock(a, Proto::Tcp).expect(usage))
+        .collect();
     assert!(!sequence.is_empty(), "{usage}");
 
     let start = Instant::now();
@@ -34,7 +37,8 @@ fn main() {
         let addr = SocketAddr::new(ip, knock.port);
         match knock.proto {
             Proto::Tcp => {
-                let listener = TcpListener::bind(addr).unwrap_or_else(|e| panic!("cannot listen on {addr}: {e}"));
+                let listener = TcpListener::bind(addr)
+                    .unwrap_or_else(|e| panic!("cannot listen on {addr}: {e}"));
                 thread::spawn(move || {
                     for stream in listener.incoming().flatten() {
                         if let Ok(from) = stream.peer_addr() {
@@ -44,7 +48,8 @@ fn main() {
                 });
             }
             Proto::Udp => {
-                let socket = UdpSocket::bind(addr).unwrap_or_else(|e| panic!("cannot listen on {addr}: {e}"));
+                let socket = UdpSocket::bind(addr)
+                    .unwrap_or_else(|e| panic!("cannot listen on {addr}: {e}"));
                 thread::spawn(move || {
                     let mut buf = [0u8; 2048];
                     while let Ok((_, from)) = socket.recv_from(&mut buf) {
@@ -54,7 +59,14 @@ fn main() {
             }
         }
     }
-    println!("door {ip}: waiting for {}", sequence.iter().map(|k| k.to_string()).collect::<Vec<_>>().join(" "));
+    println!(
+        "door {ip}: waiting for {}",
+        sequence
+            .iter()
+            .map(|k| k.to_string())
+            .collect::<Vec<_>>()
+            .join(" ")
+    );
 
     let mut stage: HashMap<IpAddr, usize> = HashMap::new();
     let mut opened = None;
@@ -66,11 +78,17 @@ fn main() {
         } else {
             *next = usize::from(sequence[0] == knock);
         }
-        println!("door {ip}: +{at:>5} ms  knock {knock} from {} (stage {}/{})", from.ip(), next, sequence.len());
+        println!(
+            "door {ip}: +{at:>5} ms  knock {knock} from {} (stage {}/{})",
+            from.ip(),
+            next,
+            sequence.len()
+        );
         if *next == sequence.len() {
             *next = 0;
             if opened.is_none() {
-                let listener = TcpListener::bind((ip, open_port)).expect("the protected port is free");
+                let listener =
+                    TcpListener::bind((ip, open_port)).expect("the protected port is free");
                 println!("door {ip}: sequence complete, port {open_port} is now open");
                 thread::spawn(move || for _ in listener.incoming() {});
                 opened = Some(());

@@ -105,7 +105,7 @@ impl Profiles {
         let defaults = match raw.defaults {
             None => Overrides::default(),
             Some(defaults) => {
-                for (key, span) in defaults.profile_only_keys() {
+                if let Some((key, span)) = defaults.profile_only_keys().into_iter().next() {
                     return Err(at(
                         Some(span),
                         format!(
@@ -555,17 +555,44 @@ mod tests {
         assert_eq!(names, ["home-router", "office-router", "lab", "everywhere"]);
         let text = std::fs::read_to_string(&path).unwrap();
         for key in [
-            "host", "hosts", "sequence", "delay", "timeout", "check", "check_timeout", "check_retries", "family",
-            "udp_payload", "mode", "include",
+            "host",
+            "hosts",
+            "sequence",
+            "delay",
+            "timeout",
+            "check",
+            "check_timeout",
+            "check_retries",
+            "family",
+            "udp_payload",
+            "mode",
+            "include",
         ] {
-            assert!(text.contains(&format!("\n{key} = ")) || text.contains(&format!("# {key} = ")), "{key} is documented");
+            assert!(
+                text.contains(&format!("\n{key} = ")) || text.contains(&format!("# {key} = ")),
+                "{key} is documented"
+            );
         }
         let members = file.members(&["everywhere".into()]).unwrap();
         let hosts: Vec<&str> = members.iter().map(|m| m.host.as_str()).collect();
-        assert_eq!(hosts, ["gw.home.example.net", "vpn1.office.example.net", "vpn2.office.example.net"]);
+        assert_eq!(
+            hosts,
+            [
+                "gw.home.example.net",
+                "vpn1.office.example.net",
+                "vpn2.office.example.net"
+            ]
+        );
         assert_eq!(members[1].settings.delay, Some(Duration::from_millis(500)));
-        assert_eq!(members[1].settings.udp_payload.as_deref(), Some(&b"knock"[..]));
-        assert_eq!(members[0].settings.udp_payload.as_deref(), Some(&[0u8][..]), "from [defaults]");
+        assert_eq!(
+            members[1].settings.udp_payload.as_deref(),
+            Some(&b"knock"[..])
+        );
+        assert_eq!(
+            members[0].settings.udp_payload.as_deref(),
+            Some(&[0u8][..]),
+            "from [defaults]"
+        );
     }
 
     #[test]
@@ -586,9 +613,21 @@ mod tests {
         )
         .unwrap();
         let members = file.members(&["gg".into(), "a".into()]).unwrap();
-        let got: Vec<(&str, &str)> = members.iter().map(|m| (m.profile.as_str(), m.host.as_str())).collect();
-        assert_eq!(got, [("b", "10.0.0.2"), ("b", "10.0.0.3"), ("a", "10.0.0.1")]);
-        assert_eq!(members[0].sequence, vec![Knock { port: 2, proto: Proto::Udp }]);
+        let got: Vec<(&str, &str)> = members
+            .iter()
+            .map(|m| (m.profile.as_str(), m.host.as_str()))
+            .collect();
+        assert_eq!(
+            got,
+            [("b", "10.0.0.2"), ("b", "10.0.0.3"), ("a", "10.0.0.1")]
+        );
+        assert_eq!(
+            members[0].sequence,
+            vec![Knock {
+                port: 2,
+                proto: Proto::Udp
+            }]
+        );
     }
 
     #[test]
@@ -599,39 +638,84 @@ mod tests {
     #[test]
     fn error_messages() {
         let cases = [
-            ("unknown key", "[profiles.a]\nhost = \"h\"\nsequence = [\"1\"]\ndely = \"1s\"\n"),
-            ("port zero", "[profiles.a]\nhost = \"h\"\nsequence = [\"7000\", \"0:udp\"]\n"),
-            ("port too big", "[profiles.a]\nhost = \"h\"\nsequence = [70000]\n"),
-            ("bad protocol", "[profiles.a]\nhost = \"h\"\nsequence = [\"7000:icmp\"]\n"),
-            ("empty sequence", "[profiles.a]\nhost = \"h\"\nsequence = []\n"),
+            (
+                "unknown key",
+                "[profiles.a]\nhost = \"h\"\nsequence = [\"1\"]\ndely = \"1s\"\n",
+            ),
+            (
+                "port zero",
+                "[profiles.a]\nhost = \"h\"\nsequence = [\"7000\", \"0:udp\"]\n",
+            ),
+            (
+                "port too big",
+                "[profiles.a]\nhost = \"h\"\nsequence = [70000]\n",
+            ),
+            (
+                "bad protocol",
+                "[profiles.a]\nhost = \"h\"\nsequence = [\"7000:icmp\"]\n",
+            ),
+            (
+                "empty sequence",
+                "[profiles.a]\nhost = \"h\"\nsequence = []\n",
+            ),
             ("no sequence", "[profiles.a]\nhost = \"h\"\n"),
             ("no host", "[profiles.a]\nsequence = [\"1\"]\n"),
-            ("host and hosts", "[profiles.a]\nhost = \"h\"\nhosts = [\"i\"]\nsequence = [\"1\"]\n"),
-            ("blank host", "[profiles.a]\nhosts = [\"ok\", \"bad host\"]\nsequence = [\"1\"]\n"),
+            (
+                "host and hosts",
+                "[profiles.a]\nhost = \"h\"\nhosts = [\"i\"]\nsequence = [\"1\"]\n",
+            ),
+            (
+                "blank host",
+                "[profiles.a]\nhosts = [\"ok\", \"bad host\"]\nsequence = [\"1\"]\n",
+            ),
             ("bad duration", "[defaults]\ndelay = \"soon\"\n"),
-            ("bad check port", "[profiles.a]\nhost = \"h\"\nsequence = [\"1\"]\ncheck = 0\n"),
+            (
+                "bad check port",
+                "[profiles.a]\nhost = \"h\"\nsequence = [\"1\"]\ncheck = 0\n",
+            ),
             ("bad family", "[defaults]\nfamily = \"ipv5\"\n"),
             ("bad mode", "[defaults]\nmode = \"ack\"\n"),
             ("bad payload", "[defaults]\nudp_payload = \"hex:0\"\n"),
             ("host in defaults", "[defaults]\nhost = \"h\"\n"),
-            ("unknown include", "[profiles.a]\nhost = \"h\"\nsequence = [\"1\"]\n[profiles.g]\ninclude = [\"a\", \"nope\"]\n"),
-            ("include cycle", "[profiles.x]\ninclude = [\"y\"]\n[profiles.y]\ninclude = [\"z\"]\n[profiles.z]\ninclude = [\"x\"]\n"),
+            (
+                "unknown include",
+                "[profiles.a]\nhost = \"h\"\nsequence = [\"1\"]\n[profiles.g]\ninclude = [\"a\", \"nope\"]\n",
+            ),
+            (
+                "include cycle",
+                "[profiles.x]\ninclude = [\"y\"]\n[profiles.y]\ninclude = [\"z\"]\n[profiles.z]\ninclude = [\"x\"]\n",
+            ),
             ("self include", "[profiles.x]\ninclude = [\"x\"]\n"),
-            ("group with settings", "[profiles.a]\nhost = \"h\"\nsequence = [\"1\"]\n[profiles.g]\ninclude = [\"a\"]\ndelay = 5\n"),
+            (
+                "group with settings",
+                "[profiles.a]\nhost = \"h\"\nsequence = [\"1\"]\n[profiles.g]\ninclude = [\"a\"]\ndelay = 5\n",
+            ),
             ("empty include", "[profiles.g]\ninclude = []\n"),
             ("wrong type", "[profiles.a]\nhost = 5\nsequence = [\"1\"]\n"),
             ("not toml", "[profiles.a\nhost = \"h\"\n"),
             ("unknown table", "[profile.a]\nhost = \"h\"\n"),
         ];
-        let report: String = cases.iter().map(|(what, text)| format!("{what}:\n  {}\n", error(text))).collect();
+        let report: String = cases
+            .iter()
+            .map(|(what, text)| format!("{what}:\n  {}\n", error(text)))
+            .collect();
         insta::assert_snapshot!(report);
     }
 
     #[test]
     fn unknown_profile_on_the_command_line_lists_the_known_ones() {
-        let file = parse("[profiles.a]\nhost = \"h\"\nsequence = [\"1\"]\n[profiles.b]\ninclude = [\"a\"]\n").unwrap();
-        let err = file.members(&["a".into(), "c\u{1b}".into()]).unwrap_err().to_string();
-        assert_eq!(err, "profiles.toml: there is no profile named `c\\u{1b}`: expected one of `a`, `b`");
+        let file = parse(
+            "[profiles.a]\nhost = \"h\"\nsequence = [\"1\"]\n[profiles.b]\ninclude = [\"a\"]\n",
+        )
+        .unwrap();
+        let err = file
+            .members(&["a".into(), "c\u{1b}".into()])
+            .unwrap_err()
+            .to_string();
+        assert_eq!(
+            err,
+            "profiles.toml: there is no profile named `c\\u{1b}`: expected one of `a`, `b`"
+        );
     }
 
     #[test]

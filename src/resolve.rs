@@ -164,22 +164,21 @@ pub fn pick(
         Family::Ipv4 => ip.is_ipv4(),
         Family::Ipv6 => ip.is_ipv6(),
     });
-    let mut ranked: Vec<(usize, IpAddr, (bool, bool, bool, u8))> = wanted
+    let rank = |dest: IpAddr| {
+        let src = source(dest);
+        let (precedence, label) = policy(dest);
+        (
+            src.is_some(),
+            src.is_some_and(|s| scope(s) == scope(dest)),
+            src.is_some_and(|s| policy(s).1 == label),
+            precedence,
+        )
+    };
+    // Reverse(index): among equals, the earlier (DNS order) wins.
+    wanted
         .enumerate()
-        .map(|(index, dest)| {
-            let src = source(dest);
-            let (dest_prec, dest_label) = policy(dest);
-            let key = (
-                src.is_some(),
-                src.is_some_and(|s| scope(s) == scope(dest)),
-                src.is_some_and(|s| policy(s).1 == dest_label),
-                dest_prec,
-            );
-            (index, dest, key)
-        })
-        .collect();
-    ranked.sort_by(|a, b| b.2.cmp(&a.2).then(a.0.cmp(&b.0)));
-    ranked.first().map(|(_, ip, _)| *ip)
+        .max_by_key(|&(index, dest)| (rank(dest), std::cmp::Reverse(index)))
+        .map(|(_, dest)| dest)
 }
 
 /// RFC 6724 default policy table: (precedence, label).

@@ -17,45 +17,98 @@ fn usage_errors_exit_2_and_send_nothing() {
     let port = door.tcp().to_string();
     let home = tempfile::tempdir().unwrap();
     let cases: Vec<(Vec<&str>, &str)> = vec![
-        (vec!["--no-such-flag", "-p", &port, "127.0.1.60"], "unexpected argument '--no-such-flag'"),
-        (vec!["-p", "0", "127.0.1.60"], "port 0 is out of range: expected 1..=65535"),
-        (vec!["-p", &port, "-p", "7000:icmp", "127.0.1.60"], "protocol \"icmp\" is not known"),
-        (vec!["-4", "-6", "-p", &port, "127.0.1.60"], "cannot be used with"),
-        (vec!["-d", "soon", "-p", &port, "127.0.1.60"], "duration \"soon\" is not understood"),
-        (vec!["--check", "70000", "-p", &port, "127.0.1.60"], "port 70000 is out of range"),
+        (
+            vec!["--no-such-flag", "-p", &port, "127.0.1.60"],
+            "unexpected argument '--no-such-flag'",
+        ),
+        (
+            vec!["-p", "0", "127.0.1.60"],
+            "port 0 is out of range: expected 1..=65535",
+        ),
+        (
+            vec!["-p", &port, "-p", "7000:icmp", "127.0.1.60"],
+            "protocol \"icmp\" is not known",
+        ),
+        (
+            vec!["-4", "-6", "-p", &port, "127.0.1.60"],
+            "cannot be used with",
+        ),
+        (
+            vec!["-d", "soon", "-p", &port, "127.0.1.60"],
+            "duration \"soon\" is not understood",
+        ),
+        (
+            vec!["--check", "70000", "-p", &port, "127.0.1.60"],
+            "port 70000 is out of range",
+        ),
         (vec!["-p", &port], "no host to knock"),
         (vec!["some-profile"], "there is no profiles file at"),
-        (vec!["-n", "sctp", "-p", &port, "127.0.1.60"], "invalid value 'sctp'"),
+        (
+            vec!["-n", "sctp", "-p", &port, "127.0.1.60"],
+            "invalid value 'sctp'",
+        ),
         (vec![], "Usage: knockr"),
     ];
     for (args, expected) in cases {
         let output = knockr(home.path()).args(&args).output().unwrap();
-        assert_eq!(output.status.code(), Some(2), "{args:?}: {}", stderr_of(&output));
-        assert!(stderr_of(&output).contains(expected), "{args:?}: {}", stderr_of(&output));
-        assert!(output.stdout.is_empty(), "{args:?}: results go nowhere on a usage error");
+        assert_eq!(
+            output.status.code(),
+            Some(2),
+            "{args:?}: {}",
+            stderr_of(&output)
+        );
+        assert!(
+            stderr_of(&output).contains(expected),
+            "{args:?}: {}",
+            stderr_of(&output)
+        );
+        assert!(
+            output.stdout.is_empty(),
+            "{args:?}: results go nowhere on a usage error"
+        );
     }
-    assert!(door.collect_for(Duration::from_millis(300)).is_empty(), "no usage error sent a knock");
+    assert!(
+        door.collect_for(Duration::from_millis(300)).is_empty(),
+        "no usage error sent a knock"
+    );
 }
 
 #[test]
 fn profiles_file_errors_exit_2_naming_file_line_and_column() {
-    let file = profiles("[profiles.a]\nhost = \"127.0.0.1\"\nsequence = [\"7000\", \"99999:udp\"]\n");
-    let output = knockr(file.dir.path()).arg("-c").arg(&file.path).arg("a").output().unwrap();
+    let file =
+        profiles("[profiles.a]\nhost = \"127.0.0.1\"\nsequence = [\"7000\", \"99999:udp\"]\n");
+    let output = knockr(file.dir.path())
+        .arg("-c")
+        .arg(&file.path)
+        .arg("a")
+        .output()
+        .unwrap();
     assert_eq!(output.status.code(), Some(2));
     assert_eq!(
         stderr_of(&output),
-        format!("knockr: {}:3:21: port 99999 is out of range: expected 1..=65535\n", file.path.display())
+        format!(
+            "knockr: {}:3:21: port 99999 is out of range: expected 1..=65535\n",
+            file.path.display()
+        )
     );
 }
 
 #[test]
 fn unknown_profile_exits_2_listing_the_known_ones() {
     let file = profiles("[profiles.home]\nhost = \"127.0.0.1\"\nsequence = [\"7000\"]\n");
-    let output = knockr(file.dir.path()).arg("-c").arg(&file.path).args(["home", "offce"]).output().unwrap();
+    let output = knockr(file.dir.path())
+        .arg("-c")
+        .arg(&file.path)
+        .args(["home", "offce"])
+        .output()
+        .unwrap();
     assert_eq!(output.status.code(), Some(2));
     assert_eq!(
         stderr_of(&output),
-        format!("knockr: {}: there is no profile named `offce`: expected one of `home`\n", file.path.display())
+        format!(
+            "knockr: {}: there is no profile named `offce`: expected one of `home`\n",
+            file.path.display()
+        )
     );
 }
 
@@ -63,25 +116,61 @@ fn unknown_profile_exits_2_listing_the_known_ones() {
 fn config_comes_from_flag_then_environment_then_xdg_default() {
     let text = "[profiles.zeta]\nhost = \"127.0.0.1\"\nsequence = [\"1\"]\n[profiles.alpha]\ninclude = [\"zeta\"]\n";
     let file = profiles(text);
-    let listed = |cmd: &mut assert_cmd::Command| String::from_utf8(cmd.output().unwrap().stdout).unwrap();
-    assert_eq!(listed(knockr(file.dir.path()).arg("list").arg("-c").arg(&file.path)), "zeta\nalpha\n", "file order");
-    assert_eq!(listed(knockr(file.dir.path()).arg("list").env("KNOCKR_CONFIG", &file.path)), "zeta\nalpha\n");
+    let listed =
+        |cmd: &mut assert_cmd::Command| String::from_utf8(cmd.output().unwrap().stdout).unwrap();
+    assert_eq!(
+        listed(
+            knockr(file.dir.path())
+                .arg("list")
+                .arg("-c")
+                .arg(&file.path)
+        ),
+        "zeta\nalpha\n",
+        "file order"
+    );
+    assert_eq!(
+        listed(
+            knockr(file.dir.path())
+                .arg("list")
+                .env("KNOCKR_CONFIG", &file.path)
+        ),
+        "zeta\nalpha\n"
+    );
 
     let home = tempfile::tempdir().unwrap();
     let dir = home.path().join(".config/knockr");
     std::fs::create_dir_all(&dir).unwrap();
-    std::fs::write(dir.join("profiles.toml"), "[profiles.from-xdg]\nhost = \"h\"\nsequence = [\"1\"]\n").unwrap();
+    std::fs::write(
+        dir.join("profiles.toml"),
+        "[profiles.from-xdg]\nhost = \"h\"\nsequence = [\"1\"]\n",
+    )
+    .unwrap();
     assert_eq!(listed(knockr(home.path()).arg("list")), "from-xdg\n");
     // The flag wins over the environment.
-    assert_eq!(listed(knockr(home.path()).args(["list", "-c"]).arg(&file.path).env("KNOCKR_CONFIG", "/nonexistent")), "zeta\nalpha\n");
+    assert_eq!(
+        listed(
+            knockr(home.path())
+                .args(["list", "-c"])
+                .arg(&file.path)
+                .env("KNOCKR_CONFIG", "/nonexistent")
+        ),
+        "zeta\nalpha\n"
+    );
 }
 
 #[test]
 fn a_profile_named_like_a_command_is_reachable_after_double_dash() {
     let door = Door::new("127.0.1.61");
     let port = door.tcp();
-    let file = profiles(&format!("[profiles.list]\nhost = \"127.0.1.61\"\nsequence = [\"{port}\"]\n"));
-    knockr(file.dir.path()).arg("-c").arg(&file.path).args(["--", "list"]).assert().success();
+    let file = profiles(&format!(
+        "[profiles.list]\nhost = \"127.0.1.61\"\nsequence = [\"{port}\"]\n"
+    ));
+    knockr(file.dir.path())
+        .arg("-c")
+        .arg(&file.path)
+        .args(["--", "list"])
+        .assert()
+        .success();
     assert_eq!(door.wait_for(1).len(), 1);
 }
 
@@ -90,11 +179,21 @@ fn version_and_help_exit_0_and_help_documents_exit_statuses() {
     let home = tempfile::tempdir().unwrap();
     let version = knockr(home.path()).arg("--version").output().unwrap();
     assert_eq!(version.status.code(), Some(0));
-    assert_eq!(String::from_utf8(version.stdout).unwrap(), format!("knockr {}\n", env!("CARGO_PKG_VERSION")));
+    assert_eq!(
+        String::from_utf8(version.stdout).unwrap(),
+        format!("knockr {}\n", env!("CARGO_PKG_VERSION"))
+    );
     let help = knockr(home.path()).arg("--help").output().unwrap();
     assert_eq!(help.status.code(), Some(0));
     let help = String::from_utf8(help.stdout).unwrap();
-    for needle in ["Exit status:", "0  every target", "1  at least one", "2  usage", "Examples:", "--check <PORT>"] {
+    for needle in [
+        "Exit status:",
+        "0  every target",
+        "1  at least one",
+        "2  usage",
+        "Examples:",
+        "--check <PORT>",
+    ] {
         assert!(help.contains(needle), "--help lacks {needle:?}");
     }
 }
@@ -121,7 +220,11 @@ fn committed_completions_and_man_page_match_the_binary() {
             "{file} is stale: regenerate it with `knockr completions {shell} > {file}`"
         );
     }
-    assert_eq!(support::read(root.join("man/knockr.1")), generated(&["man"]), "man/knockr.1 is stale: `knockr man > man/knockr.1`");
+    assert_eq!(
+        support::read(root.join("man/knockr.1")),
+        generated(&["man"]),
+        "man/knockr.1 is stale: `knockr man > man/knockr.1`"
+    );
 }
 
 #[cfg(feature = "dynamic-completion")]
@@ -141,7 +244,11 @@ fn profile_names_complete_from_the_users_profiles_file() {
         .args(["--", "knockr", "h"])
         .output()
         .unwrap();
-    let candidates: Vec<String> = String::from_utf8(output.stdout).unwrap().lines().map(String::from).collect();
+    let candidates: Vec<String> = String::from_utf8(output.stdout)
+        .unwrap()
+        .lines()
+        .map(String::from)
+        .collect();
     assert_eq!(candidates, ["help", "home-router"]);
 }
 
@@ -149,18 +256,39 @@ fn profile_names_complete_from_the_users_profiles_file() {
 fn json_output_is_one_document_with_the_documented_keys() {
     let door = Door::new("127.0.1.62");
     let (a, check) = (door.udp(), door.tcp());
-    let file = profiles(&format!("[profiles.p]\nhost = \"127.0.1.62\"\nsequence = [\"{a}:udp\"]\ncheck = {check}\n"));
-    let output = knockr(file.dir.path()).args(["--json", "-c"]).arg(&file.path).arg("p").output().unwrap();
+    let file = profiles(&format!(
+        "[profiles.p]\nhost = \"127.0.1.62\"\nsequence = [\"{a}:udp\"]\ncheck = {check}\n"
+    ));
+    let output = knockr(file.dir.path())
+        .args(["--json", "-c"])
+        .arg(&file.path)
+        .arg("p")
+        .output()
+        .unwrap();
     assert_eq!(output.status.code(), Some(0));
     let report = support::json(&output);
     let keys = |v: &serde_json::Value| v.as_object().unwrap().keys().cloned().collect::<Vec<_>>();
     assert_eq!(keys(&report), ["dry_run", "ok", "targets"]);
     let target = &report["targets"][0];
-    assert_eq!(keys(target), ["address", "check", "error", "host", "knocks", "ok", "profile"]);
-    assert_eq!(keys(&target["knocks"][0]), ["answer", "error", "ms", "port", "proto", "sent"]);
-    assert_eq!(keys(&target["check"]), ["attempts", "error", "ms", "open", "port"]);
+    assert_eq!(
+        keys(target),
+        [
+            "address", "check", "error", "host", "knocks", "ok", "profile"
+        ]
+    );
+    assert_eq!(
+        keys(&target["knocks"][0]),
+        ["answer", "error", "ms", "port", "proto", "sent"]
+    );
+    assert_eq!(
+        keys(&target["check"]),
+        ["attempts", "error", "ms", "open", "port"]
+    );
     assert_eq!(target["profile"], "p");
     assert_eq!(target["knocks"][0]["proto"], "udp");
     assert_eq!(target["knocks"][0]["port"], a);
-    assert!(output.stderr.is_empty(), "no progress when stderr is not a terminal");
+    assert!(
+        output.stderr.is_empty(),
+        "no progress when stderr is not a terminal"
+    );
 }

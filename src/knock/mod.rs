@@ -3,6 +3,9 @@
 //! Every target runs in its own task, so N hosts take about as long as one;
 //! within a target the knocks go out strictly in order, `delay` apart
 //! (measured send to send; there is no pause after the last knock).
+//! Answers to knocks are only watched for while nothing else is due: until
+//! the next knock, or for the last one until the check starts; they never
+//! delay the schedule (a `connect`-mode knock does: it waits for its handshake).
 
 pub mod plan;
 pub mod report;
@@ -102,7 +105,14 @@ async fn knock_target(
         let sent_at = Instant::now();
         let entry = &mut report.knocks[index];
         entry.ms = Some(millis(sent_at - start));
-        match send::knock(ip, *knock, settings).await {
+        let watch = if index + 1 < count {
+            settings.delay
+        } else if settings.check.is_some() {
+            CHECK_SETTLE
+        } else {
+            Duration::ZERO
+        };
+        match send::knock(ip, *knock, settings, watch).await {
             Ok(answer) => {
                 entry.sent = true;
                 entry.answer = Some(answer.as_str());

@@ -22,7 +22,7 @@ pub const CHECK_RETRY_PAUSE: Duration = Duration::from_millis(250);
 /// firewalled knock port normally stays silent.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Answer {
-    /// Nothing within the timeout.
+    /// Nothing while it was watched for.
     Silent,
     /// A TCP reset or an ICMP port-unreachable: the host got the knock, the port is closed.
     Refused,
@@ -40,14 +40,21 @@ impl Answer {
     }
 }
 
-/// Sends `knock` to `ip` and waits up to the timeout for an answer. `Err`
-/// means the knock did not reach the host (no route, host unreachable, ...).
-pub async fn knock(ip: IpAddr, knock: Knock, settings: &Settings) -> io::Result<Answer> {
+/// Sends `knock` to `ip`, then watches for an answer for at most `watch`.
+/// `Err` means the knock did not leave or did not reach the host (no route,
+/// host unreachable, ...). In `connect` mode a TCP knock waits for the
+/// handshake for the full `timeout` instead: completing it is the point.
+pub async fn knock(
+    ip: IpAddr,
+    knock: Knock,
+    settings: &Settings,
+    watch: Duration,
+) -> io::Result<Answer> {
     let addr = SocketAddr::new(ip, knock.port);
     match knock.proto {
         Proto::Tcp => {
             let watch = match settings.mode {
-                Mode::Syn => settings.timeout.min(SYN_WATCH_CAP),
+                Mode::Syn => watch.min(settings.timeout).min(SYN_WATCH_CAP),
                 Mode::Connect => settings.timeout,
             };
             let socket = if ip.is_ipv4() {
@@ -55,8 +62,9 @@ pub async fn knock(ip: IpAddr, knock: Knock, settings: &Settings) -> io::Result<
             } else {
                 TcpSocket::new_v6()?
             };
-            // Dropping the connect future closes the socket: an abandoned SYN
-            // is never retransmitted, and no RST is sent for it.
+            // The first poll sends the SYN, even with a zero watch. Dropping the
+            // connect future closes the socket: an abandoned SYN is never
+            // retransmitted.
             match timeout(watch, socket.connect(addr)).await {
                 Err(_) => Ok(Answer::Silent),
                 Ok(Ok(_stream)) => Ok(Answer::Open),
@@ -77,7 +85,7 @@ pub async fn knock(ip: IpAddr, knock: Knock, settings: &Settings) -> io::Result<
             socket.send(&settings.udp_payload).await?;
             // A connected UDP socket reports the ICMP port-unreachable as ECONNREFUSED.
             let mut buf = [0u8; 1];
-            match timeout(settings.timeout, socket.recv(&mut buf)).await {
+            match timeout(watch.min(settings.timeout), socket.recv(&mut buf)).await {
                 Err(_) => Ok(Answer::Silent),
                 Ok(Ok(_)) => Ok(Answer::Open),
                 Ok(Err(err)) if err.kind() == io::ErrorKind::ConnectionRefused => {

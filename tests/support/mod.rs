@@ -58,7 +58,11 @@ pub struct Door {
 impl Door {
     pub fn new(ip: &str) -> Door {
         let (sender, arrivals) = mpsc::channel();
-        Door { arrivals, sender, ip: ip.parse().unwrap() }
+        Door {
+            arrivals,
+            sender,
+            ip: ip.parse().unwrap(),
+        }
     }
 
     /// A TCP listener on a free port; returns the port.
@@ -77,7 +81,13 @@ impl Door {
             while Instant::now() < deadline {
                 match listener.accept() {
                     Ok((_stream, from)) => {
-                        let arrival = Arrival { to, from, proto: "tcp", payload: Vec::new(), at: Instant::now() };
+                        let arrival = Arrival {
+                            to,
+                            from,
+                            proto: "tcp",
+                            payload: Vec::new(),
+                            at: Instant::now(),
+                        };
                         if sender.send(arrival).is_err() {
                             return;
                         }
@@ -92,7 +102,9 @@ impl Door {
     /// A UDP socket on a free port; returns the port.
     pub fn udp(&self) -> u16 {
         let socket = UdpSocket::bind((self.ip, 0)).unwrap();
-        socket.set_read_timeout(Some(Duration::from_millis(50))).unwrap();
+        socket
+            .set_read_timeout(Some(Duration::from_millis(50)))
+            .unwrap();
         let to = socket.local_addr().unwrap();
         let sender = self.sender.clone();
         thread::spawn(move || {
@@ -100,7 +112,13 @@ impl Door {
             let mut buf = vec![0u8; 65536];
             while Instant::now() < deadline {
                 if let Ok((len, from)) = socket.recv_from(&mut buf) {
-                    let arrival = Arrival { to, from, proto: "udp", payload: buf[..len].to_vec(), at: Instant::now() };
+                    let arrival = Arrival {
+                        to,
+                        from,
+                        proto: "udp",
+                        payload: buf[..len].to_vec(),
+                        at: Instant::now(),
+                    };
                     if sender.send(arrival).is_err() {
                         return;
                     }
@@ -128,7 +146,10 @@ impl Door {
     pub fn collect_for(&self, window: Duration) -> Vec<Arrival> {
         let deadline = Instant::now() + window;
         let mut seen = Vec::new();
-        while let Ok(arrival) = self.arrivals.recv_timeout(deadline.saturating_duration_since(Instant::now())) {
+        while let Ok(arrival) = self
+            .arrivals
+            .recv_timeout(deadline.saturating_duration_since(Instant::now()))
+        {
             seen.push(arrival);
         }
         seen
@@ -144,13 +165,19 @@ pub fn closed_port(ip: &str) -> u16 {
 /// The JSON document a `--json` run printed.
 pub fn json(output: &std::process::Output) -> serde_json::Value {
     serde_json::from_slice(&output.stdout).unwrap_or_else(|err| {
-        panic!("stdout is not JSON ({err}): {}", String::from_utf8_lossy(&output.stdout))
+        panic!(
+            "stdout is not JSON ({err}): {}",
+            String::from_utf8_lossy(&output.stdout)
+        )
     })
 }
 
 /// Reads a whole file to a string.
 pub fn read(path: impl AsRef<Path>) -> String {
     let mut text = String::new();
-    std::fs::File::open(path).unwrap().read_to_string(&mut text).unwrap();
+    std::fs::File::open(path)
+        .unwrap()
+        .read_to_string(&mut text)
+        .unwrap();
     text
 }
