@@ -59,9 +59,15 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                     );
                 }
             }
-            knock::report::write(&report, plan.output, &mut stdout)?;
-            stdout.flush()?;
-            Ok(ExitCode::from_ok(report.ok))
+            let code = ExitCode::from_ok(report.ok);
+            match knock::report::write(&report, plan.output, &mut stdout)
+                .and_then(|()| stdout.flush())
+            {
+                // The reader went away; the knocks were still made, so the status stands.
+                Err(err) if err.kind() == io::ErrorKind::BrokenPipe => Ok(code),
+                Err(err) => Err(err.into()),
+                Ok(()) => Ok(code),
+            }
         }
     }
 }

@@ -77,12 +77,7 @@ fn usage_errors_exit_2_and_send_nothing() {
 fn profiles_file_errors_exit_2_naming_file_line_and_column() {
     let file =
         profiles("[profiles.a]\nhost = \"127.0.0.1\"\nsequence = [\"7000\", \"99999:udp\"]\n");
-    let output = knockr(file.dir.path())
-        .arg("-c")
-        .arg(&file.path)
-        .arg("a")
-        .output()
-        .unwrap();
+    let output = file.run(&["a"]);
     assert_eq!(output.status.code(), Some(2));
     assert_eq!(
         stderr_of(&output),
@@ -96,12 +91,7 @@ fn profiles_file_errors_exit_2_naming_file_line_and_column() {
 #[test]
 fn unknown_profile_exits_2_listing_the_known_ones() {
     let file = profiles("[profiles.home]\nhost = \"127.0.0.1\"\nsequence = [\"7000\"]\n");
-    let output = knockr(file.dir.path())
-        .arg("-c")
-        .arg(&file.path)
-        .args(["home", "offce"])
-        .output()
-        .unwrap();
+    let output = file.run(&["home", "offce"]);
     assert_eq!(output.status.code(), Some(2));
     assert_eq!(
         stderr_of(&output),
@@ -165,12 +155,7 @@ fn a_profile_named_like_a_command_is_reachable_after_double_dash() {
     let file = profiles(&format!(
         "[profiles.list]\nhost = \"127.0.1.61\"\nsequence = [\"{port}\"]\n"
     ));
-    knockr(file.dir.path())
-        .arg("-c")
-        .arg(&file.path)
-        .args(["--", "list"])
-        .assert()
-        .success();
+    assert_eq!(file.run(&["--", "list"]).status.code(), Some(0));
     assert_eq!(door.wait_for(1).len(), 1);
 }
 
@@ -259,12 +244,7 @@ fn json_output_is_one_document_with_the_documented_keys() {
     let file = profiles(&format!(
         "[profiles.p]\nhost = \"127.0.1.62\"\nsequence = [\"{a}:udp\"]\ncheck = {check}\n"
     ));
-    let output = knockr(file.dir.path())
-        .args(["--json", "-c"])
-        .arg(&file.path)
-        .arg("p")
-        .output()
-        .unwrap();
+    let output = file.run(&["--json", "p"]);
     assert_eq!(output.status.code(), Some(0));
     let report = support::json(&output);
     let keys = |v: &serde_json::Value| v.as_object().unwrap().keys().cloned().collect::<Vec<_>>();
@@ -291,4 +271,24 @@ fn json_output_is_one_document_with_the_documented_keys() {
         output.stderr.is_empty(),
         "no progress when stderr is not a terminal"
     );
+}
+
+#[test]
+fn closed_stdout_is_not_an_error_and_keeps_the_exit_status() {
+    // The reader closes its end at once; knockr writes ~300 ms later and gets EPIPE.
+    let bin = assert_cmd::cargo::cargo_bin("knockr");
+    let script = format!(
+        "set -o pipefail; '{}' -d 300ms -p 7000,7001 127.0.0.1 x.invalid | (exec 0<&-; sleep 1)",
+        bin.display()
+    );
+    let output = std::process::Command::new("bash")
+        .args(["-c", &script])
+        .output()
+        .unwrap();
+    assert_eq!(
+        output.status.code(),
+        Some(1),
+        "x.invalid failed, and that is still the status"
+    );
+    assert_eq!(stderr_of(&output), "", "no error about the pipe");
 }

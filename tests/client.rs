@@ -14,12 +14,7 @@ fn knocks_arrive_in_order_with_their_protocol_payload_and_delay() {
         "[profiles.lab]\nhost = \"127.0.1.10\"\nsequence = [\"{a}\", \"{b}:udp\", \"{c}:tcp\"]\n\
          delay = \"300ms\"\nudp_payload = \"hex:c0ffee\"\n"
     ));
-    knockr(file.dir.path())
-        .args(["-c"])
-        .arg(&file.path)
-        .arg("lab")
-        .assert()
-        .success();
+    assert_eq!(file.run(&["lab"]).status.code(), Some(0));
 
     let seen = door.wait_for(3);
     let got: Vec<(u16, &str)> = seen.iter().map(|s| (s.to.port(), s.proto)).collect();
@@ -94,12 +89,7 @@ fn several_hosts_are_knocked_at_the_same_time() {
         );
     }
     let file = profiles(&text);
-    let output = knockr(file.dir.path())
-        .args(["--json", "-c"])
-        .arg(&file.path)
-        .arg("fleet")
-        .output()
-        .unwrap();
+    let output = file.run(&["--json", "fleet"]);
     assert_eq!(
         output.status.code(),
         Some(0),
@@ -185,12 +175,7 @@ fn check_reports_closed_and_exits_1_when_nothing_listens() {
     let file = profiles(&format!(
         "[profiles.p]\nhost = \"127.0.1.32\"\nsequence = [\"{knock}\"]\ncheck = {shut}\ncheck_timeout = \"600ms\"\n"
     ));
-    let output = knockr(file.dir.path())
-        .args(["--json", "-c"])
-        .arg(&file.path)
-        .arg("p")
-        .output()
-        .unwrap();
+    let output = file.run(&["--json", "p"]);
     assert_eq!(output.status.code(), Some(1));
     let report = json(&output);
     assert_eq!(report["ok"], false);
@@ -206,12 +191,7 @@ fn check_reports_closed_and_exits_1_when_nothing_listens() {
     );
 
     // The human summary says so on stdout too.
-    let output = knockr(file.dir.path())
-        .args(["-c"])
-        .arg(&file.path)
-        .arg("p")
-        .output()
-        .unwrap();
+    let output = file.run(&["p"]);
     assert_eq!(output.status.code(), Some(1));
     let stdout = String::from_utf8(output.stdout).unwrap();
     assert!(stdout.contains(&format!("port {shut} CLOSED")), "{stdout}");

@@ -29,6 +29,18 @@ pub struct Profiles {
     pub path: PathBuf,
 }
 
+impl Profiles {
+    /// `knockr -c FILE` with this file, and `args` after it.
+    pub fn run(&self, args: &[&str]) -> std::process::Output {
+        knockr(self.dir.path())
+            .arg("-c")
+            .arg(&self.path)
+            .args(args)
+            .output()
+            .unwrap()
+    }
+}
+
 pub fn profiles(text: &str) -> Profiles {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("profiles.toml");
