@@ -292,3 +292,24 @@ fn closed_stdout_is_not_an_error_and_keeps_the_exit_status() {
     );
     assert_eq!(stderr_of(&output), "", "no error about the pipe");
 }
+
+#[test]
+fn terminal_escapes_in_host_names_never_reach_the_terminal() {
+    let evil = "evil\u{1b}]0;owned\u{7}\u{1b}[2J.invalid";
+    let output = knockr(tempfile::tempdir().unwrap().path())
+        .args(["-v", "-p", "7000", evil])
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(1));
+    for stream in [&output.stdout, &output.stderr] {
+        let text = String::from_utf8_lossy(stream);
+        assert!(
+            !text.contains('\u{1b}') && !text.contains('\u{7}'),
+            "raw control characters in {text:?}"
+        );
+        assert!(
+            text.contains("evil\\u{1b}]0;owned"),
+            "the name is shown escaped: {text:?}"
+        );
+    }
+}

@@ -212,9 +212,10 @@ impl Progress {
 }
 
 impl TargetProgress {
+    /// Replaces the bar's message; `message` may quote untrusted text.
     pub fn say(&self, message: impl AsRef<str>) {
         if let Some(bar) = &self.bar {
-            bar.set_message(message.as_ref().to_string());
+            bar.set_message(sanitize(message.as_ref()).into_owned());
         }
     }
 
@@ -222,7 +223,7 @@ impl TargetProgress {
     pub fn step(&self, message: impl AsRef<str>) {
         self.say(message.as_ref());
         if self.verbose {
-            let line = format!("{}: {}", self.label, message.as_ref());
+            let line = format!("{}: {}", self.label, sanitize(message.as_ref()));
             match &self.multi {
                 Some(multi) if !multi.is_hidden() => {
                     let _ = multi.println(line);
