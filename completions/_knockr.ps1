@@ -48,12 +48,13 @@ Register-ArgumentCompleter -Native -CommandName 'knockr' -ScriptBlock {
             [CompletionResult]::new('list', 'list', [CompletionResultType]::ParameterValue, 'List the profiles in the profiles file, one a line')
             [CompletionResult]::new('completions', 'completions', [CompletionResultType]::ParameterValue, 'Print a shell completion script')
             [CompletionResult]::new('man', 'man', [CompletionResultType]::ParameterValue, 'Print the man page (roff)')
+            [CompletionResult]::new('knockd', 'knockd', [CompletionResultType]::ParameterValue, 'Run the knock server: watch traffic, match knock sequences, run commands')
             [CompletionResult]::new('help', 'help', [CompletionResultType]::ParameterValue, 'Print this message or the help of the given subcommand(s)')
             break
         }
         'knockr;list' {
-            [CompletionResult]::new('-c', '-c', [CompletionResultType]::ParameterName, 'Profiles file [default: ~/.config/knockr/profiles.toml]')
-            [CompletionResult]::new('--config', '--config', [CompletionResultType]::ParameterName, 'Profiles file [default: ~/.config/knockr/profiles.toml]')
+            [CompletionResult]::new('-c', '-c', [CompletionResultType]::ParameterName, 'Profiles file [default: $KNOCKR_CONFIG, else ~/.config/knockr/profiles.toml]')
+            [CompletionResult]::new('--config', '--config', [CompletionResultType]::ParameterName, 'Profiles file [default: $KNOCKR_CONFIG, else ~/.config/knockr/profiles.toml]')
             [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help')
             [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help')
             break
@@ -72,10 +73,26 @@ Register-ArgumentCompleter -Native -CommandName 'knockr' -ScriptBlock {
             [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help')
             break
         }
+        'knockr;knockd' {
+            [CompletionResult]::new('-c', '-c', [CompletionResultType]::ParameterName, 'Server configuration: a knockr TOML file or a classic knockd.conf (told apart by content)')
+            [CompletionResult]::new('--config', '--config', [CompletionResultType]::ParameterName, 'Server configuration: a knockr TOML file or a classic knockd.conf (told apart by content)')
+            [CompletionResult]::new('-i', '-i', [CompletionResultType]::ParameterName, 'Capture on this interface ("any": all of them); repeatable; replaces the config''s')
+            [CompletionResult]::new('--interface', '--interface', [CompletionResultType]::ParameterName, 'Capture on this interface ("any": all of them); repeatable; replaces the config''s')
+            [CompletionResult]::new('--read', '--read', [CompletionResultType]::ParameterName, 'Replay a capture file (pcap) instead of capturing live; its timestamps are the clock')
+            [CompletionResult]::new('--check', '--check', [CompletionResultType]::ParameterName, 'Validate and lint the configuration, print what was found, and exit')
+            [CompletionResult]::new('--dry-run', '--dry-run', [CompletionResultType]::ParameterName, 'Print the commands instead of running them (one-time sequence files are not changed)')
+            [CompletionResult]::new('--json', '--json', [CompletionResultType]::ParameterName, 'Log one JSON object per line instead of knockd-style lines')
+            [CompletionResult]::new('-v', '-v', [CompletionResultType]::ParameterName, 'Also log debug lines')
+            [CompletionResult]::new('--verbose', '--verbose', [CompletionResultType]::ParameterName, 'Also log debug lines')
+            [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help')
+            [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help')
+            break
+        }
         'knockr;help' {
             [CompletionResult]::new('list', 'list', [CompletionResultType]::ParameterValue, 'List the profiles in the profiles file, one a line')
             [CompletionResult]::new('completions', 'completions', [CompletionResultType]::ParameterValue, 'Print a shell completion script')
             [CompletionResult]::new('man', 'man', [CompletionResultType]::ParameterValue, 'Print the man page (roff)')
+            [CompletionResult]::new('knockd', 'knockd', [CompletionResultType]::ParameterValue, 'Run the knock server: watch traffic, match knock sequences, run commands')
             [CompletionResult]::new('help', 'help', [CompletionResultType]::ParameterValue, 'Print this message or the help of the given subcommand(s)')
             break
         }
@@ -86,6 +103,9 @@ Register-ArgumentCompleter -Native -CommandName 'knockr' -ScriptBlock {
             break
         }
         'knockr;help;man' {
+            break
+        }
+        'knockr;help;knockd' {
             break
         }
         'knockr;help;help' {

@@ -22,6 +22,9 @@ _knockr() {
             knockr,help)
                 cmd="knockr__subcmd__help"
                 ;;
+            knockr,knockd)
+                cmd="knockr__subcmd__knockd"
+                ;;
             knockr,list)
                 cmd="knockr__subcmd__list"
                 ;;
@@ -33,6 +36,9 @@ _knockr() {
                 ;;
             knockr__subcmd__help,help)
                 cmd="knockr__subcmd__help__subcmd__help"
+                ;;
+            knockr__subcmd__help,knockd)
+                cmd="knockr__subcmd__help__subcmd__knockd"
                 ;;
             knockr__subcmd__help,list)
                 cmd="knockr__subcmd__help__subcmd__list"
@@ -47,7 +53,7 @@ _knockr() {
 
     case "${cmd}" in
         knockr)
-            opts="-p -d -t -n -4 -6 -v -q -c -h -V --port --delay --timeout --network --check --mode --verbose --quiet --json --dry-run --config --help --version list completions man help"
+            opts="-p -d -t -n -4 -6 -v -q -c -h -V --port --delay --timeout --network --check --mode --verbose --quiet --json --dry-run --config --help --version list completions man knockd help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -131,7 +137,7 @@ _knockr() {
             return 0
             ;;
         knockr__subcmd__help)
-            opts="list completions man help"
+            opts="list completions man knockd help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -172,6 +178,20 @@ _knockr() {
             COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
             return 0
             ;;
+        knockr__subcmd__help__subcmd__knockd)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
         knockr__subcmd__help__subcmd__list)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
@@ -193,6 +213,40 @@ _knockr() {
                 return 0
             fi
             case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        knockr__subcmd__knockd)
+            opts="-c -i -v -h --config --interface --check --read --dry-run --json --verbose --help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --config)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                -c)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --interface)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                -i)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --read)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 *)
                     COMPREPLY=()
                     ;;

@@ -45,11 +45,12 @@ set edit:completion:arg-completer[knockr] = {|@words|
             cand list 'List the profiles in the profiles file, one a line'
             cand completions 'Print a shell completion script'
             cand man 'Print the man page (roff)'
+            cand knockd 'Run the knock server: watch traffic, match knock sequences, run commands'
             cand help 'Print this message or the help of the given subcommand(s)'
         }
         &'knockr;list'= {
-            cand -c 'Profiles file [default: ~/.config/knockr/profiles.toml]'
-            cand --config 'Profiles file [default: ~/.config/knockr/profiles.toml]'
+            cand -c 'Profiles file [default: $KNOCKR_CONFIG, else ~/.config/knockr/profiles.toml]'
+            cand --config 'Profiles file [default: $KNOCKR_CONFIG, else ~/.config/knockr/profiles.toml]'
             cand -h 'Print help'
             cand --help 'Print help'
         }
@@ -65,10 +66,25 @@ set edit:completion:arg-completer[knockr] = {|@words|
             cand -h 'Print help'
             cand --help 'Print help'
         }
+        &'knockr;knockd'= {
+            cand -c 'Server configuration: a knockr TOML file or a classic knockd.conf (told apart by content)'
+            cand --config 'Server configuration: a knockr TOML file or a classic knockd.conf (told apart by content)'
+            cand -i 'Capture on this interface ("any": all of them); repeatable; replaces the config''s'
+            cand --interface 'Capture on this interface ("any": all of them); repeatable; replaces the config''s'
+            cand --read 'Replay a capture file (pcap) instead of capturing live; its timestamps are the clock'
+            cand --check 'Validate and lint the configuration, print what was found, and exit'
+            cand --dry-run 'Print the commands instead of running them (one-time sequence files are not changed)'
+            cand --json 'Log one JSON object per line instead of knockd-style lines'
+            cand -v 'Also log debug lines'
+            cand --verbose 'Also log debug lines'
+            cand -h 'Print help'
+            cand --help 'Print help'
+        }
         &'knockr;help'= {
             cand list 'List the profiles in the profiles file, one a line'
             cand completions 'Print a shell completion script'
             cand man 'Print the man page (roff)'
+            cand knockd 'Run the knock server: watch traffic, match knock sequences, run commands'
             cand help 'Print this message or the help of the given subcommand(s)'
         }
         &'knockr;help;list'= {
@@ -76,6 +92,8 @@ set edit:completion:arg-completer[knockr] = {|@words|
         &'knockr;help;completions'= {
         }
         &'knockr;help;man'= {
+        }
+        &'knockr;help;knockd'= {
         }
         &'knockr;help;help'= {
         }

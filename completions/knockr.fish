@@ -44,14 +44,24 @@ complete -c knockr -n "__fish_knockr_needs_command" -s V -l version -d 'Print ve
 complete -c knockr -n "__fish_knockr_needs_command" -a "list" -d 'List the profiles in the profiles file, one a line'
 complete -c knockr -n "__fish_knockr_needs_command" -a "completions" -d 'Print a shell completion script'
 complete -c knockr -n "__fish_knockr_needs_command" -a "man" -d 'Print the man page (roff)'
+complete -c knockr -n "__fish_knockr_needs_command" -a "knockd" -d 'Run the knock server: watch traffic, match knock sequences, run commands'
 complete -c knockr -n "__fish_knockr_needs_command" -a "help" -d 'Print this message or the help of the given subcommand(s)'
-complete -c knockr -n "__fish_knockr_using_subcommand list" -s c -l config -d 'Profiles file [default: ~/.config/knockr/profiles.toml]' -r -F
+complete -c knockr -n "__fish_knockr_using_subcommand list" -s c -l config -d 'Profiles file [default: $KNOCKR_CONFIG, else ~/.config/knockr/profiles.toml]' -r -F
 complete -c knockr -n "__fish_knockr_using_subcommand list" -s h -l help -d 'Print help'
 complete -c knockr -n "__fish_knockr_using_subcommand completions" -s c -l config -d 'Profiles file [default: ~/.config/knockr/profiles.toml]' -r -F
 complete -c knockr -n "__fish_knockr_using_subcommand completions" -s h -l help -d 'Print help'
 complete -c knockr -n "__fish_knockr_using_subcommand man" -s c -l config -d 'Profiles file [default: ~/.config/knockr/profiles.toml]' -r -F
 complete -c knockr -n "__fish_knockr_using_subcommand man" -s h -l help -d 'Print help'
-complete -c knockr -n "__fish_knockr_using_subcommand help; and not __fish_seen_subcommand_from list completions man help" -f -a "list" -d 'List the profiles in the profiles file, one a line'
-complete -c knockr -n "__fish_knockr_using_subcommand help; and not __fish_seen_subcommand_from list completions man help" -f -a "completions" -d 'Print a shell completion script'
-complete -c knockr -n "__fish_knockr_using_subcommand help; and not __fish_seen_subcommand_from list completions man help" -f -a "man" -d 'Print the man page (roff)'
-complete -c knockr -n "__fish_knockr_using_subcommand help; and not __fish_seen_subcommand_from list completions man help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c knockr -n "__fish_knockr_using_subcommand knockd" -s c -l config -d 'Server configuration: a knockr TOML file or a classic knockd.conf (told apart by content)' -r -F
+complete -c knockr -n "__fish_knockr_using_subcommand knockd" -s i -l interface -d 'Capture on this interface ("any": all of them); repeatable; replaces the config\'s' -r
+complete -c knockr -n "__fish_knockr_using_subcommand knockd" -l read -d 'Replay a capture file (pcap) instead of capturing live; its timestamps are the clock' -r -F
+complete -c knockr -n "__fish_knockr_using_subcommand knockd" -l check -d 'Validate and lint the configuration, print what was found, and exit'
+complete -c knockr -n "__fish_knockr_using_subcommand knockd" -l dry-run -d 'Print the commands instead of running them (one-time sequence files are not changed)'
+complete -c knockr -n "__fish_knockr_using_subcommand knockd" -l json -d 'Log one JSON object per line instead of knockd-style lines'
+complete -c knockr -n "__fish_knockr_using_subcommand knockd" -s v -l verbose -d 'Also log debug lines'
+complete -c knockr -n "__fish_knockr_using_subcommand knockd" -s h -l help -d 'Print help'
+complete -c knockr -n "__fish_knockr_using_subcommand help; and not __fish_seen_subcommand_from list completions man knockd help" -f -a "list" -d 'List the profiles in the profiles file, one a line'
+complete -c knockr -n "__fish_knockr_using_subcommand help; and not __fish_seen_subcommand_from list completions man knockd help" -f -a "completions" -d 'Print a shell completion script'
+complete -c knockr -n "__fish_knockr_using_subcommand help; and not __fish_seen_subcommand_from list completions man knockd help" -f -a "man" -d 'Print the man page (roff)'
+complete -c knockr -n "__fish_knockr_using_subcommand help; and not __fish_seen_subcommand_from list completions man knockd help" -f -a "knockd" -d 'Run the knock server: watch traffic, match knock sequences, run commands'
+complete -c knockr -n "__fish_knockr_using_subcommand help; and not __fish_seen_subcommand_from list completions man knockd help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'

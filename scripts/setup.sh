@@ -9,9 +9,10 @@ if ! command -v cargo >/dev/null; then
   exit 1
 fi
 
-# Debian packages the build and the tests use (none yet beyond the Rust
-# toolchain), plus any the caller names.
-packages=("$@")
+# Debian packages the build and the tests use, plus any the caller names:
+# libpcap-dev to build the server (feature `server`), iproute2 for the live
+# tests' network namespaces.
+packages=(libpcap-dev iproute2 "$@")
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

@@ -117,7 +117,11 @@ pub struct KnockArgs {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// List the profiles in the profiles file, one a line
-    List,
+    List {
+        /// Profiles file [default: $KNOCKR_CONFIG, else ~/.config/knockr/profiles.toml]
+        #[arg(short = 'c', long, value_name = "FILE")]
+        config: Option<PathBuf>,
+    },
     /// Print a shell completion script
     Completions {
         #[arg(value_name = "SHELL")]
@@ -125,7 +129,63 @@ pub enum Command {
     },
     /// Print the man page (roff)
     Man,
+    /// Run the knock server: watch traffic, match knock sequences, run commands
+    #[cfg(feature = "server")]
+    Knockd(KnockdArgs),
 }
+
+/// `knockr knockd`: the server's command line.
+#[cfg(feature = "server")]
+#[derive(Debug, Args)]
+#[command(after_help = KNOCKD_EXAMPLES)]
+pub struct KnockdArgs {
+    /// Server configuration: a knockr TOML file or a classic knockd.conf (told apart by content)
+    #[arg(
+        short = 'c',
+        long,
+        value_name = "FILE",
+        default_value = "/etc/knockr/knockd.toml"
+    )]
+    pub config: PathBuf,
+
+    /// Capture on this interface ("any": all of them); repeatable; replaces the config's
+    #[arg(short = 'i', long = "interface", value_name = "IFACE")]
+    pub interfaces: Vec<String>,
+
+    /// Validate and lint the configuration, print what was found, and exit
+    #[arg(long, conflicts_with_all = ["read", "dry_run"])]
+    pub check: bool,
+
+    /// Replay a capture file (pcap) instead of capturing live; its timestamps are the clock
+    #[arg(long, value_name = "FILE")]
+    pub read: Option<PathBuf>,
+
+    /// Print the commands instead of running them (one-time sequence files are not changed)
+    #[arg(long)]
+    pub dry_run: bool,
+
+    /// Log one JSON object per line instead of knockd-style lines
+    #[arg(long)]
+    pub json: bool,
+
+    /// Also log debug lines
+    #[arg(short, long)]
+    pub verbose: bool,
+}
+
+#[cfg(feature = "server")]
+const KNOCKD_EXAMPLES: &str = "\
+Examples:
+  knockr knockd -c /etc/knockr/knockd.toml          live, on the configured interfaces
+  knockr knockd -c /etc/knockd.conf -i eth0         an existing knockd.conf, unchanged
+  knockr knockd -c knockd.toml --check              validate and lint the config, exit
+  knockr knockd -c knockd.toml --read knocks.pcap --dry-run --json
+                                                    replay a capture offline
+
+Exit status:
+  0  stopped by SIGTERM/SIGINT after running every pending stop command (or --check/--read done)
+  1  a capture failed (interface gone), or a command-line action failed
+  2  the configuration is invalid";
 
 /// Shells `knockr completions` writes scripts for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]

@@ -16,7 +16,7 @@ use serde::de::{self, Deserializer, Visitor};
 use toml::Spanned;
 
 use crate::knock::plan::{Family, Mode, Overrides};
-use crate::sequence::{self, Knock, Proto};
+use crate::sequence::{self, Knock};
 use crate::values;
 
 /// Where the profiles file is looked for when `-c` and `$KNOCKR_CONFIG` are absent.
@@ -221,7 +221,7 @@ impl Profiles {
                             ),
                         ));
                     }
-                    Some(seq) => seq.get_ref().iter().map(|k| k.0).collect(),
+                    Some(seq) => seq.get_ref().clone(),
                 };
                 Profile::Hosts {
                     hosts: hosts.into_iter().map(|h| h.into_inner()).collect(),
@@ -353,7 +353,7 @@ fn find_cycle(
 }
 
 /// 1-based line and column (in characters) of a byte offset.
-fn line_col(text: &str, offset: usize) -> (usize, usize) {
+pub(crate) fn line_col(text: &str, offset: usize) -> (usize, usize) {
     let before = &text[..offset.min(text.len())];
     let line = before.matches('\n').count() + 1;
     let col = before.rsplit('\n').next().map_or(0, |l| l.chars().count()) + 1;
@@ -361,7 +361,7 @@ fn line_col(text: &str, offset: usize) -> (usize, usize) {
 }
 
 /// toml's messages may carry a trailing newline or detail lines; keep one sentence.
-fn first_line(message: &str) -> String {
+pub(crate) fn first_line(message: &str) -> String {
     message
         .trim()
         .lines()
@@ -385,7 +385,7 @@ struct RawFile {
 struct RawProfile {
     host: Option<Spanned<String>>,
     hosts: Option<Spanned<Vec<Spanned<String>>>>,
-    sequence: Option<Spanned<Vec<KnockValue>>>,
+    sequence: Option<Spanned<Vec<Knock>>>,
     include: Option<Spanned<Vec<Spanned<String>>>>,
     delay: Option<Spanned<DurationValue>>,
     timeout: Option<Spanned<DurationValue>>,
@@ -452,35 +452,12 @@ impl RawProfile {
     }
 }
 
-/// A sequence entry: `"8000:udp"` or a bare port number (tcp).
-struct KnockValue(Knock);
 /// A duration: `"250ms"`, `"2s"`, or an integer number of milliseconds.
 struct DurationValue(Duration);
 /// A TCP port in 1..=65535.
 struct PortValue(u16);
 /// A UDP payload: `"hex:.."`, `"base64:.."` or text.
 struct PayloadValue(Vec<u8>);
-
-impl<'de> Deserialize<'de> for KnockValue {
-    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        struct V;
-        impl Visitor<'_> for V {
-            type Value = KnockValue;
-            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
-                f.write_str("a knock such as \"7000\" or \"8000:udp\"")
-            }
-            fn visit_str<E: de::Error>(self, v: &str) -> Result<KnockValue, E> {
-                sequence::parse_knock(v, Proto::Tcp)
-                    .map(KnockValue)
-                    .map_err(E::custom)
-            }
-            fn visit_i64<E: de::Error>(self, v: i64) -> Result<KnockValue, E> {
-                self.visit_str(&v.to_string())
-            }
-        }
-        deserializer.deserialize_any(V)
-    }
-}
 
 impl<'de> Deserialize<'de> for DurationValue {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
@@ -538,6 +515,7 @@ impl<'de> Deserialize<'de> for PayloadValue {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::sequence::Proto;
 
     fn parse(text: &str) -> Result<Profiles, String> {
         Profiles::parse(Path::new("profiles.toml"), text).map_err(|err| err.to_string())

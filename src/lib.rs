@@ -2,10 +2,16 @@
 //!
 //! The binary is a thin shell around [`run`]; the tests use the modules directly.
 
+#[cfg(feature = "server")]
+pub mod capture;
 pub mod cli;
 pub mod config;
 pub mod exit_codes;
 pub mod knock;
+#[cfg(feature = "server")]
+pub mod knockd;
+pub mod matcher;
+pub mod packet;
 pub mod resolve;
 pub mod sequence;
 pub mod values;
@@ -23,8 +29,8 @@ use knock::plan::{self, Plan};
 pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     let mut stdout = io::stdout().lock();
     match cli.command {
-        Some(Command::List) => {
-            let profiles = plan::load_profiles(cli.config)?;
+        Some(Command::List { config }) => {
+            let profiles = plan::load_profiles(config.or(cli.config))?;
             for name in profiles.profiles.keys() {
                 writeln!(stdout, "{}", knock::report::sanitize(name))?;
             }
@@ -34,6 +40,8 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             write_completions(shell, &mut stdout)?;
             Ok(ExitCode::Success)
         }
+        #[cfg(feature = "server")]
+        Some(Command::Knockd(args)) => knockd::main(&args),
         Some(Command::Man) => {
             clap_mangen::Man::new(Cli::command()).render(&mut stdout)?;
             Ok(ExitCode::Success)

@@ -101,6 +101,27 @@ fn parse_proto(text: &str) -> Result<Proto, SpecError> {
     }
 }
 
+/// In config files: `"8000:udp"`, `"7000"` or a bare number (tcp). A visitor
+/// rather than a buffered value, so toml points an error at the entry itself.
+impl<'de> serde::Deserialize<'de> for Knock {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct V;
+        impl serde::de::Visitor<'_> for V {
+            type Value = Knock;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("a knock such as \"7000\" or \"8000:udp\"")
+            }
+            fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<Knock, E> {
+                parse_knock(v, Proto::Tcp).map_err(E::custom)
+            }
+            fn visit_i64<E: serde::de::Error>(self, v: i64) -> Result<Knock, E> {
+                self.visit_str(&v.to_string())
+            }
+        }
+        deserializer.deserialize_any(V)
+    }
+}
+
 impl FromStr for Knock {
     type Err = SpecError;
 

@@ -193,3 +193,57 @@ pub fn read(path: impl AsRef<Path>) -> String {
         .unwrap();
     text
 }
+
+/// An Ethernet frame from `src` to `dst` carrying a knock: `"7000"` (a TCP
+/// SYN) or `"8000:udp"` (one zero byte).
+#[cfg(feature = "server")]
+pub fn frame(src: &str, dst: &str, knock: &str) -> Vec<u8> {
+    frame_with_flags(src, dst, knock, knockr::packet::tcp_flags::SYN)
+}
+
+#[cfg(feature = "server")]
+pub fn frame_with_flags(src: &str, dst: &str, knock: &str, flags: u8) -> Vec<u8> {
+    use etherparse::PacketBuilder;
+    let knock = knockr::sequence::parse_knock(knock, knockr::sequence::Proto::Tcp).unwrap();
+    let (src, dst): (IpAddr, IpAddr) = (src.parse().unwrap(), dst.parse().unwrap());
+    let eth = PacketBuilder::ethernet2([2, 0, 0, 0, 0, 1], [2, 0, 0, 0, 0, 2]);
+    let ip = match (src, dst) {
+        (IpAddr::V4(s), IpAddr::V4(d)) => eth.ipv4(s.octets(), d.octets(), 64),
+        (IpAddr::V6(s), IpAddr::V6(d)) => eth.ipv6(s.octets(), d.octets(), 64),
+        _ => panic!("mixed address families"),
+    };
+    let mut out = Vec::new();
+    match knock.proto {
+        knockr::sequence::Proto::Tcp => {
+            let mut tcp = ip.tcp(40_000, knock.port, 1, 64_240);
+            use knockr::packet::tcp_flags as f;
+            if flags & f::SYN != 0 {
+                tcp = tcp.syn();
+            }
+            if flags & f::ACK != 0 {
+                tcp = tcp.ack(1);
+            }
+            if flags & f::RST != 0 {
+                tcp = tcp.rst();
+            }
+            if flags & f::FIN != 0 {
+                tcp = tcp.fin();
+            }
+            tcp.write(&mut out, &[]).unwrap();
+        }
+        knockr::sequence::Proto::Udp => ip.udp(40_000, knock.port).write(&mut out, &[0]).unwrap(),
+    }
+    out
+}
+
+/// Writes `packets` — (milliseconds since the capture's start, frame) — to a pcap file.
+#[cfg(feature = "server")]
+pub fn pcap_file(path: &Path, packets: &[(u64, Vec<u8>)]) {
+    let start = Duration::from_secs(1_795_000_000);
+    let mut writer =
+        knockr::capture::Writer::create(path, knockr::packet::LinkType::Ethernet).unwrap();
+    for (ms, frame) in packets {
+        writer.write(start + Duration::from_millis(*ms), frame);
+    }
+    writer.finish().unwrap();
+}

@@ -1,0 +1,229 @@
+//! What a door does when it opens: its start command now, its stop command
+//! `cmd_timeout` later. The bookkeeping (`Doorman`) is pure, with time as an
+//! argument, so replayed captures and live traffic share it; `execute` runs
+//! a command without ever blocking the capture loop.
+
+use std::collections::BTreeMap;
+use std::net::IpAddr;
+use std::process::Stdio;
+use std::time::Duration;
+
+use crate::knockd::config::{Action, DoorConfig};
+
+/// A command to run, already substituted.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Run {
+    pub door: usize,
+    pub src: IpAddr,
+    pub kind: RunKind,
+    pub action: Action,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RunKind {
+    Start,
+    Stop,
+}
+
+/// Which knockers are open at which door, and when each closes.
+#[derive(Debug, Default)]
+pub struct Doorman {
+    /// (door, knocker) -> when its stop command is due.
+    open: BTreeMap<(usize, IpAddr), Duration>,
+}
+
+impl Doorman {
+    /// A knocker completed door `door` at `now`. A knocker that is already open
+    /// gets its stop moved later instead of a second start (no duplicate
+    /// firewall rules). Without a stop command every success runs start.
+    pub fn opened(
+        &mut self,
+        doors: &[DoorConfig],
+        door: usize,
+        src: IpAddr,
+        now: Duration,
+    ) -> Option<Run> {
+        let config = &doors[door];
+        let closes = stop_action(config, src)
+            .is_some()
+            .then_some(config.cmd_timeout)
+            .flatten();
+        if let Some(after) = closes {
+            if let Some(due) = self.open.get_mut(&(door, src)) {
+                *due = now + after;
+                return None;
+            }
+            self.open.insert((door, src), now + after);
+        }
+        let action = start_action(config, src)?;
+        Some(Run {
+            door,
+            src,
+            kind: RunKind::Start,
+            action: action.substitute(src, &config.door.name),
+        })
+    }
+
+    /// Stop commands due at `now`.
+    pub fn due(&mut self, doors: &[DoorConfig], now: Duration) -> Vec<Run> {
+        let due: Vec<(usize, IpAddr)> = self
+            .open
+            .iter()
+            .filter(|(_, at)| **at <= now)
+            .map(|(k, _)| *k)
+            .collect();
+        due.into_iter()
+            .filter_map(|key| self.close(doors, key))
+            .collect()
+    }
+
+    /// When the next stop command is due.
+    pub fn next_due(&self) -> Option<Duration> {
+        self.open.values().min().copied()
+    }
+
+    /// Every pending stop command, for a clean exit: no hole stays open.
+    pub fn close_all(&mut self, doors: &[DoorConfig]) -> Vec<Run> {
+        let keys: Vec<(usize, IpAddr)> = self.open.keys().copied().collect();
+        keys.into_iter()
+            .filter_map(|key| self.close(doors, key))
+            .collect()
+    }
+
+    /// After a reload: moves open knockers to their door's new index, and
+    /// closes (returns the stop commands of) those whose door is gone; `doors`
+    /// is the old configuration.
+    pub fn rekey(
+        &mut self,
+        doors: &[DoorConfig],
+        new_index: impl Fn(usize) -> Option<usize>,
+    ) -> Vec<Run> {
+        let old = std::mem::take(&mut self.open);
+        let mut closing = Vec::new();
+        for ((door, src), due) in old {
+            match new_index(door) {
+                Some(index) => {
+                    self.open.insert((index, src), due);
+                }
+                None => {
+                    self.open.insert((door, src), due);
+                    closing.extend(self.close(doors, (door, src)));
+                }
+            }
+        }
+        closing
+    }
+
+    /// Knockers currently open.
+    pub fn open_count(&self) -> usize {
+        self.open.len()
+    }
+
+    fn close(&mut self, doors: &[DoorConfig], key: (usize, IpAddr)) -> Option<Run> {
+        self.open.remove(&key)?;
+        let (door, src) = key;
+        let config = doors.get(door)?;
+        let action = stop_action(config, src)?;
+        Some(Run {
+            door,
+            src,
+            kind: RunKind::Stop,
+            action: action.substitute(src, &config.door.name),
+        })
+    }
+}
+
+/// The start command for this knocker's address family (the config has
+/// already resolved the IPv6 fallback).
+fn start_action(config: &DoorConfig, src: IpAddr) -> Option<&Action> {
+    if src.is_ipv6() {
+        config.start6.as_ref()
+    } else {
+        config.start.as_ref()
+    }
+}
+
+fn stop_action(config: &DoorConfig, src: IpAddr) -> Option<&Action> {
+    if src.is_ipv6() {
+        config.stop6.as_ref()
+    } else {
+        config.stop.as_ref()
+    }
+}
+
+/// The outcome of a finished command, for the log.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Finished {
+    pub success: bool,
+    /// "exit status 1", "killed by signal 9", "cannot start: ...".
+    pub status: String,
+    /// The first lines of its stderr, trimmed.
+    pub stderr: String,
+}
+
+/// Longest a command may run before it is killed.
+pub const COMMAND_LIMIT: Duration = Duration::from_secs(60);
+
+/// Runs `action` with no stdin and its output captured. Argv commands run
+/// without a shell; knockd.conf commands through `/bin/sh -c`, as knockd.
+pub async fn execute(action: &Action) -> Finished {
+    let mut command = match action {
+        Action::Argv(argv) => {
+            let mut c = tokio::process::Command::new(&argv[0]);
+            c.args(&argv[1..]);
+            c
+        }
+        Action::Shell(line) => {
+            let mut c = tokio::process::Command::new("/bin/sh");
+            c.arg("-c").arg(line);
+            c
+        }
+    };
+    command
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true);
+    let child = match command.spawn() {
+        Ok(child) => child,
+        Err(err) => {
+            return Finished {
+                success: false,
+                status: format!("cannot start: {}", crate::knock::send::describe(&err)),
+                stderr: String::new(),
+            };
+        }
+    };
+    match tokio::time::timeout(COMMAND_LIMIT, child.wait_with_output()).await {
+        Err(_) => Finished {
+            success: false,
+            status: format!("killed after {}s", COMMAND_LIMIT.as_secs()),
+            stderr: String::new(),
+        },
+        Ok(Err(err)) => Finished {
+            success: false,
+            status: crate::knock::send::describe(&err),
+            stderr: String::new(),
+        },
+        Ok(Ok(output)) => {
+            use std::os::unix::process::ExitStatusExt as _;
+            let status = match (output.status.code(), output.status.signal()) {
+                (Some(code), _) => format!("exit status {code}"),
+                (None, Some(signal)) => format!("killed by signal {signal}"),
+                _ => "unknown status".to_string(),
+            };
+            let stderr = String::from_utf8_lossy(&output.stderr);
+            let stderr: Vec<&str> = stderr
+                .lines()
+                .map(str::trim)
+                .filter(|l| !l.is_empty())
+                .take(3)
+                .collect();
+            Finished {
+                success: output.status.success(),
+                status,
+                stderr: stderr.join(" | "),
+            }
+        }
+    }
+}

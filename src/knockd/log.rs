@@ -1,0 +1,214 @@
+//! The server's event log: knockd-style lines (`[2026-11-22 01:02] 192.0.2.7:
+//! openSSH: Stage 1`) or one JSON object per line, to a file or stderr. A
+//! failing log (a full disk) never stops matching: write errors are counted
+//! and reported once.
+
+use std::fs::File;
+use std::io::{self, Write};
+use std::net::IpAddr;
+use std::path::Path;
+use std::time::{Duration, UNIX_EPOCH};
+
+use crate::matcher::EventKind;
+
+pub struct Log {
+    sink: Box<dyn Write + Send>,
+    json: bool,
+    /// Debug lines (`-v`): packets seen, commands' output.
+    pub verbose: bool,
+    /// Lines that could not be written; the first failure is said on stderr.
+    pub lost: u64,
+}
+
+impl Log {
+    pub fn stderr(json: bool, verbose: bool) -> Log {
+        Log {
+            sink: Box::new(io::stderr()),
+            json,
+            verbose,
+            lost: 0,
+        }
+    }
+
+    pub fn to_writer(sink: Box<dyn Write + Send>, json: bool, verbose: bool) -> Log {
+        Log {
+            sink,
+            json,
+            verbose,
+            lost: 0,
+        }
+    }
+
+    /// Appends to `path`, creating it (mode 0640) if needed.
+    pub fn file(path: &Path, json: bool, verbose: bool) -> io::Result<Log> {
+        use std::os::unix::fs::OpenOptionsExt as _;
+        let file: File = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .mode(0o640)
+            .open(path)?;
+        Ok(Log {
+            sink: Box::new(io::LineWriter::new(file)),
+            json,
+            verbose,
+            lost: 0,
+        })
+    }
+
+    /// A matcher event of door `door` for `src` at `at` (since the Unix epoch).
+    pub fn event(&mut self, at: Duration, door: &str, src: IpAddr, kind: EventKind) {
+        let line = if self.json {
+            let (event, stage) = match kind {
+                EventKind::Stage(n) => ("stage", Some(n)),
+                EventKind::Open => ("open", None),
+                EventKind::Reset => ("reset", None),
+                EventKind::Timeout => ("timeout", None),
+                EventKind::Evicted => ("evicted", None),
+            };
+            serde_json::json!({ "time": rfc3339(at), "door": door, "src": src.to_string(), "event": event, "stage": stage })
+                .to_string()
+        } else {
+            let what = match kind {
+                EventKind::Stage(n) => format!("Stage {n}"),
+                EventKind::Open => "OPEN SESAME".to_string(),
+                EventKind::Reset => "sequence reset by a wrong knock".to_string(),
+                EventKind::Timeout => "sequence timeout".to_string(),
+                EventKind::Evicted => {
+                    "sequence dropped: too many sources in progress (see max_sources)".to_string()
+                }
+            };
+            format!("{} {src}: {}: {what}", stamp(at), sanitize(door))
+        };
+        self.line(&line);
+    }
+
+    /// A door's command event: `close` when a stop command ran.
+    pub fn close(&mut self, at: Duration, door: &str, src: IpAddr) {
+        if self.json {
+            let line = serde_json::json!({ "time": rfc3339(at), "door": door, "src": src.to_string(), "event": "close", "stage": null });
+            self.line(&line.to_string());
+        } else {
+            self.line(&format!("{} {src}: {}: closing", stamp(at), sanitize(door)));
+        }
+    }
+
+    /// A free-form message (commands run, failures, start-up), as knockd logs them.
+    pub fn note(&mut self, at: Duration, message: &str) {
+        if self.json {
+            let line = serde_json::json!({ "time": rfc3339(at), "message": message });
+            self.line(&line.to_string());
+        } else {
+            self.line(&format!("{} {}", stamp(at), sanitize(message)));
+        }
+    }
+
+    pub fn debug(&mut self, at: Duration, message: &str) {
+        if self.verbose {
+            self.note(at, message);
+        }
+    }
+
+    fn line(&mut self, line: &str) {
+        if let Err(err) = writeln!(self.sink, "{line}") {
+            if self.lost == 0 {
+                eprintln!(
+                    "knockr: cannot write the log ({err}); matching goes on, lines are lost until it recovers"
+                );
+            }
+            self.lost += 1;
+        }
+    }
+}
+
+fn sanitize(text: &str) -> std::borrow::Cow<'_, str> {
+    crate::knock::report::sanitize(text)
+}
+
+/// `[YYYY-MM-DD HH:MM]` in UTC, as knockd prints (knockd uses local time;
+/// servers here log UTC so lines compare across machines).
+fn stamp(at: Duration) -> String {
+    let text = rfc3339(at);
+    format!("[{} {}]", &text[..10], &text[11..16])
+}
+
+/// `2026-11-22T01:02:03.456Z`.
+pub fn rfc3339(at: Duration) -> String {
+    humantime::format_rfc3339_millis(UNIX_EPOCH + at).to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::{Arc, Mutex};
+
+    #[derive(Clone, Default)]
+    struct Shared(Arc<Mutex<Vec<u8>>>);
+    impl Write for Shared {
+        fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+            self.0.lock().unwrap().write(buf)
+        }
+        fn flush(&mut self) -> io::Result<()> {
+            Ok(())
+        }
+    }
+
+    struct Full;
+    impl Write for Full {
+        fn write(&mut self, _: &[u8]) -> io::Result<usize> {
+            Err(io::Error::from_raw_os_error(28))
+        }
+        fn flush(&mut self) -> io::Result<()> {
+            Ok(())
+        }
+    }
+
+    const AT: Duration = Duration::from_millis(1_795_000_000_123);
+
+    #[test]
+    fn lines_read_like_knockd() {
+        let out = Shared::default();
+        let mut log = Log::to_writer(Box::new(out.clone()), false, false);
+        let src: IpAddr = "192.0.2.7".parse().unwrap();
+        log.event(AT, "openSSH", src, EventKind::Stage(1));
+        log.event(AT, "openSSH", src, EventKind::Open);
+        log.note(AT, "openSSH: command returned non-zero status code (1)");
+        let text = String::from_utf8(out.0.lock().unwrap().clone()).unwrap();
+        assert_eq!(
+            text,
+            "[2026-11-18 11:06] 192.0.2.7: openSSH: Stage 1\n[2026-11-18 11:06] 192.0.2.7: openSSH: OPEN SESAME\n\
+             [2026-11-18 11:06] openSSH: command returned non-zero status code (1)\n"
+        );
+    }
+
+    #[test]
+    fn json_lines_have_the_documented_fields() {
+        let out = Shared::default();
+        let mut log = Log::to_writer(Box::new(out.clone()), true, false);
+        log.event(
+            AT,
+            "ssh",
+            "2001:db8::7".parse().unwrap(),
+            EventKind::Stage(2),
+        );
+        log.close(AT, "ssh", "2001:db8::7".parse().unwrap());
+        let text = String::from_utf8(out.0.lock().unwrap().clone()).unwrap();
+        let lines: Vec<serde_json::Value> = text
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect();
+        assert_eq!(
+            lines[0],
+            serde_json::json!({"time": "2026-11-18T11:06:40.123Z", "door": "ssh", "src": "2001:db8::7", "event": "stage", "stage": 2})
+        );
+        assert_eq!(lines[1]["event"], "close");
+    }
+
+    #[test]
+    fn a_full_disk_loses_lines_but_does_not_fail() {
+        let mut log = Log::to_writer(Box::new(Full), false, false);
+        for _ in 0..3 {
+            log.event(AT, "ssh", "192.0.2.7".parse().unwrap(), EventKind::Open);
+        }
+        assert_eq!(log.lost, 3);
+    }
+}

@@ -1,0 +1,618 @@
+//! The knock server, `knockr knockd`: loads doors, watches traffic (live, or
+//! replayed from a capture file with its timestamps as the clock), feeds the
+//! matcher, and runs the doors' commands.
+//!
+//! The capture readers are threads of their own; this loop only matches and
+//! schedules, and commands run in tasks of their own, so neither a slow
+//! command nor a flood can stall the other.
+
+pub mod actions;
+pub mod config;
+pub mod log;
+pub mod onetime;
+pub mod privileges;
+
+use std::net::IpAddr;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use anyhow::Context;
+
+use crate::capture::{self, Seen, StopFlag};
+use crate::cli::KnockdArgs;
+use crate::exit_codes::ExitCode;
+use crate::knock::plan::PlanError;
+use crate::matcher::{Door, Event, EventKind, Matcher};
+use actions::{Doorman, Run, RunKind};
+use config::{Action, ServerConfig};
+use log::Log;
+
+/// How the server was asked to run (the command line, resolved).
+#[derive(Debug, Clone, Default)]
+pub struct Options {
+    /// `-i`: interfaces to capture on; overrides the config's.
+    pub interfaces: Vec<String>,
+    /// `--read FILE`: replay a capture file instead of capturing live.
+    pub read: Option<PathBuf>,
+    /// Print the commands instead of running them.
+    pub dry_run: bool,
+    /// Events as JSON lines.
+    pub json: bool,
+    /// Debug lines.
+    pub verbose: bool,
+}
+
+/// `knockr knockd`: check, replay or serve, as the flags say.
+pub fn main(args: &KnockdArgs) -> anyhow::Result<ExitCode> {
+    let config = config::load(&args.config).map_err(PlanError::Config)?;
+    if args.check {
+        return check(&config);
+    }
+    if let Some(read) = &args.read {
+        let log = Log::to_writer(Box::new(std::io::stdout()), args.json, args.verbose);
+        let mut server = Server::new(config, log, args.dry_run)?;
+        let packets = replay(&mut server, read)?;
+        server.log().debug(
+            now(),
+            &format!("read {packets} packets from {}", read.display()),
+        );
+        return Ok(ExitCode::Success);
+    }
+
+    let interfaces = if !args.interfaces.is_empty() {
+        args.interfaces.clone()
+    } else if !config.interfaces.is_empty() {
+        config.interfaces.clone()
+    } else {
+        vec![DEFAULT_INTERFACE.to_string()]
+    };
+    let log = match &config.log_file {
+        Some(path) => Log::file(path, args.json, args.verbose)
+            .with_context(|| format!("cannot open the log file {}", path.display()))?,
+        None => Log::stderr(args.json, args.verbose),
+    };
+    let server = Server::new(config, log, args.dry_run)?;
+    // One-time doors move to ports not known yet: let every TCP/UDP packet
+    // through the kernel and let the matcher pick.
+    let filter = if server
+        .config
+        .doors
+        .iter()
+        .any(|d| d.one_time_sequences.is_some())
+    {
+        "tcp or udp or (vlan and (tcp or udp))".to_string()
+    } else {
+        capture::bpf_filter(server.matcher.doors())
+    };
+    server
+        .log()
+        .debug(now(), &format!("capture filter: {filter}"));
+    let captures = interfaces
+        .iter()
+        .map(|i| capture::open_live(i, &filter))
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    if let Some(pid_file) = &server.config.pid_file {
+        std::fs::write(pid_file, format!("{}\n", std::process::id()))
+            .with_context(|| format!("cannot write the pid file {}", pid_file.display()))?;
+    }
+    if let Some(user) = server.config.user.clone() {
+        privileges::drop_to(&user)?;
+        server.log().note(
+            now(),
+            &format!(
+                "capturing on {}; now running as {user}",
+                interfaces.join(", ")
+            ),
+        );
+    }
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    let ending = runtime.block_on(serve(
+        server,
+        captures,
+        args.config.clone(),
+        std::future::pending(),
+    ))?;
+    Ok(match ending {
+        Ending::Asked => ExitCode::Success,
+        Ending::CaptureFailed => ExitCode::Failure,
+    })
+}
+
+/// `--check`: the config loaded; print its doors and the lint warnings.
+fn check(config: &ServerConfig) -> anyhow::Result<ExitCode> {
+    use std::io::Write as _;
+    let mut out = std::io::stdout().lock();
+    let format = match config.format {
+        config::Format::Toml => "knockr TOML",
+        config::Format::KnockdConf => "knockd.conf",
+    };
+    writeln!(
+        out,
+        "{}: {format}, {} door(s)",
+        config.path.display(),
+        config.doors.len()
+    )?;
+    for door in &config.doors {
+        let sequence = match &door.one_time_sequences {
+            Some(path) => format!("one-time sequences from {}", path.display()),
+            None => door
+                .door
+                .sequence
+                .iter()
+                .map(|k| k.to_string())
+                .collect::<Vec<_>>()
+                .join(","),
+        };
+        writeln!(
+            out,
+            "  {}: {sequence}, timeout {}",
+            door.door.name,
+            crate::values::format_duration(door.door.seq_timeout)
+        )?;
+    }
+    for lint in config::lint(config) {
+        match lint.door {
+            Some(door) => writeln!(out, "warning: {door}: {}", lint.message)?,
+            None => writeln!(out, "warning: {}", lint.message)?,
+        }
+    }
+    Ok(ExitCode::Success)
+}
+
+/// Interfaces captured when neither `-i` nor the config names any.
+pub const DEFAULT_INTERFACE: &str = "any";
+
+/// Wall-clock time as the matcher counts it: since the Unix epoch.
+pub fn now() -> Duration {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap_or_default()
+}
+
+/// The matcher's doors, with one-time doors given their current sequence.
+pub fn doors(config: &ServerConfig) -> anyhow::Result<Vec<Door>> {
+    config
+        .doors
+        .iter()
+        .map(|d| {
+            let mut door = d.door.clone();
+            if let Some(path) = &d.one_time_sequences {
+                door.sequence = onetime::current(path)
+                    .with_context(|| {
+                        format!(
+                            "door {}: cannot read its one-time sequences {}",
+                            d.door.name,
+                            path.display()
+                        )
+                    })?
+                    .map(|(_, knocks)| knocks)
+                    .unwrap_or_default();
+            }
+            Ok(door)
+        })
+        .collect()
+}
+
+/// The state shared by live and offline runs: matching, bookkeeping, logging.
+pub struct Server {
+    pub config: ServerConfig,
+    pub matcher: Matcher,
+    pub doorman: Doorman,
+    pub log: Arc<Mutex<Log>>,
+    pub dry_run: bool,
+}
+
+impl Server {
+    pub fn new(config: ServerConfig, log: Log, dry_run: bool) -> anyhow::Result<Server> {
+        let matcher = Matcher::new(doors(&config)?, config.max_sources);
+        Ok(Server {
+            config,
+            matcher,
+            doorman: Doorman::default(),
+            log: Arc::new(Mutex::new(log)),
+            dry_run,
+        })
+    }
+
+    fn log(&self) -> std::sync::MutexGuard<'_, Log> {
+        self.log
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// One packet at `seen.at`: returns the commands it makes due.
+    pub fn packet(&mut self, seen: Seen) -> Vec<Run> {
+        let mut runs = self.doorman.due(&self.config.doors, seen.at);
+        let mut events = Vec::new();
+        self.matcher.hit(&seen.hit, seen.at, &mut events);
+        runs.extend(self.events(seen.at, events));
+        runs
+    }
+
+    /// Time passed with no packet: timeouts and due stop commands.
+    pub fn tick(&mut self, at: Duration) -> Vec<Run> {
+        let mut events = Vec::new();
+        self.matcher.expire(at, &mut events);
+        let mut runs = self.events(at, events);
+        runs.extend(self.doorman.due(&self.config.doors, at));
+        runs
+    }
+
+    /// The next moment `tick` has work to do.
+    pub fn next_deadline(&self) -> Option<Duration> {
+        match (self.matcher.next_expiry(), self.doorman.next_due()) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
+    }
+
+    fn events(&mut self, at: Duration, events: Vec<Event>) -> Vec<Run> {
+        let mut runs = Vec::new();
+        for event in events {
+            let name = self.config.doors[event.door].door.name.clone();
+            self.log().event(at, &name, event.src, event.kind);
+            if event.kind == EventKind::Evicted {
+                let evictions = self.matcher.evictions();
+                if evictions.is_power_of_two() {
+                    self.log().note(at, &format!("{evictions} knocks in progress dropped so far: the table of sources is full (max_sources)"));
+                }
+            }
+            if event.kind != EventKind::Open {
+                continue;
+            }
+            self.use_one_time_sequence(at, event.door);
+            runs.extend(
+                self.doorman
+                    .opened(&self.config.doors, event.door, event.src, at),
+            );
+        }
+        runs
+    }
+
+    /// A one-time door opened: its line is spent before the command runs, so
+    /// a crash afterwards can never offer it again.
+    fn use_one_time_sequence(&mut self, at: Duration, door: usize) {
+        let Some(path) = self.config.doors[door].one_time_sequences.clone() else {
+            return;
+        };
+        let name = self.config.doors[door].door.name.clone();
+        let spent = onetime::current(&path).and_then(|line| match line {
+            Some((index, _)) if !self.dry_run => onetime::consume(&path, index),
+            _ => Ok(()),
+        });
+        let next = if self.dry_run {
+            // Nothing is written in a dry run; later knocks still see the next line.
+            Vec::new()
+        } else {
+            onetime::current(&path)
+                .ok()
+                .flatten()
+                .map(|(_, knocks)| knocks)
+                .unwrap_or_default()
+        };
+        match spent {
+            Err(err) => {
+                self.log().note(at, &format!("{name}: cannot mark the used one-time sequence in {}: {err}; the door is disabled", path.display()));
+                self.matcher.set_sequence(door, Vec::new());
+            }
+            Ok(()) => {
+                if next.is_empty() && !self.dry_run {
+                    self.log().note(
+                        at,
+                        &format!(
+                            "{name}: no one-time sequences left in {}; the door is disabled",
+                            path.display()
+                        ),
+                    );
+                }
+                if !self.dry_run {
+                    self.matcher.set_sequence(door, next);
+                }
+            }
+        }
+    }
+
+    /// Logs a command about to run (or, in a dry run, what would run).
+    fn announce(&self, at: Duration, run: &Run) {
+        let name = &self.config.doors[run.door].door.name;
+        let verb = if self.dry_run { "would run" } else { "running" };
+        if run.kind == RunKind::Stop {
+            self.log().close(at, name, run.src);
+        }
+        self.log().note(
+            at,
+            &format!(
+                "{name}: {verb} {} command: {}",
+                kind_name(run.kind),
+                describe(&run.action)
+            ),
+        );
+    }
+}
+
+fn kind_name(kind: RunKind) -> &'static str {
+    match kind {
+        RunKind::Start => "start",
+        RunKind::Stop => "stop",
+    }
+}
+
+/// A command as it would be typed: argv words quoted where needed.
+pub fn describe(action: &Action) -> String {
+    match action {
+        Action::Shell(line) => line.clone(),
+        Action::Argv(argv) => argv
+            .iter()
+            .map(|w| {
+                if !w.is_empty()
+                    && w.chars()
+                        .all(|c| c.is_ascii_alphanumeric() || "-_./:=%,@+".contains(c))
+                {
+                    w.clone()
+                } else {
+                    format!("'{}'", w.replace('\'', r"'\''"))
+                }
+            })
+            .collect::<Vec<_>>()
+            .join(" "),
+    }
+}
+
+/// Runs `run` and logs how it ended; never fails.
+async fn execute(log: Arc<Mutex<Log>>, door: String, run: Run) {
+    let finished = actions::execute(&run.action).await;
+    let mut log = log.lock().unwrap_or_else(|p| p.into_inner());
+    if finished.success {
+        log.debug(
+            now(),
+            &format!(
+                "{door}: {} command for {} finished",
+                kind_name(run.kind),
+                run.src
+            ),
+        );
+    } else {
+        let stderr = if finished.stderr.is_empty() {
+            String::new()
+        } else {
+            format!(": {}", finished.stderr)
+        };
+        log.note(
+            now(),
+            &format!(
+                "{door}: command returned non-zero status code ({}){stderr}",
+                finished.status
+            ),
+        );
+    }
+}
+
+/// `--read FILE`: replays a capture with its timestamps as the clock.
+/// Commands run one after another (or are printed, with `dry_run`); stop
+/// commands still pending at the end of the file run then, so a replay
+/// leaves no hole open either. Returns the number of packets read.
+pub fn replay(server: &mut Server, path: &std::path::Path) -> anyhow::Result<u64> {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    let mut last = Duration::ZERO;
+    let mut pending: Vec<(Duration, Run)> = Vec::new();
+    let packets = capture::read_file(path, |seen| {
+        while let Some(deadline) = server.next_deadline().filter(|d| *d <= seen.at) {
+            pending.extend(server.tick(deadline).into_iter().map(|r| (deadline, r)));
+        }
+        last = seen.at;
+        pending.extend(server.packet(seen).into_iter().map(|r| (seen.at, r)));
+        for (at, run) in pending.drain(..) {
+            server.announce(at, &run);
+            if !server.dry_run {
+                let name = server.config.doors[run.door].door.name.clone();
+                runtime.block_on(execute(server.log.clone(), name, run));
+            }
+        }
+    })?;
+    let closing = server.doorman.close_all(&server.config.doors);
+    for run in closing {
+        server.announce(last, &run);
+        if !server.dry_run {
+            let name = server.config.doors[run.door].door.name.clone();
+            runtime.block_on(execute(server.log.clone(), name, run));
+        }
+    }
+    Ok(packets)
+}
+
+/// Why a live run ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Ending {
+    /// SIGTERM, SIGINT or the shutdown future: a clean exit.
+    Asked,
+    /// A capture failed (the interface went away): exit non-zero for systemd to restart.
+    CaptureFailed,
+}
+
+/// Serves live until `shutdown` resolves or a signal asks to stop, then runs
+/// every pending stop command and the doors' teardown. `captures` were opened
+/// (and privileges dropped) before the runtime started.
+pub async fn serve(
+    mut server: Server,
+    captures: Vec<capture::Live>,
+    config_path: PathBuf,
+    shutdown: impl std::future::Future<Output = ()>,
+) -> anyhow::Result<Ending> {
+    use tokio::signal::unix::{SignalKind, signal};
+    let (tx, mut rx) = tokio::sync::mpsc::channel::<Seen>(65_536);
+    let (ended_tx, mut ended_rx) =
+        tokio::sync::mpsc::unbounded_channel::<(String, Option<String>, capture::Drops)>();
+    let stop = StopFlag::default();
+    let mut readers = Vec::new();
+    for live in captures {
+        let tx = tx.clone();
+        let ended_tx = ended_tx.clone();
+        readers.push(live.spawn(
+            stop.clone(),
+            move |seen| tx.blocking_send(seen).is_ok(),
+            move |name, error, drops| {
+                let _ = ended_tx.send((name, error.map(|e| format!("{e:#}")), drops));
+            },
+        ));
+    }
+    drop(tx);
+    drop(ended_tx);
+    // Running commands; reaped as they finish, awaited at exit.
+    let mut tasks = Tasks::new();
+
+    for door in server.config.doors.clone() {
+        if let Some(setup) = &door.setup {
+            run_now(&server, &door.door.name, setup, "setup").await;
+        }
+    }
+    let mut sigterm = signal(SignalKind::terminate())?;
+    let mut sigint = signal(SignalKind::interrupt())?;
+    let mut sighup = signal(SignalKind::hangup())?;
+    tokio::pin!(shutdown);
+    server.log().note(
+        now(),
+        &format!(
+            "listening: {} doors, {} readers",
+            server.config.doors.len(),
+            readers.len()
+        ),
+    );
+
+    let ending = loop {
+        let wait = server
+            .next_deadline()
+            .map(|d| d.saturating_sub(now()))
+            .unwrap_or(Duration::from_secs(3600));
+        tokio::select! {
+            seen = rx.recv() => match seen {
+                Some(seen) => {
+                    for run in server.packet(seen) {
+                        spawn_run(&server, &mut tasks, run);
+                    }
+                }
+                None => break Ending::CaptureFailed,
+            },
+            () = tokio::time::sleep(wait) => {
+                for run in server.tick(now()) {
+                    spawn_run(&server, &mut tasks, run);
+                }
+            }
+            Some(_) = tasks.join_next(), if !tasks.is_empty() => {}
+            Some((name, error, drops)) = ended_rx.recv() => {
+                let why = error.unwrap_or_else(|| "it stopped".into());
+                server.log().note(now(), &format!("capture on {name} ended: {why} (kernel dropped {} of {} packets)", drops.dropped, drops.received));
+                break Ending::CaptureFailed;
+            }
+            _ = sighup.recv() => {
+                for run in reload(&mut server, &config_path) {
+                    spawn_run(&server, &mut tasks, run);
+                }
+            }
+            _ = sigterm.recv() => break Ending::Asked,
+            _ = sigint.recv() => break Ending::Asked,
+            () = &mut shutdown => break Ending::Asked,
+        }
+    };
+
+    stop.stop();
+    let closing = server.doorman.close_all(&server.config.doors);
+    server.log().note(
+        now(),
+        &format!(
+            "stopping: running {} pending stop command(s)",
+            closing.len()
+        ),
+    );
+    for run in closing {
+        spawn_run(&server, &mut tasks, run);
+    }
+    while tasks.join_next().await.is_some() {}
+    for door in server.config.doors.clone() {
+        if let Some(teardown) = &door.teardown {
+            run_now(&server, &door.door.name, teardown, "teardown").await;
+        }
+    }
+    // The readers were told to stop; they end with the process.
+    drop(readers);
+    Ok(ending)
+}
+
+type Tasks = tokio::task::JoinSet<()>;
+
+fn spawn_run(server: &Server, tasks: &mut Tasks, run: Run) {
+    server.announce(now(), &run);
+    if !server.dry_run {
+        let name = server.config.doors[run.door].door.name.clone();
+        tasks.spawn(execute(server.log.clone(), name, run));
+    }
+}
+
+async fn run_now(server: &Server, door: &str, action: &Action, what: &str) {
+    server.log().note(
+        now(),
+        &format!("{door}: running {what} command: {}", describe(action)),
+    );
+    if !server.dry_run {
+        let src = IpAddr::from([0, 0, 0, 0]);
+        execute(
+            server.log.clone(),
+            door.to_string(),
+            Run {
+                door: 0,
+                src,
+                kind: RunKind::Start,
+                action: action.clone(),
+            },
+        )
+        .await;
+    }
+}
+
+/// SIGHUP: the new config replaces the old only if it loads; knocks in
+/// progress restart. Open knockers keep their pending stop commands, matched
+/// to the new doors by name; those whose door is gone are closed now (the
+/// returned commands).
+fn reload(server: &mut Server, path: &std::path::Path) -> Vec<Run> {
+    let loaded = config::load(path)
+        .map_err(anyhow::Error::from)
+        .and_then(|c| Ok((doors(&c)?, c)));
+    match loaded {
+        Ok((doors, config)) => {
+            let old_names: Vec<String> = server
+                .config
+                .doors
+                .iter()
+                .map(|d| d.door.name.clone())
+                .collect();
+            let new_index = |old: usize| {
+                config
+                    .doors
+                    .iter()
+                    .position(|d| d.door.name == old_names[old])
+            };
+            let closing = server.doorman.rekey(&server.config.doors, new_index);
+            server.matcher = Matcher::new(doors, config.max_sources);
+            server.log().note(
+                now(),
+                &format!("reloaded {}: {} doors", path.display(), config.doors.len()),
+            );
+            server.config = config;
+            closing
+        }
+        Err(err) => {
+            server.log().note(
+                now(),
+                &format!(
+                    "reload of {} refused, the old configuration keeps running: {err:#}",
+                    path.display()
+                ),
+            );
+            Vec::new()
+        }
+    }
+}

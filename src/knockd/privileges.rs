@@ -1,0 +1,80 @@
+//! Dropping root after the captures are open: supplementary groups, then the
+//! group, then the user, in that order (the other order leaves root's groups
+//! or fails), and a check that root cannot be regained. Called on the main
+//! thread before the async runtime starts any thread.
+
+use std::ffi::{CStr, CString};
+
+use anyhow::{Context, bail};
+
+/// Becomes `user` (a name or a numeric uid) and its primary group.
+pub fn drop_to(user: &str) -> anyhow::Result<()> {
+    let (uid, gid) = lookup(user)?;
+    // SAFETY: plain libc calls with values from getpwnam_r; errors are checked.
+    unsafe {
+        if libc::setgroups(0, std::ptr::null()) != 0 {
+            return Err(std::io::Error::last_os_error())
+                .context("cannot clear supplementary groups");
+        }
+        if libc::setgid(gid) != 0 {
+            return Err(std::io::Error::last_os_error())
+                .with_context(|| format!("cannot switch to group {gid}"));
+        }
+        if libc::setuid(uid) != 0 {
+            return Err(std::io::Error::last_os_error())
+                .with_context(|| format!("cannot switch to user {user}"));
+        }
+        if uid != 0 && libc::setuid(0) == 0 {
+            bail!("dropped to user {user} but could become root again; refusing to run");
+        }
+    }
+    Ok(())
+}
+
+/// The uid and primary gid of `user`.
+fn lookup(user: &str) -> anyhow::Result<(libc::uid_t, libc::gid_t)> {
+    let name =
+        CString::new(user).with_context(|| format!("user name {user:?} contains a NUL byte"))?;
+    let mut pwd: libc::passwd = unsafe { std::mem::zeroed() };
+    let mut buf = vec![0 as libc::c_char; 16 * 1024];
+    let mut result: *mut libc::passwd = std::ptr::null_mut();
+    // SAFETY: buffers are valid for the sizes given; the result points into them.
+    let rc = unsafe {
+        libc::getpwnam_r(
+            name.as_ptr(),
+            &mut pwd,
+            buf.as_mut_ptr(),
+            buf.len(),
+            &mut result,
+        )
+    };
+    if rc != 0 {
+        bail!(
+            "cannot look up user {user}: {}",
+            std::io::Error::from_raw_os_error(rc)
+        );
+    }
+    if result.is_null() {
+        if let Ok(uid) = user.parse::<libc::uid_t>() {
+            return Ok((uid, uid));
+        }
+        bail!("there is no user named {user} (set `user` in [knockd] to an existing account)");
+    }
+    let _ = unsafe { CStr::from_ptr(pwd.pw_name) };
+    Ok((pwd.pw_uid, pwd.pw_gid))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn users_are_looked_up_by_name() {
+        assert_eq!(lookup("root").unwrap(), (0, 0));
+        let err = lookup("no-such-user-knockr").unwrap_err().to_string();
+        assert_eq!(
+            err,
+            "there is no user named no-such-user-knockr (set `user` in [knockd] to an existing account)"
+        );
+    }
+}

@@ -1,0 +1,873 @@
+//! Pure: the per-source knock state machine. Time is an argument (packet
+//! timestamps offline, the clock live); it does no I/O and runs no commands,
+//! it only says what happened as [`Event`]s.
+
+use std::net::IpAddr;
+use std::time::Duration;
+
+use crate::packet::tcp_flags;
+use crate::sequence::Knock;
+
+/// Which TCP flags a door pays attention to: `tcp_flags = "syn,!ack"` means
+/// SYN must be set and ACK must not. TCP packets that do not fit are ignored
+/// by the door (they neither advance nor reset it); UDP is not affected.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct FlagRule {
+    /// Bits that must be set.
+    pub set: u8,
+    /// Bits that must be clear.
+    pub unset: u8,
+}
+
+impl FlagRule {
+    pub fn matches(&self, flags: u8) -> bool {
+        flags & self.set == self.set && flags & self.unset == 0
+    }
+
+    /// Parses `syn,!ack` (comma or `|` separated, case-insensitive, `!` negates;
+    /// flags fin syn rst psh ack urg). An empty text is the rule that matches anything.
+    pub fn parse(text: &str) -> Result<FlagRule, String> {
+        let mut rule = FlagRule::default();
+        for item in text
+            .split([',', '|'])
+            .map(str::trim)
+            .filter(|s| !s.is_empty())
+        {
+            let (negated, name) = match item.strip_prefix('!') {
+                Some(name) => (true, name.trim()),
+                None => (false, item),
+            };
+            let bit = match name.to_ascii_lowercase().as_str() {
+                "fin" => tcp_flags::FIN,
+                "syn" => tcp_flags::SYN,
+                "rst" => tcp_flags::RST,
+                "psh" => tcp_flags::PSH,
+                "ack" => tcp_flags::ACK,
+                "urg" => tcp_flags::URG,
+                _ => {
+                    return Err(format!(
+                        "TCP flag {name:?} is not known: expected fin, syn, rst, psh, ack or urg, each optionally negated with !"
+                    ));
+                }
+            };
+            if negated {
+                rule.unset |= bit
+            } else {
+                rule.set |= bit
+            }
+        }
+        if rule.set & rule.unset != 0 {
+            return Err(format!(
+                "TCP flags {text:?} both require and forbid the same flag"
+            ));
+        }
+        Ok(rule)
+    }
+}
+
+/// A door as the matcher sees it: what to match, not what to do.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Door {
+    pub name: String,
+    /// The knocks in order (for a one-time door: the current sequence).
+    pub sequence: Vec<Knock>,
+    /// The whole sequence must arrive within this time of its first knock.
+    pub seq_timeout: Duration,
+    pub flags: FlagRule,
+    /// The knock must be addressed to this IP; `None`: any address of the host.
+    pub target: Option<IpAddr>,
+    /// Any TCP SYN or UDP packet to the host that is not the expected knock resets.
+    pub strict: bool,
+    /// A repeat of the knock just matched (a SYN retransmit) is ignored.
+    pub tolerate_repeats: bool,
+}
+
+/// What happened to one source's attempt at one door.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EventKind {
+    /// The source matched knock `n` (1-based) of the door's sequence.
+    Stage(usize),
+    /// The whole sequence matched: the door opens for the source.
+    Open,
+    /// A wrong knock ended the attempt.
+    Reset,
+    /// The sequence did not complete within the door's `seq_timeout`.
+    Timeout,
+    /// The table of tracked sources was full; this source's attempt was
+    /// dropped to make room (the oldest goes first).
+    Evicted,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Event {
+    /// Index of the door in the matcher's door list.
+    pub door: usize,
+    pub src: IpAddr,
+    pub kind: EventKind,
+}
+
+/// One source's progress through one door.
+#[derive(Debug, Clone, Copy)]
+struct Attempt {
+    door: usize,
+    /// Knocks matched so far (1..len-1 while in progress).
+    stage: usize,
+    /// When its first knock arrived; the timeout counts from here.
+    started: Duration,
+}
+
+/// Everything in progress for one source address.
+#[derive(Debug)]
+struct Source {
+    attempts: Vec<Attempt>,
+    /// Its key in `Matcher::recency`: bigger is more recent.
+    touched: u64,
+}
+
+/// The per-source state machine of all doors. Compatible with the C knockd's
+/// matching (see shared/reference/knockd-semantics.md) except for its bugs:
+/// sources never disturb each other, the table is bounded, and expiry needs
+/// no traffic (`expire` is called by the run loop at `next_expiry`).
+#[derive(Debug)]
+pub struct Matcher {
+    doors: Vec<Door>,
+    /// Every (protocol, port) some door knocks on: for non-strict doors, the
+    /// only packets that count at all, as if the capture filter let nothing else in.
+    watched: std::collections::HashSet<Knock>,
+    /// Sources with at least one attempt in progress.
+    sources: std::collections::HashMap<IpAddr, Source>,
+    /// Sources by last activity, oldest first: who is evicted when full.
+    recency: std::collections::BTreeMap<u64, IpAddr>,
+    /// Attempt deadlines, earliest first: (deadline, source, door).
+    deadlines: std::collections::BTreeSet<(Duration, IpAddr, usize)>,
+    /// Bumped on every touch; orders `recency`.
+    clock: u64,
+    max_sources: usize,
+    evictions: u64,
+}
+
+impl Matcher {
+    /// `max_sources` (at least 1) bounds the sources tracked at once.
+    pub fn new(doors: Vec<Door>, max_sources: usize) -> Matcher {
+        let watched = doors
+            .iter()
+            .flat_map(|d| d.sequence.iter().copied())
+            .collect();
+        Matcher {
+            doors,
+            watched,
+            sources: Default::default(),
+            recency: Default::default(),
+            deadlines: Default::default(),
+            clock: 0,
+            max_sources: max_sources.max(1),
+            evictions: 0,
+        }
+    }
+
+    pub fn doors(&self) -> &[Door] {
+        &self.doors
+    }
+
+    /// Sources with a knock in progress.
+    pub fn tracked_sources(&self) -> usize {
+        self.sources.len()
+    }
+
+    /// Attempts dropped because the table was full, since the start.
+    pub fn evictions(&self) -> u64 {
+        self.evictions
+    }
+
+    /// The earliest moment an attempt times out, for the run loop's timer.
+    pub fn next_expiry(&self) -> Option<Duration> {
+        self.deadlines.first().map(|(deadline, _, _)| *deadline)
+    }
+
+    /// Replaces a door's sequence (a one-time door moving to its next line;
+    /// empty disables the door). Attempts on its old sequence are dropped.
+    pub fn set_sequence(&mut self, door: usize, sequence: Vec<Knock>) {
+        self.doors[door].sequence = sequence;
+        self.watched = self
+            .doors
+            .iter()
+            .flat_map(|d| d.sequence.iter().copied())
+            .collect();
+        let affected: Vec<IpAddr> = self
+            .sources
+            .iter()
+            .filter(|(_, s)| s.attempts.iter().any(|a| a.door == door))
+            .map(|(ip, _)| *ip)
+            .collect();
+        for src in affected {
+            self.end_attempts(src, |a| a.door == door);
+        }
+    }
+
+    /// Attempts that have run out of time by `now`, ended with `Timeout` events.
+    pub fn expire(&mut self, now: Duration, events: &mut Vec<Event>) {
+        while let Some(&(deadline, src, door)) = self.deadlines.first() {
+            if deadline > now {
+                break;
+            }
+            self.end_attempts(src, |a| a.door == door);
+            events.push(Event {
+                door,
+                src,
+                kind: EventKind::Timeout,
+            });
+        }
+    }
+
+    /// Feeds one packet seen at `now`; what it caused is appended to `events`.
+    pub fn hit(&mut self, hit: &crate::packet::Hit, now: Duration, events: &mut Vec<Event>) {
+        self.expire(now, events);
+        let knock = Knock {
+            port: hit.port,
+            proto: hit.proto,
+        };
+        let is_tcp = hit.proto == crate::sequence::Proto::Tcp;
+        // What a strict door counts as a knock: a connection attempt or a datagram.
+        let strict_kind = !is_tcp || hit.flags & tcp_flags::SYN != 0;
+
+        let Some(source) = self.sources.get(&hit.src) else {
+            self.start(hit, knock, now, events);
+            return;
+        };
+        let accepting: Vec<Attempt> = source
+            .attempts
+            .iter()
+            .copied()
+            .filter(|a| self.doors[a.door].target.is_none_or(|t| t == hit.dst))
+            .collect();
+        if accepting.is_empty() {
+            self.start(hit, knock, now, events);
+            return;
+        }
+
+        let mut touched = false;
+        for attempt in accepting {
+            let door = &self.doors[attempt.door];
+            let seen = self.watched.contains(&knock) || (door.strict && strict_kind);
+            if !seen || (is_tcp && !door.flags.matches(hit.flags)) {
+                continue;
+            }
+            touched = true;
+            let expected = door.sequence[attempt.stage] == knock;
+            let repeat = door.tolerate_repeats && door.sequence[attempt.stage - 1] == knock;
+            if expected {
+                self.advance(hit.src, attempt, events);
+            } else if !repeat {
+                self.end_attempts(hit.src, |a| a.door == attempt.door);
+                events.push(Event {
+                    door: attempt.door,
+                    src: hit.src,
+                    kind: EventKind::Reset,
+                });
+            }
+            // A repeat is a retransmitted SYN or a doubled datagram of the knock just matched.
+        }
+        if touched {
+            self.touch(hit.src);
+        }
+    }
+
+    /// No attempt of this source is in progress here: the packet may begin one
+    /// at every door whose first knock it is.
+    fn start(
+        &mut self,
+        hit: &crate::packet::Hit,
+        knock: Knock,
+        now: Duration,
+        events: &mut Vec<Event>,
+    ) {
+        let is_tcp = hit.proto == crate::sequence::Proto::Tcp;
+        let starting: Vec<usize> = (0..self.doors.len())
+            .filter(|&i| {
+                let door = &self.doors[i];
+                door.sequence.first() == Some(&knock)
+                    && (!is_tcp || door.flags.matches(hit.flags))
+                    && door.target.is_none_or(|t| t == hit.dst)
+            })
+            .collect();
+        for door in starting {
+            let attempt = Attempt {
+                door,
+                stage: 0,
+                started: now,
+            };
+            if self.doors[door].sequence.len() > 1 {
+                self.track(hit.src, attempt, events);
+            }
+            self.advance(hit.src, attempt, events);
+        }
+    }
+
+    /// Adds `attempt` for `src`, making room by evicting the least recently
+    /// active source when the table is full.
+    fn track(&mut self, src: IpAddr, attempt: Attempt, events: &mut Vec<Event>) {
+        if !self.sources.contains_key(&src)
+            && self.sources.len() >= self.max_sources
+            && let Some(&oldest) = self.recency.values().next()
+        {
+            let doors: Vec<usize> = self.sources[&oldest]
+                .attempts
+                .iter()
+                .map(|a| a.door)
+                .collect();
+            self.end_attempts(oldest, |_| true);
+            self.evictions += 1;
+            events.extend(doors.into_iter().map(|door| Event {
+                door,
+                src: oldest,
+                kind: EventKind::Evicted,
+            }));
+        }
+        let deadline = attempt.started + self.doors[attempt.door].seq_timeout;
+        self.deadlines.insert((deadline, src, attempt.door));
+        self.clock += 1;
+        let clock = self.clock;
+        let source = self.sources.entry(src).or_insert(Source {
+            attempts: Vec::new(),
+            touched: clock,
+        });
+        source.attempts.push(attempt);
+        self.touch(src);
+    }
+
+    fn touch(&mut self, src: IpAddr) {
+        self.clock += 1;
+        if let Some(source) = self.sources.get_mut(&src) {
+            self.recency.remove(&source.touched);
+            source.touched = self.clock;
+            self.recency.insert(self.clock, src);
+        }
+    }
+
+    /// Moves `attempt` one knock on; on the last knock the door opens.
+    fn advance(&mut self, src: IpAddr, attempt: Attempt, events: &mut Vec<Event>) {
+        let stage = attempt.stage + 1;
+        events.push(Event {
+            door: attempt.door,
+            src,
+            kind: EventKind::Stage(stage),
+        });
+        if stage == self.doors[attempt.door].sequence.len() {
+            self.end_attempts(src, |a| a.door == attempt.door);
+            events.push(Event {
+                door: attempt.door,
+                src,
+                kind: EventKind::Open,
+            });
+        } else if let Some(source) = self.sources.get_mut(&src)
+            && let Some(a) = source.attempts.iter_mut().find(|a| a.door == attempt.door)
+        {
+            a.stage = stage;
+        }
+    }
+
+    /// Ends the source's attempts that `which` selects, forgetting the source
+    /// when none is left.
+    fn end_attempts(&mut self, src: IpAddr, which: impl Fn(&Attempt) -> bool) {
+        let Some(source) = self.sources.get_mut(&src) else {
+            return;
+        };
+        let doors = &self.doors;
+        let deadlines = &mut self.deadlines;
+        source.attempts.retain(|a| {
+            if which(a) {
+                deadlines.remove(&(a.started + doors[a.door].seq_timeout, src, a.door));
+                false
+            } else {
+                true
+            }
+        });
+        if source.attempts.is_empty() {
+            let touched = source.touched;
+            self.sources.remove(&src);
+            self.recency.remove(&touched);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::packet::Hit;
+    use crate::sequence::{Proto, parse_list};
+    use EventKind::*;
+
+    const SYN: u8 = tcp_flags::SYN;
+    const ACK: u8 = tcp_flags::ACK;
+
+    fn door(name: &str, sequence: &str) -> Door {
+        Door {
+            name: name.into(),
+            sequence: parse_list(sequence, Proto::Tcp).unwrap(),
+            seq_timeout: Duration::from_secs(5),
+            flags: FlagRule::default(),
+            target: None,
+            strict: false,
+            tolerate_repeats: false,
+        }
+    }
+
+    fn ip(text: &str) -> IpAddr {
+        text.parse().unwrap()
+    }
+
+    /// A packet from `src` to `port` ("7000" or "8000:udp") with TCP flags `flags`.
+    fn pkt(src: &str, knock: &str, flags: u8) -> Hit {
+        let knock = crate::sequence::parse_knock(knock, Proto::Tcp).unwrap();
+        Hit {
+            src: ip(src),
+            dst: ip("192.0.2.1"),
+            proto: knock.proto,
+            port: knock.port,
+            flags,
+        }
+    }
+
+    fn ms(n: u64) -> Duration {
+        Duration::from_millis(n)
+    }
+
+    /// Feeds (time ms, packet) pairs; returns the events as (door, src, kind).
+    fn run(m: &mut Matcher, packets: &[(u64, Hit)]) -> Vec<(usize, String, EventKind)> {
+        let mut events = Vec::new();
+        for (t, hit) in packets {
+            m.hit(hit, ms(*t), &mut events);
+        }
+        events
+            .into_iter()
+            .map(|e| (e.door, e.src.to_string(), e.kind))
+            .collect()
+    }
+
+    fn ev(door: usize, src: &str, kind: EventKind) -> (usize, String, EventKind) {
+        (door, src.to_string(), kind)
+    }
+
+    #[test]
+    fn the_whole_sequence_in_order_opens_the_door() {
+        let mut m = Matcher::new(vec![door("ssh", "7000,8000:udp,9000")], 10);
+        let got = run(
+            &mut m,
+            &[
+                (0, pkt("10.0.0.1", "7000", SYN)),
+                (100, pkt("10.0.0.1", "8000:udp", 0)),
+                (200, pkt("10.0.0.1", "9000", SYN)),
+            ],
+        );
+        assert_eq!(
+            got,
+            [
+                ev(0, "10.0.0.1", Stage(1)),
+                ev(0, "10.0.0.1", Stage(2)),
+                ev(0, "10.0.0.1", Stage(3)),
+                ev(0, "10.0.0.1", Open)
+            ]
+        );
+        assert_eq!(m.tracked_sources(), 0, "a finished attempt is forgotten");
+        assert_eq!(m.next_expiry(), None);
+    }
+
+    #[test]
+    fn a_single_knock_door_opens_at_once() {
+        let mut m = Matcher::new(vec![door("one", "4444:udp")], 10);
+        let got = run(&mut m, &[(0, pkt("10.0.0.1", "4444:udp", 0))]);
+        assert_eq!(got, [ev(0, "10.0.0.1", Stage(1)), ev(0, "10.0.0.1", Open)]);
+        assert_eq!(m.tracked_sources(), 0);
+    }
+
+    #[test]
+    fn a_wrong_watched_port_resets_and_that_packet_starts_nothing() {
+        let mut m = Matcher::new(vec![door("ssh", "7000,8000,9000")], 10);
+        // 7000 again is a watched port but not the expected 8000: reset, and it
+        // does not start a new attempt (as the C knockd does).
+        let got = run(
+            &mut m,
+            &[
+                (0, pkt("10.0.0.1", "7000", SYN)),
+                (10, pkt("10.0.0.1", "7000", SYN)),
+                (20, pkt("10.0.0.1", "8000", SYN)),
+            ],
+        );
+        assert_eq!(got, [ev(0, "10.0.0.1", Stage(1)), ev(0, "10.0.0.1", Reset)]);
+    }
+
+    #[test]
+    fn protocol_is_part_of_the_knock() {
+        let mut m = Matcher::new(vec![door("ssh", "7000,8000:udp")], 10);
+        m.doors[0].sequence.push(Knock {
+            port: 8000,
+            proto: Proto::Tcp,
+        });
+        m.watched.insert(Knock {
+            port: 8000,
+            proto: Proto::Tcp,
+        });
+        let got = run(
+            &mut m,
+            &[
+                (0, pkt("10.0.0.1", "7000", SYN)),
+                (10, pkt("10.0.0.1", "8000:tcp", SYN)),
+            ],
+        );
+        assert_eq!(got, [ev(0, "10.0.0.1", Stage(1)), ev(0, "10.0.0.1", Reset)]);
+    }
+
+    #[test]
+    fn ports_no_door_watches_are_invisible_to_ordinary_doors() {
+        let mut m = Matcher::new(vec![door("ssh", "7000,8000")], 10);
+        let got = run(
+            &mut m,
+            &[
+                (0, pkt("10.0.0.1", "7000", SYN)),
+                (5, pkt("10.0.0.1", "443", SYN)),
+                (10, pkt("10.0.0.1", "8000", SYN)),
+            ],
+        );
+        assert_eq!(got.last(), Some(&ev(0, "10.0.0.1", Open)));
+    }
+
+    #[test]
+    fn strict_doors_count_any_syn_or_datagram_as_a_wrong_knock() {
+        let mut strict = door("strict", "7000,8000");
+        strict.strict = true;
+        let mut m = Matcher::new(vec![strict, door("loose", "7100,8100")], 10);
+        let got = run(
+            &mut m,
+            &[
+                (0, pkt("10.0.0.1", "7000", SYN)),
+                (1, pkt("10.0.0.1", "22", ACK)), // established traffic: not a knock
+                (2, pkt("10.0.0.1", "443", SYN)), // a scan's SYN: wrong knock
+                (3, pkt("10.0.0.2", "7100", SYN)),
+                (4, pkt("10.0.0.2", "443", SYN)), // invisible to the loose door
+                (5, pkt("10.0.0.2", "53:udp", 0)),
+                (6, pkt("10.0.0.2", "8100", SYN)),
+            ],
+        );
+        assert_eq!(
+            got,
+            [
+                ev(0, "10.0.0.1", Stage(1)),
+                ev(0, "10.0.0.1", Reset),
+                ev(1, "10.0.0.2", Stage(1)),
+                ev(1, "10.0.0.2", Stage(2)),
+                ev(1, "10.0.0.2", Open)
+            ]
+        );
+    }
+
+    #[test]
+    fn strict_mode_defeats_an_ascending_port_scan() {
+        // Ascending, but not adjacent: a scan hits other ports in between.
+        let mut strict = door("strict", "7000,7100,7200");
+        strict.strict = true;
+        let mut m = Matcher::new(vec![strict, door("plain", "8000,8100,8200")], 10);
+        let scan = |base: u16| -> Vec<(u64, Hit)> {
+            (base - 3..=base + 205)
+                .map(|p| {
+                    (
+                        u64::from(p + 3 - base),
+                        pkt("10.0.0.9", &p.to_string(), SYN),
+                    )
+                })
+                .collect()
+        };
+        let strict_events = run(&mut m, &scan(7000));
+        assert!(
+            !strict_events.contains(&ev(0, "10.0.0.9", Open)),
+            "{strict_events:?}"
+        );
+        let plain_events = run(&mut m, &scan(8000));
+        assert!(
+            plain_events.contains(&ev(1, "10.0.0.9", Open)),
+            "the compatible mode is open to scans: {plain_events:?}"
+        );
+    }
+
+    #[test]
+    fn tcp_packets_whose_flags_do_not_fit_are_ignored_not_a_reset() {
+        let mut d = door("ssh", "7000,8000");
+        d.flags = FlagRule::parse("syn,!ack").unwrap();
+        let mut m = Matcher::new(vec![d], 10);
+        let got = run(
+            &mut m,
+            &[
+                (0, pkt("10.0.0.1", "7000", SYN | ACK)), // does not start
+                (1, pkt("10.0.0.1", "7000", SYN)),
+                (2, pkt("10.0.0.1", "7000", tcp_flags::RST)), // kernel RST to the knock: ignored
+                (3, pkt("10.0.0.1", "8000", SYN)),
+            ],
+        );
+        assert_eq!(
+            got,
+            [
+                ev(0, "10.0.0.1", Stage(1)),
+                ev(0, "10.0.0.1", Stage(2)),
+                ev(0, "10.0.0.1", Open)
+            ]
+        );
+    }
+
+    #[test]
+    fn without_a_flag_rule_a_repeat_resets_and_with_tolerate_repeats_it_is_ignored() {
+        let mut m = Matcher::new(vec![door("ssh", "7000,8000")], 10);
+        let packets = [
+            (0, pkt("10.0.0.1", "7000", SYN)),
+            (1000, pkt("10.0.0.1", "7000", SYN)),
+            (1100, pkt("10.0.0.1", "8000", SYN)),
+        ];
+        assert_eq!(
+            run(&mut m, &packets),
+            [ev(0, "10.0.0.1", Stage(1)), ev(0, "10.0.0.1", Reset)]
+        );
+
+        let mut tolerant = door("ssh", "7000,8000");
+        tolerant.tolerate_repeats = true;
+        let mut m = Matcher::new(vec![tolerant], 10);
+        assert_eq!(
+            run(&mut m, &packets),
+            [
+                ev(0, "10.0.0.1", Stage(1)),
+                ev(0, "10.0.0.1", Stage(2)),
+                ev(0, "10.0.0.1", Open)
+            ]
+        );
+    }
+
+    #[test]
+    fn the_timeout_counts_from_the_first_knock_and_its_boundary_is_expired() {
+        let packets = |last: u64| {
+            [
+                (0, pkt("10.0.0.1", "7000", SYN)),
+                (4000, pkt("10.0.0.1", "8000", SYN)),
+                (last, pkt("10.0.0.1", "9000", SYN)),
+            ]
+        };
+        let mut m = Matcher::new(vec![door("ssh", "7000,8000,9000")], 10);
+        assert_eq!(
+            run(&mut m, &packets(4999)).last(),
+            Some(&ev(0, "10.0.0.1", Open))
+        );
+        let mut m = Matcher::new(vec![door("ssh", "7000,8000,9000")], 10);
+        let got = run(&mut m, &packets(5000));
+        assert_eq!(got[2], ev(0, "10.0.0.1", Timeout));
+        assert!(!got.contains(&ev(0, "10.0.0.1", Open)));
+    }
+
+    #[test]
+    fn expired_attempts_are_purged_without_waiting_for_traffic() {
+        let mut m = Matcher::new(vec![door("ssh", "7000,8000")], 10);
+        run(
+            &mut m,
+            &[
+                (0, pkt("10.0.0.1", "7000", SYN)),
+                (2000, pkt("10.0.0.2", "7000", SYN)),
+            ],
+        );
+        assert_eq!(m.next_expiry(), Some(ms(5000)));
+        let mut events = Vec::new();
+        m.expire(ms(4999), &mut events);
+        assert!(events.is_empty());
+        m.expire(ms(5000), &mut events);
+        assert_eq!(
+            events,
+            [Event {
+                door: 0,
+                src: ip("10.0.0.1"),
+                kind: Timeout
+            }]
+        );
+        assert_eq!(m.tracked_sources(), 1);
+        assert_eq!(m.next_expiry(), Some(ms(7000)));
+    }
+
+    #[test]
+    fn a_first_knock_starts_every_door_it_begins_in_config_order() {
+        let mut m = Matcher::new(
+            vec![
+                door("a", "7000,8000"),
+                door("b", "7000,9000"),
+                door("c", "6000,7000"),
+            ],
+            10,
+        );
+        let got = run(
+            &mut m,
+            &[
+                (0, pkt("10.0.0.1", "7000", SYN)),
+                (1, pkt("10.0.0.1", "9000", SYN)),
+            ],
+        );
+        assert_eq!(
+            got,
+            [
+                ev(0, "10.0.0.1", Stage(1)),
+                ev(1, "10.0.0.1", Stage(1)),
+                ev(0, "10.0.0.1", Reset),
+                ev(1, "10.0.0.1", Stage(2)),
+                ev(1, "10.0.0.1", Open)
+            ]
+        );
+    }
+
+    #[test]
+    fn interleaved_knockers_all_get_through() {
+        // The C knockd loses in-progress knocks when another source's attempt ends.
+        let mut m = Matcher::new(vec![door("ssh", "7000,8000:udp,9000")], 1000);
+        let sources: Vec<String> = (1..=20).map(|n| format!("10.0.1.{n}")).collect();
+        let mut packets = Vec::new();
+        for (step, knock) in ["7000", "8000:udp", "9000"].iter().enumerate() {
+            for (n, src) in sources.iter().enumerate() {
+                packets.push(((step * 100 + n) as u64, pkt(src, knock, SYN)));
+            }
+        }
+        let got = run(&mut m, &packets);
+        let opened: Vec<&String> = got.iter().filter(|e| e.2 == Open).map(|e| &e.1).collect();
+        assert_eq!(opened.len(), 20, "{got:?}");
+    }
+
+    #[test]
+    fn one_sources_reset_never_touches_another_source() {
+        let mut m = Matcher::new(vec![door("ssh", "7000,8000,9000")], 10);
+        let got = run(
+            &mut m,
+            &[
+                (0, pkt("10.0.0.1", "7000", SYN)),
+                (1, pkt("10.0.0.2", "7000", SYN)),
+                (2, pkt("10.0.0.1", "9000", SYN)), // wrong for .1
+                (3, pkt("10.0.0.2", "8000", SYN)),
+                (4, pkt("10.0.0.2", "9000", SYN)),
+            ],
+        );
+        assert!(got.contains(&ev(0, "10.0.0.1", Reset)));
+        assert_eq!(got.last(), Some(&ev(0, "10.0.0.2", Open)));
+    }
+
+    #[test]
+    fn a_full_table_evicts_the_least_recently_active_source() {
+        let mut m = Matcher::new(vec![door("ssh", "7000,8000,9000")], 2);
+        let got = run(
+            &mut m,
+            &[
+                (0, pkt("10.0.0.1", "7000", SYN)),
+                (1, pkt("10.0.0.2", "7000", SYN)),
+                (2, pkt("10.0.0.1", "8000", SYN)), // .1 is now more recent than .2
+                (3, pkt("10.0.0.3", "7000", SYN)), // table full: .2 goes
+            ],
+        );
+        assert!(got.contains(&ev(0, "10.0.0.2", Evicted)), "{got:?}");
+        assert_eq!(m.evictions(), 1);
+        assert_eq!(m.tracked_sources(), 2);
+        let got = run(&mut m, &[(4, pkt("10.0.0.1", "9000", SYN))]);
+        assert_eq!(
+            got.last(),
+            Some(&ev(0, "10.0.0.1", Open)),
+            "the survivor still opens"
+        );
+    }
+
+    #[test]
+    fn state_stays_bounded_under_a_flood_of_sources() {
+        let mut m = Matcher::new(vec![door("ssh", "7000,8000")], 100);
+        let mut events = Vec::new();
+        for n in 0..10_000u32 {
+            let src = IpAddr::from(std::net::Ipv4Addr::from(0x0a00_0000 + n));
+            let hit = Hit {
+                src,
+                dst: ip("192.0.2.1"),
+                proto: Proto::Tcp,
+                port: 7000,
+                flags: SYN,
+            };
+            m.hit(&hit, ms(u64::from(n)), &mut events);
+        }
+        assert_eq!(m.tracked_sources(), 100);
+        assert_eq!(m.evictions(), 9_900);
+        assert_eq!(m.deadlines.len(), 100);
+        assert_eq!(m.recency.len(), 100);
+    }
+
+    #[test]
+    fn a_door_with_a_target_only_counts_knocks_to_that_address() {
+        let mut d = door("ssh", "7000,8000");
+        d.target = Some(ip("192.0.2.99"));
+        let mut m = Matcher::new(vec![d], 10);
+        let mut to_target = pkt("10.0.0.1", "7000", SYN);
+        to_target.dst = ip("192.0.2.99");
+        let mut second = pkt("10.0.0.1", "8000", SYN);
+        second.dst = ip("192.0.2.99");
+        let got = run(
+            &mut m,
+            &[
+                (0, pkt("10.0.0.1", "7000", SYN)),
+                (1, to_target),
+                (2, pkt("10.0.0.1", "8000", SYN)),
+                (3, second),
+            ],
+        );
+        assert_eq!(
+            got,
+            [
+                ev(0, "10.0.0.1", Stage(1)),
+                ev(0, "10.0.0.1", Stage(2)),
+                ev(0, "10.0.0.1", Open)
+            ]
+        );
+    }
+
+    #[test]
+    fn a_new_sequence_drops_attempts_on_the_old_one_and_empty_disables() {
+        let mut m = Matcher::new(vec![door("otp", "7000,8000")], 10);
+        run(&mut m, &[(0, pkt("10.0.0.1", "7000", SYN))]);
+        m.set_sequence(0, parse_list("7100,8100", Proto::Tcp).unwrap());
+        assert_eq!(m.tracked_sources(), 0);
+        assert!(
+            run(&mut m, &[(1, pkt("10.0.0.1", "8000", SYN))]).is_empty(),
+            "old ports are no longer watched"
+        );
+        let got = run(
+            &mut m,
+            &[
+                (2, pkt("10.0.0.1", "7100", SYN)),
+                (3, pkt("10.0.0.1", "8100", SYN)),
+            ],
+        );
+        assert_eq!(got.last(), Some(&ev(0, "10.0.0.1", Open)));
+        m.set_sequence(0, Vec::new());
+        assert!(run(&mut m, &[(4, pkt("10.0.0.1", "7100", SYN))]).is_empty());
+    }
+
+    #[test]
+    fn flag_rules_parse_like_knockd() {
+        assert_eq!(
+            FlagRule::parse("syn,!ack"),
+            Ok(FlagRule {
+                set: SYN,
+                unset: ACK
+            })
+        );
+        assert_eq!(
+            FlagRule::parse("SYN|urg"),
+            Ok(FlagRule {
+                set: SYN | tcp_flags::URG,
+                unset: 0
+            })
+        );
+        assert_eq!(FlagRule::parse(""), Ok(FlagRule::default()));
+        assert!(FlagRule::parse("syn,!syn").is_err());
+        assert_eq!(
+            FlagRule::parse("sin"),
+            Err("TCP flag \"sin\" is not known: expected fin, syn, rst, psh, ack or urg, each optionally negated with !".into())
+        );
+        assert!(
+            FlagRule::parse("syn,!ack")
+                .unwrap()
+                .matches(SYN | tcp_flags::PSH)
+        );
+        assert!(!FlagRule::parse("syn,!ack").unwrap().matches(SYN | ACK));
+    }
+}
