@@ -108,17 +108,34 @@ fn link_type(linktype: Linktype, source: &str) -> anyhow::Result<LinkType> {
     })
 }
 
-/// Stops reader threads: sets a flag and breaks each reader out of its
+/// Steers the reader threads from the run loop: stop them, or give them a new
+/// kernel filter (after a reload). Either breaks each reader out of its
 /// blocking read (libpcap's `pcap_breakloop` wakes a waiting reader on Linux).
 #[derive(Clone, Default)]
-pub struct StopFlag {
+pub struct Control {
     stopped: Arc<AtomicBool>,
+    /// A filter each reader applies before its next read; bumped `generation` says which is new.
+    filter: Arc<std::sync::Mutex<(u64, String)>>,
     readers: Arc<std::sync::Mutex<Vec<pcap::BreakLoop>>>,
 }
 
-impl StopFlag {
+impl Control {
     pub fn stop(&self) {
         self.stopped.store(true, Ordering::Relaxed);
+        self.wake();
+    }
+
+    /// Replaces the kernel filter of every reader.
+    pub fn set_filter(&self, filter: String) {
+        {
+            let mut current = self.filter.lock().unwrap_or_else(|p| p.into_inner());
+            current.0 += 1;
+            current.1 = filter;
+        }
+        self.wake();
+    }
+
+    fn wake(&self) {
         for reader in self
             .readers
             .lock()
@@ -132,6 +149,12 @@ impl StopFlag {
     fn stopped(&self) -> bool {
         self.stopped.load(Ordering::Relaxed)
     }
+
+    /// The filter to apply if it is newer than `seen`.
+    fn new_filter(&self, seen: u64) -> Option<(u64, String)> {
+        let current = self.filter.lock().unwrap_or_else(|p| p.into_inner());
+        (current.0 > seen).then(|| current.clone())
+    }
 }
 
 /// Counters from libpcap: packets the kernel dropped before we read them.
@@ -143,25 +166,36 @@ pub struct Drops {
 }
 
 impl Live {
-    /// Reads in a thread of its own until `stop`, handing every possible knock
+    /// Reads in a thread of its own until `control` stops it, handing every possible knock
     /// to `deliver` (which may block: the kernel buffers meanwhile and counts
     /// what it drops). Returns why reading ended, if not because of `stop`.
     pub fn spawn(
         mut self,
-        stop: StopFlag,
+        control: Control,
         deliver: impl Fn(Seen) -> bool + Send + 'static,
         on_end: impl FnOnce(String, Option<anyhow::Error>, Drops) + Send + 'static,
     ) -> std::thread::JoinHandle<()> {
-        stop.readers
+        control
+            .readers
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .push(self.capture.breakloop_handle());
+        // The filter given at open is current until `set_filter` says otherwise.
+        let mut generation = control.new_filter(0).map_or(0, |(g, _)| g);
         std::thread::Builder::new()
             .name(format!("capture {}", self.interface))
             .spawn(move || {
                 let error = loop {
-                    if stop.stopped() {
+                    if control.stopped() {
                         break None;
+                    }
+                    if let Some((newer, filter)) = control.new_filter(generation) {
+                        generation = newer;
+                        if let Err(err) = self.capture.filter(&filter, true) {
+                            break Some(anyhow!(
+                                "libpcap refused the new filter {filter:?}: {err}"
+                            ));
+                        }
                     }
                     match self.capture.next_packet() {
                         Ok(packet) => {
@@ -174,7 +208,9 @@ impl Live {
                             }
                         }
                         Err(pcap::Error::TimeoutExpired) => {}
-                        Err(_) if stop.stopped() => break None,
+                        // Woken by `Control` (libpcap reports it as an error): the loop's head says why.
+                        Err(_) if control.stopped() || control.new_filter(generation).is_some() => {
+                        }
                         Err(err) => {
                             break Some(anyhow!("capture on {} failed: {err}", self.interface));
                         }

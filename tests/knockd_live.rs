@@ -369,3 +369,72 @@ fn twenty_sources_knocking_at_once_all_get_through() {
         20
     );
 }
+
+#[test]
+fn privileges_drop_setup_teardown_and_sighup_reload() {
+    if !can_run() {
+        return;
+    }
+    use std::os::unix::fs::PermissionsExt as _;
+    let net = Net::new();
+    let dir = tempfile::tempdir().unwrap();
+    // After the drop the server runs as nobody: it must be able to reread the
+    // config and the commands to write their record.
+    std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o1777)).unwrap();
+    let path = dir.path().join("knockd.toml");
+    let write_config = |door: &str, ports: &str| {
+        let text = format!(
+            "[knockd]\nuser = \"nobody\"\n[[door]]\nname = \"{door}\"\nsequence = {ports}\n\
+             start = [\"/bin/sh\", \"-c\", \"echo {door} %IP% $(id -u) >> {0}/ran\"]\n\
+             setup = [\"/bin/sh\", \"-c\", \"echo setup $(id -u) >> {0}/ran\"]\n\
+             teardown = [\"/bin/sh\", \"-c\", \"echo teardown $(id -u) >> {0}/ran\"]\n",
+            dir.path().display()
+        );
+        std::fs::write(&path, text).unwrap();
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644)).unwrap();
+    };
+    write_config("first", "[\"7000\", \"8000\"]");
+    let mut server = net.server(&path);
+    server.expect("now running as nobody");
+    assert_eq!(
+        net.knock(&["-d", "50ms", "-p", "7000,8000", &net.v4(1)]),
+        Some(0)
+    );
+    server.expect("running start command");
+
+    // A broken file is refused; the running doors stay.
+    std::fs::write(&path, "[[door]]\nname = \"broken\"\nsequence = [\"0\"]\n").unwrap();
+    let hup = |server: &Server| unsafe { libc::kill(server.child.id() as i32, libc::SIGHUP) };
+    hup(&server);
+    server.expect("refused, the old configuration keeps running");
+
+    // A good one replaces them, new ports included in the kernel filter.
+    write_config("second", "[\"7100\", \"8100:udp\"]");
+    hup(&server);
+    server.expect("reloaded");
+    assert_eq!(
+        net.knock(&["-d", "50ms", "-p", "7100,8100:udp", &net.v4(1)]),
+        Some(0)
+    );
+    server.expect("echo second");
+
+    let (status, log) = server.terminate();
+    assert_eq!(status, Some(0), "{}", log.join("\n"));
+    let nobody = String::from_utf8(
+        Command::new("id")
+            .args(["-u", "nobody"])
+            .output()
+            .unwrap()
+            .stdout,
+    )
+    .unwrap();
+    let nobody = nobody.trim();
+    assert_eq!(
+        ran(dir.path()),
+        format!(
+            "setup {nobody}\nfirst {0} {nobody}\nsecond {0} {nobody}\nteardown {nobody}\n",
+            net.v4(2)
+        ),
+        "commands ran as nobody, setup first and teardown last"
+    );
+}

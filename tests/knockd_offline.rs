@@ -345,3 +345,24 @@ fn the_example_config_passes_check() {
         "{stdout}"
     );
 }
+
+#[test]
+fn a_failing_command_is_logged_with_its_status_and_stderr() {
+    let case = Case::new(
+        r#"
+[[door]]
+name = "broken"
+sequence = ["7000"]
+start = ["/bin/sh", "-c", "echo no such table >&2; exit 3"]
+"#,
+    );
+    case.capture(&[(0, frame("198.51.100.7", HOST, "7000"))]);
+    let (status, lines) = case.replay(&[]);
+    assert_eq!(status, Some(0), "a failed command does not stop the server");
+    assert!(
+        lines.iter().any(|l| l.ends_with(
+            "broken: command returned non-zero status code (exit status 3): no such table"
+        )),
+        "{lines:#?}"
+    );
+}

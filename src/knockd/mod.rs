@@ -19,7 +19,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use anyhow::Context;
 
-use crate::capture::{self, Seen, StopFlag};
+use crate::capture::{self, Control, Seen};
 use crate::cli::KnockdArgs;
 use crate::exit_codes::ExitCode;
 use crate::knock::plan::PlanError;
@@ -119,6 +119,21 @@ pub fn main(args: &KnockdArgs) -> anyhow::Result<ExitCode> {
         Ending::Asked => ExitCode::Success,
         Ending::CaptureFailed => ExitCode::Failure,
     })
+}
+
+/// The kernel filter for the server's doors. One-time doors move to ports
+/// not known yet: then every TCP/UDP packet goes through and the matcher picks.
+fn filter_for(server: &Server) -> String {
+    if server
+        .config
+        .doors
+        .iter()
+        .any(|d| d.one_time_sequences.is_some())
+    {
+        "tcp or udp or (vlan and (tcp or udp))".to_string()
+    } else {
+        capture::bpf_filter(server.matcher.doors())
+    }
 }
 
 /// `--check`: the config loaded; print its doors and the lint warnings.
@@ -447,13 +462,13 @@ pub async fn serve(
     let (tx, mut rx) = tokio::sync::mpsc::channel::<Seen>(65_536);
     let (ended_tx, mut ended_rx) =
         tokio::sync::mpsc::unbounded_channel::<(String, Option<String>, capture::Drops)>();
-    let stop = StopFlag::default();
+    let control = Control::default();
     let mut readers = Vec::new();
     for live in captures {
         let tx = tx.clone();
         let ended_tx = ended_tx.clone();
         readers.push(live.spawn(
-            stop.clone(),
+            control.clone(),
             move |seen| tx.blocking_send(seen).is_ok(),
             move |name, error, drops| {
                 let _ = ended_tx.send((name, error.map(|e| format!("{e:#}")), drops));
@@ -512,6 +527,7 @@ pub async fn serve(
                 for run in reload(&mut server, &config_path) {
                     spawn_run(&server, &mut tasks, run);
                 }
+                control.set_filter(filter_for(&server));
             }
             _ = sigterm.recv() => break Ending::Asked,
             _ = sigint.recv() => break Ending::Asked,
@@ -519,7 +535,7 @@ pub async fn serve(
         }
     };
 
-    stop.stop();
+    control.stop();
     let closing = server.doorman.close_all(&server.config.doors);
     server.log().note(
         now(),
