@@ -12,7 +12,10 @@ use std::time::{Duration, UNIX_EPOCH};
 use crate::matcher::EventKind;
 
 pub struct Log {
-    sink: Box<dyn Write + Send>,
+    /// Where lines go; `None` when syslog is the only destination.
+    sink: Option<Box<dyn Write + Send>>,
+    /// Also send each line to syslog (knockd's `UseSyslog`).
+    syslog: bool,
     json: bool,
     /// Debug lines (`-v`): packets seen, commands' output.
     pub verbose: bool,
@@ -22,21 +25,38 @@ pub struct Log {
 
 impl Log {
     pub fn stderr(json: bool, verbose: bool) -> Log {
+        Log::to_writer(Box::new(io::stderr()), json, verbose)
+    }
+
+    pub fn to_writer(sink: Box<dyn Write + Send>, json: bool, verbose: bool) -> Log {
         Log {
-            sink: Box::new(io::stderr()),
+            sink: Some(sink),
+            syslog: false,
             json,
             verbose,
             lost: 0,
         }
     }
 
-    pub fn to_writer(sink: Box<dyn Write + Send>, json: bool, verbose: bool) -> Log {
-        Log {
-            sink,
+    /// Only syslog (facility daemon, tag `knockr`), as knockd with `UseSyslog` and no `LogFile`.
+    pub fn syslog_only(json: bool, verbose: bool) -> Log {
+        let mut log = Log {
+            sink: None,
+            syslog: false,
             json,
             verbose,
             lost: 0,
-        }
+        };
+        log.add_syslog();
+        log
+    }
+
+    /// Also sends every line to syslog.
+    pub fn add_syslog(&mut self) {
+        static IDENT: &std::ffi::CStr = c"knockr";
+        // SAFETY: the ident is 'static, as openlog requires.
+        unsafe { libc::openlog(IDENT.as_ptr(), libc::LOG_PID, libc::LOG_DAEMON) };
+        self.syslog = true;
     }
 
     /// Appends to `path`, creating it (mode 0640) if needed.
@@ -47,12 +67,11 @@ impl Log {
             .append(true)
             .mode(0o640)
             .open(path)?;
-        Ok(Log {
-            sink: Box::new(io::LineWriter::new(file)),
+        Ok(Log::to_writer(
+            Box::new(io::LineWriter::new(file)),
             json,
             verbose,
-            lost: 0,
-        })
+        ))
     }
 
     /// A matcher event of door `door` for `src` at `at` (since the Unix epoch).
@@ -109,7 +128,16 @@ impl Log {
     }
 
     fn line(&mut self, line: &str) {
-        if let Err(err) = writeln!(self.sink, "{line}") {
+        if self.syslog
+            && let Ok(text) = std::ffi::CString::new(line)
+        {
+            // SAFETY: a constant format with one C string argument.
+            unsafe { libc::syslog(libc::LOG_INFO, c"%s".as_ptr(), text.as_ptr()) };
+        }
+        let Some(sink) = self.sink.as_mut() else {
+            return;
+        };
+        if let Err(err) = writeln!(sink, "{line}") {
             if self.lost == 0 {
                 eprintln!(
                     "knockr: cannot write the log ({err}); matching goes on, lines are lost until it recovers"

@@ -67,24 +67,17 @@ pub fn main(args: &KnockdArgs) -> anyhow::Result<ExitCode> {
     } else {
         vec![DEFAULT_INTERFACE.to_string()]
     };
-    let log = match &config.log_file {
-        Some(path) => Log::file(path, args.json, args.verbose)
+    let mut log = match (&config.log_file, config.use_syslog) {
+        (Some(path), _) => Log::file(path, args.json, args.verbose)
             .with_context(|| format!("cannot open the log file {}", path.display()))?,
-        None => Log::stderr(args.json, args.verbose),
+        (None, true) => Log::syslog_only(args.json, args.verbose),
+        (None, false) => Log::stderr(args.json, args.verbose),
     };
+    if config.use_syslog && config.log_file.is_some() {
+        log.add_syslog();
+    }
     let server = Server::new(config, log, args.dry_run)?;
-    // One-time doors move to ports not known yet: let every TCP/UDP packet
-    // through the kernel and let the matcher pick.
-    let filter = if server
-        .config
-        .doors
-        .iter()
-        .any(|d| d.one_time_sequences.is_some())
-    {
-        "tcp or udp or (vlan and (tcp or udp))".to_string()
-    } else {
-        capture::bpf_filter(server.matcher.doors())
-    };
+    let filter = filter_for(&server);
     server
         .log()
         .debug(now(), &format!("capture filter: {filter}"));
