@@ -67,7 +67,7 @@ struct Args {
     distinct_midsequence: bool,
 }
 
-#[derive(Debug, Clone, Copy)]
+#[derive(Clone, Copy)]
 enum Packet {
     Syn(u16),
     Udp(u16),
@@ -104,8 +104,10 @@ fn main() -> anyhow::Result<()> {
     let mut knocks = knocks.into_iter().peekable();
 
     let mut rng = SplitMix(args.seed);
-    // Per noise source: 0 if never seen, else 1 + its knocks so far (its place in NOISE_CYCLE).
-    let mut sent = vec![0u32; sources as usize];
+    // Per noise source: whether it sent anything, and its place in NOISE_CYCLE
+    // (a u8 wraps at 256, a multiple of the cycle's length).
+    let mut seen = vec![false; sources as usize];
+    let mut place = vec![0u8; sources as usize];
     let mut writer = Writer::create(&args.out, LinkType::Ethernet)?;
     let mut frame = Vec::with_capacity(64);
     let mut write = |at: Duration, src: Ipv4Addr, packet: Packet, rng: &mut SplitMix| {
@@ -119,21 +121,20 @@ fn main() -> anyhow::Result<()> {
         while let Some((when, src, packet)) = knocks.next_if(|(when, _, _)| *when <= at) {
             write(when, src, packet, &mut rng);
         }
-        let src = match args.distinct_midsequence {
-            true => i as u32,
-            false => rng.below(u64::from(sources)) as u32,
-        };
-        let n = &mut sent[src as usize];
-        *n = (*n).max(1);
-        let packet = if args.distinct_midsequence {
-            SEQUENCE[0]
-        } else if rng.below(2) == 0 {
-            *n += 1;
-            NOISE_CYCLE[(*n as usize - 2) % NOISE_CYCLE.len()]
+        let (src, packet) = if args.distinct_midsequence {
+            (i as usize, SEQUENCE[0])
         } else {
-            other_port(&mut rng)
+            let src = rng.below(u64::from(sources)) as usize;
+            let packet = if rng.below(2) == 0 {
+                place[src] = place[src].wrapping_add(1);
+                NOISE_CYCLE[usize::from(place[src].wrapping_sub(1)) % NOISE_CYCLE.len()]
+            } else {
+                other_port(&mut rng)
+            };
+            (src, packet)
         };
-        write(at, noise_source(src), packet, &mut rng);
+        seen[src] = true;
+        write(at, noise_source(src as u32), packet, &mut rng);
     }
     for (when, src, packet) in knocks {
         write(when, src, packet, &mut rng);
@@ -141,7 +142,7 @@ fn main() -> anyhow::Result<()> {
     writer.finish()?;
 
     let bytes = std::fs::metadata(&args.out)?.len();
-    let used = sent.iter().filter(|&&n| n > 0).count();
+    let used = seen.iter().filter(|&&s| s).count();
     println!(
         "{}: {} packets over {} s ({noise} noise, {valid_packets} in {} valid knocks), {used} noise sources, {bytes} bytes",
         args.out.display(),

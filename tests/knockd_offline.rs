@@ -108,7 +108,7 @@ fn a_valid_knock_in_a_capture_opens_and_the_command_is_printed() {
             ev("198.51.100.7", "close", None),
         ]
     );
-    let (_, lines) = case.replay(&["--dry-run"]);
+    let (_, lines) = case.replay(&["--dry-run", "-v"]);
     assert!(
         lines.iter().any(|l| {
             l.ends_with(&format!(

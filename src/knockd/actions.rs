@@ -30,6 +30,8 @@ pub enum RunKind {
 pub struct Doorman {
     /// (door, knocker) -> when its stop command is due.
     open: BTreeMap<(usize, IpAddr), Duration>,
+    /// The same, ordered by when: what is due is found without a scan.
+    by_due: std::collections::BTreeSet<(Duration, usize, IpAddr)>,
 }
 
 impl Doorman {
@@ -49,11 +51,11 @@ impl Doorman {
             .then_some(config.cmd_timeout)
             .flatten();
         if let Some(after) = closes {
-            if let Some(due) = self.open.get_mut(&(door, src)) {
-                *due = now + after;
+            let already_open = self.open.contains_key(&(door, src));
+            self.set_due((door, src), now + after);
+            if already_open {
                 return None;
             }
-            self.open.insert((door, src), now + after);
         }
         let action = start_action(config, src)?;
         Some(Run {
@@ -66,20 +68,26 @@ impl Doorman {
 
     /// Stop commands due at `now`.
     pub fn due(&mut self, doors: &[DoorConfig], now: Duration) -> Vec<Run> {
-        let due: Vec<(usize, IpAddr)> = self
-            .open
-            .iter()
-            .filter(|(_, at)| **at <= now)
-            .map(|(k, _)| *k)
-            .collect();
-        due.into_iter()
-            .filter_map(|key| self.close(doors, key))
-            .collect()
+        let mut runs = Vec::new();
+        while let Some(&(at, door, src)) = self.by_due.first() {
+            if at > now {
+                break;
+            }
+            runs.extend(self.close(doors, (door, src)));
+        }
+        runs
     }
 
     /// When the next stop command is due.
     pub fn next_due(&self) -> Option<Duration> {
-        self.open.values().min().copied()
+        self.by_due.first().map(|(at, _, _)| *at)
+    }
+
+    fn set_due(&mut self, key: (usize, IpAddr), at: Duration) {
+        if let Some(old) = self.open.insert(key, at) {
+            self.by_due.remove(&(old, key.0, key.1));
+        }
+        self.by_due.insert((at, key.0, key.1));
     }
 
     /// Every pending stop command, for a clean exit: no hole stays open.
@@ -99,14 +107,13 @@ impl Doorman {
         new_index: impl Fn(usize) -> Option<usize>,
     ) -> Vec<Run> {
         let old = std::mem::take(&mut self.open);
+        self.by_due.clear();
         let mut closing = Vec::new();
         for ((door, src), due) in old {
             match new_index(door) {
-                Some(index) => {
-                    self.open.insert((index, src), due);
-                }
+                Some(index) => self.set_due((index, src), due),
                 None => {
-                    self.open.insert((door, src), due);
+                    self.set_due((door, src), due);
                     closing.extend(self.close(doors, (door, src)));
                 }
             }
@@ -120,7 +127,8 @@ impl Doorman {
     }
 
     fn close(&mut self, doors: &[DoorConfig], key: (usize, IpAddr)) -> Option<Run> {
-        self.open.remove(&key)?;
+        let at = self.open.remove(&key)?;
+        self.by_due.remove(&(at, key.0, key.1));
         let (door, src) = key;
         let config = doors.get(door)?;
         let action = stop_action(config, src)?;

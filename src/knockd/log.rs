@@ -75,7 +75,13 @@ impl Log {
     }
 
     /// A matcher event of door `door` for `src` at `at` (since the Unix epoch).
+    /// In text, only the opening is logged unless `-v` (as knockd, whose stage
+    /// lines are verbose-only): a flood of first knocks must not flood the
+    /// log. JSON lines carry every event; they are the machine interface.
     pub fn event(&mut self, at: Duration, door: &str, src: IpAddr, kind: EventKind) {
+        if !self.json && !self.verbose && kind != EventKind::Open {
+            return;
+        }
         let line = if self.json {
             let (event, stage) = match kind {
                 EventKind::Stage(n) => ("stage", Some(n)),
@@ -125,6 +131,11 @@ impl Log {
         if self.verbose {
             self.note(at, message);
         }
+    }
+
+    /// Writes out what is buffered (a replay's stdout).
+    pub fn flush(&mut self) -> io::Result<()> {
+        self.sink.as_mut().map_or(Ok(()), |sink| sink.flush())
     }
 
     fn line(&mut self, line: &str) {
@@ -193,9 +204,28 @@ mod tests {
     const AT: Duration = Duration::from_millis(1_795_000_000_123);
 
     #[test]
-    fn lines_read_like_knockd() {
+    fn lines_read_like_knockd_and_stages_only_when_verbose() {
+        let quiet = Shared::default();
+        let mut log = Log::to_writer(Box::new(quiet.clone()), false, false);
+        log.event(
+            AT,
+            "openSSH",
+            "192.0.2.7".parse().unwrap(),
+            EventKind::Stage(1),
+        );
+        log.event(
+            AT,
+            "openSSH",
+            "192.0.2.7".parse().unwrap(),
+            EventKind::Reset,
+        );
+        assert!(
+            quiet.0.lock().unwrap().is_empty(),
+            "stage lines are verbose-only, as in knockd"
+        );
+
         let out = Shared::default();
-        let mut log = Log::to_writer(Box::new(out.clone()), false, false);
+        let mut log = Log::to_writer(Box::new(out.clone()), false, true);
         let src: IpAddr = "192.0.2.7".parse().unwrap();
         log.event(AT, "openSSH", src, EventKind::Stage(1));
         log.event(AT, "openSSH", src, EventKind::Open);

@@ -50,13 +50,17 @@ pub fn main(args: &KnockdArgs) -> anyhow::Result<ExitCode> {
         return check(&config);
     }
     if let Some(read) = &args.read {
-        let log = Log::to_writer(Box::new(std::io::stdout()), args.json, args.verbose);
+        // Buffered: a replay writes many lines, and flushing each is most of its cost.
+        let stdout = std::io::BufWriter::with_capacity(1 << 16, std::io::stdout());
+        let log = Log::to_writer(Box::new(stdout), args.json, args.verbose);
         let mut server = Server::new(config, log, args.dry_run)?;
         let packets = replay(&mut server, read)?;
-        server.log().debug(
+        let mut log = server.log();
+        log.debug(
             now(),
             &format!("read {packets} packets from {}", read.display()),
         );
+        log.flush()?;
         return Ok(ExitCode::Success);
     }
 
