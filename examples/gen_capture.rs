@@ -16,6 +16,7 @@ use std::net::Ipv4Addr;
 use std::path::PathBuf;
 use std::time::Duration;
 
+use Packet::{Syn, Udp};
 use clap::Parser;
 use etherparse::PacketBuilder;
 use knockr::capture::Writer;
@@ -28,16 +29,11 @@ const START: Duration = Duration::from_secs(1_795_000_000);
 /// Between two knocks of one valid knocker, as `knockr -d 100ms` sends them.
 const KNOCK_GAP: Duration = Duration::from_millis(100);
 /// The door's sequence, as a valid knocker sends it.
-const SEQUENCE: [Packet; 3] = [Packet::Syn(7000), Packet::Udp(8000), Packet::Syn(9000)];
+const SEQUENCE: [Packet; 3] = [Syn(7000), Udp(8000), Syn(9000)];
 /// What a noise source sends on the knock ports, round and round: 7000 then
 /// 8000/udp reaches stage 2, and the next knock is always a wrong one, so no
 /// noise source ever opens the door, however its packets fall in time.
-const NOISE_CYCLE: [Packet; 4] = [
-    Packet::Syn(7000),
-    Packet::Udp(8000),
-    Packet::Syn(7000),
-    Packet::Syn(9000),
-];
+const NOISE_CYCLE: [Packet; 4] = [Syn(7000), Udp(8000), Syn(7000), Syn(9000)];
 /// 10.0.0.0/8 then 172.16.0.0/12: the noise sources there are.
 const MAX_SOURCES: u32 = (1 << 24) + (1 << 20);
 
@@ -160,9 +156,9 @@ fn other_port(rng: &mut SplitMix) -> Packet {
         p => p,
     };
     if rng.below(2) == 0 {
-        Packet::Syn(port)
+        Syn(port)
     } else {
-        Packet::Udp(port)
+        Udp(port)
     }
 }
 
@@ -185,9 +181,9 @@ fn build(frame: &mut Vec<u8>, src: Ipv4Addr, port: u16, packet: Packet) {
         64,
     );
     let written = match packet {
-        Packet::Syn(to) => ip.tcp(port, to, 1, 64_240).syn().write(frame, &[]),
+        Syn(to) => ip.tcp(port, to, 1, 64_240).syn().write(frame, &[]),
         // One zero byte, as the C `knock` sends.
-        Packet::Udp(to) => ip.udp(port, to).write(frame, &[0]),
+        Udp(to) => ip.udp(port, to).write(frame, &[0]),
     };
     written.expect("a frame this small can be built");
 }

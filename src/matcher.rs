@@ -119,27 +119,62 @@ struct Attempt {
 /// Everything in progress for one source address.
 #[derive(Debug)]
 struct Source {
-    attempts: Vec<Attempt>,
-    /// Its key in `Matcher::recency`: bigger is more recent.
+    /// Inline for the usual one or two: no allocation and no pointer to
+    /// chase per source, which under a flood is most of the cost.
+    attempts: smallvec::SmallVec<[Attempt; 2]>,
+    /// When it was last active, in `Matcher::clock` ticks; its entry in
+    /// `recency` with this tick is the live one.
     touched: u64,
 }
 
+/// The (protocol, port) pairs some door knocks on, as one bit each: the
+/// first question for every packet, answered without hashing.
+#[derive(Debug, Clone)]
+struct PortSet([Box<[u64; 1024]>; 2]);
+
+impl PortSet {
+    fn new(doors: &[Door]) -> PortSet {
+        let mut set = PortSet([Box::new([0; 1024]), Box::new([0; 1024])]);
+        for knock in doors.iter().flat_map(|d| d.sequence.iter()) {
+            set.0[knock.proto as usize][usize::from(knock.port) / 64] |= 1 << (knock.port % 64);
+        }
+        set
+    }
+
+    fn contains(&self, knock: Knock) -> bool {
+        self.0[knock.proto as usize][usize::from(knock.port) / 64] & (1 << (knock.port % 64)) != 0
+    }
+}
+
+type Hasher = foldhash::fast::RandomState;
+
 /// The per-source state machine of all doors. Compatible with the C knockd's
-/// matching (see shared/reference/knockd-semantics.md) except for its bugs:
-/// sources never disturb each other, the table is bounded, and expiry needs
-/// no traffic (`expire` is called by the run loop at `next_expiry`).
+/// matching (see the README) except for its bugs: sources never disturb each
+/// other, the table is bounded, and expiry needs no traffic (`expire` is
+/// called by the run loop at `next_expiry`).
+///
+/// Built for floods: a packet to a port no door watches costs one bit test;
+/// the per-source table uses a seeded hash (no collision flooding); ordering
+/// by activity and by deadline uses queues with lazy deletion, compacted when
+/// stale entries outnumber live ones, so memory stays bounded by `max_sources`.
 #[derive(Debug)]
 pub struct Matcher {
     doors: Vec<Door>,
-    /// Every (protocol, port) some door knocks on: for non-strict doors, the
-    /// only packets that count at all, as if the capture filter let nothing else in.
-    watched: std::collections::HashSet<Knock>,
+    /// Every knock some door watches: for non-strict doors the only packets
+    /// that count at all, as if the capture filter let nothing else in.
+    watched: PortSet,
+    /// Whether any door is strict (then any SYN or datagram may matter).
+    any_strict: bool,
     /// Sources with at least one attempt in progress.
-    sources: std::collections::HashMap<IpAddr, Source>,
-    /// Sources by last activity, oldest first: who is evicted when full.
-    recency: std::collections::BTreeMap<u64, IpAddr>,
-    /// Attempt deadlines, earliest first: (deadline, source, door).
-    deadlines: std::collections::BTreeSet<(Duration, IpAddr, usize)>,
+    sources: std::collections::HashMap<IpAddr, Source, Hasher>,
+    /// (tick, source) in order of activity, oldest first: who is evicted when
+    /// full. An entry is live while the source's `touched` equals its tick.
+    recency: std::collections::VecDeque<(u64, IpAddr)>,
+    /// Per door, (deadline, source, started) in order of start, so in order
+    /// of deadline. Live while the source still has that attempt.
+    deadlines: Vec<std::collections::VecDeque<(Duration, IpAddr, Duration)>>,
+    /// Attempts in progress, to know when the queues need compacting.
+    attempts: usize,
     /// Bumped on every touch; orders `recency`.
     clock: u64,
     max_sources: usize,
@@ -149,16 +184,14 @@ pub struct Matcher {
 impl Matcher {
     /// `max_sources` (at least 1) bounds the sources tracked at once.
     pub fn new(doors: Vec<Door>, max_sources: usize) -> Matcher {
-        let watched = doors
-            .iter()
-            .flat_map(|d| d.sequence.iter().copied())
-            .collect();
         Matcher {
+            watched: PortSet::new(&doors),
+            any_strict: doors.iter().any(|d| d.strict),
+            deadlines: vec![Default::default(); doors.len()],
             doors,
-            watched,
             sources: Default::default(),
             recency: Default::default(),
-            deadlines: Default::default(),
+            attempts: 0,
             clock: 0,
             max_sources: max_sources.max(1),
             evictions: 0,
@@ -179,20 +212,20 @@ impl Matcher {
         self.evictions
     }
 
-    /// The earliest moment an attempt times out, for the run loop's timer.
+    /// The earliest moment an attempt may time out, for the run loop's timer
+    /// (it may be early: the attempt may have ended meanwhile).
     pub fn next_expiry(&self) -> Option<Duration> {
-        self.deadlines.first().map(|(deadline, _, _)| *deadline)
+        self.deadlines
+            .iter()
+            .filter_map(|q| q.front().map(|e| e.0))
+            .min()
     }
 
     /// Replaces a door's sequence (a one-time door moving to its next line;
     /// empty disables the door). Attempts on its old sequence are dropped.
     pub fn set_sequence(&mut self, door: usize, sequence: Vec<Knock>) {
         self.doors[door].sequence = sequence;
-        self.watched = self
-            .doors
-            .iter()
-            .flat_map(|d| d.sequence.iter().copied())
-            .collect();
+        self.watched = PortSet::new(&self.doors);
         let affected: Vec<IpAddr> = self
             .sources
             .iter()
@@ -206,69 +239,102 @@ impl Matcher {
 
     /// Attempts that have run out of time by `now`, ended with `Timeout` events.
     pub fn expire(&mut self, now: Duration, events: &mut Vec<Event>) {
-        while let Some(&(deadline, src, door)) = self.deadlines.first() {
-            if deadline > now {
-                break;
+        for door in 0..self.deadlines.len() {
+            while let Some(&(deadline, src, started)) = self.deadlines[door].front() {
+                if deadline > now {
+                    break;
+                }
+                self.deadlines[door].pop_front();
+                if self.end_attempts(src, |a| a.door == door && a.started == started) {
+                    events.push(Event {
+                        door,
+                        src,
+                        kind: EventKind::Timeout,
+                    });
+                }
             }
-            self.end_attempts(src, |a| a.door == door);
-            events.push(Event {
-                door,
-                src,
-                kind: EventKind::Timeout,
-            });
         }
     }
 
     /// Feeds one packet seen at `now`; what it caused is appended to `events`.
     pub fn hit(&mut self, hit: &crate::packet::Hit, now: Duration, events: &mut Vec<Event>) {
-        self.expire(now, events);
         let knock = Knock {
             port: hit.port,
             proto: hit.proto,
         };
+        let watched = self.watched.contains(knock);
         let is_tcp = hit.proto == crate::sequence::Proto::Tcp;
         // What a strict door counts as a knock: a connection attempt or a datagram.
         let strict_kind = !is_tcp || hit.flags & tcp_flags::SYN != 0;
+        if !(watched || (strict_kind && self.any_strict)) {
+            // Neither a knock nor able to reset one: the common case under a flood.
+            return;
+        }
+        self.expire(now, events);
 
-        let Some(source) = self.sources.get(&hit.src) else {
-            self.start(hit, knock, now, events);
+        let Some(source) = self.sources.get_mut(&hit.src) else {
+            if watched {
+                self.start(hit, knock, now, events);
+            }
             return;
         };
-        let accepting: Vec<Attempt> = source
-            .attempts
-            .iter()
-            .copied()
-            .filter(|a| self.doors[a.door].target.is_none_or(|t| t == hit.dst))
-            .collect();
-        if accepting.is_empty() {
-            self.start(hit, knock, now, events);
-            return;
-        }
-
-        let mut touched = false;
-        for attempt in accepting {
+        // The source's attempts at doors that accept this destination, in door order.
+        let (mut concerned, mut touched, mut index) = (false, false, 0);
+        while index < source.attempts.len() {
+            let attempt = source.attempts[index];
             let door = &self.doors[attempt.door];
-            let seen = self.watched.contains(&knock) || (door.strict && strict_kind);
-            if !seen || (is_tcp && !door.flags.matches(hit.flags)) {
+            if door.target.is_some_and(|t| t != hit.dst) {
+                index += 1;
                 continue;
             }
-            touched = true;
-            let expected = door.sequence[attempt.stage] == knock;
-            let repeat = door.tolerate_repeats && door.sequence[attempt.stage - 1] == knock;
-            if expected {
-                self.advance(hit.src, attempt, events);
-            } else if !repeat {
-                self.end_attempts(hit.src, |a| a.door == attempt.door);
-                events.push(Event {
-                    door: attempt.door,
-                    src: hit.src,
-                    kind: EventKind::Reset,
-                });
+            concerned = true;
+            let ended = if now.saturating_sub(attempt.started) >= door.seq_timeout {
+                // Exact even when the timer has not fired yet.
+                Some(EventKind::Timeout)
+            } else if !(watched || (door.strict && strict_kind))
+                || (is_tcp && !door.flags.matches(hit.flags))
+            {
+                None
+            } else {
+                touched = true;
+                if door.sequence[attempt.stage] == knock {
+                    let stage = attempt.stage + 1;
+                    events.push(Event {
+                        door: attempt.door,
+                        src: hit.src,
+                        kind: EventKind::Stage(stage),
+                    });
+                    source.attempts[index].stage = stage;
+                    (stage == door.sequence.len()).then_some(EventKind::Open)
+                } else if door.tolerate_repeats && door.sequence[attempt.stage - 1] == knock {
+                    // A retransmitted SYN or a doubled datagram of the knock just matched.
+                    None
+                } else {
+                    Some(EventKind::Reset)
+                }
+            };
+            match ended {
+                Some(kind) => {
+                    source.attempts.remove(index);
+                    self.attempts -= 1;
+                    events.push(Event {
+                        door: attempt.door,
+                        src: hit.src,
+                        kind,
+                    });
+                }
+                None => index += 1,
             }
-            // A repeat is a retransmitted SYN or a doubled datagram of the knock just matched.
         }
-        if touched {
-            self.touch(hit.src);
+        if source.attempts.is_empty() {
+            self.sources.remove(&hit.src);
+        } else if touched {
+            self.clock += 1;
+            source.touched = self.clock;
+            self.recency.push_back((self.clock, hit.src));
+        }
+        if !concerned && watched {
+            self.start(hit, knock, now, events);
         }
     }
 
@@ -282,39 +348,70 @@ impl Matcher {
         events: &mut Vec<Event>,
     ) {
         let is_tcp = hit.proto == crate::sequence::Proto::Tcp;
-        let starting: Vec<usize> = (0..self.doors.len())
-            .filter(|&i| {
-                let door = &self.doors[i];
-                door.sequence.first() == Some(&knock)
-                    && (!is_tcp || door.flags.matches(hit.flags))
-                    && door.target.is_none_or(|t| t == hit.dst)
-            })
-            .collect();
-        for door in starting {
-            let attempt = Attempt {
-                door,
-                stage: 0,
-                started: now,
-            };
-            if self.doors[door].sequence.len() > 1 {
-                self.track(hit.src, attempt, events);
+        for door in 0..self.doors.len() {
+            let d = &self.doors[door];
+            let starts = d.sequence.first() == Some(&knock)
+                && (!is_tcp || d.flags.matches(hit.flags))
+                && d.target.is_none_or(|t| t == hit.dst);
+            if !starts {
+                continue;
             }
-            self.advance(hit.src, attempt, events);
+            let single = d.sequence.len() == 1;
+            if !single {
+                self.track(
+                    hit.src,
+                    Attempt {
+                        door,
+                        stage: 1,
+                        started: now,
+                    },
+                    events,
+                );
+            }
+            events.push(Event {
+                door,
+                src: hit.src,
+                kind: EventKind::Stage(1),
+            });
+            if single {
+                events.push(Event {
+                    door,
+                    src: hit.src,
+                    kind: EventKind::Open,
+                });
+            }
         }
     }
 
     /// Adds `attempt` for `src`, making room by evicting the least recently
     /// active source when the table is full.
     fn track(&mut self, src: IpAddr, attempt: Attempt, events: &mut Vec<Event>) {
-        if !self.sources.contains_key(&src)
-            && self.sources.len() >= self.max_sources
-            && let Some(&oldest) = self.recency.values().next()
-        {
-            let doors: Vec<usize> = self.sources[&oldest]
-                .attempts
-                .iter()
-                .map(|a| a.door)
-                .collect();
+        if self.sources.len() >= self.max_sources && !self.sources.contains_key(&src) {
+            self.evict_oldest(events);
+        }
+        let deadline = attempt.started + self.doors[attempt.door].seq_timeout;
+        self.deadlines[attempt.door].push_back((deadline, src, attempt.started));
+        self.attempts += 1;
+        self.clock += 1;
+        let source = self.sources.entry(src).or_insert(Source {
+            attempts: smallvec::SmallVec::new(),
+            touched: 0,
+        });
+        source.attempts.push(attempt);
+        source.touched = self.clock;
+        self.recency.push_back((self.clock, src));
+        self.compact();
+    }
+
+    fn evict_oldest(&mut self, events: &mut Vec<Event>) {
+        while let Some((tick, oldest)) = self.recency.pop_front() {
+            let Some(source) = self.sources.get(&oldest) else {
+                continue;
+            };
+            if source.touched != tick {
+                continue;
+            }
+            let doors: Vec<usize> = source.attempts.iter().map(|a| a.door).collect();
             self.end_attempts(oldest, |_| true);
             self.evictions += 1;
             events.extend(doors.into_iter().map(|door| Event {
@@ -322,71 +419,47 @@ impl Matcher {
                 src: oldest,
                 kind: EventKind::Evicted,
             }));
-        }
-        let deadline = attempt.started + self.doors[attempt.door].seq_timeout;
-        self.deadlines.insert((deadline, src, attempt.door));
-        self.clock += 1;
-        let clock = self.clock;
-        let source = self.sources.entry(src).or_insert(Source {
-            attempts: Vec::new(),
-            touched: clock,
-        });
-        source.attempts.push(attempt);
-        self.touch(src);
-    }
-
-    fn touch(&mut self, src: IpAddr) {
-        self.clock += 1;
-        if let Some(source) = self.sources.get_mut(&src) {
-            self.recency.remove(&source.touched);
-            source.touched = self.clock;
-            self.recency.insert(self.clock, src);
+            return;
         }
     }
 
-    /// Moves `attempt` one knock on; on the last knock the door opens.
-    fn advance(&mut self, src: IpAddr, attempt: Attempt, events: &mut Vec<Event>) {
-        let stage = attempt.stage + 1;
-        events.push(Event {
-            door: attempt.door,
-            src,
-            kind: EventKind::Stage(stage),
-        });
-        if stage == self.doors[attempt.door].sequence.len() {
-            self.end_attempts(src, |a| a.door == attempt.door);
-            events.push(Event {
-                door: attempt.door,
-                src,
-                kind: EventKind::Open,
-            });
-        } else if let Some(source) = self.sources.get_mut(&src)
-            && let Some(a) = source.attempts.iter_mut().find(|a| a.door == attempt.door)
-        {
-            a.stage = stage;
+    /// Drops stale queue entries once they outnumber the live ones, so the
+    /// queues never outgrow the table: amortized O(1) per entry.
+    fn compact(&mut self) {
+        let slack = 2 * self.attempts.max(self.sources.len()) + 1024;
+        if self.recency.len() > slack {
+            let sources = &self.sources;
+            self.recency
+                .retain(|(tick, ip)| sources.get(ip).is_some_and(|s| s.touched == *tick));
+        }
+        if self.deadlines.iter().map(|q| q.len()).sum::<usize>() > slack {
+            let sources = &self.sources;
+            for (door, queue) in self.deadlines.iter_mut().enumerate() {
+                queue.retain(|(_, ip, started)| {
+                    sources.get(ip).is_some_and(|s| {
+                        s.attempts
+                            .iter()
+                            .any(|a| a.door == door && a.started == *started)
+                    })
+                });
+            }
         }
     }
 
     /// Ends the source's attempts that `which` selects, forgetting the source
-    /// when none is left.
-    fn end_attempts(&mut self, src: IpAddr, which: impl Fn(&Attempt) -> bool) {
+    /// when none is left (its queue entries go stale). Whether any ended.
+    fn end_attempts(&mut self, src: IpAddr, which: impl Fn(&Attempt) -> bool) -> bool {
         let Some(source) = self.sources.get_mut(&src) else {
-            return;
+            return false;
         };
-        let doors = &self.doors;
-        let deadlines = &mut self.deadlines;
-        source.attempts.retain(|a| {
-            if which(a) {
-                deadlines.remove(&(a.started + doors[a.door].seq_timeout, src, a.door));
-                false
-            } else {
-                true
-            }
-        });
+        let before = source.attempts.len();
+        source.attempts.retain(|a| !which(a));
+        let ended = before - source.attempts.len();
+        self.attempts -= ended;
         if source.attempts.is_empty() {
-            let touched = source.touched;
             self.sources.remove(&src);
-            self.recency.remove(&touched);
         }
+        ended > 0
     }
 }
 
@@ -469,6 +542,10 @@ mod tests {
             ]
         );
         assert_eq!(m.tracked_sources(), 0, "a finished attempt is forgotten");
+        // Its deadline may still wake the timer once; that wake-up finds nothing.
+        let mut events = Vec::new();
+        m.expire(ms(5_000), &mut events);
+        assert!(events.is_empty(), "a finished attempt never times out");
         assert_eq!(m.next_expiry(), None);
     }
 
@@ -498,15 +575,8 @@ mod tests {
 
     #[test]
     fn protocol_is_part_of_the_knock() {
-        let mut m = Matcher::new(vec![door("ssh", "7000,8000:udp")], 10);
-        m.doors[0].sequence.push(Knock {
-            port: 8000,
-            proto: Proto::Tcp,
-        });
-        m.watched.insert(Knock {
-            port: 8000,
-            proto: Proto::Tcp,
-        });
+        // 8000/tcp is watched (the last knock) but 8000/udp is expected second.
+        let mut m = Matcher::new(vec![door("ssh", "7000,8000:udp,8000:tcp")], 10);
         let got = run(
             &mut m,
             &[
@@ -787,8 +857,10 @@ mod tests {
         }
         assert_eq!(m.tracked_sources(), 100);
         assert_eq!(m.evictions(), 9_900);
-        assert_eq!(m.deadlines.len(), 100);
-        assert_eq!(m.recency.len(), 100);
+        // Stale queue entries are compacted away: the queues stay near the table's size.
+        let slack = 2 * 100 + 1024;
+        assert!(m.recency.len() <= slack + 1, "{}", m.recency.len());
+        assert!(m.deadlines.iter().map(|q| q.len()).sum::<usize>() <= slack + 1);
     }
 
     #[test]

@@ -85,6 +85,67 @@ impl LinkType {
 ///
 /// Fragments, truncated headers, non-IP and non-TCP/UDP traffic give `None`.
 pub fn parse(link: LinkType, frame: &[u8]) -> Option<Hit> {
+    if let Some(hit) = plain_ipv4(link, frame) {
+        return Some(hit);
+    }
+    sliced(link, frame)
+}
+
+/// The common case read directly, a third of etherparse's work: IPv4 without
+/// options or fragmentation, TCP or UDP whose lengths agree, on Ethernet
+/// without VLAN tags, Linux SLL/SLL2 or raw IP. `None` means "not this
+/// case", never "not a knock": the general parser then decides. A property
+/// test checks that both agree wherever this one answers.
+fn plain_ipv4(link: LinkType, frame: &[u8]) -> Option<Hit> {
+    const IPV4: [u8; 2] = [0x08, 0x00];
+    let ip = match link {
+        LinkType::Ethernet if frame.get(12..14)? == IPV4 => &frame[14..],
+        LinkType::LinuxSll if frame.get(14..16)? == IPV4 => &frame[16..],
+        LinkType::LinuxSll2 if frame.get(0..2)? == IPV4 => frame.get(20..)?,
+        LinkType::Raw | LinkType::Ipv4 => frame,
+        _ => return None,
+    };
+    let header: &[u8; 20] = ip.first_chunk()?;
+    let total = usize::from(u16::from_be_bytes([header[2], header[3]]));
+    // Version 4, no options; no More Fragments flag and no offset.
+    if header[0] != 0x45 || total > ip.len() || header[6] & 0x3f != 0 || header[7] != 0 {
+        return None;
+    }
+    let payload = ip.get(20..total)?;
+    let src = IpAddr::from(<[u8; 4]>::try_from(&header[12..16]).ok()?);
+    let dst = IpAddr::from(<[u8; 4]>::try_from(&header[16..20]).ok()?);
+    let port = |at: usize| {
+        payload
+            .get(at..at + 2)
+            .map(|b| u16::from_be_bytes([b[0], b[1]]))
+    };
+    match header[9] {
+        6 => {
+            let offset = usize::from(*payload.get(12)? >> 4) * 4;
+            if offset < 20 || offset > payload.len() {
+                return None;
+            }
+            Some(Hit {
+                src,
+                dst,
+                proto: Proto::Tcp,
+                port: port(2)?,
+                flags: payload[13],
+            })
+        }
+        17 if usize::from(port(4)?) == payload.len() && payload.len() >= 8 => Some(Hit {
+            src,
+            dst,
+            proto: Proto::Udp,
+            port: port(2)?,
+            flags: 0,
+        }),
+        _ => None,
+    }
+}
+
+/// Everything else, through etherparse.
+fn sliced(link: LinkType, frame: &[u8]) -> Option<Hit> {
     let packet = match link {
         LinkType::Ethernet => SlicedPacket::from_ethernet(frame),
         // SLL is read by hand: etherparse's `from_linux_sll` refuses every
@@ -251,6 +312,15 @@ mod tests {
         PacketBuilder::ipv4(SRC4, DST4, 64)
             .tcp_header(tcp_header(40000, port, flags))
             .write(&mut packet, &[])
+            .unwrap();
+        packet
+    }
+
+    fn ipv4_udp(port: u16) -> Vec<u8> {
+        let mut packet = Vec::new();
+        PacketBuilder::ipv4(SRC4, DST4, 64)
+            .udp(40000, port)
+            .write(&mut packet, b"knock")
             .unwrap();
         packet
     }
@@ -552,6 +622,25 @@ mod tests {
                 frame[at] = byte;
             }
             let _ = parse(link, &frame);
+        }
+
+        #[test]
+        fn the_ipv4_shortcut_agrees_with_etherparse(
+            link in prop::sample::select(&ALL[..]),
+            udp: bool,
+            changes in prop::collection::vec((any::<prop::sample::Index>(), any::<u8>()), 0..6),
+            cut in any::<prop::sample::Index>(),
+        ) {
+            let ip = if udp { ipv4_udp(8000) } else { ipv4_tcp(7000, SYN) };
+            let mut frame = framed(link, &ip);
+            for (at, byte) in changes {
+                let at = at.index(frame.len());
+                frame[at] = byte;
+            }
+            frame.truncate(cut.index(frame.len() + 1));
+            if let Some(fast) = plain_ipv4(link, &frame) {
+                prop_assert_eq!(Some(fast), sliced(link, &frame));
+            }
         }
 
         #[test]

@@ -75,11 +75,16 @@ impl Log {
     }
 
     /// A matcher event of door `door` for `src` at `at` (since the Unix epoch).
+    /// Whether `event` logs every kind of event, or only openings.
+    pub fn every_event(&self) -> bool {
+        self.json || self.verbose
+    }
+
     /// In text, only the opening is logged unless `-v` (as knockd, whose stage
     /// lines are verbose-only): a flood of first knocks must not flood the
     /// log. JSON lines carry every event; they are the machine interface.
     pub fn event(&mut self, at: Duration, door: &str, src: IpAddr, kind: EventKind) {
-        if !self.json && !self.verbose && kind != EventKind::Open {
+        if !self.every_event() && kind != EventKind::Open {
             return;
         }
         let line = if self.json {
@@ -90,8 +95,7 @@ impl Log {
                 EventKind::Timeout => ("timeout", None),
                 EventKind::Evicted => ("evicted", None),
             };
-            serde_json::json!({ "time": rfc3339(at), "door": door, "src": src.to_string(), "event": event, "stage": stage })
-                .to_string()
+            event_line(at, door, src, event, stage)
         } else {
             let what = match kind {
                 EventKind::Stage(n) => format!("Stage {n}"),
@@ -110,8 +114,7 @@ impl Log {
     /// A door's command event: `close` when a stop command ran.
     pub fn close(&mut self, at: Duration, door: &str, src: IpAddr) {
         if self.json {
-            let line = serde_json::json!({ "time": rfc3339(at), "door": door, "src": src.to_string(), "event": "close", "stage": null });
-            self.line(&line.to_string());
+            self.line(&event_line(at, door, src, "close", None));
         } else {
             self.line(&format!("{} {src}: {}: closing", stamp(at), sanitize(door)));
         }
@@ -161,6 +164,26 @@ impl Log {
 
 fn sanitize(text: &str) -> std::borrow::Cow<'_, str> {
     crate::knock::report::sanitize(text)
+}
+
+/// One JSON event line; the field order is the documented one.
+fn event_line(at: Duration, door: &str, src: IpAddr, event: &str, stage: Option<usize>) -> String {
+    #[derive(serde::Serialize)]
+    struct Line<'a> {
+        time: String,
+        door: &'a str,
+        src: IpAddr,
+        event: &'a str,
+        stage: Option<usize>,
+    }
+    serde_json::to_string(&Line {
+        time: rfc3339(at),
+        door,
+        src,
+        event,
+        stage,
+    })
+    .expect("a line serializes")
 }
 
 /// `[YYYY-MM-DD HH:MM]` in UTC, as knockd prints (knockd uses local time;

@@ -215,6 +215,10 @@ pub struct Server {
     pub doorman: Doorman,
     pub log: Arc<Mutex<Log>>,
     pub dry_run: bool,
+    /// Whether every matcher event is logged (`-v` or `--json`), or only openings.
+    log_every_event: bool,
+    /// Reused for each packet's events: no allocation per packet.
+    events: Vec<Event>,
 }
 
 impl Server {
@@ -224,8 +228,10 @@ impl Server {
             config,
             matcher,
             doorman: Doorman::default(),
+            log_every_event: log.every_event(),
             log: Arc::new(Mutex::new(log)),
             dry_run,
+            events: Vec::new(),
         })
     }
 
@@ -238,17 +244,21 @@ impl Server {
     /// One packet at `seen.at`: returns the commands it makes due.
     pub fn packet(&mut self, seen: Seen) -> Vec<Run> {
         let mut runs = self.doorman.due(&self.config.doors, seen.at);
-        let mut events = Vec::new();
+        let mut events = std::mem::take(&mut self.events);
         self.matcher.hit(&seen.hit, seen.at, &mut events);
-        runs.extend(self.events(seen.at, events));
+        if !events.is_empty() {
+            runs.extend(self.events(seen.at, &mut events));
+        }
+        self.events = events;
         runs
     }
 
     /// Time passed with no packet: timeouts and due stop commands.
     pub fn tick(&mut self, at: Duration) -> Vec<Run> {
-        let mut events = Vec::new();
+        let mut events = std::mem::take(&mut self.events);
         self.matcher.expire(at, &mut events);
-        let mut runs = self.events(at, events);
+        let mut runs = self.events(at, &mut events);
+        self.events = events;
         runs.extend(self.doorman.due(&self.config.doors, at));
         runs
     }
@@ -261,11 +271,15 @@ impl Server {
         }
     }
 
-    fn events(&mut self, at: Duration, events: Vec<Event>) -> Vec<Run> {
+    /// Logs and acts on `events`, leaving the vector empty for reuse.
+    fn events(&mut self, at: Duration, events: &mut Vec<Event>) -> Vec<Run> {
         let mut runs = Vec::new();
-        for event in events {
-            let name = self.config.doors[event.door].door.name.clone();
-            self.log().event(at, &name, event.src, event.kind);
+        for event in events.drain(..) {
+            if self.log_every_event || event.kind == EventKind::Open {
+                let name = &self.config.doors[event.door].door.name;
+                let mut log = self.log.lock().unwrap_or_else(|p| p.into_inner());
+                log.event(at, name, event.src, event.kind);
+            }
             if event.kind == EventKind::Evicted {
                 let evictions = self.matcher.evictions();
                 if evictions.is_power_of_two() {
@@ -414,10 +428,16 @@ pub fn replay(server: &mut Server, path: &std::path::Path) -> anyhow::Result<u64
     let mut pending: Vec<(Duration, Run)> = Vec::new();
     let packets = capture::read_file(path, |seen| {
         while let Some(deadline) = server.next_deadline().filter(|d| *d <= seen.at) {
-            pending.extend(server.tick(deadline).into_iter().map(|r| (deadline, r)));
+            let runs = server.tick(deadline);
+            if !runs.is_empty() {
+                pending.extend(runs.into_iter().map(|r| (deadline, r)));
+            }
         }
         last = seen.at;
-        pending.extend(server.packet(seen).into_iter().map(|r| (seen.at, r)));
+        let runs = server.packet(seen);
+        if !runs.is_empty() {
+            pending.extend(runs.into_iter().map(|r| (seen.at, r)));
+        }
         for (at, run) in pending.drain(..) {
             server.announce(at, &run);
             if !server.dry_run {
