@@ -122,9 +122,9 @@ struct Source {
     /// Inline for the usual one or two: no allocation and no pointer to
     /// chase per source, which under a flood is most of the cost.
     attempts: smallvec::SmallVec<[Attempt; 2]>,
-    /// When it was last active, in `Matcher::clock` ticks; its entry in
-    /// `recency` with this tick is the live one.
-    touched: u64,
+    /// When it began to be tracked, in `Matcher::clock` ticks; its entry in
+    /// `arrivals` with this tick is the live one.
+    since: u64,
 }
 
 /// The (protocol, port) pairs some door knocks on, as one bit each: the
@@ -155,7 +155,7 @@ type Hasher = foldhash::fast::RandomState;
 ///
 /// Built for floods: a packet to a port no door watches costs one bit test;
 /// the per-source table uses a seeded hash (no collision flooding); ordering
-/// by activity and by deadline uses queues with lazy deletion, compacted when
+/// by arrival and by deadline uses queues with lazy deletion, compacted when
 /// stale entries outnumber live ones, so memory stays bounded by `max_sources`.
 #[derive(Debug)]
 pub struct Matcher {
@@ -167,15 +167,16 @@ pub struct Matcher {
     any_strict: bool,
     /// Sources with at least one attempt in progress.
     sources: std::collections::HashMap<IpAddr, Source, Hasher>,
-    /// (tick, source) in order of activity, oldest first: who is evicted when
-    /// full. An entry is live while the source's `touched` equals its tick.
-    recency: std::collections::VecDeque<(u64, IpAddr)>,
+    /// (tick, source) in the order sources began to be tracked, oldest first:
+    /// who is evicted when full. An entry is live while the source's `since`
+    /// equals its tick. Only new sources add entries, so stale ones are few.
+    arrivals: std::collections::VecDeque<(u64, IpAddr)>,
     /// Per door, (deadline, source, started) in order of start, so in order
     /// of deadline. Live while the source still has that attempt.
     deadlines: Vec<std::collections::VecDeque<(Duration, IpAddr, Duration)>>,
     /// Attempts in progress, to know when the queues need compacting.
     attempts: usize,
-    /// Bumped on every touch; orders `recency`.
+    /// Bumped for every newly tracked source; orders `arrivals`.
     clock: u64,
     max_sources: usize,
     evictions: u64,
@@ -190,7 +191,7 @@ impl Matcher {
             deadlines: vec![Default::default(); doors.len()],
             doors,
             sources: Default::default(),
-            recency: Default::default(),
+            arrivals: Default::default(),
             attempts: 0,
             clock: 0,
             max_sources: max_sources.max(1),
@@ -279,7 +280,7 @@ impl Matcher {
             return;
         };
         // The source's attempts at doors that accept this destination, in door order.
-        let (mut concerned, mut touched, mut index) = (false, false, 0);
+        let (mut concerned, mut index) = (false, 0);
         while index < source.attempts.len() {
             let attempt = source.attempts[index];
             let door = &self.doors[attempt.door];
@@ -296,7 +297,6 @@ impl Matcher {
             {
                 None
             } else {
-                touched = true;
                 if door.sequence[attempt.stage] == knock {
                     let stage = attempt.stage + 1;
                     events.push(Event {
@@ -328,10 +328,6 @@ impl Matcher {
         }
         if source.attempts.is_empty() {
             self.sources.remove(&hit.src);
-        } else if touched {
-            self.clock += 1;
-            source.touched = self.clock;
-            self.recency.push_back((self.clock, hit.src));
         }
         if !concerned && watched {
             self.start(hit, knock, now, events);
@@ -383,8 +379,8 @@ impl Matcher {
         }
     }
 
-    /// Adds `attempt` for `src`, making room by evicting the least recently
-    /// active source when the table is full.
+    /// Adds `attempt` for `src`, making room by evicting the source tracked
+    /// longest when the table is full.
     fn track(&mut self, src: IpAddr, attempt: Attempt, events: &mut Vec<Event>) {
         if self.sources.len() >= self.max_sources && !self.sources.contains_key(&src) {
             self.evict_oldest(events);
@@ -392,23 +388,24 @@ impl Matcher {
         let deadline = attempt.started + self.doors[attempt.door].seq_timeout;
         self.deadlines[attempt.door].push_back((deadline, src, attempt.started));
         self.attempts += 1;
-        self.clock += 1;
-        let source = self.sources.entry(src).or_insert(Source {
-            attempts: smallvec::SmallVec::new(),
-            touched: 0,
+        let source = self.sources.entry(src).or_insert_with(|| {
+            self.clock += 1;
+            self.arrivals.push_back((self.clock, src));
+            Source {
+                attempts: smallvec::SmallVec::new(),
+                since: self.clock,
+            }
         });
         source.attempts.push(attempt);
-        source.touched = self.clock;
-        self.recency.push_back((self.clock, src));
         self.compact();
     }
 
     fn evict_oldest(&mut self, events: &mut Vec<Event>) {
-        while let Some((tick, oldest)) = self.recency.pop_front() {
+        while let Some((tick, oldest)) = self.arrivals.pop_front() {
             let Some(source) = self.sources.get(&oldest) else {
                 continue;
             };
-            if source.touched != tick {
+            if source.since != tick {
                 continue;
             }
             let doors: Vec<usize> = source.attempts.iter().map(|a| a.door).collect();
@@ -427,10 +424,10 @@ impl Matcher {
     /// queues never outgrow the table: amortized O(1) per entry.
     fn compact(&mut self) {
         let slack = 2 * self.attempts.max(self.sources.len()) + 1024;
-        if self.recency.len() > slack {
+        if self.arrivals.len() > slack {
             let sources = &self.sources;
-            self.recency
-                .retain(|(tick, ip)| sources.get(ip).is_some_and(|s| s.touched == *tick));
+            self.arrivals
+                .retain(|(tick, ip)| sources.get(ip).is_some_and(|s| s.since == *tick));
         }
         if self.deadlines.iter().map(|q| q.len()).sum::<usize>() > slack {
             let sources = &self.sources;
@@ -818,24 +815,24 @@ mod tests {
     }
 
     #[test]
-    fn a_full_table_evicts_the_least_recently_active_source() {
+    fn a_full_table_evicts_the_oldest_source() {
         let mut m = Matcher::new(vec![door("ssh", "7000,8000,9000")], 2);
         let got = run(
             &mut m,
             &[
                 (0, pkt("10.0.0.1", "7000", SYN)),
                 (1, pkt("10.0.0.2", "7000", SYN)),
-                (2, pkt("10.0.0.1", "8000", SYN)), // .1 is now more recent than .2
-                (3, pkt("10.0.0.3", "7000", SYN)), // table full: .2 goes
+                (2, pkt("10.0.0.2", "8000", SYN)),
+                (3, pkt("10.0.0.3", "7000", SYN)), // table full: .1, the oldest, goes
             ],
         );
-        assert!(got.contains(&ev(0, "10.0.0.2", Evicted)), "{got:?}");
+        assert!(got.contains(&ev(0, "10.0.0.1", Evicted)), "{got:?}");
         assert_eq!(m.evictions(), 1);
         assert_eq!(m.tracked_sources(), 2);
-        let got = run(&mut m, &[(4, pkt("10.0.0.1", "9000", SYN))]);
+        let got = run(&mut m, &[(4, pkt("10.0.0.2", "9000", SYN))]);
         assert_eq!(
             got.last(),
-            Some(&ev(0, "10.0.0.1", Open)),
+            Some(&ev(0, "10.0.0.2", Open)),
             "the survivor still opens"
         );
     }
@@ -859,7 +856,7 @@ mod tests {
         assert_eq!(m.evictions(), 9_900);
         // Stale queue entries are compacted away: the queues stay near the table's size.
         let slack = 2 * 100 + 1024;
-        assert!(m.recency.len() <= slack + 1, "{}", m.recency.len());
+        assert!(m.arrivals.len() <= slack + 1, "{}", m.arrivals.len());
         assert!(m.deadlines.iter().map(|q| q.len()).sum::<usize>() <= slack + 1);
     }
 

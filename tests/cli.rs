@@ -183,6 +183,8 @@ fn version_and_help_exit_0_and_help_documents_exit_statuses() {
     }
 }
 
+/// The committed files describe the default build, server included.
+#[cfg(feature = "server")]
 #[test]
 fn committed_completions_and_man_page_match_the_binary() {
     let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
