@@ -19,6 +19,18 @@ pub struct Run {
     pub action: Action,
 }
 
+impl Run {
+    /// `action` of door `door` for knocker `src`, with `%IP%` and `%DOOR%` filled in.
+    fn new(config: &DoorConfig, door: usize, src: IpAddr, kind: RunKind, action: &Action) -> Run {
+        Run {
+            door,
+            src,
+            kind,
+            action: action.substitute(src, &config.door.name),
+        }
+    }
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum RunKind {
     Start,
@@ -57,13 +69,13 @@ impl Doorman {
                 return None;
             }
         }
-        let action = start_action(config, src)?;
-        Some(Run {
+        Some(Run::new(
+            config,
             door,
             src,
-            kind: RunKind::Start,
-            action: action.substitute(src, &config.door.name),
-        })
+            RunKind::Start,
+            start_action(config, src)?,
+        ))
     }
 
     /// Stop commands due at `now`.
@@ -131,13 +143,13 @@ impl Doorman {
         self.by_due.remove(&(at, key.0, key.1));
         let (door, src) = key;
         let config = doors.get(door)?;
-        let action = stop_action(config, src)?;
-        Some(Run {
+        Some(Run::new(
+            config,
             door,
             src,
-            kind: RunKind::Stop,
-            action: action.substitute(src, &config.door.name),
-        })
+            RunKind::Stop,
+            stop_action(config, src)?,
+        ))
     }
 }
 

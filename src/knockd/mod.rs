@@ -12,7 +12,6 @@ pub mod log;
 pub mod onetime;
 pub mod privileges;
 
-use std::net::IpAddr;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -341,6 +340,13 @@ impl Server {
         }
     }
 
+    /// The future that runs `run` and logs how it ended.
+    fn execution(&self, run: Run) -> impl std::future::Future<Output = ()> + Send + 'static {
+        let door = self.config.doors[run.door].door.name.clone();
+        let what = format!("{} command for {}", kind_name(run.kind), run.src);
+        execute(self.log.clone(), door, what, run.action)
+    }
+
     /// Logs a command about to run (or, in a dry run, what would run).
     fn announce(&self, at: Duration, run: &Run) {
         let name = &self.config.doors[run.door].door.name;
@@ -388,18 +394,11 @@ pub fn describe(action: &Action) -> String {
 }
 
 /// Runs `run` and logs how it ended; never fails.
-async fn execute(log: Arc<Mutex<Log>>, door: String, run: Run) {
-    let finished = actions::execute(&run.action).await;
+async fn execute(log: Arc<Mutex<Log>>, door: String, what: String, action: Action) {
+    let finished = actions::execute(&action).await;
     let mut log = log.lock().unwrap_or_else(|p| p.into_inner());
     if finished.success {
-        log.debug(
-            now(),
-            &format!(
-                "{door}: {} command for {} finished",
-                kind_name(run.kind),
-                run.src
-            ),
-        );
+        log.debug(now(), &format!("{door}: {what} finished"));
     } else {
         let stderr = if finished.stderr.is_empty() {
             String::new()
@@ -441,8 +440,7 @@ pub fn replay(server: &mut Server, path: &std::path::Path) -> anyhow::Result<u64
         for (at, run) in pending.drain(..) {
             server.announce(at, &run);
             if !server.dry_run {
-                let name = server.config.doors[run.door].door.name.clone();
-                runtime.block_on(execute(server.log.clone(), name, run));
+                runtime.block_on(server.execution(run));
             }
         }
     })?;
@@ -450,8 +448,7 @@ pub fn replay(server: &mut Server, path: &std::path::Path) -> anyhow::Result<u64
     for run in closing {
         server.announce(last, &run);
         if !server.dry_run {
-            let name = server.config.doors[run.door].door.name.clone();
-            runtime.block_on(execute(server.log.clone(), name, run));
+            runtime.block_on(server.execution(run));
         }
     }
     Ok(packets)
@@ -580,8 +577,7 @@ type Tasks = tokio::task::JoinSet<()>;
 fn spawn_run(server: &Server, tasks: &mut Tasks, run: Run) {
     server.announce(now(), &run);
     if !server.dry_run {
-        let name = server.config.doors[run.door].door.name.clone();
-        tasks.spawn(execute(server.log.clone(), name, run));
+        tasks.spawn(server.execution(run));
     }
 }
 
@@ -591,16 +587,11 @@ async fn run_now(server: &Server, door: &str, action: &Action, what: &str) {
         &format!("{door}: running {what} command: {}", describe(action)),
     );
     if !server.dry_run {
-        let src = IpAddr::from([0, 0, 0, 0]);
         execute(
             server.log.clone(),
             door.to_string(),
-            Run {
-                door: 0,
-                src,
-                kind: RunKind::Start,
-                action: action.clone(),
-            },
+            format!("{what} command"),
+            action.clone(),
         )
         .await;
     }
