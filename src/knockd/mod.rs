@@ -27,21 +27,6 @@ use actions::{Doorman, Run, RunKind};
 use config::{Action, ServerConfig};
 use log::Log;
 
-/// How the server was asked to run (the command line, resolved).
-#[derive(Debug, Clone, Default)]
-pub struct Options {
-    /// `-i`: interfaces to capture on; overrides the config's.
-    pub interfaces: Vec<String>,
-    /// `--read FILE`: replay a capture file instead of capturing live.
-    pub read: Option<PathBuf>,
-    /// Print the commands instead of running them.
-    pub dry_run: bool,
-    /// Events as JSON lines.
-    pub json: bool,
-    /// Debug lines.
-    pub verbose: bool,
-}
-
 /// `knockr knockd`: check, replay or serve, as the flags say.
 pub fn main(args: &KnockdArgs) -> anyhow::Result<ExitCode> {
     let config = config::load(&args.config).map_err(PlanError::Config)?;
