@@ -255,6 +255,14 @@ impl Matcher {
                 }
             }
         }
+        // Timed-out sources are mostly the oldest arrivals: drop their entries
+        // now, while their table slots are still in cache, not in a compaction.
+        while let Some(&(tick, src)) = self.arrivals.front() {
+            if self.sources.get(&src).is_some_and(|s| s.since == tick) {
+                break;
+            }
+            self.arrivals.pop_front();
+        }
     }
 
     /// Feeds one packet seen at `now`; what it caused is appended to `events`.

@@ -928,6 +928,18 @@ conf: empty file               |
         }
     }
 
+    proptest::proptest! {
+        /// Whatever address a packet carries, the shell sees only address
+        /// characters where %IP% stood: no quoting, spacing or syntax.
+        #[test]
+        fn no_address_can_inject_shell_syntax(bits: u128, v6: bool) {
+            let ip: IpAddr = if v6 { std::net::Ipv6Addr::from(bits).into() } else { std::net::Ipv4Addr::from(bits as u32).into() };
+            let Action::Shell(done) = Action::Shell("echo %IP% >> /tmp/x".into()).substitute(ip, "d") else { unreachable!() };
+            let inserted = done.strip_prefix("echo ").and_then(|s| s.strip_suffix(" >> /tmp/x")).unwrap();
+            proptest::prop_assert!(!inserted.is_empty() && inserted.chars().all(|c| c.is_ascii_hexdigit() || ".:".contains(c)), "{}", inserted);
+        }
+    }
+
     #[test]
     fn error_messages() {
         let report: String = ERROR_CASES
