@@ -119,9 +119,9 @@ struct Attempt {
 /// Everything in progress for one source address.
 #[derive(Debug)]
 struct Source {
-    /// Inline for the usual one or two: no allocation and no pointer to
+    /// Inline for the usual one: no allocation and no pointer to
     /// chase per source, which under a flood is most of the cost.
-    attempts: smallvec::SmallVec<[Attempt; 2]>,
+    attempts: smallvec::SmallVec<[Attempt; 1]>,
     /// When it began to be tracked, in `Matcher::clock` ticks; its entry in
     /// `arrivals` with this tick is the live one.
     since: u64,
