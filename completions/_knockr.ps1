@@ -49,6 +49,7 @@ Register-ArgumentCompleter -Native -CommandName 'knockr' -ScriptBlock {
             [CompletionResult]::new('completions', 'completions', [CompletionResultType]::ParameterValue, 'Print a shell completion script')
             [CompletionResult]::new('man', 'man', [CompletionResultType]::ParameterValue, 'Print the man page (roff)')
             [CompletionResult]::new('knockd', 'knockd', [CompletionResultType]::ParameterValue, 'Run the knock server: watch traffic, match knock sequences, run commands')
+            [CompletionResult]::new('routeros', 'routeros', [CompletionResultType]::ParameterValue, 'MikroTik RouterOS helpers')
             [CompletionResult]::new('help', 'help', [CompletionResultType]::ParameterValue, 'Print this message or the help of the given subcommand(s)')
             break
         }
@@ -88,11 +89,47 @@ Register-ArgumentCompleter -Native -CommandName 'knockr' -ScriptBlock {
             [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help')
             break
         }
+        'knockr;routeros' {
+            [CompletionResult]::new('-c', '-c', [CompletionResultType]::ParameterName, 'Profiles file [default: ~/.config/knockr/profiles.toml]')
+            [CompletionResult]::new('--config', '--config', [CompletionResultType]::ParameterName, 'Profiles file [default: ~/.config/knockr/profiles.toml]')
+            [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help')
+            [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help')
+            [CompletionResult]::new('rules', 'rules', [CompletionResultType]::ParameterValue, 'Print a RouterOS script that makes the router detect a knock sequence by itself (staged address lists), opening ports to whoever completes it')
+            [CompletionResult]::new('help', 'help', [CompletionResultType]::ParameterValue, 'Print this message or the help of the given subcommand(s)')
+            break
+        }
+        'knockr;routeros;rules' {
+            [CompletionResult]::new('--sequence', '--sequence', [CompletionResultType]::ParameterName, 'The sequence instead of a profile: PORT[:tcp|udp], repeatable or a comma list')
+            [CompletionResult]::new('--wan', '--wan', [CompletionResultType]::ParameterName, 'Interface list the knocks arrive on')
+            [CompletionResult]::new('--protect', '--protect', [CompletionResultType]::ParameterName, 'TCP ports to open to a knocker, e.g. 22,8291')
+            [CompletionResult]::new('--list', '--list', [CompletionResultType]::ParameterName, 'Address list a knocker lands on')
+            [CompletionResult]::new('--timeout', '--timeout', [CompletionResultType]::ParameterName, 'How long a knocker stays on the list (the router removes it itself)')
+            [CompletionResult]::new('--stage-timeout', '--stage-timeout', [CompletionResultType]::ParameterName, 'Time allowed between two knocks [default: 10s, or 4x the profile''s delay if longer]')
+            [CompletionResult]::new('--name', '--name', [CompletionResultType]::ParameterName, 'Prefix of the chain, lists and comments [default: knockr-PROFILE]')
+            [CompletionResult]::new('--family', '--family', [CompletionResultType]::ParameterName, 'Rules for ipv4, ipv6, or both (any)')
+            [CompletionResult]::new('-c', '-c', [CompletionResultType]::ParameterName, 'Profiles file [default: $KNOCKR_CONFIG, else ~/.config/knockr/profiles.toml]')
+            [CompletionResult]::new('--config', '--config', [CompletionResultType]::ParameterName, 'Profiles file [default: $KNOCKR_CONFIG, else ~/.config/knockr/profiles.toml]')
+            [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help (see more with ''--help'')')
+            [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help (see more with ''--help'')')
+            break
+        }
+        'knockr;routeros;help' {
+            [CompletionResult]::new('rules', 'rules', [CompletionResultType]::ParameterValue, 'Print a RouterOS script that makes the router detect a knock sequence by itself (staged address lists), opening ports to whoever completes it')
+            [CompletionResult]::new('help', 'help', [CompletionResultType]::ParameterValue, 'Print this message or the help of the given subcommand(s)')
+            break
+        }
+        'knockr;routeros;help;rules' {
+            break
+        }
+        'knockr;routeros;help;help' {
+            break
+        }
         'knockr;help' {
             [CompletionResult]::new('list', 'list', [CompletionResultType]::ParameterValue, 'List the profiles in the profiles file, one a line')
             [CompletionResult]::new('completions', 'completions', [CompletionResultType]::ParameterValue, 'Print a shell completion script')
             [CompletionResult]::new('man', 'man', [CompletionResultType]::ParameterValue, 'Print the man page (roff)')
             [CompletionResult]::new('knockd', 'knockd', [CompletionResultType]::ParameterValue, 'Run the knock server: watch traffic, match knock sequences, run commands')
+            [CompletionResult]::new('routeros', 'routeros', [CompletionResultType]::ParameterValue, 'MikroTik RouterOS helpers')
             [CompletionResult]::new('help', 'help', [CompletionResultType]::ParameterValue, 'Print this message or the help of the given subcommand(s)')
             break
         }
@@ -106,6 +143,13 @@ Register-ArgumentCompleter -Native -CommandName 'knockr' -ScriptBlock {
             break
         }
         'knockr;help;knockd' {
+            break
+        }
+        'knockr;help;routeros' {
+            [CompletionResult]::new('rules', 'rules', [CompletionResultType]::ParameterValue, 'Print a RouterOS script that makes the router detect a knock sequence by itself (staged address lists), opening ports to whoever completes it')
+            break
+        }
+        'knockr;help;routeros;rules' {
             break
         }
         'knockr;help;help' {

@@ -46,6 +46,7 @@ set edit:completion:arg-completer[knockr] = {|@words|
             cand completions 'Print a shell completion script'
             cand man 'Print the man page (roff)'
             cand knockd 'Run the knock server: watch traffic, match knock sequences, run commands'
+            cand routeros 'MikroTik RouterOS helpers'
             cand help 'Print this message or the help of the given subcommand(s)'
         }
         &'knockr;list'= {
@@ -80,11 +81,42 @@ set edit:completion:arg-completer[knockr] = {|@words|
             cand -h 'Print help'
             cand --help 'Print help'
         }
+        &'knockr;routeros'= {
+            cand -c 'Profiles file [default: ~/.config/knockr/profiles.toml]'
+            cand --config 'Profiles file [default: ~/.config/knockr/profiles.toml]'
+            cand -h 'Print help'
+            cand --help 'Print help'
+            cand rules 'Print a RouterOS script that makes the router detect a knock sequence by itself (staged address lists), opening ports to whoever completes it'
+            cand help 'Print this message or the help of the given subcommand(s)'
+        }
+        &'knockr;routeros;rules'= {
+            cand --sequence 'The sequence instead of a profile: PORT[:tcp|udp], repeatable or a comma list'
+            cand --wan 'Interface list the knocks arrive on'
+            cand --protect 'TCP ports to open to a knocker, e.g. 22,8291'
+            cand --list 'Address list a knocker lands on'
+            cand --timeout 'How long a knocker stays on the list (the router removes it itself)'
+            cand --stage-timeout 'Time allowed between two knocks [default: 10s, or 4x the profile''s delay if longer]'
+            cand --name 'Prefix of the chain, lists and comments [default: knockr-PROFILE]'
+            cand --family 'Rules for ipv4, ipv6, or both (any)'
+            cand -c 'Profiles file [default: $KNOCKR_CONFIG, else ~/.config/knockr/profiles.toml]'
+            cand --config 'Profiles file [default: $KNOCKR_CONFIG, else ~/.config/knockr/profiles.toml]'
+            cand -h 'Print help (see more with ''--help'')'
+            cand --help 'Print help (see more with ''--help'')'
+        }
+        &'knockr;routeros;help'= {
+            cand rules 'Print a RouterOS script that makes the router detect a knock sequence by itself (staged address lists), opening ports to whoever completes it'
+            cand help 'Print this message or the help of the given subcommand(s)'
+        }
+        &'knockr;routeros;help;rules'= {
+        }
+        &'knockr;routeros;help;help'= {
+        }
         &'knockr;help'= {
             cand list 'List the profiles in the profiles file, one a line'
             cand completions 'Print a shell completion script'
             cand man 'Print the man page (roff)'
             cand knockd 'Run the knock server: watch traffic, match knock sequences, run commands'
+            cand routeros 'MikroTik RouterOS helpers'
             cand help 'Print this message or the help of the given subcommand(s)'
         }
         &'knockr;help;list'= {
@@ -94,6 +126,11 @@ set edit:completion:arg-completer[knockr] = {|@words|
         &'knockr;help;man'= {
         }
         &'knockr;help;knockd'= {
+        }
+        &'knockr;help;routeros'= {
+            cand rules 'Print a RouterOS script that makes the router detect a knock sequence by itself (staged address lists), opening ports to whoever completes it'
+        }
+        &'knockr;help;routeros;rules'= {
         }
         &'knockr;help;help'= {
         }

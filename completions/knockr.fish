@@ -45,6 +45,7 @@ complete -c knockr -n "__fish_knockr_needs_command" -a "list" -d 'List the profi
 complete -c knockr -n "__fish_knockr_needs_command" -a "completions" -d 'Print a shell completion script'
 complete -c knockr -n "__fish_knockr_needs_command" -a "man" -d 'Print the man page (roff)'
 complete -c knockr -n "__fish_knockr_needs_command" -a "knockd" -d 'Run the knock server: watch traffic, match knock sequences, run commands'
+complete -c knockr -n "__fish_knockr_needs_command" -a "routeros" -d 'MikroTik RouterOS helpers'
 complete -c knockr -n "__fish_knockr_needs_command" -a "help" -d 'Print this message or the help of the given subcommand(s)'
 complete -c knockr -n "__fish_knockr_using_subcommand list" -s c -l config -d 'Profiles file [default: $KNOCKR_CONFIG, else ~/.config/knockr/profiles.toml]' -r -F
 complete -c knockr -n "__fish_knockr_using_subcommand list" -s h -l help -d 'Print help'
@@ -60,8 +61,28 @@ complete -c knockr -n "__fish_knockr_using_subcommand knockd" -l dry-run -d 'Pri
 complete -c knockr -n "__fish_knockr_using_subcommand knockd" -l json -d 'Log one JSON object per line instead of knockd-style lines'
 complete -c knockr -n "__fish_knockr_using_subcommand knockd" -s v -l verbose -d 'Also log debug lines'
 complete -c knockr -n "__fish_knockr_using_subcommand knockd" -s h -l help -d 'Print help'
-complete -c knockr -n "__fish_knockr_using_subcommand help; and not __fish_seen_subcommand_from list completions man knockd help" -f -a "list" -d 'List the profiles in the profiles file, one a line'
-complete -c knockr -n "__fish_knockr_using_subcommand help; and not __fish_seen_subcommand_from list completions man knockd help" -f -a "completions" -d 'Print a shell completion script'
-complete -c knockr -n "__fish_knockr_using_subcommand help; and not __fish_seen_subcommand_from list completions man knockd help" -f -a "man" -d 'Print the man page (roff)'
-complete -c knockr -n "__fish_knockr_using_subcommand help; and not __fish_seen_subcommand_from list completions man knockd help" -f -a "knockd" -d 'Run the knock server: watch traffic, match knock sequences, run commands'
-complete -c knockr -n "__fish_knockr_using_subcommand help; and not __fish_seen_subcommand_from list completions man knockd help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c knockr -n "__fish_knockr_using_subcommand routeros; and not __fish_seen_subcommand_from rules help" -s c -l config -d 'Profiles file [default: ~/.config/knockr/profiles.toml]' -r -F
+complete -c knockr -n "__fish_knockr_using_subcommand routeros; and not __fish_seen_subcommand_from rules help" -s h -l help -d 'Print help'
+complete -c knockr -n "__fish_knockr_using_subcommand routeros; and not __fish_seen_subcommand_from rules help" -f -a "rules" -d 'Print a RouterOS script that makes the router detect a knock sequence by itself (staged address lists), opening ports to whoever completes it'
+complete -c knockr -n "__fish_knockr_using_subcommand routeros; and not __fish_seen_subcommand_from rules help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c knockr -n "__fish_knockr_using_subcommand routeros; and __fish_seen_subcommand_from rules" -l sequence -d 'The sequence instead of a profile: PORT[:tcp|udp], repeatable or a comma list' -r
+complete -c knockr -n "__fish_knockr_using_subcommand routeros; and __fish_seen_subcommand_from rules" -l wan -d 'Interface list the knocks arrive on' -r
+complete -c knockr -n "__fish_knockr_using_subcommand routeros; and __fish_seen_subcommand_from rules" -l protect -d 'TCP ports to open to a knocker, e.g. 22,8291' -r
+complete -c knockr -n "__fish_knockr_using_subcommand routeros; and __fish_seen_subcommand_from rules" -l list -d 'Address list a knocker lands on' -r
+complete -c knockr -n "__fish_knockr_using_subcommand routeros; and __fish_seen_subcommand_from rules" -l timeout -d 'How long a knocker stays on the list (the router removes it itself)' -r
+complete -c knockr -n "__fish_knockr_using_subcommand routeros; and __fish_seen_subcommand_from rules" -l stage-timeout -d 'Time allowed between two knocks [default: 10s, or 4x the profile\'s delay if longer]' -r
+complete -c knockr -n "__fish_knockr_using_subcommand routeros; and __fish_seen_subcommand_from rules" -l name -d 'Prefix of the chain, lists and comments [default: knockr-PROFILE]' -r
+complete -c knockr -n "__fish_knockr_using_subcommand routeros; and __fish_seen_subcommand_from rules" -l family -d 'Rules for ipv4, ipv6, or both (any)' -r -f -a "any\t'The address ssh would use: the first one the machine can route to'
+ipv4\t''
+ipv6\t''"
+complete -c knockr -n "__fish_knockr_using_subcommand routeros; and __fish_seen_subcommand_from rules" -s c -l config -d 'Profiles file [default: $KNOCKR_CONFIG, else ~/.config/knockr/profiles.toml]' -r -F
+complete -c knockr -n "__fish_knockr_using_subcommand routeros; and __fish_seen_subcommand_from rules" -s h -l help -d 'Print help (see more with \'--help\')'
+complete -c knockr -n "__fish_knockr_using_subcommand routeros; and __fish_seen_subcommand_from help" -f -a "rules" -d 'Print a RouterOS script that makes the router detect a knock sequence by itself (staged address lists), opening ports to whoever completes it'
+complete -c knockr -n "__fish_knockr_using_subcommand routeros; and __fish_seen_subcommand_from help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c knockr -n "__fish_knockr_using_subcommand help; and not __fish_seen_subcommand_from list completions man knockd routeros help" -f -a "list" -d 'List the profiles in the profiles file, one a line'
+complete -c knockr -n "__fish_knockr_using_subcommand help; and not __fish_seen_subcommand_from list completions man knockd routeros help" -f -a "completions" -d 'Print a shell completion script'
+complete -c knockr -n "__fish_knockr_using_subcommand help; and not __fish_seen_subcommand_from list completions man knockd routeros help" -f -a "man" -d 'Print the man page (roff)'
+complete -c knockr -n "__fish_knockr_using_subcommand help; and not __fish_seen_subcommand_from list completions man knockd routeros help" -f -a "knockd" -d 'Run the knock server: watch traffic, match knock sequences, run commands'
+complete -c knockr -n "__fish_knockr_using_subcommand help; and not __fish_seen_subcommand_from list completions man knockd routeros help" -f -a "routeros" -d 'MikroTik RouterOS helpers'
+complete -c knockr -n "__fish_knockr_using_subcommand help; and not __fish_seen_subcommand_from list completions man knockd routeros help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c knockr -n "__fish_knockr_using_subcommand help; and __fish_seen_subcommand_from routeros" -f -a "rules" -d 'Print a RouterOS script that makes the router detect a knock sequence by itself (staged address lists), opening ports to whoever completes it'

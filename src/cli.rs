@@ -132,6 +132,70 @@ pub enum Command {
     /// Run the knock server: watch traffic, match knock sequences, run commands
     #[cfg(feature = "server")]
     Knockd(KnockdArgs),
+    /// MikroTik RouterOS helpers
+    Routeros {
+        #[command(subcommand)]
+        command: RouterosCommand,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum RouterosCommand {
+    /// Print a RouterOS script that makes the router detect a knock sequence
+    /// by itself (staged address lists), opening ports to whoever completes it
+    Rules(RulesArgs),
+}
+
+/// `knockr routeros rules`.
+#[derive(Debug, Args)]
+#[command(
+    after_help = "Example:\n  knockr routeros rules home-router --wan WAN --protect 22,8291 > knock.rsc"
+)]
+pub struct RulesArgs {
+    /// Profile whose sequence and delay to use
+    #[arg(value_name = "PROFILE", required_unless_present = "sequence")]
+    pub profile: Option<String>,
+
+    /// The sequence instead of a profile: PORT[:tcp|udp], repeatable or a comma list
+    #[arg(
+        long,
+        value_name = "PORT[:PROTO]",
+        value_delimiter = ',',
+        conflicts_with = "profile"
+    )]
+    pub sequence: Vec<String>,
+
+    /// Interface list the knocks arrive on
+    #[arg(long, value_name = "LIST", default_value = "WAN")]
+    pub wan: String,
+
+    /// TCP ports to open to a knocker, e.g. 22,8291
+    #[arg(long, value_name = "PORT", value_delimiter = ',', required = true, value_parser = parse_port_arg)]
+    pub protect: Vec<u16>,
+
+    /// Address list a knocker lands on
+    #[arg(long, value_name = "NAME", default_value = "knocked")]
+    pub list: String,
+
+    /// How long a knocker stays on the list (the router removes it itself)
+    #[arg(long, value_name = "DURATION", default_value = "1h", value_parser = crate::values::parse_duration)]
+    pub timeout: Duration,
+
+    /// Time allowed between two knocks [default: 10s, or 4x the profile's delay if longer]
+    #[arg(long, value_name = "DURATION", value_parser = crate::values::parse_duration)]
+    pub stage_timeout: Option<Duration>,
+
+    /// Prefix of the chain, lists and comments [default: knockr-PROFILE]
+    #[arg(long, value_name = "NAME")]
+    pub name: Option<String>,
+
+    /// Rules for ipv4, ipv6, or both (any)
+    #[arg(long, value_name = "FAMILY", default_value = "any")]
+    pub family: crate::knock::plan::Family,
+
+    /// Profiles file [default: $KNOCKR_CONFIG, else ~/.config/knockr/profiles.toml]
+    #[arg(short = 'c', long, value_name = "FILE")]
+    pub config: Option<PathBuf>,
 }
 
 /// `knockr knockd`: the server's command line.

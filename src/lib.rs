@@ -13,6 +13,7 @@ pub mod knockd;
 pub mod matcher;
 pub mod packet;
 pub mod resolve;
+pub mod routeros;
 pub mod sequence;
 pub mod values;
 
@@ -42,6 +43,13 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         }
         #[cfg(feature = "server")]
         Some(Command::Knockd(args)) => knockd::main(&args),
+        Some(Command::Routeros {
+            command: cli::RouterosCommand::Rules(args),
+        }) => {
+            let script = routeros_rules(&args, cli.config)?;
+            stdout.write_all(script.as_bytes())?;
+            Ok(ExitCode::Success)
+        }
         Some(Command::Man) => {
             clap_mangen::Man::new(Cli::command()).render(&mut stdout)?;
             Ok(ExitCode::Success)
@@ -78,6 +86,57 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             }
         }
     }
+}
+
+/// `knockr routeros rules`: the script for a profile's or the flags' sequence.
+fn routeros_rules(
+    args: &cli::RulesArgs,
+    config: Option<std::path::PathBuf>,
+) -> anyhow::Result<String> {
+    use knock::plan::{DEFAULT_DELAY, Family, PlanError};
+    use std::time::Duration;
+    let usage = |message: String| anyhow::Error::from(PlanError::Usage(message));
+    let (sequence, delay, name) = match &args.profile {
+        Some(profile) => {
+            let file = plan::load_profiles(args.config.clone().or(config))?;
+            let members = file.members(std::slice::from_ref(profile))?;
+            if let Some(config::Profile::Group { .. }) = file.profiles.get(profile) {
+                return Err(usage(format!(
+                    "profile `{profile}` is a group: name one of its profiles, whose sequence the router will detect"
+                )));
+            }
+            let first = &members[0];
+            let delay = first.settings.delay.unwrap_or(DEFAULT_DELAY);
+            (first.sequence.clone(), delay, format!("knockr-{profile}"))
+        }
+        None => {
+            let sequence = args
+                .sequence
+                .iter()
+                .map(|spec| {
+                    sequence::parse_knock(spec, sequence::Proto::Tcp).map_err(|err| {
+                        usage(format!("invalid value {spec:?} for --sequence: {err}"))
+                    })
+                })
+                .collect::<anyhow::Result<Vec<_>>>()?;
+            (sequence, DEFAULT_DELAY, "knockr".to_string())
+        }
+    };
+    let spec = routeros::rules::RuleSpec {
+        name: args.name.clone().unwrap_or(name),
+        sequence,
+        wan: args.wan.clone(),
+        protect: args.protect.clone(),
+        list: args.list.clone(),
+        timeout: args.timeout,
+        stage_timeout: args
+            .stage_timeout
+            .unwrap_or_else(|| (delay * 4).max(Duration::from_secs(10))),
+        delay,
+        ipv4: args.family != Family::Ipv6,
+        ipv6: args.family != Family::Ipv4,
+    };
+    routeros::rules::script(&spec).map_err(usage)
 }
 
 /// The completion script for `shell`, as committed under `completions/`.

@@ -315,3 +315,54 @@ fn terminal_escapes_in_host_names_never_reach_the_terminal() {
         );
     }
 }
+
+#[test]
+fn routeros_rules_come_from_a_profile_and_refuse_what_the_router_cannot_do() {
+    let file = profiles(
+        "[profiles.home-router]\nhost = \"gw\"\nsequence = [\"7000\", \"8000:udp\", \"9000\"]\ndelay = \"3s\"\n\
+         [profiles.all]\ninclude = [\"home-router\"]\n",
+    );
+    let output = file.run(&[
+        "routeros",
+        "rules",
+        "home-router",
+        "--protect",
+        "22,8291",
+        "--family",
+        "ipv4",
+    ]);
+    assert_eq!(output.status.code(), Some(0), "{}", stderr_of(&output));
+    let script = String::from_utf8(output.stdout).unwrap();
+    let rules: Vec<&str> = script.lines().filter(|l| l.starts_with("add ")).collect();
+    assert_eq!(rules.len(), 6);
+    assert!(rules[1].contains("dst-port=9000") && rules[1].contains("address-list=knocked"));
+    // The profile's 3 s delay makes the stage timeout 4 x 3 s.
+    assert!(
+        rules[2].contains("address-list-timeout=12s"),
+        "{}",
+        rules[2]
+    );
+
+    let output = file.run(&[
+        "routeros",
+        "rules",
+        "home-router",
+        "--protect",
+        "22",
+        "--stage-timeout",
+        "2s",
+    ]);
+    assert_eq!(output.status.code(), Some(2));
+    assert!(
+        stderr_of(&output).contains("must be longer than the knock delay 3s"),
+        "{}",
+        stderr_of(&output)
+    );
+    let output = file.run(&["routeros", "rules", "all", "--protect", "22"]);
+    assert_eq!(output.status.code(), Some(2));
+    assert!(
+        stderr_of(&output).contains("is a group"),
+        "{}",
+        stderr_of(&output)
+    );
+}
