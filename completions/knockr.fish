@@ -1,6 +1,6 @@
 # Print an optspec for argparse to handle cmd's options that are independent of any subcommand.
 function __fish_knockr_global_optspecs
-    string join \n p/port= d/delay= t/timeout= n/network= check= mode= 4 6 v/verbose q/quiet json dry-run c/config= h/help V/version
+    string join \n p/port= d/delay= t/timeout= n/network= check= mode= all-addresses source= interface= retry= 4 6 v/verbose q/quiet json dry-run c/config= h/help V/version
 end
 
 function __fish_knockr_needs_command
@@ -32,7 +32,11 @@ udp\t'One UDP datagram'"
 complete -c knockr -n "__fish_knockr_needs_command" -l check -d 'After the last knock, check that this TCP port accepts connections' -r
 complete -c knockr -n "__fish_knockr_needs_command" -l mode -d 'How TCP knocks are sent: a bare SYN, or a full connect (for networks whose proxies swallow bare SYNs) [default: syn]' -r -f -a "syn\t'One SYN; the socket is abandoned before the kernel would retransmit it'
 connect\t'A full connect (the kernel may retransmit), for networks whose proxies swallow bare SYNs'"
+complete -c knockr -n "__fish_knockr_needs_command" -l source -d 'Send the knocks from this local address (multi-homed machines, VPNs)' -r
+complete -c knockr -n "__fish_knockr_needs_command" -l interface -d 'Send the knocks through this network interface (SO_BINDTODEVICE)' -r
+complete -c knockr -n "__fish_knockr_needs_command" -l retry -d 'When the check finds the port closed, knock again, up to N more times (waiting 1s, 2s, 4s, ... up to 8s between rounds)' -r
 complete -c knockr -n "__fish_knockr_needs_command" -s c -l config -d 'Profiles file [default: ~/.config/knockr/profiles.toml]' -r -F
+complete -c knockr -n "__fish_knockr_needs_command" -l all-addresses -d 'Knock every address of each host, not only the one ssh would use'
 complete -c knockr -n "__fish_knockr_needs_command" -s 4 -d 'Use IPv4 addresses only'
 complete -c knockr -n "__fish_knockr_needs_command" -s 6 -d 'Use IPv6 addresses only'
 complete -c knockr -n "__fish_knockr_needs_command" -s v -l verbose -d 'Print each knock as it is sent, on stderr'

@@ -89,6 +89,23 @@ pub struct KnockArgs {
     #[arg(long, value_name = "MODE")]
     pub mode: Option<Mode>,
 
+    /// Knock every address of each host, not only the one ssh would use
+    #[arg(long)]
+    pub all_addresses: bool,
+
+    /// Send the knocks from this local address (multi-homed machines, VPNs)
+    #[arg(long, value_name = "ADDR")]
+    pub source: Option<std::net::IpAddr>,
+
+    /// Send the knocks through this network interface (SO_BINDTODEVICE)
+    #[arg(long, value_name = "IFACE")]
+    pub interface: Option<String>,
+
+    /// When the check finds the port closed, knock again, up to N more times
+    /// (waiting 1s, 2s, 4s, ... up to 8s between rounds)
+    #[arg(long, value_name = "N", default_value_t = 0)]
+    pub retry: u32,
+
     /// Use IPv4 addresses only
     #[arg(short = '4', conflicts_with = "ipv6")]
     pub ipv4: bool,

@@ -52,16 +52,29 @@ impl Resolver {
         }
     }
 
-    /// The address to knock for `host`.
+    /// The address to knock for `host`: the one ssh would use.
     pub async fn resolve(&self, host: &str, family: Family) -> Result<IpAddr, ResolveError> {
+        Ok(self.resolve_all(host, family).await?[0])
+    }
+
+    /// Every address of `host` in `family`, the one ssh would use first; never empty.
+    pub async fn resolve_all(
+        &self,
+        host: &str,
+        family: Family,
+    ) -> Result<Vec<IpAddr>, ResolveError> {
         if let Some(ip) = parse_literal(host) {
-            return check_family(host, ip, family);
+            return check_family(host, ip, family).map(|ip| vec![ip]);
         }
         let candidates = self.lookup(host).await?;
-        pick(&candidates, family, &route_source).ok_or_else(|| ResolveError::NoAddress {
-            host: host.to_string(),
-            family: family_name(family),
-        })
+        let ordered = order(&candidates, family, &route_source);
+        if ordered.is_empty() {
+            return Err(ResolveError::NoAddress {
+                host: host.to_string(),
+                family: family_name(family),
+            });
+        }
+        Ok(ordered)
     }
 
     async fn lookup(&self, host: &str) -> Result<Vec<IpAddr>, ResolveError> {
@@ -150,20 +163,16 @@ fn route_source(dest: IpAddr) -> Option<IpAddr> {
     socket.local_addr().ok().map(|a| a.ip())
 }
 
-/// Chooses among a name's addresses as getaddrinfo orders them (RFC 6724
-/// rules 1, 2, 5 and 6): routable first, then matching scope, then matching
-/// label, then higher precedence; the DNS order breaks ties. `source` tells the
-/// source address for a destination, `None` when there is no route.
-pub fn pick(
+/// Orders a name's addresses as getaddrinfo does (RFC 6724 rules 1, 2, 5
+/// and 6): routable first, then matching scope, then matching label, then
+/// higher precedence; the DNS order breaks ties. Addresses of other families
+/// are left out. `source` tells the source address for a destination, `None`
+/// when there is no route.
+pub fn order(
     candidates: &[IpAddr],
     family: Family,
     source: &dyn Fn(IpAddr) -> Option<IpAddr>,
-) -> Option<IpAddr> {
-    let wanted = candidates.iter().copied().filter(|ip| match family {
-        Family::Any => true,
-        Family::Ipv4 => ip.is_ipv4(),
-        Family::Ipv6 => ip.is_ipv6(),
-    });
+) -> Vec<IpAddr> {
     let rank = |dest: IpAddr| {
         let src = source(dest);
         let (precedence, label) = policy(dest);
@@ -174,11 +183,29 @@ pub fn pick(
             precedence,
         )
     };
-    // Reverse(index): among equals, the earlier (DNS order) wins.
-    wanted
-        .enumerate()
-        .max_by_key(|&(index, dest)| (rank(dest), std::cmp::Reverse(index)))
-        .map(|(_, dest)| dest)
+    let mut ranked: Vec<_> = candidates
+        .iter()
+        .copied()
+        .filter(|ip| match family {
+            Family::Any => true,
+            Family::Ipv4 => ip.is_ipv4(),
+            Family::Ipv6 => ip.is_ipv6(),
+        })
+        .map(|ip| (rank(ip), ip))
+        .collect();
+    // Stable: among equals, the DNS order stays.
+    ranked.sort_by(|a, b| b.0.cmp(&a.0));
+    ranked.dedup_by_key(|(_, ip)| *ip);
+    ranked.into_iter().map(|(_, ip)| ip).collect()
+}
+
+/// The address ssh would use: the first of [`order`].
+pub fn pick(
+    candidates: &[IpAddr],
+    family: Family,
+    source: &dyn Fn(IpAddr) -> Option<IpAddr>,
+) -> Option<IpAddr> {
+    order(candidates, family, source).first().copied()
 }
 
 /// RFC 6724 default policy table: (precedence, label).

@@ -201,15 +201,13 @@ fn committed_completions_and_man_page_match_the_binary() {
         ("powershell", "completions/_knockr.ps1"),
         ("elvish", "completions/knockr.elv"),
     ] {
-        assert_eq!(
-            support::read(root.join(file)),
-            generated(&["completions", shell]),
+        assert!(
+            support::read(root.join(file)) == generated(&["completions", shell]),
             "{file} is stale: regenerate it with `knockr completions {shell} > {file}`"
         );
     }
-    assert_eq!(
-        support::read(root.join("man/knockr.1")),
-        generated(&["man"]),
+    assert!(
+        support::read(root.join("man/knockr.1")) == generated(&["man"]),
         "man/knockr.1 is stale: `knockr man > man/knockr.1`"
     );
 }
@@ -255,7 +253,7 @@ fn json_output_is_one_document_with_the_documented_keys() {
     assert_eq!(
         keys(target),
         [
-            "address", "check", "error", "host", "knocks", "ok", "profile"
+            "address", "check", "error", "host", "knocks", "ok", "profile", "rounds"
         ]
     );
     assert_eq!(

@@ -349,3 +349,142 @@ fn verbose_prints_each_knock_on_stderr() {
         "{stderr}"
     );
 }
+
+#[test]
+fn source_binds_the_knocks_and_the_check_to_a_local_address() {
+    let door = Door::new("127.0.1.78");
+    let (knock, check) = (door.udp(), door.tcp());
+    let output = knockr(tempfile::tempdir().unwrap().path())
+        .args([
+            "--source",
+            "127.0.1.77",
+            "-p",
+            &format!("{knock}:udp"),
+            "--check",
+            &check.to_string(),
+            "127.0.1.78",
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(
+        output.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let seen = door.wait_for(2);
+    assert_eq!(seen.len(), 2);
+    for arrival in &seen {
+        assert_eq!(
+            arrival.from.ip().to_string(),
+            "127.0.1.77",
+            "{} came from the wrong address",
+            arrival.proto
+        );
+    }
+}
+
+#[test]
+fn interface_binds_the_knocks_to_a_device() {
+    let door = Door::new("127.0.1.79");
+    let port = door.udp();
+    let home = tempfile::tempdir().unwrap();
+    let ok = knockr(home.path())
+        .args([
+            "--interface",
+            "lo",
+            "-n",
+            "udp",
+            "-p",
+            &port.to_string(),
+            "127.0.1.79",
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(
+        ok.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&ok.stderr)
+    );
+    assert_eq!(door.wait_for(1).len(), 1);
+    let output = knockr(home.path())
+        .args([
+            "--json",
+            "--interface",
+            "no-such-if0",
+            "-p",
+            &port.to_string(),
+            "127.0.1.79",
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(1));
+    let error = json(&output)["targets"][0]["error"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert!(error.ends_with("was not sent: no such device"), "{error}");
+}
+
+#[test]
+fn all_addresses_knocks_every_address_of_a_name() {
+    // `localhost` resolves to 127.0.0.1 and ::1 without asking any DNS server.
+    let v4 = Door::new("127.0.0.1");
+    let v6 = Door::new("::1");
+    let port = loop {
+        let port = v4.udp();
+        if std::net::UdpSocket::bind(("::1", port)).is_ok() {
+            break port;
+        }
+    };
+    v6.udp_on(port);
+    let output = knockr(tempfile::tempdir().unwrap().path())
+        .args([
+            "--json",
+            "--all-addresses",
+            "-n",
+            "udp",
+            "-p",
+            &port.to_string(),
+            "localhost",
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(0));
+    let report = json(&output);
+    let mut addresses: Vec<&str> = report["targets"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t["address"].as_str().unwrap())
+        .collect();
+    addresses.sort();
+    assert_eq!(addresses, ["127.0.0.1", "::1"]);
+    assert_eq!(v4.wait_for(1).len(), 1);
+    assert_eq!(v6.wait_for(1).len(), 1);
+}
+
+#[test]
+fn retry_knocks_again_while_the_check_finds_the_port_closed() {
+    let door = Door::new("127.0.1.80");
+    let knock = door.udp();
+    let shut = closed_port("127.0.1.80");
+    let file = profiles(&format!(
+        "[profiles.p]\nhost = \"127.0.1.80\"\nsequence = [\"{knock}:udp\"]\ncheck = {shut}\ncheck_timeout = \"300ms\"\n"
+    ));
+    let output = file.run(&["--json", "--retry", "2", "p"]);
+    assert_eq!(
+        output.status.code(),
+        Some(1),
+        "still closed after every round"
+    );
+    let report = json(&output);
+    assert_eq!(report["targets"][0]["rounds"], 3);
+    assert_eq!(report["targets"][0]["check"]["open"], false);
+    assert_eq!(
+        door.wait_for(3).len(),
+        3,
+        "the sequence was sent once per round"
+    );
+}

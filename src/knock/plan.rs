@@ -137,8 +137,27 @@ pub enum Output {
 pub struct Plan {
     pub targets: Vec<Target>,
     pub output: Output,
+    pub conduct: Conduct,
+}
+
+/// How every target of a run is knocked: command-line choices, the same for all.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Conduct {
     /// Resolve and report, but send nothing.
     pub dry_run: bool,
+    /// Knock every address of a host, not only the first.
+    pub all_addresses: bool,
+    /// Knock rounds to add when the check finds the port closed.
+    pub retry: u32,
+    /// Where the knock sockets are bound.
+    pub bind: Bind,
+}
+
+/// The local end of every knock and check (`--source`, `--interface`).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Bind {
+    pub source: Option<std::net::IpAddr>,
+    pub interface: Option<String>,
 }
 
 /// A plan that cannot be made; exits 2.
@@ -166,9 +185,10 @@ impl Plan {
             delay: args.delay,
             timeout: args.timeout,
             check: args.check,
-            family: if args.ipv4 {
+            // A source address can only reach its own family.
+            family: if args.ipv4 || args.source.is_some_and(|s| s.is_ipv4()) {
                 Some(Family::Ipv4)
-            } else if args.ipv6 {
+            } else if args.ipv6 || args.source.is_some_and(|s| s.is_ipv6()) {
                 Some(Family::Ipv6)
             } else {
                 None
@@ -227,10 +247,26 @@ impl Plan {
                 })
                 .collect()
         };
+        if let Some(source) = args.source
+            && (args.ipv4 && source.is_ipv6() || args.ipv6 && source.is_ipv4())
+        {
+            return Err(PlanError::Usage(format!(
+                "--source {source} is of the other address family than {}",
+                if args.ipv4 { "-4" } else { "-6" }
+            )));
+        }
         Ok(Plan {
             targets,
             output,
-            dry_run: args.dry_run,
+            conduct: Conduct {
+                dry_run: args.dry_run,
+                all_addresses: args.all_addresses,
+                retry: args.retry,
+                bind: Bind {
+                    source: args.source,
+                    interface: args.interface.clone(),
+                },
+            },
         })
     }
 }

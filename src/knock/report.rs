@@ -30,9 +30,41 @@ pub struct TargetReport {
     pub address: Option<String>,
     pub knocks: Vec<KnockReport>,
     pub check: Option<CheckReport>,
+    /// Rounds of knocks sent: 1, more with `--retry` when the check found the port closed.
+    pub rounds: u32,
     pub ok: bool,
     /// Why the target failed, when it did.
     pub error: Option<String>,
+}
+
+impl TargetReport {
+    /// Nothing sent yet: every knock listed as not sent.
+    pub fn new(
+        target: &crate::knock::plan::Target,
+        address: Option<std::net::IpAddr>,
+    ) -> TargetReport {
+        TargetReport {
+            profile: target.profile.clone(),
+            host: target.host.clone(),
+            address: address.map(|ip| ip.to_string()),
+            knocks: target
+                .sequence
+                .iter()
+                .map(|k| KnockReport {
+                    port: k.port,
+                    proto: k.proto.as_str(),
+                    sent: false,
+                    answer: None,
+                    ms: None,
+                    error: None,
+                })
+                .collect(),
+            check: None,
+            rounds: 0,
+            ok: false,
+            error: None,
+        }
+    }
 }
 
 /// One knock of a target's sequence.
@@ -124,6 +156,9 @@ fn write_summary(report: &Report, out: &mut dyn Write) -> io::Result<()> {
                 }
             } else {
                 let mut text = format!("{sent}/{} knocks sent", t.knocks.len());
+                if t.rounds > 1 {
+                    text.push_str(&format!(" (round {})", t.rounds));
+                }
                 match &t.check {
                     Some(check) if check.open => {
                         text.push_str(&format!(", port {} open after {} ms", check.port, check.ms));
@@ -282,6 +317,7 @@ mod tests {
                         attempts: 1,
                         error: None,
                     }),
+                    rounds: 1,
                     ok: true,
                     error: None,
                 },
@@ -298,6 +334,7 @@ mod tests {
                         error: None,
                     }],
                     check: None,
+                    rounds: 0,
                     ok: false,
                     error: Some("cannot resolve nowhere.invalid: no such host".into()),
                 },

@@ -5,10 +5,10 @@ use std::io;
 use std::net::{IpAddr, SocketAddr};
 use std::time::{Duration, Instant};
 
-use tokio::net::{TcpSocket, TcpStream, UdpSocket};
+use tokio::net::{TcpSocket, UdpSocket};
 use tokio::time::timeout;
 
-use crate::knock::plan::{Check, Mode, Settings};
+use crate::knock::plan::{Bind, Check, Mode, Settings};
 use crate::sequence::{Knock, Proto};
 
 /// Linux retransmits an unanswered SYN after 1 s (the initial RTO); a `syn`
@@ -48,6 +48,7 @@ pub async fn knock(
     ip: IpAddr,
     knock: Knock,
     settings: &Settings,
+    bind: &Bind,
     watch: Duration,
 ) -> io::Result<Answer> {
     let addr = SocketAddr::new(ip, knock.port);
@@ -57,11 +58,7 @@ pub async fn knock(
                 Mode::Syn => watch.min(settings.timeout).min(SYN_WATCH_CAP),
                 Mode::Connect => settings.timeout,
             };
-            let socket = if ip.is_ipv4() {
-                TcpSocket::new_v4()?
-            } else {
-                TcpSocket::new_v6()?
-            };
+            let socket = tcp_socket(ip, bind)?;
             // The first poll sends the SYN, even with a zero watch. Dropping the
             // connect future closes the socket: an abandoned SYN is never
             // retransmitted.
@@ -75,12 +72,11 @@ pub async fn knock(
             }
         }
         Proto::Udp => {
-            let bind: SocketAddr = if ip.is_ipv4() {
-                ([0, 0, 0, 0], 0).into()
-            } else {
-                ([0u16; 8], 0).into()
-            };
-            let socket = UdpSocket::bind(bind).await?;
+            let local = SocketAddr::new(bind.source.unwrap_or(unspecified(ip)), 0);
+            let socket = UdpSocket::bind(local).await?;
+            if let Some(interface) = &bind.interface {
+                socket.bind_device(Some(interface.as_bytes()))?;
+            }
             socket.connect(addr).await?;
             socket.send(&settings.udp_payload).await?;
             // A connected UDP socket reports the ICMP port-unreachable as ECONNREFUSED.
@@ -110,7 +106,7 @@ pub struct CheckOutcome {
 
 /// Connects to `check.port` until it accepts, `check.timeout` has passed, or
 /// the retries are spent. The connection is closed at once; nothing is sent on it.
-pub async fn check(ip: IpAddr, check: Check) -> CheckOutcome {
+pub async fn check(ip: IpAddr, check: Check, bind: &Bind) -> CheckOutcome {
     let addr = SocketAddr::new(ip, check.port);
     let start = Instant::now();
     let deadline = start + check.timeout;
@@ -122,7 +118,8 @@ pub async fn check(ip: IpAddr, check: Check) -> CheckOutcome {
             break;
         }
         attempts += 1;
-        match timeout(remaining, TcpStream::connect(addr)).await {
+        let connect = async { tcp_socket(ip, bind)?.connect(addr).await };
+        match timeout(remaining, connect).await {
             Ok(Ok(_stream)) => {
                 return CheckOutcome {
                     open: true,
@@ -147,6 +144,30 @@ pub async fn check(ip: IpAddr, check: Check) -> CheckOutcome {
         elapsed: start.elapsed(),
         attempts,
         last_error,
+    }
+}
+
+/// A TCP socket for reaching `ip`, bound as `--source`/`--interface` say.
+fn tcp_socket(ip: IpAddr, bind: &Bind) -> io::Result<TcpSocket> {
+    let socket = if ip.is_ipv4() {
+        TcpSocket::new_v4()?
+    } else {
+        TcpSocket::new_v6()?
+    };
+    if let Some(interface) = &bind.interface {
+        socket.bind_device(Some(interface.as_bytes()))?;
+    }
+    if let Some(source) = bind.source {
+        socket.bind(SocketAddr::new(source, 0))?;
+    }
+    Ok(socket)
+}
+
+fn unspecified(ip: IpAddr) -> IpAddr {
+    if ip.is_ipv4() {
+        IpAddr::from([0u8; 4])
+    } else {
+        IpAddr::from([0u16; 8])
     }
 }
 

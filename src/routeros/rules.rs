@@ -293,7 +293,7 @@ mod tests {
         );
         assert!(script.contains("# Pitfalls:"));
         assert!(script.lines().any(|l| l == "/ip firewall filter"));
-        assert!(!script.contains("/ipv6"));
+        assert!(!script.lines().any(|l| l == "/ipv6 firewall filter"));
     }
 
     #[test]

@@ -113,7 +113,12 @@ impl Door {
 
     /// A UDP socket on a free port; returns the port.
     pub fn udp(&self) -> u16 {
-        let socket = UdpSocket::bind((self.ip, 0)).unwrap();
+        self.udp_on(0)
+    }
+
+    /// A UDP socket on `port` (0: a free one); returns the port.
+    pub fn udp_on(&self, port: u16) -> u16 {
+        let socket = UdpSocket::bind((self.ip, port)).unwrap();
         socket
             .set_read_timeout(Some(Duration::from_millis(50)))
             .unwrap();
