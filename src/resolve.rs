@@ -194,7 +194,7 @@ pub fn order(
         .map(|ip| (rank(ip), ip))
         .collect();
     // Stable: among equals, the DNS order stays.
-    ranked.sort_by(|a, b| b.0.cmp(&a.0));
+    ranked.sort_by_key(|(rank, _)| std::cmp::Reverse(*rank));
     ranked.dedup_by_key(|(_, ip)| *ip);
     ranked.into_iter().map(|(_, ip)| ip).collect()
 }
