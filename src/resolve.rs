@@ -195,8 +195,13 @@ pub fn order(
         .collect();
     // Stable: among equals, the DNS order stays.
     ranked.sort_by_key(|(rank, _)| std::cmp::Reverse(*rank));
-    ranked.dedup_by_key(|(_, ip)| *ip);
-    ranked.into_iter().map(|(_, ip)| ip).collect()
+    let mut ordered: Vec<IpAddr> = Vec::with_capacity(ranked.len());
+    for (_, ip) in ranked {
+        if !ordered.contains(&ip) {
+            ordered.push(ip);
+        }
+    }
+    ordered
 }
 
 /// The address ssh would use: the first of [`order`].
@@ -311,6 +316,14 @@ mod tests {
             })
         };
         assert_eq!(pick(&both, Family::Any, &src), Some(ip("192.0.2.1")));
+    }
+
+    #[test]
+    fn every_address_comes_in_preference_order_without_duplicates() {
+        let all = [ip("192.0.2.1"), ip("2001:db8:1::1"), ip("192.0.2.2"), ip("192.0.2.1")];
+        let src = |d: IpAddr| Some(if d.is_ipv4() { ip("192.0.2.99") } else { ip("2001:db8:2::99") });
+        assert_eq!(order(&all, Family::Any, &src), [ip("2001:db8:1::1"), ip("192.0.2.1"), ip("192.0.2.2")]);
+        assert_eq!(order(&all, Family::Ipv4, &src), [ip("192.0.2.1"), ip("192.0.2.2")]);
     }
 
     #[test]
