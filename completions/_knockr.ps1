@@ -49,12 +49,20 @@ Register-ArgumentCompleter -Native -CommandName 'knockr' -ScriptBlock {
             [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help (see more with ''--help'')')
             [CompletionResult]::new('-V', '-V ', [CompletionResultType]::ParameterName, 'Print version')
             [CompletionResult]::new('--version', '--version', [CompletionResultType]::ParameterName, 'Print version')
+            [CompletionResult]::new('connect', 'connect', [CompletionResultType]::ParameterValue, 'Knock a profile, wait until PORT answers, then relay stdin/stdout to it (for ssh: ProxyCommand knockr connect %n)')
             [CompletionResult]::new('list', 'list', [CompletionResultType]::ParameterValue, 'List the profiles in the profiles file, one a line')
             [CompletionResult]::new('completions', 'completions', [CompletionResultType]::ParameterValue, 'Print a shell completion script')
             [CompletionResult]::new('man', 'man', [CompletionResultType]::ParameterValue, 'Print the man page (roff)')
             [CompletionResult]::new('knockd', 'knockd', [CompletionResultType]::ParameterValue, 'Run the knock server: watch traffic, match knock sequences, run commands')
             [CompletionResult]::new('routeros', 'routeros', [CompletionResultType]::ParameterValue, 'MikroTik RouterOS helpers')
             [CompletionResult]::new('help', 'help', [CompletionResultType]::ParameterValue, 'Print this message or the help of the given subcommand(s)')
+            break
+        }
+        'knockr;connect' {
+            [CompletionResult]::new('-c', '-c', [CompletionResultType]::ParameterName, 'Profiles file [default: $KNOCKR_CONFIG, else ~/.config/knockr/profiles.toml]')
+            [CompletionResult]::new('--config', '--config', [CompletionResultType]::ParameterName, 'Profiles file [default: $KNOCKR_CONFIG, else ~/.config/knockr/profiles.toml]')
+            [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help')
+            [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help')
             break
         }
         'knockr;list' {
@@ -129,12 +137,16 @@ Register-ArgumentCompleter -Native -CommandName 'knockr' -ScriptBlock {
             break
         }
         'knockr;help' {
+            [CompletionResult]::new('connect', 'connect', [CompletionResultType]::ParameterValue, 'Knock a profile, wait until PORT answers, then relay stdin/stdout to it (for ssh: ProxyCommand knockr connect %n)')
             [CompletionResult]::new('list', 'list', [CompletionResultType]::ParameterValue, 'List the profiles in the profiles file, one a line')
             [CompletionResult]::new('completions', 'completions', [CompletionResultType]::ParameterValue, 'Print a shell completion script')
             [CompletionResult]::new('man', 'man', [CompletionResultType]::ParameterValue, 'Print the man page (roff)')
             [CompletionResult]::new('knockd', 'knockd', [CompletionResultType]::ParameterValue, 'Run the knock server: watch traffic, match knock sequences, run commands')
             [CompletionResult]::new('routeros', 'routeros', [CompletionResultType]::ParameterValue, 'MikroTik RouterOS helpers')
             [CompletionResult]::new('help', 'help', [CompletionResultType]::ParameterValue, 'Print this message or the help of the given subcommand(s)')
+            break
+        }
+        'knockr;help;connect' {
             break
         }
         'knockr;help;list' {

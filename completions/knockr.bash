@@ -19,6 +19,9 @@ _knockr() {
             knockr,completions)
                 cmd="knockr__subcmd__completions"
                 ;;
+            knockr,connect)
+                cmd="knockr__subcmd__connect"
+                ;;
             knockr,help)
                 cmd="knockr__subcmd__help"
                 ;;
@@ -36,6 +39,9 @@ _knockr() {
                 ;;
             knockr__subcmd__help,completions)
                 cmd="knockr__subcmd__help__subcmd__completions"
+                ;;
+            knockr__subcmd__help,connect)
+                cmd="knockr__subcmd__help__subcmd__connect"
                 ;;
             knockr__subcmd__help,help)
                 cmd="knockr__subcmd__help__subcmd__help"
@@ -74,7 +80,7 @@ _knockr() {
 
     case "${cmd}" in
         knockr)
-            opts="-p -d -t -n -4 -6 -v -q -c -h -V --port --delay --timeout --network --check --mode --all-addresses --source --interface --retry --verbose --quiet --json --dry-run --config --help --version list completions man knockd routeros help"
+            opts="-p -d -t -n -4 -6 -v -q -c -h -V --port --delay --timeout --network --check --mode --all-addresses --source --interface --retry --verbose --quiet --json --dry-run --config --help --version connect list completions man knockd routeros help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -169,8 +175,30 @@ _knockr() {
             COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
             return 0
             ;;
+        knockr__subcmd__connect)
+            opts="-c -h --config --help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --config)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                -c)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
         knockr__subcmd__help)
-            opts="list completions man knockd routeros help"
+            opts="connect list completions man knockd routeros help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -184,6 +212,20 @@ _knockr() {
             return 0
             ;;
         knockr__subcmd__help__subcmd__completions)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        knockr__subcmd__help__subcmd__connect)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )

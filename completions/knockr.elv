@@ -46,12 +46,19 @@ set edit:completion:arg-completer[knockr] = {|@words|
             cand --help 'Print help (see more with ''--help'')'
             cand -V 'Print version'
             cand --version 'Print version'
+            cand connect 'Knock a profile, wait until PORT answers, then relay stdin/stdout to it (for ssh: ProxyCommand knockr connect %n)'
             cand list 'List the profiles in the profiles file, one a line'
             cand completions 'Print a shell completion script'
             cand man 'Print the man page (roff)'
             cand knockd 'Run the knock server: watch traffic, match knock sequences, run commands'
             cand routeros 'MikroTik RouterOS helpers'
             cand help 'Print this message or the help of the given subcommand(s)'
+        }
+        &'knockr;connect'= {
+            cand -c 'Profiles file [default: $KNOCKR_CONFIG, else ~/.config/knockr/profiles.toml]'
+            cand --config 'Profiles file [default: $KNOCKR_CONFIG, else ~/.config/knockr/profiles.toml]'
+            cand -h 'Print help'
+            cand --help 'Print help'
         }
         &'knockr;list'= {
             cand -c 'Profiles file [default: $KNOCKR_CONFIG, else ~/.config/knockr/profiles.toml]'
@@ -116,12 +123,15 @@ set edit:completion:arg-completer[knockr] = {|@words|
         &'knockr;routeros;help;help'= {
         }
         &'knockr;help'= {
+            cand connect 'Knock a profile, wait until PORT answers, then relay stdin/stdout to it (for ssh: ProxyCommand knockr connect %n)'
             cand list 'List the profiles in the profiles file, one a line'
             cand completions 'Print a shell completion script'
             cand man 'Print the man page (roff)'
             cand knockd 'Run the knock server: watch traffic, match knock sequences, run commands'
             cand routeros 'MikroTik RouterOS helpers'
             cand help 'Print this message or the help of the given subcommand(s)'
+        }
+        &'knockr;help;connect'= {
         }
         &'knockr;help;list'= {
         }

@@ -133,6 +133,19 @@ pub struct KnockArgs {
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
+    /// Knock a profile, wait until PORT answers, then relay stdin/stdout to it
+    /// (for ssh: ProxyCommand knockr connect %n)
+    Connect {
+        /// The profile to knock; its first host is connected to
+        #[arg(value_name = "PROFILE")]
+        profile: String,
+        /// The port to connect to [default: the profile's `check` port]
+        #[arg(value_name = "PORT", value_parser = parse_port_arg)]
+        port: Option<u16>,
+        /// Profiles file [default: $KNOCKR_CONFIG, else ~/.config/knockr/profiles.toml]
+        #[arg(short = 'c', long, value_name = "FILE")]
+        config: Option<PathBuf>,
+    },
     /// List the profiles in the profiles file, one a line
     List {
         /// Profiles file [default: $KNOCKR_CONFIG, else ~/.config/knockr/profiles.toml]

@@ -30,6 +30,25 @@ use knock::plan::{self, Plan};
 pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     let mut stdout = io::stdout().lock();
     match cli.command {
+        Some(Command::Connect {
+            profile,
+            port,
+            config,
+        }) => {
+            // The relay writes through tokio's stdout, from another thread.
+            drop(stdout);
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()?;
+            let result = runtime.block_on(knock::connect::connect(
+                &profile,
+                port,
+                config.or(cli.config),
+            ));
+            // A read of stdin may still be blocked in its thread: do not wait for it.
+            runtime.shutdown_background();
+            result
+        }
         Some(Command::List { config }) => {
             let profiles = plan::load_profiles(config.or(cli.config))?;
             for name in profiles.profiles.keys() {

@@ -320,10 +320,27 @@ mod tests {
 
     #[test]
     fn every_address_comes_in_preference_order_without_duplicates() {
-        let all = [ip("192.0.2.1"), ip("2001:db8:1::1"), ip("192.0.2.2"), ip("192.0.2.1")];
-        let src = |d: IpAddr| Some(if d.is_ipv4() { ip("192.0.2.99") } else { ip("2001:db8:2::99") });
-        assert_eq!(order(&all, Family::Any, &src), [ip("2001:db8:1::1"), ip("192.0.2.1"), ip("192.0.2.2")]);
-        assert_eq!(order(&all, Family::Ipv4, &src), [ip("192.0.2.1"), ip("192.0.2.2")]);
+        let all = [
+            ip("192.0.2.1"),
+            ip("2001:db8:1::1"),
+            ip("192.0.2.2"),
+            ip("192.0.2.1"),
+        ];
+        let src = |d: IpAddr| {
+            Some(if d.is_ipv4() {
+                ip("192.0.2.99")
+            } else {
+                ip("2001:db8:2::99")
+            })
+        };
+        assert_eq!(
+            order(&all, Family::Any, &src),
+            [ip("2001:db8:1::1"), ip("192.0.2.1"), ip("192.0.2.2")]
+        );
+        assert_eq!(
+            order(&all, Family::Ipv4, &src),
+            [ip("192.0.2.1"), ip("192.0.2.2")]
+        );
     }
 
     #[test]

@@ -488,3 +488,113 @@ fn retry_knocks_again_while_the_check_finds_the_port_closed() {
         "the sequence was sent once per round"
     );
 }
+
+/// A stand-in SSH server: sends its banner on every connection and records
+/// the first line each client sends.
+fn fake_ssh_server(ip: &str) -> (u16, std::sync::mpsc::Receiver<String>) {
+    use std::io::{BufRead, BufReader, Write};
+    let listener = std::net::TcpListener::bind((ip, 0)).unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for mut stream in listener.incoming().flatten().take(5) {
+            let tx = tx.clone();
+            std::thread::spawn(move || {
+                let _ = stream.write_all(b"SSH-2.0-knockr-test\r\n");
+                stream
+                    .set_read_timeout(Some(Duration::from_secs(5)))
+                    .unwrap();
+                let mut line = String::new();
+                if BufReader::new(&stream).read_line(&mut line).is_ok() && !line.is_empty() {
+                    let _ = tx.send(line);
+                }
+            });
+        }
+    });
+    (port, rx)
+}
+
+#[test]
+fn connect_knocks_then_relays_the_real_ssh_client() {
+    if std::process::Command::new("ssh")
+        .arg("-V")
+        .output()
+        .is_err()
+    {
+        assert!(
+            std::env::var("CI").as_deref() != Ok("true"),
+            "ssh (openssh-client) is missing under CI"
+        );
+        eprintln!("skipping: no ssh client here (install openssh-client)");
+        return;
+    }
+    let door = Door::new("127.0.1.90");
+    let knock = door.udp();
+    let (ssh_port, banners) = fake_ssh_server("127.0.1.90");
+    let file = profiles(&format!(
+        "[profiles.box]\nhost = \"127.0.1.90\"\nsequence = [\"{knock}:udp\"]\ncheck = {ssh_port}\n"
+    ));
+    let proxy = format!(
+        "{} connect -c {} %n",
+        assert_cmd::cargo::cargo_bin("knockr").display(),
+        file.path.display()
+    );
+    let output = std::process::Command::new("ssh")
+        .args([
+            "-v",
+            "-F",
+            "/dev/null",
+            "-o",
+            "BatchMode=yes",
+            "-o",
+            "ConnectTimeout=20",
+        ])
+        .args([
+            "-o",
+            "StrictHostKeyChecking=no",
+            "-o",
+            "UserKnownHostsFile=/dev/null",
+        ])
+        .arg("-o")
+        .arg(format!("ProxyCommand={proxy}"))
+        .arg("box")
+        .stdin(std::process::Stdio::null())
+        .env("HOME", file.dir.path())
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(door.wait_for(1).len(), 1, "the knock arrived");
+    // Both directions went through knockr: ssh read the server's banner and
+    // the server read ssh's.
+    assert!(
+        stderr.contains("remote software version knockr-test"),
+        "{stderr}"
+    );
+    let banner = banners
+        .recv_timeout(Duration::from_secs(10))
+        .expect("the server got ssh's banner");
+    assert!(banner.starts_with("SSH-2.0-OpenSSH"), "{banner:?}");
+}
+
+#[test]
+fn connect_without_a_port_is_a_usage_error_and_a_closed_port_fails() {
+    let door = Door::new("127.0.1.91");
+    let knock = door.udp();
+    let shut = closed_port("127.0.1.91");
+    let file = profiles(&format!(
+        "[profiles.box]\nhost = \"127.0.1.91\"\nsequence = [\"{knock}:udp\"]\ncheck_timeout = \"300ms\"\n"
+    ));
+    let output = file.run(&["connect", "box"]);
+    assert_eq!(output.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&output.stderr).contains("no port to connect to"));
+    let output = file.run(&["connect", "box", &shut.to_string()]);
+    assert_eq!(output.status.code(), Some(1));
+    assert!(
+        output.stdout.is_empty(),
+        "nothing but relayed bytes on stdout"
+    );
+    assert!(
+        String::from_utf8_lossy(&output.stderr)
+            .contains(&format!("port {shut} on 127.0.1.91 is still closed"))
+    );
+}

@@ -7,6 +7,7 @@
 //! the next knock, or for the last one until the check starts; they never
 //! delay the schedule (a `connect`-mode knock does: it waits for its handshake).
 
+pub mod connect;
 pub mod plan;
 pub mod report;
 pub mod send;
