@@ -80,7 +80,7 @@ _knockr() {
 
     case "${cmd}" in
         knockr)
-            opts="-p -d -t -n -4 -6 -v -q -c -h -V --port --delay --timeout --network --check --mode --all-addresses --source --interface --retry --verbose --quiet --json --dry-run --config --help --version connect list completions man knockd routeros help"
+            opts="-p -d -t -n -4 -6 -v -q -c -h -V --port --delay --timeout --network --check --mode --all-addresses --source --interface --retry --verbose --quiet --json --color --dry-run --config --help --version connect list completions man knockd routeros help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -136,6 +136,10 @@ _knockr() {
                     ;;
                 --retry)
                     COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --color)
+                    COMPREPLY=($(compgen -W "auto always never" -- "${cur}"))
                     return 0
                     ;;
                 --config)

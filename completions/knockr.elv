@@ -31,6 +31,7 @@ set edit:completion:arg-completer[knockr] = {|@words|
             cand --source 'Send the knocks from this local address (multi-homed machines, VPNs)'
             cand --interface 'Send the knocks through this network interface (SO_BINDTODEVICE)'
             cand --retry 'When the check finds the port closed, knock again, up to N more times (waiting 1s, 2s, 4s, ... up to 8s between rounds)'
+            cand --color 'Colour in the summary: auto (on a terminal, unless NO_COLOR is set), always, never'
             cand -c 'Profiles file [default: ~/.config/knockr/profiles.toml]'
             cand --config 'Profiles file [default: ~/.config/knockr/profiles.toml]'
             cand --all-addresses 'Knock every address of each host, not only the one ssh would use'

@@ -126,6 +126,10 @@ pub struct KnockArgs {
     #[arg(long)]
     pub json: bool,
 
+    /// Colour in the summary: auto (on a terminal, unless NO_COLOR is set), always, never
+    #[arg(long, value_name = "WHEN", default_value = "auto")]
+    pub color: ColorWhen,
+
     /// Resolve and show what would be sent, but send nothing
     #[arg(long)]
     pub dry_run: bool,
@@ -280,6 +284,15 @@ Exit status:
   0  stopped by SIGTERM/SIGINT after running every pending stop command (or --check/--read done)
   1  a capture failed (interface gone), or a command-line action failed
   2  the configuration is invalid";
+
+/// When the summary is coloured.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, ValueEnum)]
+pub enum ColorWhen {
+    #[default]
+    Auto,
+    Always,
+    Never,
+}
 
 /// Shells `knockr completions` writes scripts for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]

@@ -364,3 +364,56 @@ fn routeros_rules_come_from_a_profile_and_refuse_what_the_router_cannot_do() {
         stderr_of(&output)
     );
 }
+
+#[test]
+fn color_is_for_terminals_and_no_color_turns_it_off() {
+    let door = Door::new("127.0.1.63");
+    let port = door.tcp().to_string();
+    let home = tempfile::tempdir().unwrap();
+    let run = |args: &[&str], no_color: bool| {
+        let mut cmd = knockr(home.path());
+        if no_color {
+            cmd.env("NO_COLOR", "1");
+        } else {
+            cmd.env_remove("NO_COLOR");
+        }
+        String::from_utf8(cmd.args(args).output().unwrap().stdout).unwrap()
+    };
+    let red = "\u{1b}[31mFAILED\u{1b}[0m";
+    assert!(run(&["--color", "always", "-p", &port, "x.invalid"], false).contains(red));
+    assert!(
+        run(&["--color", "always", "-p", &port, "x.invalid"], true).contains(red),
+        "an explicit flag wins"
+    );
+    assert!(
+        !run(&["-p", &port, "x.invalid"], false).contains('\u{1b}'),
+        "auto: stdout is not a terminal"
+    );
+    assert!(!run(&["--color", "never", "-p", &port, "x.invalid"], false).contains('\u{1b}'));
+
+    // On a real terminal (script(1) gives one), auto colours unless NO_COLOR is set.
+    let bin = assert_cmd::cargo::cargo_bin("knockr");
+    let on_tty = |no_color: bool| {
+        let mut cmd = std::process::Command::new("script");
+        cmd.args([
+            "-qec",
+            &format!("{} -p {port} x.invalid", bin.display()),
+            "/dev/null",
+        ])
+        .env("HOME", home.path());
+        if no_color {
+            cmd.env("NO_COLOR", "1");
+        } else {
+            cmd.env_remove("NO_COLOR");
+        }
+        String::from_utf8_lossy(&cmd.output().unwrap().stdout).into_owned()
+    };
+    if std::process::Command::new("script")
+        .arg("-V")
+        .output()
+        .is_ok()
+    {
+        assert!(on_tty(false).contains(red), "{:?}", on_tty(false));
+        assert!(!on_tty(true).contains(red));
+    }
+}

@@ -5,7 +5,7 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
-use crate::cli::KnockArgs;
+use crate::cli::{ColorWhen, KnockArgs};
 use crate::config::{self, ConfigError, Profiles};
 use crate::sequence::{self, Knock};
 
@@ -124,8 +124,9 @@ pub struct Target {
 /// How results are shown.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Output {
-    /// Progress bars on a terminal, a summary on stdout; `verbose` adds a line per knock.
-    Human { verbose: bool },
+    /// Progress bars on a terminal, a summary on stdout; `verbose` adds a line
+    /// per knock; `color` marks open green and failures red.
+    Human { verbose: bool, color: bool },
     /// Errors only.
     Quiet,
     /// One JSON document on stdout.
@@ -179,6 +180,16 @@ impl Plan {
         } else {
             Output::Human {
                 verbose: args.verbose,
+                color: match args.color {
+                    ColorWhen::Always => true,
+                    ColorWhen::Never => false,
+                    // https://no-color.org: a non-empty NO_COLOR turns colour off.
+                    ColorWhen::Auto => {
+                        use std::io::IsTerminal as _;
+                        std::io::stdout().is_terminal()
+                            && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty())
+                    }
+                },
             }
         };
         let flags = Overrides {

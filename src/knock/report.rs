@@ -128,12 +128,24 @@ pub fn write(report: &Report, output: Output, out: &mut dyn Write) -> io::Result
             writeln!(out)
         }
         Output::Quiet => Ok(()),
-        Output::Human { .. } => write_summary(report, out),
+        Output::Human { color, .. } => write_summary(report, color, out),
     }
 }
 
 /// One aligned line per target.
-fn write_summary(report: &Report, out: &mut dyn Write) -> io::Result<()> {
+fn write_summary(report: &Report, color: bool, out: &mut dyn Write) -> io::Result<()> {
+    let paint = |code: &str, text: &str| {
+        if color {
+            format!("\x1b[{code}m{text}\x1b[0m")
+        } else {
+            text.to_string()
+        }
+    };
+    let (open, closed, failed) = (
+        paint("32", "open"),
+        paint("31", "CLOSED"),
+        paint("31", "FAILED"),
+    );
     let rows: Vec<[String; 4]> = report
         .targets
         .iter()
@@ -151,7 +163,7 @@ fn write_summary(report: &Report, out: &mut dyn Write) -> io::Result<()> {
                     .map(|k| format!("{}:{}", k.port, k.proto))
                     .collect();
                 match &t.error {
-                    Some(err) => format!("FAILED: {}", sanitize(err)),
+                    Some(err) => format!("{failed}: {}", sanitize(err)),
                     None => format!("would knock {}", knocks.join(" ")),
                 }
             } else {
@@ -161,10 +173,13 @@ fn write_summary(report: &Report, out: &mut dyn Write) -> io::Result<()> {
                 }
                 match &t.check {
                     Some(check) if check.open => {
-                        text.push_str(&format!(", port {} open after {} ms", check.port, check.ms));
+                        text.push_str(&format!(
+                            ", port {} {open} after {} ms",
+                            check.port, check.ms
+                        ));
                     }
                     Some(check) => text.push_str(&format!(
-                        ", port {} CLOSED after {} ms ({} attempts: {})",
+                        ", port {} {closed} after {} ms ({} attempts: {})",
                         check.port,
                         check.ms,
                         check.attempts,
@@ -172,7 +187,7 @@ fn write_summary(report: &Report, out: &mut dyn Write) -> io::Result<()> {
                     )),
                     None => {
                         if let Some(err) = &t.error {
-                            text.push_str(&format!(", FAILED: {}", sanitize(err)));
+                            text.push_str(&format!(", {failed}: {}", sanitize(err)));
                         }
                     }
                 }
@@ -212,7 +227,7 @@ pub struct TargetProgress {
 impl Progress {
     pub fn new(output: Output, dry_run: bool) -> Progress {
         let (show, verbose) = match output {
-            Output::Human { verbose } if !dry_run => (true, verbose),
+            Output::Human { verbose, .. } if !dry_run => (true, verbose),
             _ => (false, false),
         };
         // A hidden bar prints nothing, so a non-terminal stderr shows no bars.
@@ -351,7 +366,15 @@ mod tests {
     #[test]
     fn summary_has_one_aligned_line_per_target() {
         let mut out = Vec::new();
-        write(&sample(), Output::Human { verbose: false }, &mut out).unwrap();
+        write(
+            &sample(),
+            Output::Human {
+                verbose: false,
+                color: false,
+            },
+            &mut out,
+        )
+        .unwrap();
         insta::assert_snapshot!(String::from_utf8(out).unwrap());
     }
 }
