@@ -33,6 +33,7 @@ Register-ArgumentCompleter -Native -CommandName 'knockr' -ScriptBlock {
             [CompletionResult]::new('--mode', '--mode', [CompletionResultType]::ParameterName, 'How TCP knocks are sent: a bare SYN, or a full connect (for networks whose proxies swallow bare SYNs) [default: syn]')
             [CompletionResult]::new('--source', '--source', [CompletionResultType]::ParameterName, 'Send the knocks from this local address (multi-homed machines, VPNs)')
             [CompletionResult]::new('--interface', '--interface', [CompletionResultType]::ParameterName, 'Send the knocks through this network interface (SO_BINDTODEVICE)')
+            [CompletionResult]::new('--every', '--every', [CompletionResultType]::ParameterName, 'Knock again every DURATION until stopped (SIGINT/SIGTERM), and at once when this machine''s source address towards the targets changes')
             [CompletionResult]::new('--retry', '--retry', [CompletionResultType]::ParameterName, 'When the check finds the port closed, knock again, up to N more times (waiting 1s, 2s, 4s, ... up to 8s between rounds)')
             [CompletionResult]::new('--color', '--color', [CompletionResultType]::ParameterName, 'Colour in the summary: auto (on a terminal, unless NO_COLOR is set), always, never')
             [CompletionResult]::new('-c', '-c', [CompletionResultType]::ParameterName, 'Profiles file [default: ~/.config/knockr/profiles.toml]')

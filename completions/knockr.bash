@@ -80,7 +80,7 @@ _knockr() {
 
     case "${cmd}" in
         knockr)
-            opts="-p -d -t -n -4 -6 -v -q -c -h -V --port --delay --timeout --network --check --mode --all-addresses --source --interface --retry --verbose --quiet --json --color --dry-run --config --help --version connect list completions man knockd routeros help"
+            opts="-p -d -t -n -4 -6 -v -q -c -h -V --port --delay --timeout --network --check --mode --all-addresses --source --interface --every --retry --verbose --quiet --json --color --dry-run --config --help --version connect list completions man knockd routeros help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -131,6 +131,10 @@ _knockr() {
                     return 0
                     ;;
                 --interface)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --every)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;

@@ -30,6 +30,7 @@ set edit:completion:arg-completer[knockr] = {|@words|
             cand --mode 'How TCP knocks are sent: a bare SYN, or a full connect (for networks whose proxies swallow bare SYNs) [default: syn]'
             cand --source 'Send the knocks from this local address (multi-homed machines, VPNs)'
             cand --interface 'Send the knocks through this network interface (SO_BINDTODEVICE)'
+            cand --every 'Knock again every DURATION until stopped (SIGINT/SIGTERM), and at once when this machine''s source address towards the targets changes'
             cand --retry 'When the check finds the port closed, knock again, up to N more times (waiting 1s, 2s, 4s, ... up to 8s between rounds)'
             cand --color 'Colour in the summary: auto (on a terminal, unless NO_COLOR is set), always, never'
             cand -c 'Profiles file [default: ~/.config/knockr/profiles.toml]'

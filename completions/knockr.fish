@@ -1,6 +1,6 @@
 # Print an optspec for argparse to handle cmd's options that are independent of any subcommand.
 function __fish_knockr_global_optspecs
-    string join \n p/port= d/delay= t/timeout= n/network= check= mode= all-addresses source= interface= retry= 4 6 v/verbose q/quiet json color= dry-run c/config= h/help V/version
+    string join \n p/port= d/delay= t/timeout= n/network= check= mode= all-addresses source= interface= every= retry= 4 6 v/verbose q/quiet json color= dry-run c/config= h/help V/version
 end
 
 function __fish_knockr_needs_command
@@ -34,6 +34,7 @@ complete -c knockr -n "__fish_knockr_needs_command" -l mode -d 'How TCP knocks a
 connect\t'A full connect (the kernel may retransmit), for networks whose proxies swallow bare SYNs'"
 complete -c knockr -n "__fish_knockr_needs_command" -l source -d 'Send the knocks from this local address (multi-homed machines, VPNs)' -r
 complete -c knockr -n "__fish_knockr_needs_command" -l interface -d 'Send the knocks through this network interface (SO_BINDTODEVICE)' -r
+complete -c knockr -n "__fish_knockr_needs_command" -l every -d 'Knock again every DURATION until stopped (SIGINT/SIGTERM), and at once when this machine\'s source address towards the targets changes' -r
 complete -c knockr -n "__fish_knockr_needs_command" -l retry -d 'When the check finds the port closed, knock again, up to N more times (waiting 1s, 2s, 4s, ... up to 8s between rounds)' -r
 complete -c knockr -n "__fish_knockr_needs_command" -l color -d 'Colour in the summary: auto (on a terminal, unless NO_COLOR is set), always, never' -r -f -a "auto\t''
 always\t''

@@ -101,6 +101,11 @@ pub struct KnockArgs {
     #[arg(long, value_name = "IFACE")]
     pub interface: Option<String>,
 
+    /// Knock again every DURATION until stopped (SIGINT/SIGTERM), and at once
+    /// when this machine's source address towards the targets changes
+    #[arg(long, value_name = "DURATION", value_parser = crate::values::parse_duration, conflicts_with = "dry_run")]
+    pub every: Option<Duration>,
+
     /// When the check finds the port closed, knock again, up to N more times
     /// (waiting 1s, 2s, 4s, ... up to 8s between rounds)
     #[arg(long, value_name = "N", default_value_t = 0)]

@@ -79,21 +79,11 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             let runtime = tokio::runtime::Builder::new_current_thread()
                 .enable_all()
                 .build()?;
-            let report = runtime.block_on(knock::run(&plan));
-            if plan.output == plan::Output::Quiet {
-                for target in report.targets.iter().filter(|t| !t.ok) {
-                    let who = match &target.profile {
-                        Some(profile) => format!("{profile} {}", target.host),
-                        None => target.host.clone(),
-                    };
-                    let err = target.error.as_deref().unwrap_or("failed");
-                    eprintln!(
-                        "knockr: {}: {}",
-                        knock::report::sanitize(&who),
-                        knock::report::sanitize(err)
-                    );
-                }
+            if let Some(every) = cli.knock.every {
+                return runtime.block_on(knock::every::repeat(&plan, every, &mut stdout));
             }
+            let report = runtime.block_on(knock::run(&plan));
+            report_failures_if_quiet(&report, plan.output);
             let code = ExitCode::from_ok(report.ok);
             match knock::report::write(&report, plan.output, &mut stdout)
                 .and_then(|()| stdout.flush())
@@ -104,6 +94,25 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 Ok(()) => Ok(code),
             }
         }
+    }
+}
+
+/// With `-q` the summary is not printed: failures still go to stderr.
+pub fn report_failures_if_quiet(report: &knock::report::Report, output: plan::Output) {
+    if output != plan::Output::Quiet {
+        return;
+    }
+    for target in report.targets.iter().filter(|t| !t.ok) {
+        let who = match &target.profile {
+            Some(profile) => format!("{profile} {}", target.host),
+            None => target.host.clone(),
+        };
+        let err = target.error.as_deref().unwrap_or("failed");
+        eprintln!(
+            "knockr: {}: {}",
+            knock::report::sanitize(&who),
+            knock::report::sanitize(err)
+        );
     }
 }
 

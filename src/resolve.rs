@@ -152,7 +152,7 @@ fn check_family(host: &str, ip: IpAddr, family: Family) -> Result<IpAddr, Resolv
 
 /// The source address the kernel would use to reach `dest`, if it has a route.
 /// Connecting a UDP socket only consults the routing table; nothing is sent.
-fn route_source(dest: IpAddr) -> Option<IpAddr> {
+pub fn route_source(dest: IpAddr) -> Option<IpAddr> {
     let bind: SocketAddr = if dest.is_ipv4() {
         ([0, 0, 0, 0], 0).into()
     } else {

@@ -598,3 +598,51 @@ fn connect_without_a_port_is_a_usage_error_and_a_closed_port_fails() {
             .contains(&format!("port {shut} on 127.0.1.91 is still closed"))
     );
 }
+
+#[test]
+fn every_knocks_each_interval_one_line_a_round_until_sigterm() {
+    let door = Door::new("127.0.1.92");
+    let port = door.udp();
+    let mut child = std::process::Command::new(assert_cmd::cargo::cargo_bin("knockr"))
+        .args([
+            "--every",
+            "300ms",
+            "-n",
+            "udp",
+            "-p",
+            &port.to_string(),
+            "127.0.1.92",
+        ])
+        .env_remove("KNOCKR_CONFIG")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Three knocks arrive, one per round: then ask it to stop.
+    assert_eq!(door.wait_for(3).len(), 3);
+    send_signal(child.id(), "TERM");
+    let output = child.wait_with_output().unwrap();
+    assert_eq!(output.status.code(), Some(0), "a clean exit on SIGTERM");
+    let stdout = String::from_utf8(output.stdout).unwrap();
+    let rounds: Vec<&str> = stdout.lines().filter(|l| l.contains(" round ")).collect();
+    assert!(rounds.len() >= 3, "{stdout}");
+    assert!(
+        rounds[0].ends_with("round 1: 1/1 targets ok"),
+        "{}",
+        rounds[0]
+    );
+    assert!(
+        rounds[2].ends_with("round 3: 1/1 targets ok"),
+        "{}",
+        rounds[2]
+    );
+}
+
+/// Sends a signal by name with kill(1), so this file needs no libc.
+fn send_signal(pid: u32, signal: &str) {
+    let status = std::process::Command::new("kill")
+        .args([&format!("-{signal}"), &pid.to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+}

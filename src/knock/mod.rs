@@ -8,6 +8,7 @@
 //! delay the schedule (a `connect`-mode knock does: it waits for its handshake).
 
 pub mod connect;
+pub mod every;
 pub mod plan;
 pub mod report;
 pub mod send;
