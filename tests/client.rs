@@ -603,7 +603,7 @@ fn connect_without_a_port_is_a_usage_error_and_a_closed_port_fails() {
 fn every_knocks_each_interval_one_line_a_round_until_sigterm() {
     let door = Door::new("127.0.1.92");
     let port = door.udp();
-    let mut child = std::process::Command::new(assert_cmd::cargo::cargo_bin("knockr"))
+    let child = std::process::Command::new(assert_cmd::cargo::cargo_bin("knockr"))
         .args([
             "--every",
             "300ms",
