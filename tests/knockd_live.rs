@@ -438,3 +438,57 @@ fn privileges_drop_setup_teardown_and_sighup_reload() {
         "commands ran as nobody, setup first and teardown last"
     );
 }
+
+#[test]
+fn every_knocks_again_at_once_when_the_source_address_changes() {
+    if !can_run() {
+        return;
+    }
+    let net = Net::new();
+    let dir = tempfile::tempdir().unwrap();
+    let door = "[[door]]\nname = \"udp\"\nsequence = [\"7000:udp\"]";
+    let mut server = net.server(&config(dir.path(), door));
+    // A long interval: any second knock within it comes from the address change.
+    let mut client = Command::new("ip")
+        .args(["netns", "exec", &net.cli])
+        .arg(assert_cmd::cargo::cargo_bin("knockr"))
+        .args(["--every", "10m", "-n", "udp", "-p", "7000", &net.v4(1)])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    server.expect(&format!("echo start {} >> ", net.v4(2)));
+    let cli_if = net.srv_if.replace("kvs", "kvc");
+    // (Deleting a primary address deletes its subnet's secondaries: del first.)
+    sh(&[
+        "ip",
+        "-n",
+        &net.cli,
+        "addr",
+        "del",
+        &format!("{}/24", net.v4(2)),
+        "dev",
+        &cli_if,
+    ]);
+    sh(&[
+        "ip",
+        "-n",
+        &net.cli,
+        "addr",
+        "add",
+        &format!("{}/24", net.v4(3)),
+        "dev",
+        &cli_if,
+    ]);
+    server.expect(&format!("echo start {} >> ", net.v4(3)));
+    unsafe { libc::kill(client.id() as i32, libc::SIGTERM) };
+    let status = client.wait().unwrap();
+    assert_eq!(status.code(), Some(0));
+    let mut out = String::new();
+    std::io::Read::read_to_string(client.stdout.as_mut().unwrap(), &mut out).unwrap();
+    assert!(
+        out.contains(&format!("-> {}): knocking now", net.v4(3))),
+        "{out}"
+    );
+    let _ = server.terminate();
+}
