@@ -56,6 +56,7 @@ Register-ArgumentCompleter -Native -CommandName 'knockr' -ScriptBlock {
             [CompletionResult]::new('completions', 'completions', [CompletionResultType]::ParameterValue, 'Print a shell completion script')
             [CompletionResult]::new('man', 'man', [CompletionResultType]::ParameterValue, 'Print the man page (roff)')
             [CompletionResult]::new('knockd', 'knockd', [CompletionResultType]::ParameterValue, 'Run the knock server: watch traffic, match knock sequences, run commands')
+            [CompletionResult]::new('secret', 'secret', [CompletionResultType]::ParameterValue, 'Shared secrets for time-based knock sequences (docs/otp-sequences.md)')
             [CompletionResult]::new('routeros', 'routeros', [CompletionResultType]::ParameterValue, 'MikroTik RouterOS helpers')
             [CompletionResult]::new('help', 'help', [CompletionResultType]::ParameterValue, 'Print this message or the help of the given subcommand(s)')
             break
@@ -103,6 +104,33 @@ Register-ArgumentCompleter -Native -CommandName 'knockr' -ScriptBlock {
             [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help')
             break
         }
+        'knockr;secret' {
+            [CompletionResult]::new('-c', '-c', [CompletionResultType]::ParameterName, 'Profiles file [default: ~/.config/knockr/profiles.toml]')
+            [CompletionResult]::new('--config', '--config', [CompletionResultType]::ParameterName, 'Profiles file [default: ~/.config/knockr/profiles.toml]')
+            [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help')
+            [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help')
+            [CompletionResult]::new('new', 'new', [CompletionResultType]::ParameterValue, 'Print a fresh random 160-bit secret, in base32 and in hex (the same bytes)')
+            [CompletionResult]::new('help', 'help', [CompletionResultType]::ParameterValue, 'Print this message or the help of the given subcommand(s)')
+            break
+        }
+        'knockr;secret;new' {
+            [CompletionResult]::new('-c', '-c', [CompletionResultType]::ParameterName, 'Profiles file [default: ~/.config/knockr/profiles.toml]')
+            [CompletionResult]::new('--config', '--config', [CompletionResultType]::ParameterName, 'Profiles file [default: ~/.config/knockr/profiles.toml]')
+            [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help')
+            [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help')
+            break
+        }
+        'knockr;secret;help' {
+            [CompletionResult]::new('new', 'new', [CompletionResultType]::ParameterValue, 'Print a fresh random 160-bit secret, in base32 and in hex (the same bytes)')
+            [CompletionResult]::new('help', 'help', [CompletionResultType]::ParameterValue, 'Print this message or the help of the given subcommand(s)')
+            break
+        }
+        'knockr;secret;help;new' {
+            break
+        }
+        'knockr;secret;help;help' {
+            break
+        }
         'knockr;routeros' {
             [CompletionResult]::new('-c', '-c', [CompletionResultType]::ParameterName, 'Profiles file [default: ~/.config/knockr/profiles.toml]')
             [CompletionResult]::new('--config', '--config', [CompletionResultType]::ParameterName, 'Profiles file [default: ~/.config/knockr/profiles.toml]')
@@ -144,6 +172,7 @@ Register-ArgumentCompleter -Native -CommandName 'knockr' -ScriptBlock {
             [CompletionResult]::new('completions', 'completions', [CompletionResultType]::ParameterValue, 'Print a shell completion script')
             [CompletionResult]::new('man', 'man', [CompletionResultType]::ParameterValue, 'Print the man page (roff)')
             [CompletionResult]::new('knockd', 'knockd', [CompletionResultType]::ParameterValue, 'Run the knock server: watch traffic, match knock sequences, run commands')
+            [CompletionResult]::new('secret', 'secret', [CompletionResultType]::ParameterValue, 'Shared secrets for time-based knock sequences (docs/otp-sequences.md)')
             [CompletionResult]::new('routeros', 'routeros', [CompletionResultType]::ParameterValue, 'MikroTik RouterOS helpers')
             [CompletionResult]::new('help', 'help', [CompletionResultType]::ParameterValue, 'Print this message or the help of the given subcommand(s)')
             break
@@ -161,6 +190,13 @@ Register-ArgumentCompleter -Native -CommandName 'knockr' -ScriptBlock {
             break
         }
         'knockr;help;knockd' {
+            break
+        }
+        'knockr;help;secret' {
+            [CompletionResult]::new('new', 'new', [CompletionResultType]::ParameterValue, 'Print a fresh random 160-bit secret, in base32 and in hex (the same bytes)')
+            break
+        }
+        'knockr;help;secret;new' {
             break
         }
         'knockr;help;routeros' {

@@ -37,6 +37,9 @@ _knockr() {
             knockr,routeros)
                 cmd="knockr__subcmd__routeros"
                 ;;
+            knockr,secret)
+                cmd="knockr__subcmd__secret"
+                ;;
             knockr__subcmd__help,completions)
                 cmd="knockr__subcmd__help__subcmd__completions"
                 ;;
@@ -58,8 +61,14 @@ _knockr() {
             knockr__subcmd__help,routeros)
                 cmd="knockr__subcmd__help__subcmd__routeros"
                 ;;
+            knockr__subcmd__help,secret)
+                cmd="knockr__subcmd__help__subcmd__secret"
+                ;;
             knockr__subcmd__help__subcmd__routeros,rules)
                 cmd="knockr__subcmd__help__subcmd__routeros__subcmd__rules"
+                ;;
+            knockr__subcmd__help__subcmd__secret,new)
+                cmd="knockr__subcmd__help__subcmd__secret__subcmd__new"
                 ;;
             knockr__subcmd__routeros,help)
                 cmd="knockr__subcmd__routeros__subcmd__help"
@@ -73,6 +82,18 @@ _knockr() {
             knockr__subcmd__routeros__subcmd__help,rules)
                 cmd="knockr__subcmd__routeros__subcmd__help__subcmd__rules"
                 ;;
+            knockr__subcmd__secret,help)
+                cmd="knockr__subcmd__secret__subcmd__help"
+                ;;
+            knockr__subcmd__secret,new)
+                cmd="knockr__subcmd__secret__subcmd__new"
+                ;;
+            knockr__subcmd__secret__subcmd__help,help)
+                cmd="knockr__subcmd__secret__subcmd__help__subcmd__help"
+                ;;
+            knockr__subcmd__secret__subcmd__help,new)
+                cmd="knockr__subcmd__secret__subcmd__help__subcmd__new"
+                ;;
             *)
                 ;;
         esac
@@ -80,7 +101,7 @@ _knockr() {
 
     case "${cmd}" in
         knockr)
-            opts="-p -d -t -n -4 -6 -v -q -c -h -V --port --delay --timeout --network --check --mode --all-addresses --source --interface --every --retry --verbose --quiet --json --color --dry-run --config --help --version connect list completions man knockd routeros help"
+            opts="-p -d -t -n -4 -6 -v -q -c -h -V --port --delay --timeout --network --check --mode --all-addresses --source --interface --every --retry --verbose --quiet --json --color --dry-run --config --help --version connect list completions man knockd secret routeros help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -206,7 +227,7 @@ _knockr() {
             return 0
             ;;
         knockr__subcmd__help)
-            opts="connect list completions man knockd routeros help"
+            opts="connect list completions man knockd secret routeros help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -318,6 +339,34 @@ _knockr() {
             return 0
             ;;
         knockr__subcmd__help__subcmd__routeros__subcmd__rules)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        knockr__subcmd__help__subcmd__secret)
+            opts="new"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        knockr__subcmd__help__subcmd__secret__subcmd__new)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
@@ -512,6 +561,92 @@ _knockr() {
                     COMPREPLY=($(compgen -W "any ipv4 ipv6" -- "${cur}"))
                     return 0
                     ;;
+                --config)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                -c)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        knockr__subcmd__secret)
+            opts="-c -h --config --help new help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --config)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                -c)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        knockr__subcmd__secret__subcmd__help)
+            opts="new help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        knockr__subcmd__secret__subcmd__help__subcmd__help)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        knockr__subcmd__secret__subcmd__help__subcmd__new)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        knockr__subcmd__secret__subcmd__new)
+            opts="-c -h --config --help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
                 --config)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0

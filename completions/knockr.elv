@@ -53,6 +53,7 @@ set edit:completion:arg-completer[knockr] = {|@words|
             cand completions 'Print a shell completion script'
             cand man 'Print the man page (roff)'
             cand knockd 'Run the knock server: watch traffic, match knock sequences, run commands'
+            cand secret 'Shared secrets for time-based knock sequences (docs/otp-sequences.md)'
             cand routeros 'MikroTik RouterOS helpers'
             cand help 'Print this message or the help of the given subcommand(s)'
         }
@@ -94,6 +95,28 @@ set edit:completion:arg-completer[knockr] = {|@words|
             cand -h 'Print help'
             cand --help 'Print help'
         }
+        &'knockr;secret'= {
+            cand -c 'Profiles file [default: ~/.config/knockr/profiles.toml]'
+            cand --config 'Profiles file [default: ~/.config/knockr/profiles.toml]'
+            cand -h 'Print help'
+            cand --help 'Print help'
+            cand new 'Print a fresh random 160-bit secret, in base32 and in hex (the same bytes)'
+            cand help 'Print this message or the help of the given subcommand(s)'
+        }
+        &'knockr;secret;new'= {
+            cand -c 'Profiles file [default: ~/.config/knockr/profiles.toml]'
+            cand --config 'Profiles file [default: ~/.config/knockr/profiles.toml]'
+            cand -h 'Print help'
+            cand --help 'Print help'
+        }
+        &'knockr;secret;help'= {
+            cand new 'Print a fresh random 160-bit secret, in base32 and in hex (the same bytes)'
+            cand help 'Print this message or the help of the given subcommand(s)'
+        }
+        &'knockr;secret;help;new'= {
+        }
+        &'knockr;secret;help;help'= {
+        }
         &'knockr;routeros'= {
             cand -c 'Profiles file [default: ~/.config/knockr/profiles.toml]'
             cand --config 'Profiles file [default: ~/.config/knockr/profiles.toml]'
@@ -130,6 +153,7 @@ set edit:completion:arg-completer[knockr] = {|@words|
             cand completions 'Print a shell completion script'
             cand man 'Print the man page (roff)'
             cand knockd 'Run the knock server: watch traffic, match knock sequences, run commands'
+            cand secret 'Shared secrets for time-based knock sequences (docs/otp-sequences.md)'
             cand routeros 'MikroTik RouterOS helpers'
             cand help 'Print this message or the help of the given subcommand(s)'
         }
@@ -142,6 +166,11 @@ set edit:completion:arg-completer[knockr] = {|@words|
         &'knockr;help;man'= {
         }
         &'knockr;help;knockd'= {
+        }
+        &'knockr;help;secret'= {
+            cand new 'Print a fresh random 160-bit secret, in base32 and in hex (the same bytes)'
+        }
+        &'knockr;help;secret;new'= {
         }
         &'knockr;help;routeros'= {
             cand rules 'Print a RouterOS script that makes the router detect a knock sequence by itself (staged address lists), opening ports to whoever completes it'

@@ -171,11 +171,22 @@ pub enum Command {
     /// Run the knock server: watch traffic, match knock sequences, run commands
     #[cfg(feature = "server")]
     Knockd(KnockdArgs),
+    /// Shared secrets for time-based knock sequences (docs/otp-sequences.md)
+    Secret {
+        #[command(subcommand)]
+        command: SecretCommand,
+    },
     /// MikroTik RouterOS helpers
     Routeros {
         #[command(subcommand)]
         command: RouterosCommand,
     },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum SecretCommand {
+    /// Print a fresh random 160-bit secret, in base32 and in hex (the same bytes)
+    New,
 }
 
 #[derive(Debug, Subcommand)]

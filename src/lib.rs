@@ -11,6 +11,7 @@ pub mod knock;
 #[cfg(feature = "server")]
 pub mod knockd;
 pub mod matcher;
+pub mod otp;
 pub mod packet;
 pub mod resolve;
 pub mod routeros;
@@ -62,6 +63,17 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         }
         #[cfg(feature = "server")]
         Some(Command::Knockd(args)) => knockd::main(&args),
+        Some(Command::Secret {
+            command: cli::SecretCommand::New,
+        }) => {
+            let (base32, hex) = otp::new_secret().map_err(anyhow::Error::msg)?;
+            writeln!(stdout, "base32: {base32}\nhex:    {hex}")?;
+            writeln!(
+                stdout,
+                "# Store it in a file only you can read (chmod 600); give the same secret to the door and the profile."
+            )?;
+            Ok(ExitCode::Success)
+        }
         Some(Command::Routeros {
             command: cli::RouterosCommand::Rules(args),
         }) => {

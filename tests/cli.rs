@@ -417,3 +417,31 @@ fn color_is_for_terminals_and_no_color_turns_it_off() {
         assert!(!on_tty(true).contains(red));
     }
 }
+
+#[test]
+fn secret_new_prints_one_fresh_secret_in_two_spellings() {
+    let home = tempfile::tempdir().unwrap();
+    let new = || {
+        let output = knockr(home.path())
+            .args(["secret", "new"])
+            .output()
+            .unwrap();
+        assert_eq!(output.status.code(), Some(0));
+        let text = String::from_utf8(output.stdout).unwrap();
+        let field = |name: &str| {
+            text.lines()
+                .find_map(|l| l.strip_prefix(name))
+                .map(|v| v.trim().to_string())
+                .unwrap_or_else(|| panic!("{text}"))
+        };
+        (field("base32:"), field("hex:"))
+    };
+    let (base32, hex) = new();
+    let bytes = knockr::otp::parse_secret(&base32).unwrap();
+    assert_eq!(bytes.len(), 20);
+    assert_eq!(
+        knockr::otp::parse_secret(&format!("hex:{}", hex.trim_start_matches("hex:"))).unwrap(),
+        bytes
+    );
+    assert_ne!(new().0, base32, "every secret is fresh");
+}
