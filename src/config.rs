@@ -16,7 +16,7 @@ use serde::de::{self, Deserializer, Visitor};
 use toml::Spanned;
 
 use crate::knock::plan::{Family, Mode, Overrides};
-use crate::sequence::{self, Knock};
+use crate::sequence::{self, Knock, Proto};
 use crate::values;
 
 /// Where the profiles file is looked for when `-c` and `$KNOCKR_CONFIG` are absent.
@@ -43,11 +43,29 @@ pub enum Profile {
     /// Hosts knocked with one sequence.
     Hosts {
         hosts: Vec<String>,
-        sequence: Vec<Knock>,
+        sequence: Sequence,
         settings: Overrides,
     },
     /// A group: the listed profiles, knocked together.
     Group { include: Vec<String> },
+}
+
+/// What a profile knocks.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Sequence {
+    /// The same knocks every time.
+    Fixed(Vec<Knock>),
+    /// Knocks derived from a secret and the time (docs/otp-sequences.md).
+    Otp(OtpSequence),
+}
+
+/// A time-based sequence: where the secret is and how sequences look.
+#[derive(Debug, Clone, PartialEq)]
+pub struct OtpSequence {
+    pub secret: crate::secret::SecretSource,
+    /// The server door's name, part of the derivation.
+    pub door: String,
+    pub spec: crate::otp::OtpSpec,
 }
 
 /// One host of one profile, as the client will knock it.
@@ -55,7 +73,7 @@ pub enum Profile {
 pub struct Member {
     pub profile: String,
     pub host: String,
-    pub sequence: Vec<Knock>,
+    pub sequence: Sequence,
     /// The profile's settings already merged over `[defaults]`.
     pub settings: Overrides,
 }
@@ -204,12 +222,82 @@ impl Profiles {
                         ));
                     }
                 }
+                let secret = match (&raw.secret_file, &raw.secret_env) {
+                    (Some(_), Some(env)) => {
+                        return Err(at(
+                            Some(env.span()),
+                            format!(
+                                "profile `{name}` sets both `secret_file` and `secret_env`: expected one of them"
+                            ),
+                        ));
+                    }
+                    (Some(file), None) => Some(crate::secret::SecretSource::File(PathBuf::from(
+                        file.get_ref(),
+                    ))),
+                    (None, Some(env)) => {
+                        Some(crate::secret::SecretSource::Env(env.get_ref().clone()))
+                    }
+                    (None, None) => None,
+                };
+                if let (Some(_), Some(seq)) = (&secret, &raw.sequence) {
+                    return Err(at(
+                        Some(seq.span()),
+                        format!(
+                            "profile `{name}` has both a `sequence` and a secret: a time-based profile derives its sequence, remove one"
+                        ),
+                    ));
+                }
+                if secret.is_none()
+                    && let Some((key, span)) = raw.otp_keys().into_iter().next()
+                {
+                    return Err(at(
+                        Some(span),
+                        format!(
+                            "`{key}` in profile `{name}` needs `secret_file` or `secret_env`: it only shapes time-based sequences"
+                        ),
+                    ));
+                }
                 let sequence = match &raw.sequence {
+                    None if secret.is_some() => {
+                        let spec = crate::otp::OtpSpec {
+                            length: raw.otp_length.as_ref().map_or(4, |l| *l.get_ref() as usize),
+                            low: raw.otp_ports.as_ref().map_or(10000, |p| p.get_ref().0),
+                            high: raw.otp_ports.as_ref().map_or(60000, |p| p.get_ref().1),
+                            avoid: raw.otp_avoid.as_ref().map_or_else(Vec::new, |a| {
+                                a.get_ref().iter().map(|p| p.0).collect()
+                            }),
+                            protos: raw
+                                .otp_protocols
+                                .as_ref()
+                                .map_or_else(|| vec![Proto::Tcp], |p| p.get_ref().clone()),
+                            step: raw
+                                .otp_step
+                                .as_ref()
+                                .map_or(30, |s| s.get_ref().0.as_secs()),
+                        };
+                        if let Err(err) = spec.check() {
+                            let span = raw
+                                .otp_ports
+                                .as_ref()
+                                .map(Spanned::span)
+                                .or(Some(name_span.clone()));
+                            return Err(at(span, format!("profile `{name}`: {err}")));
+                        }
+                        let door = raw
+                            .otp_door
+                            .as_ref()
+                            .map_or_else(|| name.clone(), |d| d.get_ref().clone());
+                        Sequence::Otp(OtpSequence {
+                            secret: secret.expect("checked above"),
+                            door,
+                            spec,
+                        })
+                    }
                     None => {
                         return Err(at(
                             Some(name_span),
                             format!(
-                                "profile `{name}` has no `sequence`: expected e.g. sequence = [\"7000\", \"8000:udp\"]"
+                                "profile `{name}` has no `sequence`: expected e.g. sequence = [\"7000\", \"8000:udp\"], or secret_file for time-based sequences"
                             ),
                         ));
                     }
@@ -221,7 +309,7 @@ impl Profiles {
                             ),
                         ));
                     }
-                    Some(seq) => seq.get_ref().clone(),
+                    Some(seq) => Sequence::Fixed(seq.get_ref().clone()),
                 };
                 Profile::Hosts {
                     hosts: hosts.into_iter().map(|h| h.into_inner()).collect(),
@@ -395,9 +483,36 @@ struct RawProfile {
     family: Option<Spanned<Family>>,
     udp_payload: Option<Spanned<PayloadValue>>,
     mode: Option<Spanned<Mode>>,
+    secret_file: Option<Spanned<String>>,
+    secret_env: Option<Spanned<String>>,
+    otp_door: Option<Spanned<String>>,
+    otp_length: Option<Spanned<u32>>,
+    otp_ports: Option<Spanned<PortRange>>,
+    otp_step: Option<Spanned<DurationValue>>,
+    otp_protocols: Option<Spanned<Vec<Proto>>>,
+    otp_avoid: Option<Spanned<Vec<PortValue>>>,
 }
 
 impl RawProfile {
+    /// The keys that shape time-based sequences, with where they were written.
+    fn otp_keys(&self) -> Vec<(&'static str, Range<usize>)> {
+        let spans = [
+            ("otp_door", self.otp_door.as_ref().map(Spanned::span)),
+            ("otp_length", self.otp_length.as_ref().map(Spanned::span)),
+            ("otp_ports", self.otp_ports.as_ref().map(Spanned::span)),
+            ("otp_step", self.otp_step.as_ref().map(Spanned::span)),
+            (
+                "otp_protocols",
+                self.otp_protocols.as_ref().map(Spanned::span),
+            ),
+            ("otp_avoid", self.otp_avoid.as_ref().map(Spanned::span)),
+        ];
+        spans
+            .into_iter()
+            .filter_map(|(key, span)| Some((key, span?)))
+            .collect()
+    }
+
     fn profile_only_keys(&self) -> Vec<(&'static str, Range<usize>)> {
         let mut keys = Vec::new();
         if let Some(v) = &self.host {
@@ -412,6 +527,13 @@ impl RawProfile {
         if let Some(v) = &self.include {
             keys.push(("include", v.span()));
         }
+        if let Some(v) = &self.secret_file {
+            keys.push(("secret_file", v.span()));
+        }
+        if let Some(v) = &self.secret_env {
+            keys.push(("secret_env", v.span()));
+        }
+        keys.extend(self.otp_keys());
         keys
     }
 
@@ -456,6 +578,26 @@ impl RawProfile {
 struct DurationValue(Duration);
 /// A TCP port in 1..=65535.
 struct PortValue(u16);
+/// `"10000-60000"`: an inclusive port range.
+struct PortRange(u16, u16);
+
+impl<'de> Deserialize<'de> for PortRange {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let text = String::deserialize(deserializer)?;
+        let bad = || {
+            de::Error::custom(format!(
+                "port range {text:?} is not understood: expected LOW-HIGH, e.g. \"10000-60000\""
+            ))
+        };
+        let (low, high) = text.split_once('-').ok_or_else(bad)?;
+        let low = sequence::parse_port(low.trim()).map_err(de::Error::custom)?;
+        let high = sequence::parse_port(high.trim()).map_err(de::Error::custom)?;
+        if low > high {
+            return Err(bad());
+        }
+        Ok(PortRange(low, high))
+    }
+}
 /// A UDP payload: `"hex:.."`, `"base64:.."` or text.
 struct PayloadValue(Vec<u8>);
 
@@ -530,7 +672,16 @@ mod tests {
         let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("profiles.example.toml");
         let file = Profiles::load(&path).expect("profiles.example.toml loads");
         let names: Vec<&String> = file.profiles.keys().collect();
-        assert_eq!(names, ["home-router", "office-router", "lab", "everywhere"]);
+        assert_eq!(
+            names,
+            [
+                "home-router",
+                "office-router",
+                "lab",
+                "everywhere",
+                "rolling"
+            ]
+        );
         let text = std::fs::read_to_string(&path).unwrap();
         for key in [
             "host",
@@ -545,6 +696,14 @@ mod tests {
             "udp_payload",
             "mode",
             "include",
+            "secret_file",
+            "secret_env",
+            "otp_door",
+            "otp_length",
+            "otp_ports",
+            "otp_step",
+            "otp_protocols",
+            "otp_avoid",
         ] {
             assert!(
                 text.contains(&format!("\n{key} = ")) || text.contains(&format!("# {key} = ")),
@@ -601,10 +760,10 @@ mod tests {
         );
         assert_eq!(
             members[0].sequence,
-            vec![Knock {
+            Sequence::Fixed(vec![Knock {
                 port: 2,
                 proto: Proto::Udp
-            }]
+            }])
         );
     }
 
@@ -672,6 +831,27 @@ mod tests {
             ("wrong type", "[profiles.a]\nhost = 5\nsequence = [\"1\"]\n"),
             ("not toml", "[profiles.a\nhost = \"h\"\n"),
             ("unknown table", "[profile.a]\nhost = \"h\"\n"),
+            (
+                "secret and sequence",
+                "[profiles.a]\nhost = \"h\"\nsecret_file = \"/s\"\nsequence = [\"1\"]\n",
+            ),
+            (
+                "two secrets",
+                "[profiles.a]\nhost = \"h\"\nsecret_file = \"/s\"\nsecret_env = \"S\"\n",
+            ),
+            (
+                "otp key without secret",
+                "[profiles.a]\nhost = \"h\"\nsequence = [\"1\"]\notp_length = 5\n",
+            ),
+            (
+                "bad otp range",
+                "[profiles.a]\nhost = \"h\"\nsecret_env = \"S\"\notp_ports = \"9000-8000\"\n",
+            ),
+            (
+                "otp range too small",
+                "[profiles.a]\nhost = \"h\"\nsecret_env = \"S\"\notp_ports = \"9000-9002\"\n",
+            ),
+            ("secret in defaults", "[defaults]\nsecret_env = \"S\"\n"),
         ];
         let report: String = cases
             .iter()

@@ -15,6 +15,7 @@ pub mod otp;
 pub mod packet;
 pub mod resolve;
 pub mod routeros;
+pub mod secret;
 pub mod sequence;
 pub mod values;
 
@@ -147,7 +148,12 @@ fn routeros_rules(
             }
             let first = &members[0];
             let delay = first.settings.delay.unwrap_or(DEFAULT_DELAY);
-            (first.sequence.clone(), delay, format!("knockr-{profile}"))
+            let config::Sequence::Fixed(sequence) = &first.sequence else {
+                return Err(usage(format!(
+                    "profile `{profile}` uses time-based sequences, which the router cannot derive: give --sequence"
+                )));
+            };
+            (sequence.clone(), delay, format!("knockr-{profile}"))
         }
         None => {
             let sequence = args

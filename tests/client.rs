@@ -646,3 +646,73 @@ fn send_signal(pid: u32, signal: &str) {
         .unwrap();
     assert!(status.success());
 }
+
+#[test]
+fn a_profile_with_a_secret_knocks_the_current_time_based_sequence() {
+    use std::os::unix::fs::PermissionsExt as _;
+    let door = Door::new("127.0.1.93");
+    for port in 47300..=47309 {
+        door.udp_on(port);
+    }
+    let file = profiles(
+        "[profiles.otp]\nhost = \"127.0.1.93\"\nsecret_file = \"SECRET\"\notp_door = \"openSSH\"\notp_length = 3\n\
+         otp_ports = \"47300-47309\"\notp_protocols = [\"udp\"]\ndelay = \"20ms\"\n",
+    );
+    let secret = file.dir.path().join("secret");
+    std::fs::write(&secret, "GEZDGNBVGY3TQOJQGEZDGNBVGY3TQOJQ\n").unwrap();
+    std::fs::set_permissions(&secret, std::fs::Permissions::from_mode(0o600)).unwrap();
+    let text = std::fs::read_to_string(&file.path)
+        .unwrap()
+        .replace("SECRET", &secret.display().to_string());
+    std::fs::write(&file.path, text).unwrap();
+
+    let spec = knockr::otp::OtpSpec {
+        length: 3,
+        low: 47300,
+        high: 47309,
+        avoid: vec![],
+        protos: vec![knockr::sequence::Proto::Udp],
+        step: 30,
+    };
+    let step = || {
+        spec.step_of(
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .unwrap()
+                .as_secs(),
+        )
+    };
+    // A run that straddles a step boundary is tried again.
+    for _ in 0..2 {
+        let before = step();
+        let output = file.run(&["otp"]);
+        assert_eq!(
+            output.status.code(),
+            Some(0),
+            "{}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        let seen: Vec<u16> = door.wait_for(3).iter().map(|a| a.to.port()).collect();
+        if step() != before {
+            continue;
+        }
+        let expected: Vec<u16> = spec
+            .sequence(b"12345678901234567890", "openSSH", before)
+            .iter()
+            .map(|k| k.port)
+            .collect();
+        assert_eq!(seen, expected);
+        // A secret file others can read is refused, and its content never shown.
+        std::fs::set_permissions(&secret, std::fs::Permissions::from_mode(0o644)).unwrap();
+        let output = file.run(&["otp"]);
+        assert_eq!(output.status.code(), Some(2));
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(
+            stderr.contains("can be read by others (mode 644): refused"),
+            "{stderr}"
+        );
+        assert!(!stderr.contains("GEZD"));
+        return;
+    }
+    panic!("two runs in a row crossed a 30 s step boundary");
+}

@@ -45,10 +45,15 @@ pub async fn connect(
         retries: plan::DEFAULT_CHECK_RETRIES,
     });
     settings.check = Some(plan::Check { port, ..check });
+    let sequence = plan::current_sequence(
+        &member.profile,
+        &member.sequence,
+        std::time::SystemTime::now(),
+    )?;
     let target = Target {
         profile: Some(member.profile),
         host: member.host,
-        sequence: member.sequence,
+        sequence,
         settings,
     };
     let plan = Plan {

@@ -219,13 +219,19 @@ impl Plan {
             profiles
                 .members(&args.targets)?
                 .into_iter()
-                .map(|member| Target {
-                    profile: Some(member.profile),
-                    host: member.host,
-                    sequence: member.sequence,
-                    settings: flags.clone().or(&member.settings).settle(),
+                .map(|member| {
+                    Ok(Target {
+                        sequence: current_sequence(
+                            &member.profile,
+                            &member.sequence,
+                            std::time::SystemTime::now(),
+                        )?,
+                        profile: Some(member.profile),
+                        host: member.host,
+                        settings: flags.clone().or(&member.settings).settle(),
+                    })
                 })
-                .collect()
+                .collect::<Result<Vec<_>, PlanError>>()?
         } else {
             // Ad hoc: the profiles file is not read, so a broken one never blocks this.
             if args.targets.is_empty() {
@@ -279,6 +285,29 @@ impl Plan {
                 },
             },
         })
+    }
+}
+
+/// The knocks a profile sends at `now`: its fixed sequence, or the one its
+/// secret gives for the current time step.
+pub fn current_sequence(
+    profile: &str,
+    sequence: &config::Sequence,
+    now: std::time::SystemTime,
+) -> Result<Vec<Knock>, PlanError> {
+    match sequence {
+        config::Sequence::Fixed(knocks) => Ok(knocks.clone()),
+        config::Sequence::Otp(otp) => {
+            let secret = crate::secret::load(&otp.secret)
+                .map_err(|err| PlanError::Usage(format!("profile `{profile}`: {err}")))?;
+            let unix = now
+                .duration_since(std::time::UNIX_EPOCH)
+                .unwrap_or_default()
+                .as_secs();
+            Ok(otp
+                .spec
+                .sequence(&secret, &otp.door, otp.spec.step_of(unix)))
+        }
     }
 }
 

@@ -1,0 +1,88 @@
+//! Loading shared secrets, the one place that reads them: from a file that
+//! only its owner may read (refused otherwise, as ssh refuses private keys),
+//! or from an environment variable. Never from argv; never into messages.
+
+use std::path::PathBuf;
+
+use crate::otp;
+
+/// Where a secret is kept.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SecretSource {
+    File(PathBuf),
+    Env(String),
+}
+
+/// Reads and decodes the secret. Errors name the file or variable, never the secret.
+pub fn load(source: &SecretSource) -> Result<Vec<u8>, String> {
+    let text = match source {
+        SecretSource::File(path) => {
+            use std::os::unix::fs::MetadataExt as _;
+            let meta = std::fs::metadata(path)
+                .map_err(|err| format!("cannot read the secret file {}: {err}", path.display()))?;
+            if meta.mode() & 0o077 != 0 {
+                return Err(format!(
+                    "the secret file {} can be read by others (mode {:o}): refused; run chmod 600 {}",
+                    path.display(),
+                    meta.mode() & 0o777,
+                    path.display()
+                ));
+            }
+            std::fs::read_to_string(path)
+                .map_err(|err| format!("cannot read the secret file {}: {err}", path.display()))?
+        }
+        SecretSource::Env(name) => std::env::var(name).map_err(|_| {
+            format!("the environment variable {name} named by secret_env is not set (or not UTF-8)")
+        })?,
+    };
+    let what = match source {
+        SecretSource::File(path) => format!("the secret file {}", path.display()),
+        SecretSource::Env(name) => format!("the environment variable {name}"),
+    };
+    // The first non-comment line is the secret.
+    let line = text
+        .lines()
+        .map(str::trim)
+        .find(|l| !l.is_empty() && !l.starts_with('#'))
+        .unwrap_or("");
+    otp::parse_secret(line).map_err(|err| format!("{what}: {err}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::unix::fs::PermissionsExt as _;
+
+    #[test]
+    fn a_private_file_is_read_and_one_others_can_read_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("secret");
+        std::fs::write(&path, "# door openSSH\nGEZDGNBVGY3TQOJQGEZDGNBVGY3TQOJQ\n").unwrap();
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).unwrap();
+        assert_eq!(
+            load(&SecretSource::File(path.clone())).unwrap(),
+            b"12345678901234567890"
+        );
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644)).unwrap();
+        let err = load(&SecretSource::File(path.clone())).unwrap_err();
+        assert!(
+            err.contains("can be read by others (mode 644): refused; run chmod 600"),
+            "{err}"
+        );
+        assert!(
+            !err.contains("GEZD"),
+            "the secret never appears in messages"
+        );
+    }
+
+    #[test]
+    fn a_bad_secret_is_reported_without_its_text() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("secret");
+        std::fs::write(&path, "hex:0011223344\n").unwrap();
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).unwrap();
+        let err = load(&SecretSource::File(path)).unwrap_err();
+        assert!(err.contains("expected at least 16"), "{err}");
+        assert!(!err.contains("0011223344"));
+    }
+}
