@@ -56,7 +56,7 @@ pub enum Sequence {
     /// The same knocks every time.
     Fixed(Vec<Knock>),
     /// Knocks derived from a secret and the time (docs/otp-sequences.md).
-    Otp(OtpSequence),
+    Otp(Box<OtpSequence>),
 }
 
 /// A time-based sequence: where the secret is and how sequences look.
@@ -287,11 +287,11 @@ impl Profiles {
                             .otp_door
                             .as_ref()
                             .map_or_else(|| name.clone(), |d| d.get_ref().clone());
-                        Sequence::Otp(OtpSequence {
+                        Sequence::Otp(Box::new(OtpSequence {
                             secret: secret.expect("checked above"),
                             door,
                             spec,
-                        })
+                        }))
                     }
                     None => {
                         return Err(at(
