@@ -291,7 +291,13 @@ fn the_client_opens_a_door_over_ipv4_and_ipv6_and_sigterm_closes_it() {
     }
     let net = Net::new();
     let dir = tempfile::tempdir().unwrap();
-    let mut server = net.server(&config(dir.path(), DOOR));
+    let pid_file = dir.path().join("knockd.pid");
+    let with_pid = format!("[knockd]\npid_file = \"{}\"\n{DOOR}", pid_file.display());
+    let mut server = net.server(&config(dir.path(), &with_pid));
+    assert_eq!(
+        std::fs::read_to_string(&pid_file).unwrap().trim(),
+        server.child.id().to_string()
+    );
 
     assert_eq!(
         net.knock(&["-d", "50ms", "-p", "7000,8000:udp,9000", &net.v4(1)]),
@@ -316,6 +322,7 @@ fn the_client_opens_a_door_over_ipv4_and_ipv6_and_sigterm_closes_it() {
 
     let (status, log) = server.terminate();
     assert_eq!(status, Some(0), "{}", log.join("\n"));
+    assert!(!pid_file.exists(), "the pid file is removed at exit");
     let ran = ran(dir.path());
     let mut lines: Vec<&str> = ran.lines().collect();
     lines.sort();

@@ -90,12 +90,17 @@ pub fn main(args: &KnockdArgs) -> anyhow::Result<ExitCode> {
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?;
+    let pid_file = server.config.pid_file.clone();
     let ending = runtime.block_on(serve(
         server,
         captures,
         args.config.clone(),
         std::future::pending(),
     ))?;
+    if let Some(pid_file) = pid_file {
+        // Best effort: after dropping privileges the directory may not let us.
+        let _ = std::fs::remove_file(pid_file);
+    }
     Ok(match ending {
         Ending::Asked => ExitCode::Success,
         Ending::CaptureFailed => ExitCode::Failure,
