@@ -170,7 +170,7 @@ struct Round {
 async fn knock_round(target: &Target, ip: IpAddr, progress: &TargetProgress, bind: &Bind) -> Round {
     let settings = &target.settings;
     let mut round = Round {
-        knocks: TargetReport::new(target, None).knocks,
+        knocks: KnockReport::unsent(&target.sequence),
         check: None,
         error: None,
     };

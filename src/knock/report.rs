@@ -37,6 +37,23 @@ pub struct TargetReport {
     pub error: Option<String>,
 }
 
+impl KnockReport {
+    /// One entry per knock of `sequence`, none sent yet.
+    pub fn unsent(sequence: &[crate::sequence::Knock]) -> Vec<KnockReport> {
+        sequence
+            .iter()
+            .map(|k| KnockReport {
+                port: k.port,
+                proto: k.proto.as_str(),
+                sent: false,
+                answer: None,
+                ms: None,
+                error: None,
+            })
+            .collect()
+    }
+}
+
 impl TargetReport {
     /// Nothing sent yet: every knock listed as not sent.
     pub fn new(
@@ -47,18 +64,7 @@ impl TargetReport {
             profile: target.profile.clone(),
             host: target.host.clone(),
             address: address.map(|ip| ip.to_string()),
-            knocks: target
-                .sequence
-                .iter()
-                .map(|k| KnockReport {
-                    port: k.port,
-                    proto: k.proto.as_str(),
-                    sent: false,
-                    answer: None,
-                    ms: None,
-                    error: None,
-                })
-                .collect(),
+            knocks: KnockReport::unsent(&target.sequence),
             check: None,
             rounds: 0,
             ok: false,
