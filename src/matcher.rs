@@ -2,6 +2,7 @@
 //! timestamps offline, the clock live); it does no I/O and runs no commands,
 //! it only says what happened as [`Event`]s.
 
+use std::hash::BuildHasher;
 use std::net::IpAddr;
 use std::time::Duration;
 
@@ -109,9 +110,10 @@ pub struct Event {
 /// One source's progress through one door.
 #[derive(Debug, Clone, Copy)]
 struct Attempt {
-    door: usize,
+    /// Index of the door; a source has at most one attempt per door.
+    door: u32,
     /// Knocks matched so far (1..len-1 while in progress).
-    stage: usize,
+    stage: u32,
     /// When its first knock arrived; the timeout counts from here.
     started: Duration,
 }
@@ -119,12 +121,95 @@ struct Attempt {
 /// Everything in progress for one source address.
 #[derive(Debug)]
 struct Source {
+    src: IpAddr,
     /// Inline for the usual one: no allocation and no pointer to
     /// chase per source, which under a flood is most of the cost.
     attempts: smallvec::SmallVec<[Attempt; 1]>,
-    /// When it began to be tracked, in `Matcher::clock` ticks; its entry in
-    /// `arrivals` with this tick is the live one.
+    /// When it began to be tracked, in `Matcher::clock` ticks (from 1); 0 for
+    /// a free slot. Queue entries carry it, so an entry whose slot has since
+    /// been freed or reused is recognised as stale.
     since: u64,
+}
+
+/// A slot in [`Table`].
+type Slot = u32;
+
+/// The sources with an attempt in progress, kept in a slab. The queues name
+/// a source by its slot, so expiring and evicting reach it without a hash
+/// probe; the index from address to slot holds 4-byte entries, so under a
+/// flood of 100,000 sources it stays in cache and a lookup costs one miss
+/// (the slot itself), not several.
+#[derive(Debug, Default)]
+struct Table {
+    slots: Vec<Source>,
+    /// Slots freed for reuse: the slab never outgrows the most sources
+    /// tracked at once.
+    free: Vec<Slot>,
+    /// Slot numbers, hashed by the address in the slot.
+    index: hashbrown::HashTable<Slot>,
+    /// Seeded per process: nobody can aim packets at one hash bucket.
+    hasher: Hasher,
+}
+
+impl Table {
+    fn len(&self) -> usize {
+        self.index.len()
+    }
+
+    fn find(&self, src: IpAddr) -> Option<Slot> {
+        let slots = &self.slots;
+        self.index
+            .find(self.hasher.hash_one(src), |&slot| {
+                slots[slot as usize].src == src
+            })
+            .copied()
+    }
+
+    /// Starts tracking `src`, which must not be tracked yet.
+    fn insert(&mut self, src: IpAddr, since: u64) -> Slot {
+        let source = Source {
+            src,
+            attempts: smallvec::SmallVec::new(),
+            since,
+        };
+        let slot = match self.free.pop() {
+            Some(slot) => {
+                self.slots[slot as usize] = source;
+                slot
+            }
+            None => {
+                self.slots.push(source);
+                Slot::try_from(self.slots.len() - 1).expect("max_sources fits in u32")
+            }
+        };
+        let (slots, hasher) = (&self.slots, &self.hasher);
+        self.index
+            .insert_unique(hasher.hash_one(src), slot, |&slot| {
+                hasher.hash_one(slots[slot as usize].src)
+            });
+        slot
+    }
+
+    /// Forgets the source in `slot`; entries naming it in the queues go stale.
+    fn remove(&mut self, slot: Slot) {
+        let source = &mut self.slots[slot as usize];
+        if let Ok(entry) = self
+            .index
+            .find_entry(self.hasher.hash_one(source.src), |&s| s == slot)
+        {
+            entry.remove();
+        }
+        source.since = 0;
+        source.attempts.clear();
+        self.free.push(slot);
+    }
+
+    /// The source in `slot` if it is still the one tracked since `since`.
+    fn live(&self, slot: Slot, since: u64) -> Option<&Source> {
+        self.slots
+            .get(slot as usize)
+            .filter(|s| s.since == since && since != 0)
+    }
 }
 
 /// The (protocol, port) pairs some door knocks on, as one bit each: the
@@ -148,6 +233,16 @@ impl PortSet {
 
 type Hasher = foldhash::fast::RandomState;
 
+/// An entry of a door's deadline queue: the attempt `started` by the source
+/// tracked in `slot` since `since` times out at `deadline`.
+#[derive(Debug, Clone, Copy)]
+struct Deadline {
+    deadline: Duration,
+    started: Duration,
+    since: u64,
+    slot: Slot,
+}
+
 /// The per-source state machine of all doors. Compatible with the C knockd's
 /// matching (see the README) except for its bugs: sources never disturb each
 /// other, the table is bounded, and expiry needs no traffic (`expire` is
@@ -166,14 +261,14 @@ pub struct Matcher {
     /// Whether any door is strict (then any SYN or datagram may matter).
     any_strict: bool,
     /// Sources with at least one attempt in progress.
-    sources: std::collections::HashMap<IpAddr, Source, Hasher>,
-    /// (tick, source) in the order sources began to be tracked, oldest first:
-    /// who is evicted when full. An entry is live while the source's `since`
+    table: Table,
+    /// (tick, slot) in the order sources began to be tracked, oldest first:
+    /// who is evicted when full. An entry is live while its slot's `since`
     /// equals its tick. Only new sources add entries, so stale ones are few.
-    arrivals: std::collections::VecDeque<(u64, IpAddr)>,
-    /// Per door, (deadline, source, started) in order of start, so in order
-    /// of deadline. Live while the source still has that attempt.
-    deadlines: Vec<std::collections::VecDeque<(Duration, IpAddr, Duration)>>,
+    arrivals: std::collections::VecDeque<(u64, Slot)>,
+    /// Per door, its attempts in order of start, so in order of deadline.
+    /// An entry is live while its source still has that attempt.
+    deadlines: Vec<std::collections::VecDeque<Deadline>>,
     /// Attempts in progress, to know when the queues need compacting.
     attempts: usize,
     /// Bumped for every newly tracked source; orders `arrivals`.
@@ -190,11 +285,11 @@ impl Matcher {
             any_strict: doors.iter().any(|d| d.strict),
             deadlines: vec![Default::default(); doors.len()],
             doors,
-            sources: Default::default(),
+            table: Table::default(),
             arrivals: Default::default(),
             attempts: 0,
             clock: 0,
-            max_sources: max_sources.max(1),
+            max_sources: max_sources.clamp(1, Slot::MAX as usize),
             evictions: 0,
         }
     }
@@ -205,7 +300,7 @@ impl Matcher {
 
     /// Sources with a knock in progress.
     pub fn tracked_sources(&self) -> usize {
-        self.sources.len()
+        self.table.len()
     }
 
     /// Attempts dropped because the table was full, since the start.
@@ -218,7 +313,7 @@ impl Matcher {
     pub fn next_expiry(&self) -> Option<Duration> {
         self.deadlines
             .iter()
-            .filter_map(|q| q.front().map(|e| e.0))
+            .filter_map(|q| q.front().map(|e| e.deadline))
             .min()
     }
 
@@ -227,28 +322,36 @@ impl Matcher {
     pub fn set_sequence(&mut self, door: usize, sequence: Vec<Knock>) {
         self.doors[door].sequence = sequence;
         self.watched = PortSet::new(&self.doors);
-        let affected: Vec<IpAddr> = self
-            .sources
-            .iter()
-            .filter(|(_, s)| s.attempts.iter().any(|a| a.door == door))
-            .map(|(ip, _)| *ip)
+        let door = door as u32;
+        let affected: Vec<Slot> = (0..self.table.slots.len() as Slot)
+            .filter(|&slot| {
+                let source = &self.table.slots[slot as usize];
+                source.since != 0 && source.attempts.iter().any(|a| a.door == door)
+            })
             .collect();
-        for src in affected {
-            self.end_attempts(src, |a| a.door == door);
+        for slot in affected {
+            self.end_attempts(slot, |a| a.door == door);
         }
     }
 
     /// Attempts that have run out of time by `now`, ended with `Timeout` events.
     pub fn expire(&mut self, now: Duration, events: &mut Vec<Event>) {
+        let mut expired = false;
         for door in 0..self.deadlines.len() {
-            while let Some(&(deadline, src, started)) = self.deadlines[door].front() {
-                if deadline > now {
+            while let Some(&entry) = self.deadlines[door].front() {
+                if entry.deadline > now {
                     break;
                 }
                 self.deadlines[door].pop_front();
-                if self.end_attempts(src, |a| a.door == door && a.started == started) {
+                expired = true;
+                let Some(source) = self.table.live(entry.slot, entry.since) else {
+                    continue;
+                };
+                let src = source.src;
+                let door = door as u32;
+                if self.end_attempts(entry.slot, |a| a.door == door && a.started == entry.started) {
                     events.push(Event {
-                        door,
+                        door: door as usize,
                         src,
                         kind: EventKind::Timeout,
                     });
@@ -256,47 +359,61 @@ impl Matcher {
             }
         }
         // Timed-out sources are mostly the oldest arrivals: drop their entries
-        // now, while their table slots are still in cache, not in a compaction.
-        while let Some(&(tick, src)) = self.arrivals.front() {
-            if self.sources.get(&src).is_some_and(|s| s.since == tick) {
+        // now, while their slots are still in cache, not in a compaction.
+        while expired && let Some(&(tick, slot)) = self.arrivals.front() {
+            if self.table.live(slot, tick).is_some() {
                 break;
             }
             self.arrivals.pop_front();
         }
     }
 
+    /// Whether `hit` can neither be a knock nor reset one, whatever the
+    /// state: the common case under a flood, so callers may skip all other
+    /// per-packet work for it ([`Matcher::hit`] would do nothing).
+    pub fn ignores(&self, hit: &crate::packet::Hit) -> bool {
+        let knock = Knock {
+            port: hit.port,
+            proto: hit.proto,
+        };
+        // What a strict door counts as a knock: a connection attempt or a datagram.
+        let strict_kind =
+            hit.proto != crate::sequence::Proto::Tcp || hit.flags & tcp_flags::SYN != 0;
+        !(self.watched.contains(knock) || (strict_kind && self.any_strict))
+    }
+
     /// Feeds one packet seen at `now`; what it caused is appended to `events`.
     pub fn hit(&mut self, hit: &crate::packet::Hit, now: Duration, events: &mut Vec<Event>) {
+        if self.ignores(hit) {
+            return;
+        }
         let knock = Knock {
             port: hit.port,
             proto: hit.proto,
         };
         let watched = self.watched.contains(knock);
         let is_tcp = hit.proto == crate::sequence::Proto::Tcp;
-        // What a strict door counts as a knock: a connection attempt or a datagram.
         let strict_kind = !is_tcp || hit.flags & tcp_flags::SYN != 0;
-        if !(watched || (strict_kind && self.any_strict)) {
-            // Neither a knock nor able to reset one: the common case under a flood.
-            return;
-        }
         self.expire(now, events);
 
-        let Some(source) = self.sources.get_mut(&hit.src) else {
+        let Some(slot) = self.table.find(hit.src) else {
             if watched {
                 self.start(hit, knock, now, events);
             }
             return;
         };
+        let source = &mut self.table.slots[slot as usize];
         // The source's attempts at doors that accept this destination, in door order.
         let (mut concerned, mut index) = (false, 0);
         while index < source.attempts.len() {
             let attempt = source.attempts[index];
-            let door = &self.doors[attempt.door];
+            let door = &self.doors[attempt.door as usize];
             if door.target.is_some_and(|t| t != hit.dst) {
                 index += 1;
                 continue;
             }
             concerned = true;
+            let stage = attempt.stage as usize;
             let ended = if now.saturating_sub(attempt.started) >= door.seq_timeout {
                 // Exact even when the timer has not fired yet.
                 Some(EventKind::Timeout)
@@ -305,16 +422,15 @@ impl Matcher {
             {
                 None
             } else {
-                if door.sequence[attempt.stage] == knock {
-                    let stage = attempt.stage + 1;
+                if door.sequence[stage] == knock {
                     events.push(Event {
-                        door: attempt.door,
+                        door: attempt.door as usize,
                         src: hit.src,
-                        kind: EventKind::Stage(stage),
+                        kind: EventKind::Stage(stage + 1),
                     });
-                    source.attempts[index].stage = stage;
-                    (stage == door.sequence.len()).then_some(EventKind::Open)
-                } else if door.tolerate_repeats && door.sequence[attempt.stage - 1] == knock {
+                    source.attempts[index].stage += 1;
+                    (stage + 1 == door.sequence.len()).then_some(EventKind::Open)
+                } else if door.tolerate_repeats && door.sequence[stage - 1] == knock {
                     // A retransmitted SYN or a doubled datagram of the knock just matched.
                     None
                 } else {
@@ -326,7 +442,7 @@ impl Matcher {
                     source.attempts.remove(index);
                     self.attempts -= 1;
                     events.push(Event {
-                        door: attempt.door,
+                        door: attempt.door as usize,
                         src: hit.src,
                         kind,
                     });
@@ -335,7 +451,7 @@ impl Matcher {
             }
         }
         if source.attempts.is_empty() {
-            self.sources.remove(&hit.src);
+            self.table.remove(slot);
         }
         if !concerned && watched {
             self.start(hit, knock, now, events);
@@ -365,7 +481,7 @@ impl Matcher {
                 self.track(
                     hit.src,
                     Attempt {
-                        door,
+                        door: door as u32,
                         stage: 1,
                         started: now,
                     },
@@ -390,38 +506,43 @@ impl Matcher {
     /// Adds `attempt` for `src`, making room by evicting the source tracked
     /// longest when the table is full.
     fn track(&mut self, src: IpAddr, attempt: Attempt, events: &mut Vec<Event>) {
-        if self.sources.len() >= self.max_sources && !self.sources.contains_key(&src) {
-            self.evict_oldest(events);
-        }
-        let deadline = attempt.started + self.doors[attempt.door].seq_timeout;
-        self.deadlines[attempt.door].push_back((deadline, src, attempt.started));
-        self.attempts += 1;
-        let source = self.sources.entry(src).or_insert_with(|| {
-            self.clock += 1;
-            self.arrivals.push_back((self.clock, src));
-            Source {
-                attempts: smallvec::SmallVec::new(),
-                since: self.clock,
+        let slot = match self.table.find(src) {
+            Some(slot) => slot,
+            None => {
+                if self.table.len() >= self.max_sources {
+                    self.evict_oldest(events);
+                }
+                self.clock += 1;
+                let slot = self.table.insert(src, self.clock);
+                self.arrivals.push_back((self.clock, slot));
+                slot
             }
-        });
+        };
+        let source = &mut self.table.slots[slot as usize];
         source.attempts.push(attempt);
+        self.deadlines[attempt.door as usize].push_back(Deadline {
+            deadline: attempt.started + self.doors[attempt.door as usize].seq_timeout,
+            started: attempt.started,
+            since: source.since,
+            slot,
+        });
+        self.attempts += 1;
         self.compact();
     }
 
     fn evict_oldest(&mut self, events: &mut Vec<Event>) {
-        while let Some((tick, oldest)) = self.arrivals.pop_front() {
-            let Some(source) = self.sources.get(&oldest) else {
+        while let Some((tick, slot)) = self.arrivals.pop_front() {
+            let Some(source) = self.table.live(slot, tick) else {
                 continue;
             };
-            if source.since != tick {
-                continue;
-            }
-            let doors: Vec<usize> = source.attempts.iter().map(|a| a.door).collect();
-            self.end_attempts(oldest, |_| true);
+            let src = source.src;
+            let doors: smallvec::SmallVec<[u32; 2]> =
+                source.attempts.iter().map(|a| a.door).collect();
+            self.end_attempts(slot, |_| true);
             self.evictions += 1;
             events.extend(doors.into_iter().map(|door| Event {
-                door,
-                src: oldest,
+                door: door as usize,
+                src,
                 kind: EventKind::Evicted,
             }));
             return;
@@ -431,38 +552,37 @@ impl Matcher {
     /// Drops stale queue entries once they outnumber the live ones, so the
     /// queues never outgrow the table: amortized O(1) per entry.
     fn compact(&mut self) {
-        let slack = 2 * self.attempts.max(self.sources.len()) + 1024;
+        let slack = 2 * self.attempts.max(self.table.len()) + 1024;
         if self.arrivals.len() > slack {
-            let sources = &self.sources;
+            let table = &self.table;
             self.arrivals
-                .retain(|(tick, ip)| sources.get(ip).is_some_and(|s| s.since == *tick));
+                .retain(|&(tick, slot)| table.live(slot, tick).is_some());
         }
         if self.deadlines.iter().map(|q| q.len()).sum::<usize>() > slack {
-            let sources = &self.sources;
+            let table = &self.table;
             for (door, queue) in self.deadlines.iter_mut().enumerate() {
-                queue.retain(|(_, ip, started)| {
-                    sources.get(ip).is_some_and(|s| {
+                queue.retain(|entry| {
+                    table.live(entry.slot, entry.since).is_some_and(|s| {
                         s.attempts
                             .iter()
-                            .any(|a| a.door == door && a.started == *started)
+                            .any(|a| a.door as usize == door && a.started == entry.started)
                     })
                 });
             }
         }
     }
 
-    /// Ends the source's attempts that `which` selects, forgetting the source
-    /// when none is left (its queue entries go stale). Whether any ended.
-    fn end_attempts(&mut self, src: IpAddr, which: impl Fn(&Attempt) -> bool) -> bool {
-        let Some(source) = self.sources.get_mut(&src) else {
-            return false;
-        };
+    /// Ends the attempts of the source in `slot` that `which` selects,
+    /// forgetting the source when none is left (its queue entries go stale).
+    /// Whether any ended.
+    fn end_attempts(&mut self, slot: Slot, which: impl Fn(&Attempt) -> bool) -> bool {
+        let source = &mut self.table.slots[slot as usize];
         let before = source.attempts.len();
         source.attempts.retain(|a| !which(a));
         let ended = before - source.attempts.len();
         self.attempts -= ended;
         if source.attempts.is_empty() {
-            self.sources.remove(&src);
+            self.table.remove(slot);
         }
         ended > 0
     }
@@ -866,6 +986,32 @@ mod tests {
         let slack = 2 * 100 + 1024;
         assert!(m.arrivals.len() <= slack + 1, "{}", m.arrivals.len());
         assert!(m.deadlines.iter().map(|q| q.len()).sum::<usize>() <= slack + 1);
+    }
+
+    #[test]
+    fn a_reused_slot_is_not_expired_by_its_previous_sources_deadline() {
+        let mut m = Matcher::new(vec![door("ssh", "7000,8000,9000")], 10);
+        let got = run(
+            &mut m,
+            &[
+                (0, pkt("10.0.0.1", "7000", SYN)),
+                (1, pkt("10.0.0.1", "9000", SYN)),
+                // Takes the slot 10.0.0.1 left; the old deadline (5000) is stale.
+                (2, pkt("10.0.0.2", "7000", SYN)),
+            ],
+        );
+        assert_eq!(got[1], ev(0, "10.0.0.1", Reset));
+        let mut events = Vec::new();
+        m.expire(ms(5_000), &mut events);
+        assert!(events.is_empty(), "{events:?}");
+        let got = run(
+            &mut m,
+            &[
+                (4_000, pkt("10.0.0.2", "8000", SYN)),
+                (5_001, pkt("10.0.0.2", "9000", SYN)),
+            ],
+        );
+        assert_eq!(got.last(), Some(&ev(0, "10.0.0.2", Open)));
     }
 
     #[test]

@@ -199,6 +199,45 @@ fn a_wrong_sequence_or_a_late_one_opens_nothing() {
     assert!(events.contains(&ev("198.51.100.8", "timeout", None)));
 }
 
+/// The replay skips packets no door can care about; what fell due while it
+/// skipped them (a timeout, a stop command) must still be reported, at its own time.
+#[test]
+fn timeouts_and_stops_after_the_last_knock_are_reported_at_their_time() {
+    let case = Case::new(SSH);
+    case.capture(&[
+        (0, frame("198.51.100.20", HOST, "7000")),
+        (100, frame("198.51.100.20", HOST, "8000:udp")),
+        (200, frame("198.51.100.20", HOST, "9000")),
+        (300, frame("198.51.100.21", HOST, "7000")),
+        // Only noise from here on: ports no door watches.
+        (20_000, frame("198.51.100.22", HOST, "1234")),
+        (30_000, frame("198.51.100.22", HOST, "1235:udp")),
+    ]);
+    let (status, lines) = case.replay(&["--json", "--dry-run"]);
+    assert_eq!(status, Some(0));
+    let events: Vec<serde_json::Value> = lines
+        .iter()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let find = |what: &str, src: &str| {
+        events
+            .iter()
+            .find(|v| v["event"] == what && v["src"].as_str() == Some(src))
+            .unwrap_or_else(|| panic!("no {what} for {src} in {lines:#?}"))
+    };
+    // The capture starts at 11:06:40 (support::pcap_file).
+    let timeout = find("timeout", "198.51.100.21");
+    assert!(
+        timeout["time"].as_str().unwrap().ends_with("06:45.300Z"),
+        "{timeout}"
+    );
+    let stop = find("close", "198.51.100.20");
+    assert!(
+        stop["time"].as_str().unwrap().ends_with("06:50.200Z"),
+        "{stop}"
+    );
+}
+
 #[test]
 fn ipv6_knockers_get_the_ipv6_command() {
     let case = Case::new(

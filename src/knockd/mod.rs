@@ -415,33 +415,89 @@ pub fn replay(server: &mut Server, path: &std::path::Path) -> anyhow::Result<u64
         .build()?;
     let mut last = Duration::ZERO;
     let mut pending: Vec<(Duration, Run)> = Vec::new();
-    let packets = capture::read_file(path, |seen| {
-        while let Some(deadline) = server.next_deadline().filter(|d| *d <= seen.at) {
-            let runs = server.tick(deadline);
-            if !runs.is_empty() {
-                pending.extend(runs.into_iter().map(|r| (deadline, r)));
-            }
-        }
-        last = seen.at;
-        let runs = server.packet(seen);
-        if !runs.is_empty() {
-            pending.extend(runs.into_iter().map(|r| (seen.at, r)));
-        }
+    let act = |server: &mut Server, pending: &mut Vec<(Duration, Run)>| {
         for (at, run) in pending.drain(..) {
             server.announce(at, &run);
             if !server.dry_run {
                 runtime.block_on(server.execution(run));
             }
         }
-    })?;
-    let closing = server.doorman.close_all(&server.config.doors);
-    for run in closing {
-        server.announce(last, &run);
-        if !server.dry_run {
-            runtime.block_on(server.execution(run));
+    };
+    let packets = read_ahead(path, |seen| {
+        last = seen.at;
+        if server.matcher.ignores(&seen.hit) {
+            // Changes nothing; what falls due meanwhile is handled, at its own
+            // time, before the next packet that matters (or at the end).
+            return;
         }
-    }
+        catch_up(server, seen.at, &mut pending);
+        let runs = server.packet(seen);
+        pending.extend(runs.into_iter().map(|r| (seen.at, r)));
+        act(server, &mut pending);
+    })?;
+    // Timeouts and stop commands that fell due after the last knock, as a
+    // live server would have seen them; then what is still open closes.
+    catch_up(server, last, &mut pending);
+    pending.extend(
+        server
+            .doorman
+            .close_all(&server.config.doors)
+            .into_iter()
+            .map(|r| (last, r)),
+    );
+    act(server, &mut pending);
     Ok(packets)
+}
+
+/// Everything that falls due up to `until`, each at its own moment: attempts
+/// timing out, stop commands due (added to `pending`).
+fn catch_up(server: &mut Server, until: Duration, pending: &mut Vec<(Duration, Run)>) {
+    while let Some(deadline) = server.next_deadline().filter(|d| *d <= until) {
+        let runs = server.tick(deadline);
+        pending.extend(runs.into_iter().map(|r| (deadline, r)));
+    }
+}
+
+/// Packets per batch handed from the reading thread to the matching one:
+/// large enough that the hand-over costs nothing per packet, small enough
+/// (about 48 KiB) to stay in cache.
+const BATCH: usize = 1024;
+
+/// [`capture::read_file`] on a thread of its own, feeding `each` on this one
+/// in the file's order: reading and parsing a packet overlap with matching
+/// the ones before it, so a replay takes about the longer of the two rather
+/// than their sum. At most a few batches are in flight, so memory stays
+/// small whatever the file's size.
+fn read_ahead(path: &std::path::Path, mut each: impl FnMut(Seen)) -> anyhow::Result<u64> {
+    let (batches, received) = std::sync::mpsc::sync_channel::<Vec<Seen>>(4);
+    let (spares, spare) = std::sync::mpsc::channel::<Vec<Seen>>();
+    std::thread::scope(|scope| {
+        let reader = scope.spawn(move || {
+            let mut batch = Vec::with_capacity(BATCH);
+            let packets = capture::read_file(path, |seen| {
+                batch.push(seen);
+                if batch.len() == BATCH {
+                    let next = spare
+                        .try_recv()
+                        .unwrap_or_else(|_| Vec::with_capacity(BATCH));
+                    // A closed channel means the matching side stopped: nothing
+                    // more to do, and the reader finishes on its own.
+                    let _ = batches.send(std::mem::replace(&mut batch, next));
+                }
+            });
+            if !batch.is_empty() {
+                let _ = batches.send(batch);
+            }
+            packets
+        });
+        for mut batch in received {
+            batch.drain(..).for_each(&mut each);
+            let _ = spares.send(batch);
+        }
+        reader
+            .join()
+            .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
+    })
 }
 
 /// Why a live run ended.
