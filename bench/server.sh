@@ -50,7 +50,7 @@ config "$out/knockd-1m.toml" 1000000 "$ssh"
 config "$out/never.toml" 100000 '["7001", "8001:udp", "9001"]'
 
 replay="$knockr knockd --read $out/mixed.pcap --dry-run"
-hyperfine --style none --warmup 1 --runs 5 --export-json "$out/replay.json" \
+hyperfine --style none --warmup 1 --runs 10 --export-json "$out/replay.json" \
   -n "knockr --read --dry-run" "$replay -c $out/knockd.toml >/dev/null" \
   -n "knockr --read --dry-run --json" "$replay -c $out/knockd.toml --json >/dev/null" \
   -n "knockr, a door nothing knocks on" "$replay -c $out/never.toml >/dev/null" \
@@ -78,13 +78,14 @@ out, packets, valid = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
 read = lambda name: open(os.path.join(out, name)).read().strip()
 fmt = lambda s: f"{s*1000:.1f} ms" if s < 1 else f"{s:.3f} s"
 print(f"Replay of {packets:,} packets (noise from 100,000 sources, {valid} valid knocks):\n")
-print("| tool | median | min | max | stddev | runs | packets/s |")
-print("|---|---|---|---|---|---|---|")
+print("| tool | median | min | max | stddev | runs | packets/s | CPU (user+sys, mean) |")
+print("|---|---|---|---|---|---|---|---|")
 median = {}
 for r in json.load(open(os.path.join(out, "replay.json")))["results"]:
     t = r["times"]
     median[r["command"]] = m = statistics.median(t)
-    print(f"| {r['command']} | {fmt(m)} | {fmt(min(t))} | {fmt(max(t))} | {fmt(statistics.pstdev(t))} | {len(t)} | {packets/m:,.0f} |")
+    cpu = r["user"] + r["system"]
+    print(f"| {r['command']} | {fmt(m)} | {fmt(min(t))} | {fmt(max(t))} | {fmt(statistics.pstdev(t))} | {len(t)} | {packets/m:,.0f} | {fmt(cpu)} |")
 floor = median["tcpdump -r FILE -w /dev/null"]
 print()
 for name in ["knockr --read --dry-run", "knockr --read --dry-run --json", "knockr, a door nothing knocks on"]:
