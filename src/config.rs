@@ -336,9 +336,11 @@ impl Profiles {
                 }
             }
         }
+        // Shared by every search: a profile explored once is not explored again.
+        let mut acyclic = HashSet::new();
         for (name, (span, _)) in &profiles {
             let mut path = vec![name.clone()];
-            if let Some(cycle) = find_cycle(&profiles, &mut path) {
+            if let Some(cycle) = find_cycle(&profiles, &mut path, &mut acyclic) {
                 return Err(at(
                     Some(span.clone()),
                     format!(
@@ -364,6 +366,7 @@ impl Profiles {
     pub fn members(&self, names: &[String]) -> Result<Vec<Member>, ConfigError> {
         let mut out = Vec::new();
         let mut seen = HashSet::new();
+        let mut expanded = HashSet::new();
         for name in names {
             if !self.profiles.contains_key(name) {
                 return Err(ConfigError {
@@ -376,16 +379,28 @@ impl Profiles {
                     ),
                 });
             }
-            self.expand(name, &mut out, &mut seen);
+            self.expand(name, &mut out, &mut seen, &mut expanded);
         }
         Ok(out)
     }
 
-    fn expand(&self, name: &str, out: &mut Vec<Member>, seen: &mut HashSet<(String, String)>) {
+    /// Appends `name`'s members not yet in `seen`. A profile already in
+    /// `expanded` adds nothing new, so it is skipped: groups that include the
+    /// same profile along many paths would otherwise take exponential time.
+    fn expand<'a>(
+        &'a self,
+        name: &'a str,
+        out: &mut Vec<Member>,
+        seen: &mut HashSet<(String, String)>,
+        expanded: &mut HashSet<&'a str>,
+    ) {
+        if !expanded.insert(name) {
+            return;
+        }
         match &self.profiles[name] {
             Profile::Group { include } => include
                 .iter()
-                .for_each(|member| self.expand(member, out, seen)),
+                .for_each(|member| self.expand(member, out, seen, expanded)),
             Profile::Hosts {
                 hosts,
                 sequence,
@@ -417,12 +432,19 @@ fn names_list<'a>(names: impl Iterator<Item = &'a String>) -> String {
     }
 }
 
-/// Depth-first search for an include path that returns to a profile already on it.
+/// Depth-first search for an include path that returns to a profile already
+/// on it. `acyclic` holds the profiles already explored without finding one:
+/// none of them can lead back to the path, so each is explored once and the
+/// search stays linear in the number of includes.
 fn find_cycle(
     profiles: &IndexMap<String, (Range<usize>, Profile)>,
     path: &mut Vec<String>,
+    acyclic: &mut HashSet<String>,
 ) -> Option<Vec<String>> {
     let current = path.last()?.clone();
+    if acyclic.contains(&current) {
+        return None;
+    }
     if let (_, Profile::Group { include }) = &profiles[&current] {
         for member in include {
             if let Some(start) = path.iter().position(|p| p == member) {
@@ -431,12 +453,13 @@ fn find_cycle(
                 return Some(cycle);
             }
             path.push(member.clone());
-            if let Some(cycle) = find_cycle(profiles, path) {
+            if let Some(cycle) = find_cycle(profiles, path, acyclic) {
                 return Some(cycle);
             }
             path.pop();
         }
     }
+    acyclic.insert(current);
     None
 }
 
@@ -764,6 +787,38 @@ mod tests {
                 port: 2,
                 proto: Proto::Udp
             }])
+        );
+    }
+
+    /// Found while writing the profiles fuzz target: a 904-byte file of 22
+    /// groups, each including the next one twice, did not load in two minutes,
+    /// as the include check and the expansion walked every one of the 2^22
+    /// paths. 64 levels (2^64 paths) would never finish without the fix.
+    #[test]
+    fn regression_diamond_includes_took_exponential_time() {
+        let mut text = String::new();
+        for level in 0..64 {
+            let next = level + 1;
+            text += &format!("[profiles.p{level}]\ninclude = [\"p{next}\", \"p{next}\"]\n");
+        }
+        text += "[profiles.p64]\nhost = \"192.0.2.1\"\nsequence = [7000]\n";
+        let file = parse(&text).unwrap();
+        let members = file.members(&["p0".into(), "p1".into()]).unwrap();
+        let got: Vec<(&str, &str)> = members
+            .iter()
+            .map(|m| (m.profile.as_str(), m.host.as_str()))
+            .collect();
+        assert_eq!(got, [("p64", "192.0.2.1")]);
+
+        // A cycle at the bottom of the same diamond is still found, and named.
+        let looped = text.replace(
+            "host = \"192.0.2.1\"\nsequence = [7000]",
+            "include = [\"p63\"]",
+        );
+        let err = parse(&looped).unwrap_err();
+        assert!(
+            err.ends_with("p63 -> p64 -> p63; a group cannot contain itself"),
+            "{err}"
         );
     }
 

@@ -91,6 +91,13 @@ pub fn parse(link: LinkType, frame: &[u8]) -> Option<Hit> {
     sliced(link, frame)
 }
 
+/// [`parse`] without its IPv4 shortcut: etherparse alone. Public for the
+/// fuzz target, which checks that both answer the same on any bytes.
+#[doc(hidden)]
+pub fn parse_general(link: LinkType, frame: &[u8]) -> Option<Hit> {
+    sliced(link, frame)
+}
+
 /// The common case read directly, a third of etherparse's work: IPv4 without
 /// options or fragmentation, TCP or UDP whose lengths agree, on Ethernet
 /// without VLAN tags, Linux SLL/SLL2 or raw IP. `None` means "not this
