@@ -61,9 +61,16 @@ impl Net {
             srv_if: format!("kvs{tag}"),
             n,
         };
-        let cli_if = format!("kvc{tag}");
         sh(&["ip", "netns", "add", &net.srv]);
         sh(&["ip", "netns", "add", &net.cli]);
+        net.link();
+        net
+    }
+
+    /// Makes the veth pair between the namespaces, with the base addresses.
+    pub fn link(&self) {
+        let net = self;
+        let cli_if = net.srv_if.replace("kvs", "kvc");
         sh(&[
             "ip",
             "link",
@@ -105,7 +112,11 @@ impl Net {
             ]);
             sh(&["ip", "-n", ns, "link", "set", ifname, "up"]);
         }
-        net
+    }
+
+    /// Deletes the veth pair (both ends go), as when an interface disappears.
+    pub fn unlink(&self) {
+        sh(&["ip", "-n", &self.srv, "link", "del", &self.srv_if]);
     }
 
     pub fn v4(&self, host: u8) -> String {
@@ -139,6 +150,12 @@ impl Net {
 
     /// Starts `knockr knockd` in the server namespace and waits until it listens.
     pub fn server(&self, config: &std::path::Path) -> Server {
+        self.start_server(config).wait_for("listening:")
+    }
+
+    /// Starts `knockr knockd -v` capturing on the veth in the server
+    /// namespace, without waiting for anything.
+    pub fn start_server(&self, config: &std::path::Path) -> Server {
         let mut child = Command::new("ip")
             .args(["netns", "exec", &self.srv])
             .arg(assert_cmd::cargo::cargo_bin("knockr"))
@@ -156,12 +173,11 @@ impl Net {
                 let _ = tx.send(line);
             }
         });
-        let server = Server {
+        Server {
             child,
             lines,
             log: Vec::new(),
-        };
-        server.wait_for("listening:")
+        }
     }
 
     /// Runs the knockr client in the client namespace; returns its exit status.
@@ -243,20 +259,37 @@ impl Server {
     }
 
     /// Sends SIGTERM and waits for the exit status.
-    pub fn terminate(mut self) -> (Option<i32>, Vec<String>) {
+    pub fn terminate(self) -> (Option<i32>, Vec<String>) {
         unsafe { libc::kill(self.child.id() as i32, libc::SIGTERM) };
-        let deadline = Instant::now() + PATIENCE;
+        self.wait_exit(PATIENCE)
+    }
+
+    /// Waits up to `within` for the server to exit by itself; its exit status
+    /// and every line it logged on stderr (panics if it is still running).
+    pub fn wait_exit(mut self, within: Duration) -> (Option<i32>, Vec<String>) {
+        let deadline = Instant::now() + within;
         loop {
             if let Some(status) = self.child.try_wait().unwrap() {
-                self.log.extend(self.lines.try_iter());
+                // The reader thread ends with the pipe; take what it still holds.
+                while let Ok(line) = self.lines.recv_timeout(Duration::from_secs(1)) {
+                    self.log.push(line);
+                }
                 return (status.code(), std::mem::take(&mut self.log));
             }
             assert!(
                 Instant::now() < deadline,
-                "knockd did not exit after SIGTERM"
+                "knockd did not exit within {within:?}; it logged:\n{}",
+                self.log.join("\n")
             );
+            self.log.extend(self.lines.try_iter());
             std::thread::sleep(Duration::from_millis(20));
         }
+    }
+
+    /// SIGKILL, at once: no cleanup of any kind runs.
+    pub fn kill9(mut self) {
+        self.child.kill().unwrap();
+        self.child.wait().unwrap();
     }
 }
 
