@@ -144,16 +144,10 @@ fn without_root_icmp_knocks_use_a_ping_socket_or_say_what_would_allow_them() {
     }
     let net = Net::new();
     let target = net.v4(1);
+    // sysctl net.ipv4.ping_group_range, for the client namespace only.
     let sysctl = |range: &str| {
-        support::netns::sh(&[
-            "ip",
-            "netns",
-            "exec",
-            &net.cli,
-            "sysctl",
-            "-q",
-            &format!("net.ipv4.ping_group_range={range}"),
-        ])
+        let range = range.to_string();
+        net.in_client(move || std::fs::write("/proc/sys/net/ipv4/ping_group_range", range).unwrap())
     };
     // No group may open ping sockets, and nobody may not open raw ones.
     sysctl("1 0");

@@ -264,48 +264,89 @@ fn the_capture_interface_goes_away_comes_back_and_knocks_open_again_then_exit_1_
 }
 
 #[test]
-fn a_log_file_on_a_full_disk_does_not_stop_doors_opening_and_is_reported_once() {
+fn a_log_file_on_a_full_disk_does_not_stop_doors_opening_and_failure_and_recovery_are_said_once() {
     if !can_run() {
         return;
     }
     let net = Net::new();
     let sources = net.client_addresses(3);
     let dir = tempfile::tempdir().unwrap();
+    let logs = dir.path().join("logs");
+    std::fs::create_dir(&logs).unwrap();
     let config = dir.path().join("knockd.toml");
     std::fs::write(
         &config,
         format!(
-            "[knockd]\nlog_file = \"/dev/full\"\n[[door]]\nname = \"udp\"\n\
+            "[knockd]\nlog_file = \"{1}/knockd.log\"\n[[door]]\nname = \"udp\"\n\
              sequence = [\"7000:udp\", \"8000:udp\"]\n\
              setup = [\"/bin/sh\", \"-c\", \"echo ready >> {0}/ran\"]\n\
              start = [\"/bin/sh\", \"-c\", \"echo start %IP% >> {0}/ran\"]\n",
-            dir.path().display()
+            dir.path().display(),
+            logs.display()
         ),
     )
     .unwrap();
-    // Every log line fails (ENOSPC), including "listening": the setup
-    // command says when the capture is open.
-    let server = net.start_server(&config);
+    // A 64 KiB tmpfs in a mount namespace of the server's own (it goes away
+    // with the server), filled up before knockd starts.
+    let mount = format!(
+        "mount -t tmpfs -o size=64k knockr-test {0} && \
+         {{ dd if=/dev/zero of={0}/fill bs=4096 2>/dev/null; exec \"$@\"; }}",
+        logs.display()
+    );
+    let mut server = net.start_server_via(
+        &[
+            "unshare",
+            "--mount",
+            "--propagation",
+            "private",
+            "sh",
+            "-c",
+            &mount,
+            "sh",
+        ],
+        &config,
+    );
+    // Every log line fails (ENOSPC), "listening" too: the setup command says
+    // when the capture is open.
     wait_ran(dir.path(), "ready");
-    for source in &sources {
+    let inside = Path::new("/proc")
+        .join(server.child.id().to_string())
+        .join("root")
+        .join(logs.strip_prefix("/").unwrap());
+    let knock = |source: &String| {
         knock_from(&net, net.v4(1), vec![(source.clone(), vec![7000, 8000])]);
         wait_ran(dir.path(), &format!("start {source}"));
-    }
-    let (status, log) = server.terminate();
-    assert_eq!(status, Some(0), "{}", log.join("\n"));
-    let reports: Vec<&String> = log
-        .iter()
-        .filter(|l| l.contains("cannot write the log"))
-        .collect();
-    assert_eq!(
-        reports.len(),
-        1,
-        "the failing log is reported once, not per line:\n{}",
-        log.join("\n")
+    };
+    knock(&sources[0]);
+    knock(&sources[1]);
+    server.expect("cannot write the log (No space left on device");
+
+    // Space again: the next lines are written, whole.
+    std::fs::remove_file(inside.join("fill")).unwrap();
+    knock(&sources[2]);
+    server.expect("the log can be written again");
+    let written = std::fs::read_to_string(inside.join("knockd.log")).unwrap();
+    assert!(
+        written
+            .lines()
+            .any(|l| l.ends_with(&format!("] {}: udp: OPEN SESAME", sources[2]))),
+        "{written}"
     );
     assert!(
-        reports[0].contains("No space left on device"),
-        "{}",
-        reports[0]
+        !written.contains(&format!("{}: udp: OPEN SESAME", sources[0])),
+        "a lost line came back: {written}"
+    );
+
+    let (status, log) = server.terminate();
+    assert_eq!(status, Some(0), "{}", log.join("\n"));
+    let count = |needle: &str| log.iter().filter(|l| l.contains(needle)).count();
+    assert_eq!(
+        (
+            count("cannot write the log"),
+            count("the log can be written again")
+        ),
+        (1, 1),
+        "the failure and the recovery are said once each, not per line:\n{}",
+        log.join("\n")
     );
 }

@@ -156,7 +156,16 @@ impl Net {
     /// Starts `knockr knockd -v` capturing on the veth in the server
     /// namespace, without waiting for anything.
     pub fn start_server(&self, config: &std::path::Path) -> Server {
-        let mut child = Command::new("ip")
+        self.start_server_via(&[], config)
+    }
+
+    /// As `start_server`, run through `wrapper` (a command that ends by
+    /// exec'ing its arguments, e.g. `unshare --mount ...`); the server keeps
+    /// the wrapper's process id.
+    pub fn start_server_via(&self, wrapper: &[&str], config: &std::path::Path) -> Server {
+        let argv: Vec<&str> = wrapper.iter().copied().chain(["ip"]).collect();
+        let mut child = Command::new(argv[0])
+            .args(&argv[1..])
             .args(["netns", "exec", &self.srv])
             .arg(assert_cmd::cargo::cargo_bin("knockr"))
             .args(["knockd", "-v", "-i", &self.srv_if, "-c"])
