@@ -305,20 +305,24 @@ impl Server {
         });
         let next = if self.dry_run {
             // Nothing is written in a dry run; later knocks still see the next line.
-            Vec::new()
+            Ok(Vec::new())
         } else {
-            onetime::current(&path)
-                .ok()
-                .flatten()
-                .map(|(_, knocks)| knocks)
-                .unwrap_or_default()
+            onetime::current(&path).map(|line| line.map(|(_, knocks)| knocks).unwrap_or_default())
         };
-        match spent {
-            Err(err) => {
+        match (spent, next) {
+            (Err(err), _) => {
                 self.log().note(at, &format!("{name}: cannot mark the used one-time sequence in {}: {err}; the door is disabled", path.display()));
                 self.matcher.set_sequence(door, Vec::new());
             }
-            Ok(()) => {
+            // A bad next line (a typo, an ICMP knock) disables the door and says why.
+            (Ok(()), Err(err)) => {
+                self.log().note(
+                    at,
+                    &format!("{name}: cannot read the next one-time sequence: {err}; the door is disabled"),
+                );
+                self.matcher.set_sequence(door, Vec::new());
+            }
+            (Ok(()), Ok(next)) => {
                 if next.is_empty() && !self.dry_run {
                     self.log().note(
                         at,
