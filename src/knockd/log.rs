@@ -24,6 +24,9 @@ pub struct Log {
     /// Lines lost since writing last failed; 0 while writing works. The
     /// first success after a failure says on stderr how many were lost.
     failing: u64,
+    /// The line being written with its newline, reused: one write per line
+    /// without an allocation per line (a replay logs many).
+    buffer: Vec<u8>,
 }
 
 impl Log {
@@ -39,6 +42,7 @@ impl Log {
             verbose,
             lost: 0,
             failing: 0,
+            buffer: Vec::new(),
         }
     }
 
@@ -51,6 +55,7 @@ impl Log {
             verbose,
             lost: 0,
             failing: 0,
+            buffer: Vec::new(),
         };
         log.add_syslog();
         log
@@ -154,10 +159,10 @@ impl Log {
         let Some(sink) = self.sink.as_mut() else {
             return;
         };
-        let mut text = String::with_capacity(line.len() + 1);
-        text.push_str(line);
-        text.push('\n');
-        match sink.write_all(text.as_bytes()) {
+        self.buffer.clear();
+        self.buffer.extend_from_slice(line.as_bytes());
+        self.buffer.push(b'\n');
+        match sink.write_all(&self.buffer) {
             Err(err) => {
                 if self.failing == 0 {
                     eprintln!(

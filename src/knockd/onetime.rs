@@ -72,6 +72,9 @@ pub fn consume(path: &Path, index: usize) -> io::Result<()> {
             .truncate(true)
             .mode(mode)
             .open(&tmp)?;
+        // A temporary left by a crash keeps its old mode: `mode` only
+        // applies to a new file.
+        file.set_permissions(fs::Permissions::from_mode(mode))?;
         file.write_all(&bytes)?;
         file.sync_all()?;
     }
@@ -144,6 +147,24 @@ mod tests {
                  ICMP knocks are for the router's native rules (knockr routeros rules)",
                 path.display()
             )
+        );
+    }
+
+    #[test]
+    fn a_temporary_left_by_a_crash_does_not_lend_the_file_its_mode() {
+        use std::os::unix::fs::PermissionsExt as _;
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("seq");
+        fs::write(&path, " 1,2\n 3,4\n").unwrap();
+        fs::set_permissions(&path, fs::Permissions::from_mode(0o600)).unwrap();
+        let stale = dir.path().join(".seq.knockr-tmp");
+        fs::write(&stale, "half a file").unwrap();
+        fs::set_permissions(&stale, fs::Permissions::from_mode(0o644)).unwrap();
+        consume(&path, 0).unwrap();
+        assert_eq!(fs::read_to_string(&path).unwrap(), "#1,2\n 3,4\n");
+        assert_eq!(
+            fs::metadata(&path).unwrap().permissions().mode() & 0o777,
+            0o600
         );
     }
 
