@@ -138,6 +138,46 @@ fn icmp_knocks_arrive_as_echo_requests_with_the_given_payload_size_in_order() {
 }
 
 #[test]
+fn source_and_interface_apply_to_icmp_knocks() {
+    if !can_run() {
+        return;
+    }
+    let net = Net::new();
+    let source = net.client_addresses(1).remove(0);
+    let cli_if = net.srv_if.replace("kvs", "kvc");
+    let seen = echo_requests(&net.srv, false, 1);
+    let (status, stdout, stderr) = knockr_in(
+        &net.cli,
+        false,
+        &[
+            "--source",
+            &source,
+            "--interface",
+            &cli_if,
+            "-p",
+            "100:icmp",
+            &net.v4(1),
+        ],
+    );
+    assert_eq!(status, Some(0), "{stdout}{stderr}");
+    assert_eq!(
+        seen.join().unwrap(),
+        [Echo {
+            from: source.parse().unwrap(),
+            payload: 100
+        }]
+    );
+    // Bound to another interface, it does not take the veth.
+    let seen = echo_requests(&net.srv, false, 1);
+    knockr_in(
+        &net.cli,
+        false,
+        &["--interface", "lo", "-p", "100:icmp", &net.v4(1)],
+    );
+    assert_eq!(seen.join().unwrap(), []);
+}
+
+#[test]
 fn without_root_icmp_knocks_use_a_ping_socket_or_say_what_would_allow_them() {
     if !can_run() {
         return;
