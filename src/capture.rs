@@ -200,6 +200,9 @@ impl Live {
             .push(self.capture.breakloop_handle());
         // The filter given at open is current until `set_filter` says otherwise.
         let mut generation = control.new_filter(0).map_or(0, |(g, _)| g);
+        // When the capture last failed, while no read has worked since: a
+        // capture that re-opens but fails again at once shares the budget.
+        let mut failing_since: Option<std::time::Instant> = None;
         std::thread::Builder::new()
             .name(format!("capture {}", self.interface))
             .spawn(move || {
@@ -216,7 +219,11 @@ impl Live {
                         }
                         self.filter = filter;
                     }
-                    match self.capture.next_packet() {
+                    let read = self.capture.next_packet();
+                    if matches!(read, Ok(_) | Err(pcap::Error::TimeoutExpired)) {
+                        failing_since = None;
+                    }
+                    match read {
                         Ok(packet) => {
                             if let Some(hit) = packet::parse(self.link, packet.data) {
                                 let at =
@@ -231,12 +238,13 @@ impl Live {
                         Err(_) if control.stopped() || control.new_filter(generation).is_some() => {
                         }
                         Err(err) => {
+                            let since = *failing_since.get_or_insert_with(std::time::Instant::now);
                             notice(format!(
                                 "capture on {} failed: {err}; trying to re-open it for up to {}s",
                                 self.interface,
                                 REOPEN_FOR.as_secs()
                             ));
-                            match self.reopen(&control, &mut generation) {
+                            match self.reopen(&control, &mut generation, since + REOPEN_FOR) {
                                 Ok(()) => notice(format!(
                                     "capture on {} re-opened: matching goes on",
                                     self.interface
@@ -266,14 +274,14 @@ impl Live {
 
 impl Live {
     /// Opens this capture's interface again, with the newest filter, until it
-    /// works or [`REOPEN_FOR`] has passed. `Err(None)`: `control` stopped us
+    /// works or `deadline` has passed. `Err(None)`: `control` stopped us
     /// meanwhile; `Err(Some(_))`: the last attempt's error.
     fn reopen(
         &mut self,
         control: &Control,
         generation: &mut u64,
+        deadline: std::time::Instant,
     ) -> Result<(), Option<anyhow::Error>> {
-        let deadline = std::time::Instant::now() + REOPEN_FOR;
         let mut last = None;
         while std::time::Instant::now() < deadline {
             // Sleep in slices so a stop is heard quickly.
@@ -302,7 +310,9 @@ impl Live {
                 Err(err) => last = Some(err),
             }
         }
-        Err(Some(last.unwrap_or_else(|| anyhow!("no attempt was made"))))
+        Err(Some(last.unwrap_or_else(|| {
+            anyhow!("it failed again as soon as it was re-opened")
+        })))
     }
 }
 
