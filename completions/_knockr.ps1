@@ -21,8 +21,8 @@ Register-ArgumentCompleter -Native -CommandName 'knockr' -ScriptBlock {
 
     $completions = @(switch ($command) {
         'knockr' {
-            [CompletionResult]::new('-p', '-p', [CompletionResultType]::ParameterName, 'Knock PORT[:tcp|udp] (repeatable, or a comma list); targets become hosts')
-            [CompletionResult]::new('--port', '--port', [CompletionResultType]::ParameterName, 'Knock PORT[:tcp|udp] (repeatable, or a comma list); targets become hosts')
+            [CompletionResult]::new('-p', '-p', [CompletionResultType]::ParameterName, 'Knock PORT[:tcp|udp] or SIZE:icmp (repeatable, or a comma list); targets become hosts')
+            [CompletionResult]::new('--port', '--port', [CompletionResultType]::ParameterName, 'Knock PORT[:tcp|udp] or SIZE:icmp (repeatable, or a comma list); targets become hosts')
             [CompletionResult]::new('-d', '-d', [CompletionResultType]::ParameterName, 'Pause between knocks on one host, e.g. 200ms or 1s (bare number: ms) [default: 200ms]')
             [CompletionResult]::new('--delay', '--delay', [CompletionResultType]::ParameterName, 'Pause between knocks on one host, e.g. 200ms or 1s (bare number: ms) [default: 200ms]')
             [CompletionResult]::new('-t', '-t', [CompletionResultType]::ParameterName, 'How long to wait for an answer to each knock [default: 200ms]')
@@ -141,7 +141,7 @@ Register-ArgumentCompleter -Native -CommandName 'knockr' -ScriptBlock {
             break
         }
         'knockr;routeros;rules' {
-            [CompletionResult]::new('--sequence', '--sequence', [CompletionResultType]::ParameterName, 'The sequence instead of a profile: PORT[:tcp|udp], repeatable or a comma list')
+            [CompletionResult]::new('--sequence', '--sequence', [CompletionResultType]::ParameterName, 'The sequence instead of a profile: PORT[:tcp|udp] or SIZE:icmp, repeatable or a comma list')
             [CompletionResult]::new('--wan', '--wan', [CompletionResultType]::ParameterName, 'Interface list the knocks arrive on')
             [CompletionResult]::new('--protect', '--protect', [CompletionResultType]::ParameterName, 'TCP ports to open to a knocker, e.g. 22,8291')
             [CompletionResult]::new('--list', '--list', [CompletionResultType]::ParameterName, 'Address list a knocker lands on')

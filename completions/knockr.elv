@@ -18,8 +18,8 @@ set edit:completion:arg-completer[knockr] = {|@words|
     }
     var completions = [
         &'knockr'= {
-            cand -p 'Knock PORT[:tcp|udp] (repeatable, or a comma list); targets become hosts'
-            cand --port 'Knock PORT[:tcp|udp] (repeatable, or a comma list); targets become hosts'
+            cand -p 'Knock PORT[:tcp|udp] or SIZE:icmp (repeatable, or a comma list); targets become hosts'
+            cand --port 'Knock PORT[:tcp|udp] or SIZE:icmp (repeatable, or a comma list); targets become hosts'
             cand -d 'Pause between knocks on one host, e.g. 200ms or 1s (bare number: ms) [default: 200ms]'
             cand --delay 'Pause between knocks on one host, e.g. 200ms or 1s (bare number: ms) [default: 200ms]'
             cand -t 'How long to wait for an answer to each knock [default: 200ms]'
@@ -126,7 +126,7 @@ set edit:completion:arg-completer[knockr] = {|@words|
             cand help 'Print this message or the help of the given subcommand(s)'
         }
         &'knockr;routeros;rules'= {
-            cand --sequence 'The sequence instead of a profile: PORT[:tcp|udp], repeatable or a comma list'
+            cand --sequence 'The sequence instead of a profile: PORT[:tcp|udp] or SIZE:icmp, repeatable or a comma list'
             cand --wan 'Interface list the knocks arrive on'
             cand --protect 'TCP ports to open to a knocker, e.g. 22,8291'
             cand --list 'Address list a knocker lands on'

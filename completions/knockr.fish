@@ -24,7 +24,7 @@ function __fish_knockr_using_subcommand
     contains -- $cmd[1] $argv
 end
 
-complete -c knockr -n "__fish_knockr_needs_command" -s p -l port -d 'Knock PORT[:tcp|udp] (repeatable, or a comma list); targets become hosts' -r
+complete -c knockr -n "__fish_knockr_needs_command" -s p -l port -d 'Knock PORT[:tcp|udp] or SIZE:icmp (repeatable, or a comma list); targets become hosts' -r
 complete -c knockr -n "__fish_knockr_needs_command" -s d -l delay -d 'Pause between knocks on one host, e.g. 200ms or 1s (bare number: ms) [default: 200ms]' -r
 complete -c knockr -n "__fish_knockr_needs_command" -s t -l timeout -d 'How long to wait for an answer to each knock [default: 200ms]' -r
 complete -c knockr -n "__fish_knockr_needs_command" -s n -l network -d 'Protocol for -p ports given without one' -r -f -a "tcp\t'A TCP SYN (a connection attempt)'
@@ -85,7 +85,7 @@ complete -c knockr -n "__fish_knockr_using_subcommand routeros; and not __fish_s
 complete -c knockr -n "__fish_knockr_using_subcommand routeros; and not __fish_seen_subcommand_from rules help" -s h -l help -d 'Print help'
 complete -c knockr -n "__fish_knockr_using_subcommand routeros; and not __fish_seen_subcommand_from rules help" -f -a "rules" -d 'Print a RouterOS script that makes the router detect a knock sequence by itself (staged address lists), opening ports to whoever completes it'
 complete -c knockr -n "__fish_knockr_using_subcommand routeros; and not __fish_seen_subcommand_from rules help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
-complete -c knockr -n "__fish_knockr_using_subcommand routeros; and __fish_seen_subcommand_from rules" -l sequence -d 'The sequence instead of a profile: PORT[:tcp|udp], repeatable or a comma list' -r
+complete -c knockr -n "__fish_knockr_using_subcommand routeros; and __fish_seen_subcommand_from rules" -l sequence -d 'The sequence instead of a profile: PORT[:tcp|udp] or SIZE:icmp, repeatable or a comma list' -r
 complete -c knockr -n "__fish_knockr_using_subcommand routeros; and __fish_seen_subcommand_from rules" -l wan -d 'Interface list the knocks arrive on' -r
 complete -c knockr -n "__fish_knockr_using_subcommand routeros; and __fish_seen_subcommand_from rules" -l protect -d 'TCP ports to open to a knocker, e.g. 22,8291' -r
 complete -c knockr -n "__fish_knockr_using_subcommand routeros; and __fish_seen_subcommand_from rules" -l list -d 'Address list a knocker lands on' -r

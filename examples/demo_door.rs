@@ -57,6 +57,7 @@ fn main() {
                     }
                 });
             }
+            Proto::Icmp => panic!("the demo door listens for TCP and UDP knocks only, not {knock}"),
         }
     }
     println!(

@@ -1,6 +1,10 @@
 //! The only module that touches libpcap: opening live captures and capture
 //! files, the kernel filter generated from the doors, and a reader thread
 //! per interface. Packets leave here already parsed by `packet::parse`.
+//!
+//! A reader whose interface goes away (deleted, or a driver reset) keeps
+//! trying to re-open it for a bounded time ([`REOPEN_FOR`]) and then gives
+//! up, so the server exits non-zero for its supervisor to restart it.
 
 use std::path::Path;
 use std::sync::Arc;
@@ -21,6 +25,14 @@ const SNAPLEN: i32 = 65_535;
 /// libpcap's read timeout: how long it may hold packets back to batch them
 /// (immediate mode delivers each at once; stopping uses `pcap_breakloop`).
 const READ_TIMEOUT_MS: i32 = 100;
+
+/// How long a reader tries to re-open its capture after the interface went
+/// away: long enough for a VPN or a veth to be recreated, short enough that
+/// systemd restarts the server soon after an interface that stays gone.
+pub const REOPEN_FOR: Duration = Duration::from_secs(20);
+
+/// Pause between two attempts to re-open a capture.
+const REOPEN_PAUSE: Duration = Duration::from_millis(250);
 
 /// A packet that could be a knock, and when it was captured (since the Unix epoch).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -68,6 +80,8 @@ pub struct Live {
     pub interface: String,
     capture: Capture<Active>,
     link: LinkType,
+    /// The kernel filter in force: a re-opened capture gets it again.
+    filter: String,
 }
 
 /// Opens `interface` ("any" for all) in immediate mode, inbound packets only.
@@ -95,6 +109,7 @@ pub fn open_live(interface: &str, filter: &str) -> anyhow::Result<Live> {
         interface: interface.to_string(),
         capture,
         link,
+        filter: filter.to_string(),
     })
 }
 
@@ -168,11 +183,14 @@ pub struct Drops {
 impl Live {
     /// Reads in a thread of its own until `control` stops it, handing every possible knock
     /// to `deliver` (which may block: the kernel buffers meanwhile and counts
-    /// what it drops). Returns why reading ended, if not because of `stop`.
+    /// what it drops). A failed capture is re-opened if it can be within
+    /// [`REOPEN_FOR`]; `notice` hears of the failure and of the recovery.
+    /// `on_end` hears why reading ended, if not because of `stop`.
     pub fn spawn(
         mut self,
         control: Control,
         deliver: impl Fn(Seen) -> bool + Send + 'static,
+        notice: impl Fn(String) + Send + 'static,
         on_end: impl FnOnce(String, Option<anyhow::Error>, Drops) + Send + 'static,
     ) -> std::thread::JoinHandle<()> {
         control
@@ -182,6 +200,9 @@ impl Live {
             .push(self.capture.breakloop_handle());
         // The filter given at open is current until `set_filter` says otherwise.
         let mut generation = control.new_filter(0).map_or(0, |(g, _)| g);
+        // When the capture last failed, while no read has worked since: a
+        // capture that re-opens but fails again at once shares the budget.
+        let mut failing_since: Option<std::time::Instant> = None;
         std::thread::Builder::new()
             .name(format!("capture {}", self.interface))
             .spawn(move || {
@@ -196,8 +217,13 @@ impl Live {
                                 "libpcap refused the new filter {filter:?}: {err}"
                             ));
                         }
+                        self.filter = filter;
                     }
-                    match self.capture.next_packet() {
+                    let read = self.capture.next_packet();
+                    if matches!(read, Ok(_) | Err(pcap::Error::TimeoutExpired)) {
+                        failing_since = None;
+                    }
+                    match read {
                         Ok(packet) => {
                             if let Some(hit) = packet::parse(self.link, packet.data) {
                                 let at =
@@ -212,7 +238,26 @@ impl Live {
                         Err(_) if control.stopped() || control.new_filter(generation).is_some() => {
                         }
                         Err(err) => {
-                            break Some(anyhow!("capture on {} failed: {err}", self.interface));
+                            let since = *failing_since.get_or_insert_with(std::time::Instant::now);
+                            notice(format!(
+                                "capture on {} failed: {err}; trying to re-open it for up to {}s",
+                                self.interface,
+                                REOPEN_FOR.as_secs()
+                            ));
+                            match self.reopen(&control, &mut generation, since + REOPEN_FOR) {
+                                Ok(()) => notice(format!(
+                                    "capture on {} re-opened: matching goes on",
+                                    self.interface
+                                )),
+                                Err(None) => break None,
+                                Err(Some(last)) => {
+                                    break Some(anyhow!(
+                                        "capture on {} failed ({err}) and could not be re-opened within {}s; last attempt: {last:#}",
+                                        self.interface,
+                                        REOPEN_FOR.as_secs()
+                                    ));
+                                }
+                            }
                         }
                     }
                 };
@@ -224,6 +269,50 @@ impl Live {
                 on_end(self.interface.clone(), error, drops.unwrap_or_default());
             })
             .expect("a thread can be started")
+    }
+}
+
+impl Live {
+    /// Opens this capture's interface again, with the newest filter, until it
+    /// works or `deadline` has passed. `Err(None)`: `control` stopped us
+    /// meanwhile; `Err(Some(_))`: the last attempt's error.
+    fn reopen(
+        &mut self,
+        control: &Control,
+        generation: &mut u64,
+        deadline: std::time::Instant,
+    ) -> Result<(), Option<anyhow::Error>> {
+        let mut last = None;
+        while std::time::Instant::now() < deadline {
+            // Sleep in slices so a stop is heard quickly.
+            let until = std::time::Instant::now() + REOPEN_PAUSE;
+            while std::time::Instant::now() < until {
+                if control.stopped() {
+                    return Err(None);
+                }
+                std::thread::sleep(Duration::from_millis(25));
+            }
+            if let Some((newer, filter)) = control.new_filter(*generation) {
+                *generation = newer;
+                self.filter = filter;
+            }
+            match open_live(&self.interface, &self.filter) {
+                Ok(mut live) => {
+                    control
+                        .readers
+                        .lock()
+                        .unwrap_or_else(|p| p.into_inner())
+                        .push(live.capture.breakloop_handle());
+                    self.capture = live.capture;
+                    self.link = live.link;
+                    return Ok(());
+                }
+                Err(err) => last = Some(err),
+            }
+        }
+        Err(Some(last.unwrap_or_else(|| {
+            anyhow!("it failed again as soon as it was re-opened")
+        })))
     }
 }
 

@@ -59,7 +59,7 @@ pub struct KnockArgs {
     #[cfg_attr(feature = "dynamic-completion", arg(add = profile_candidates()))]
     pub targets: Vec<String>,
 
-    /// Knock PORT[:tcp|udp] (repeatable, or a comma list); targets become hosts
+    /// Knock PORT[:tcp|udp] or SIZE:icmp (repeatable, or a comma list); targets become hosts
     #[arg(
         short = 'p',
         long = "port",
@@ -206,7 +206,7 @@ pub struct RulesArgs {
     #[arg(value_name = "PROFILE", required_unless_present = "sequence")]
     pub profile: Option<String>,
 
-    /// The sequence instead of a profile: PORT[:tcp|udp], repeatable or a comma list
+    /// The sequence instead of a profile: PORT[:tcp|udp] or SIZE:icmp, repeatable or a comma list
     #[arg(
         long,
         value_name = "PORT[:PROTO]",

@@ -844,7 +844,11 @@ mod tests {
             ),
             (
                 "bad protocol",
-                "[profiles.a]\nhost = \"h\"\nsequence = [\"7000:icmp\"]\n",
+                "[profiles.a]\nhost = \"h\"\nsequence = [\"7000:sctp\"]\n",
+            ),
+            (
+                "ICMP in time-based sequences",
+                "[profiles.a]\nhost = \"h\"\nsecret_env = \"S\"\notp_protocols = [\"udp\", \"icmp\"]\n",
             ),
             (
                 "empty sequence",

@@ -1,5 +1,9 @@
-//! Knock specs: `7000`, `8000:udp`, `7000,8000:udp,9000` — the one syntax shared
-//! by the command line, the profiles file and (later) the knock server.
+//! Knock specs: `7000`, `8000:udp`, `56:icmp`, `7000,8000:udp,9000` — the one
+//! syntax shared by the command line, the profiles file and the knock server.
+//!
+//! An ICMP knock is an echo request told apart by its payload size (what
+//! `ping -s 56` sends for `56:icmp`): routers can match the packet size, and
+//! echo requests pass firewalls that drop everything else.
 //!
 //! Pure parsing only; nothing here touches the network.
 
@@ -15,6 +19,11 @@ pub enum Proto {
     Tcp,
     /// One UDP datagram.
     Udp,
+    /// One ICMP (ICMPv6 for IPv6 targets) echo request; only written as
+    /// `SIZE:icmp`, never a default for bare ports nor a time-based protocol.
+    #[value(skip)]
+    #[serde(skip_deserializing)]
+    Icmp,
 }
 
 impl Proto {
@@ -22,6 +31,7 @@ impl Proto {
         match self {
             Proto::Tcp => "tcp",
             Proto::Udp => "udp",
+            Proto::Icmp => "icmp",
         }
     }
 }
@@ -35,9 +45,16 @@ impl fmt::Display for Proto {
 /// One knock: a packet to `port` over `proto`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct Knock {
+    /// The destination port; for [`Proto::Icmp`] the echo payload size in
+    /// bytes (ICMP has no ports, and the size is what tells knocks apart).
     pub port: u16,
     pub proto: Proto,
 }
+
+/// The largest ICMP knock payload: the echo request must fit one packet
+/// whose size RouterOS can match (`packet-size` is at most 65535) with the
+/// IPv6 header's 48 bytes on top, so one limit holds for both families.
+pub const MAX_ICMP_PAYLOAD: u16 = 65535 - 48;
 
 impl fmt::Display for Knock {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -48,14 +65,20 @@ impl fmt::Display for Knock {
 /// Why a knock spec was refused; the message names the value and what is accepted.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum SpecError {
-    #[error("empty knock spec: expected PORT[:tcp|udp], e.g. 7000 or 8000:udp")]
+    #[error(
+        "empty knock spec: expected PORT[:tcp|udp] or SIZE:icmp, e.g. 7000, 8000:udp or 56:icmp"
+    )]
     Empty,
     #[error("port {0:?} is not a number: expected PORT[:tcp|udp] with PORT in 1..=65535")]
     NotANumber(String),
     #[error("port {0} is out of range: expected 1..=65535")]
     OutOfRange(String),
-    #[error("protocol {0:?} is not known: expected tcp or udp")]
+    #[error("protocol {0:?} is not known: expected tcp, udp or icmp")]
     UnknownProto(String),
+    #[error(
+        "ICMP payload size {0:?} is not usable: expected SIZE:icmp with SIZE in 0..=65487 bytes (56 is what ping sends)"
+    )]
+    BadPayloadSize(String),
 }
 
 /// Parses one `PORT[:PROTO]`; `default` is used when no protocol is given.
@@ -69,10 +92,21 @@ pub fn parse_knock(spec: &str, default: Proto) -> Result<Knock, SpecError> {
         Some((port, proto)) => (port.trim(), parse_proto(proto.trim())?),
         None => (spec, default),
     };
-    Ok(Knock {
-        port: parse_port(port)?,
-        proto,
-    })
+    let port = match proto {
+        Proto::Icmp => parse_payload_size(port)?,
+        Proto::Tcp | Proto::Udp => parse_port(port)?,
+    };
+    Ok(Knock { port, proto })
+}
+
+/// An ICMP echo payload size in 0..=[`MAX_ICMP_PAYLOAD`] from text.
+fn parse_payload_size(text: &str) -> Result<u16, SpecError> {
+    match text.parse::<u16>() {
+        Ok(size) if size <= MAX_ICMP_PAYLOAD && text.bytes().all(|b| b.is_ascii_digit()) => {
+            Ok(size)
+        }
+        _ => Err(SpecError::BadPayloadSize(text.to_string())),
+    }
 }
 
 /// Parses a comma-separated list, `7000,8000:udp,9000`. Empty items are errors.
@@ -97,6 +131,7 @@ fn parse_proto(text: &str) -> Result<Proto, SpecError> {
     match text.to_ascii_lowercase().as_str() {
         "tcp" => Ok(Proto::Tcp),
         "udp" => Ok(Proto::Udp),
+        "icmp" => Ok(Proto::Icmp),
         _ => Err(SpecError::UnknownProto(text.to_string())),
     }
 }
@@ -201,16 +236,45 @@ mod tests {
             Err(SpecError::NotANumber("ssh".into()))
         );
         assert_eq!(
-            parse_knock("80:icmp", Proto::Tcp),
-            Err(SpecError::UnknownProto("icmp".into()))
+            parse_knock("80:sctp", Proto::Tcp),
+            Err(SpecError::UnknownProto("sctp".into()))
         );
         assert_eq!(
             parse_knock("80:udp", Proto::Tcp).map(|k| k.to_string()),
             Ok("80:udp".to_string())
         );
         assert_eq!(
-            SpecError::UnknownProto("icmp".into()).to_string(),
-            "protocol \"icmp\" is not known: expected tcp or udp"
+            SpecError::UnknownProto("sctp".into()).to_string(),
+            "protocol \"sctp\" is not known: expected tcp, udp or icmp"
+        );
+    }
+
+    #[test]
+    fn icmp_knocks_are_echo_payload_sizes_from_0_to_65487() {
+        assert_eq!(parse_knock("56:icmp", Proto::Tcp), Ok(k(56, Proto::Icmp)));
+        assert_eq!(parse_knock("0:ICMP", Proto::Udp), Ok(k(0, Proto::Icmp)));
+        assert_eq!(
+            parse_knock("65487:icmp", Proto::Tcp),
+            Ok(k(MAX_ICMP_PAYLOAD, Proto::Icmp))
+        );
+        assert_eq!(
+            parse_list("7000,56:icmp,9000:udp", Proto::Tcp).map(|l| l
+                .iter()
+                .map(Knock::to_string)
+                .collect::<Vec<_>>()
+                .join(",")),
+            Ok("7000:tcp,56:icmp,9000:udp".to_string())
+        );
+        for bad in ["65488", "-1", "", "ping", "+5"] {
+            assert_eq!(
+                parse_knock(&format!("{bad}:icmp"), Proto::Tcp),
+                Err(SpecError::BadPayloadSize(bad.into())),
+                "{bad}"
+            );
+        }
+        assert_eq!(
+            SpecError::BadPayloadSize("70000".into()).to_string(),
+            "ICMP payload size \"70000\" is not usable: expected SIZE:icmp with SIZE in 0..=65487 bytes (56 is what ping sends)"
         );
     }
 }

@@ -26,8 +26,16 @@ fn usage_errors_exit_2_and_send_nothing() {
             "port 0 is out of range: expected 1..=65535",
         ),
         (
-            vec!["-p", &port, "-p", "7000:icmp", "127.0.1.60"],
-            "protocol \"icmp\" is not known",
+            vec!["-p", &port, "-p", "7000:sctp", "127.0.1.60"],
+            "protocol \"sctp\" is not known: expected tcp, udp or icmp",
+        ),
+        (
+            vec!["-p", &port, "-p", "70000:icmp", "127.0.1.60"],
+            "ICMP payload size \"70000\" is not usable",
+        ),
+        (
+            vec!["-n", "icmp", "-p", &port, "127.0.1.60"],
+            "invalid value 'icmp'",
         ),
         (
             vec!["-4", "-6", "-p", &port, "127.0.1.60"],

@@ -293,6 +293,36 @@ start = ["/bin/sh", "-c", "echo open %IP% >> DIR/ran"]
 }
 
 #[test]
+fn a_bad_next_one_time_line_disables_the_door_and_says_why() {
+    let case = Case::new(
+        r#"
+[[door]]
+name = "once"
+one_time_sequences = "DIR/seq"
+start = ["/bin/sh", "-c", "echo open %IP% >> DIR/ran"]
+"#,
+    );
+    std::fs::write(case.path("seq"), " 7000,8000\n 7100,56:icmp\n").unwrap();
+    case.capture(&[
+        (0, frame("198.51.100.7", HOST, "7000")),
+        (100, frame("198.51.100.7", HOST, "8000")),
+    ]);
+    let (status, lines) = case.replay(&[]);
+    assert_eq!(status, Some(0));
+    assert_eq!(support::read(case.path("ran")), "open 198.51.100.7\n");
+    let seq = case.path("seq");
+    assert!(
+        lines.iter().any(|l| l.ends_with(&format!(
+            "once: cannot read the next one-time sequence: {}:2: the ICMP knock 56:icmp: \
+             knockr knockd matches TCP and UDP knocks only; ICMP knocks are for the router's \
+             native rules (knockr routeros rules); the door is disabled",
+            seq.display()
+        ))),
+        "{lines:#?}"
+    );
+}
+
+#[test]
 fn a_classic_knockd_conf_is_read_as_is_and_its_commands_go_through_the_shell() {
     let dir = tempfile::tempdir().unwrap();
     let conf = format!(

@@ -341,6 +341,13 @@ fn check_doors(path: &Path, drafts: Vec<Draft>) -> Result<Vec<DoorConfig>, Confi
                 at,
                 format!("door `{name}` has {knocks} knocks: expected 1 to {MAX_KNOCKS}"),
             ),
+            (Some(at), None) if icmp(&draft.config.door.sequence).is_some() => (
+                at,
+                format!(
+                    "door `{name}` has the ICMP knock {}: {ICMP_REFUSED}",
+                    icmp(&draft.config.door.sequence).expect("checked")
+                ),
+            ),
             _ => {
                 lines.insert(name.clone(), draft.config.line);
                 doors.push(draft.config.with_fallbacks());
@@ -350,6 +357,16 @@ fn check_doors(path: &Path, drafts: Vec<Draft>) -> Result<Vec<DoorConfig>, Confi
         return Err(error_at(path, Some(at), message));
     }
     Ok(doors)
+}
+
+/// Why a door may not have an ICMP knock: the matcher and the capture filter
+/// know TCP and UDP only; routers match ICMP knocks by packet size themselves.
+pub const ICMP_REFUSED: &str = "knockr knockd matches TCP and UDP knocks only; \
+     ICMP knocks are for the router's native rules (knockr routeros rules)";
+
+/// The first ICMP knock of a sequence, which knockd refuses.
+pub fn icmp(sequence: &[Knock]) -> Option<Knock> {
+    sequence.iter().copied().find(|k| k.proto == Proto::Icmp)
 }
 
 fn parse_toml(path: &Path, text: &str) -> Result<ServerConfig, ConfigError> {
@@ -774,8 +791,10 @@ toml: blank name               | [[door]]\nname = " "\nsequence = [1]
 toml: duplicate name           | {door}sequence = [1]\n{door}sequence = [2]
 toml: bad flag                 | {door}sequence = [1]\ntcp_flags = ["syn", "fun"]
 toml: bad target               | {door}sequence = [1]\ntarget = "router"
+toml: ICMP knock               | {door}sequence = ["7000", "56:icmp"]
 conf: port zero                | [d]\nsequence = 7000, 0:udp
 conf: port too big             | [d]\nsequence = 7000,70000
+conf: ICMP knock               | [d]\nsequence = 7000,56:icmp
 conf: 33 knocks                | [d]\nsequence = 1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1
 conf: unknown directive        | [d]\nsequence = 1\ncmd = x
 conf: unknown option           | [options]\nLogfile = /l\nUser = nobody

@@ -1,7 +1,7 @@
 //! The server's event log: knockd-style lines (`[2026-11-22 01:02] 192.0.2.7:
 //! openSSH: Stage 1`) or one JSON object per line, to a file or stderr. A
 //! failing log (a full disk) never stops matching: write errors are counted
-//! and reported once.
+//! and reported once per outage on stderr, and so is the recovery.
 
 use std::fs::File;
 use std::io::{self, Write};
@@ -19,8 +19,14 @@ pub struct Log {
     json: bool,
     /// Debug lines (`-v`): packets seen, commands' output.
     pub verbose: bool,
-    /// Lines that could not be written; the first failure is said on stderr.
+    /// Lines that could not be written, in all; the first failure is said on stderr.
     pub lost: u64,
+    /// Lines lost since writing last failed; 0 while writing works. The
+    /// first success after a failure says on stderr how many were lost.
+    failing: u64,
+    /// The line being written with its newline, reused: one write per line
+    /// without an allocation per line (a replay logs many).
+    buffer: Vec<u8>,
 }
 
 impl Log {
@@ -35,6 +41,8 @@ impl Log {
             json,
             verbose,
             lost: 0,
+            failing: 0,
+            buffer: Vec::new(),
         }
     }
 
@@ -46,6 +54,8 @@ impl Log {
             json,
             verbose,
             lost: 0,
+            failing: 0,
+            buffer: Vec::new(),
         };
         log.add_syslog();
         log
@@ -59,7 +69,9 @@ impl Log {
         self.syslog = true;
     }
 
-    /// Appends to `path`, creating it (mode 0640) if needed.
+    /// Appends to `path`, creating it (mode 0640) if needed. Unbuffered:
+    /// each line is one write, so a line that failed is not retried later
+    /// in front of newer ones.
     pub fn file(path: &Path, json: bool, verbose: bool) -> io::Result<Log> {
         use std::os::unix::fs::OpenOptionsExt as _;
         let file: File = std::fs::OpenOptions::new()
@@ -67,11 +79,7 @@ impl Log {
             .append(true)
             .mode(0o640)
             .open(path)?;
-        Ok(Log::to_writer(
-            Box::new(io::LineWriter::new(file)),
-            json,
-            verbose,
-        ))
+        Ok(Log::to_writer(Box::new(file), json, verbose))
     }
 
     /// A matcher event of door `door` for `src` at `at` (since the Unix epoch).
@@ -151,13 +159,27 @@ impl Log {
         let Some(sink) = self.sink.as_mut() else {
             return;
         };
-        if let Err(err) = writeln!(sink, "{line}") {
-            if self.lost == 0 {
-                eprintln!(
-                    "knockr: cannot write the log ({err}); matching goes on, lines are lost until it recovers"
-                );
+        self.buffer.clear();
+        self.buffer.extend_from_slice(line.as_bytes());
+        self.buffer.push(b'\n');
+        match sink.write_all(&self.buffer) {
+            Err(err) => {
+                if self.failing == 0 {
+                    eprintln!(
+                        "knockr: cannot write the log ({err}); matching goes on, lines are lost until it recovers"
+                    );
+                }
+                self.failing += 1;
+                self.lost += 1;
             }
-            self.lost += 1;
+            Ok(()) if self.failing > 0 => {
+                eprintln!(
+                    "knockr: the log can be written again; {} line(s) were lost",
+                    self.failing
+                );
+                self.failing = 0;
+            }
+            Ok(()) => {}
         }
     }
 }
@@ -291,5 +313,38 @@ mod tests {
             log.event(AT, "ssh", "192.0.2.7".parse().unwrap(), EventKind::Open);
         }
         assert_eq!(log.lost, 3);
+    }
+
+    /// Fails while `full` is set, as a disk that fills and is then cleaned.
+    struct Filling(Arc<Mutex<bool>>, Shared);
+    impl Write for Filling {
+        fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+            if *self.0.lock().unwrap() {
+                return Err(io::Error::from_raw_os_error(28));
+            }
+            self.1.write(buf)
+        }
+        fn flush(&mut self) -> io::Result<()> {
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn after_a_full_disk_lines_resume_whole_and_the_lost_ones_are_counted() {
+        let full = Arc::new(Mutex::new(false));
+        let out = Shared::default();
+        let mut log = Log::to_writer(Box::new(Filling(full.clone(), out.clone())), false, false);
+        log.note(AT, "one");
+        *full.lock().unwrap() = true;
+        log.note(AT, "two");
+        log.note(AT, "three");
+        *full.lock().unwrap() = false;
+        log.note(AT, "four");
+        assert_eq!((log.lost, log.failing), (2, 0));
+        let text = String::from_utf8(out.0.lock().unwrap().clone()).unwrap();
+        assert_eq!(
+            text, "[2026-11-18 11:06] one\n[2026-11-18 11:06] four\n",
+            "nothing of the lost lines comes back later"
+        );
     }
 }

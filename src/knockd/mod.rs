@@ -103,7 +103,12 @@ pub fn main(args: &KnockdArgs) -> anyhow::Result<ExitCode> {
     }
     Ok(match ending {
         Ending::Asked => ExitCode::Success,
-        Ending::CaptureFailed => ExitCode::Failure,
+        Ending::CaptureFailed(why) => {
+            // Also here, not only in the log file: the journal shows why a
+            // supervisor had to restart us.
+            eprintln!("knockr knockd: {why}; exiting with status 1 (to be restarted)");
+            ExitCode::Failure
+        }
     })
 }
 
@@ -300,20 +305,24 @@ impl Server {
         });
         let next = if self.dry_run {
             // Nothing is written in a dry run; later knocks still see the next line.
-            Vec::new()
+            Ok(Vec::new())
         } else {
-            onetime::current(&path)
-                .ok()
-                .flatten()
-                .map(|(_, knocks)| knocks)
-                .unwrap_or_default()
+            onetime::current(&path).map(|line| line.map(|(_, knocks)| knocks).unwrap_or_default())
         };
-        match spent {
-            Err(err) => {
+        match (spent, next) {
+            (Err(err), _) => {
                 self.log().note(at, &format!("{name}: cannot mark the used one-time sequence in {}: {err}; the door is disabled", path.display()));
                 self.matcher.set_sequence(door, Vec::new());
             }
-            Ok(()) => {
+            // A bad next line (a typo, an ICMP knock) disables the door and says why.
+            (Ok(()), Err(err)) => {
+                self.log().note(
+                    at,
+                    &format!("{name}: cannot read the next one-time sequence: {err}; the door is disabled"),
+                );
+                self.matcher.set_sequence(door, Vec::new());
+            }
+            (Ok(()), Ok(next)) => {
                 if next.is_empty() && !self.dry_run {
                     self.log().note(
                         at,
@@ -501,12 +510,13 @@ fn read_ahead(path: &std::path::Path, mut each: impl FnMut(Seen)) -> anyhow::Res
 }
 
 /// Why a live run ended.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Ending {
     /// SIGTERM, SIGINT or the shutdown future: a clean exit.
     Asked,
-    /// A capture failed (the interface went away): exit non-zero for systemd to restart.
-    CaptureFailed,
+    /// A capture failed for good (the interface went away and did not come
+    /// back in time), said in one sentence: exit non-zero for systemd to restart.
+    CaptureFailed(String),
 }
 
 /// Serves live until `shutdown` resolves or a signal asks to stop, then runs
@@ -522,14 +532,20 @@ pub async fn serve(
     let (tx, mut rx) = tokio::sync::mpsc::channel::<Seen>(65_536);
     let (ended_tx, mut ended_rx) =
         tokio::sync::mpsc::unbounded_channel::<(String, Option<String>, capture::Drops)>();
+    // A reader's news while it goes on: its capture failed, or came back.
+    let (notice_tx, mut notice_rx) = tokio::sync::mpsc::unbounded_channel::<String>();
     let control = Control::default();
     let mut readers = Vec::new();
     for live in captures {
         let tx = tx.clone();
         let ended_tx = ended_tx.clone();
+        let notice_tx = notice_tx.clone();
         readers.push(live.spawn(
             control.clone(),
             move |seen| tx.blocking_send(seen).is_ok(),
+            move |news| {
+                let _ = notice_tx.send(news);
+            },
             move |name, error, drops| {
                 let _ = ended_tx.send((name, error.map(|e| format!("{e:#}")), drops));
             },
@@ -537,6 +553,7 @@ pub async fn serve(
     }
     drop(tx);
     drop(ended_tx);
+    drop(notice_tx);
     // Running commands; reaped as they finish, awaited at exit.
     let mut tasks = Tasks::new();
 
@@ -570,7 +587,7 @@ pub async fn serve(
                         spawn_run(&server, &mut tasks, run);
                     }
                 }
-                None => break Ending::CaptureFailed,
+                None => break Ending::CaptureFailed("every capture ended".into()),
             },
             () = tokio::time::sleep(wait) => {
                 for run in server.tick(now()) {
@@ -578,10 +595,18 @@ pub async fn serve(
                 }
             }
             Some(_) = tasks.join_next(), if !tasks.is_empty() => {}
+            Some(news) = notice_rx.recv() => {
+                // Said on stderr too when the log goes elsewhere: the
+                // journal then shows it even if the log file is what fails.
+                if server.config.log_file.is_some() || server.config.use_syslog {
+                    eprintln!("knockr knockd: {news}");
+                }
+                server.log().note(now(), &news);
+            }
             Some((name, error, drops)) = ended_rx.recv() => {
-                let why = error.unwrap_or_else(|| "it stopped".into());
-                server.log().note(now(), &format!("capture on {name} ended: {why} (kernel dropped {} of {} packets)", drops.dropped, drops.received));
-                break Ending::CaptureFailed;
+                let why = error.unwrap_or_else(|| format!("capture on {name} stopped"));
+                server.log().note(now(), &format!("{why} (kernel dropped {} of {} packets)", drops.dropped, drops.received));
+                break Ending::CaptureFailed(why);
             }
             _ = sighup.recv() => {
                 for run in reload(&mut server, &config_path) {

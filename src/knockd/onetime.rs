@@ -19,12 +19,20 @@ pub fn current(path: &Path) -> io::Result<Option<(usize, Vec<Knock>)>> {
         if line.starts_with('#') || line.trim().is_empty() {
             continue;
         }
-        let knocks = sequence::parse_list(line.trim(), Proto::Tcp).map_err(|err| {
+        let bad = |err: String| {
             io::Error::new(
                 io::ErrorKind::InvalidData,
                 format!("{}:{}: {err}", path.display(), index + 1),
             )
-        })?;
+        };
+        let knocks =
+            sequence::parse_list(line.trim(), Proto::Tcp).map_err(|e| bad(e.to_string()))?;
+        if let Some(knock) = super::config::icmp(&knocks) {
+            return Err(bad(format!(
+                "the ICMP knock {knock}: {}",
+                super::config::ICMP_REFUSED
+            )));
+        }
         return Ok(Some((index, knocks)));
     }
     Ok(None)
@@ -64,6 +72,9 @@ pub fn consume(path: &Path, index: usize) -> io::Result<()> {
             .truncate(true)
             .mode(mode)
             .open(&tmp)?;
+        // A temporary left by a crash keeps its old mode: `mode` only
+        // applies to a new file.
+        file.set_permissions(fs::Permissions::from_mode(mode))?;
         file.write_all(&bytes)?;
         file.sync_all()?;
     }
@@ -121,6 +132,40 @@ mod tests {
             0o600
         );
         assert_eq!(fs::read_dir(dir.path()).unwrap().count(), 1);
+    }
+
+    #[test]
+    fn an_icmp_knock_is_refused_with_the_file_and_line() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("seq");
+        fs::write(&path, " 7000,56:icmp\n").unwrap();
+        let err = current(&path).unwrap_err().to_string();
+        assert_eq!(
+            err,
+            format!(
+                "{}:1: the ICMP knock 56:icmp: knockr knockd matches TCP and UDP knocks only; \
+                 ICMP knocks are for the router's native rules (knockr routeros rules)",
+                path.display()
+            )
+        );
+    }
+
+    #[test]
+    fn a_temporary_left_by_a_crash_does_not_lend_the_file_its_mode() {
+        use std::os::unix::fs::PermissionsExt as _;
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("seq");
+        fs::write(&path, " 1,2\n 3,4\n").unwrap();
+        fs::set_permissions(&path, fs::Permissions::from_mode(0o600)).unwrap();
+        let stale = dir.path().join(".seq.knockr-tmp");
+        fs::write(&stale, "half a file").unwrap();
+        fs::set_permissions(&stale, fs::Permissions::from_mode(0o644)).unwrap();
+        consume(&path, 0).unwrap();
+        assert_eq!(fs::read_to_string(&path).unwrap(), "#1,2\n 3,4\n");
+        assert_eq!(
+            fs::metadata(&path).unwrap().permissions().mode() & 0o777,
+            0o600
+        );
     }
 
     #[test]

@@ -5,6 +5,9 @@
 //! Stages are emitted last first: `add-src-to-address-list` passes the packet
 //! on, so in first-to-last order one packet could climb several stages when
 //! two consecutive knocks share a port.
+//!
+//! ICMP knocks (`56:icmp`) have no port: the router tells them apart by the
+//! echo request's whole IP packet size, see [`icmp_packet_size`].
 
 use std::fmt::Write as _;
 use std::time::Duration;
@@ -62,6 +65,16 @@ pub fn script(spec: &RuleSpec) -> Result<String, String> {
         ports(&spec.protect),
         spec.wan
     );
+    if spec.sequence.iter().any(|k| k.proto == Proto::Icmp) {
+        out.push_str(
+            "# ICMP knocks match an echo request by its IP packet size: the payload (ping -s SIZE)\n\
+             # + 8 bytes of ICMP header + 20 of IPv4 header (IPv6: + 8 + 40), so 56:icmp is\n\
+             # packet-size=84 under /ip and 104 under /ipv6. IP options, IPv6 extension headers or\n\
+             # a packet larger than the path MTU (fragments) change the size: keep payloads small.\n\
+             # Each echo request must be a new connection here: knockr sends each from a new ICMP\n\
+             # identifier; `ping -c 2` (one identifier) counts once.\n",
+        );
+    }
     out.push_str(
         "# Pitfalls:\n\
          # - Knocks from the LAN never match in-interface-list: test from outside.\n\
@@ -72,14 +85,16 @@ pub fn script(spec: &RuleSpec) -> Result<String, String> {
             .replace("NAME", n)
             .as_str(),
     );
-    for (enabled, section, anchor) in [
+    for (enabled, ipv6, section, anchor) in [
         (
             spec.ipv4,
+            false,
             "/ip firewall filter",
             "defconf: drop all not coming from LAN",
         ),
         (
             spec.ipv6,
+            true,
             "/ipv6 firewall filter",
             "defconf: drop everything else not coming from LAN",
         ),
@@ -97,9 +112,8 @@ pub fn script(spec: &RuleSpec) -> Result<String, String> {
         for stage in (1..=k).rev() {
             let knock = spec.sequence[stage - 1];
             let mut rule = format!(
-                "add chain={n} action=add-src-to-address-list protocol={} dst-port={}",
-                proto(knock.proto),
-                knock.port
+                "add chain={n} action=add-src-to-address-list {}",
+                matcher(knock, ipv6)
             );
             if stage > 1 {
                 let _ = write!(rule, " src-address-list={n}-s{}", stage - 1);
@@ -151,7 +165,9 @@ fn validate(spec: &RuleSpec) -> Result<(), String> {
     word("the interface list", &spec.wan)?;
     word("the address list", &spec.list)?;
     if spec.sequence.is_empty() {
-        return Err("the sequence is empty: expected one or more PORT[:tcp|udp]".into());
+        return Err(
+            "the sequence is empty: expected one or more PORT[:tcp|udp] or SIZE:icmp".into(),
+        );
     }
     if spec.protect.is_empty() {
         return Err("no port to protect: give --protect PORT[,PORT...]".into());
@@ -180,11 +196,28 @@ fn validate(spec: &RuleSpec) -> Result<(), String> {
     Ok(())
 }
 
-fn proto(proto: Proto) -> &'static str {
-    match proto {
-        Proto::Tcp => "tcp",
-        Proto::Udp => "udp",
+/// The rule's match for one knock: protocol and port, or for ICMP the echo
+/// request and its packet size.
+fn matcher(knock: Knock, ipv6: bool) -> String {
+    match (knock.proto, ipv6) {
+        (Proto::Tcp | Proto::Udp, _) => format!("protocol={} dst-port={}", knock.proto, knock.port),
+        (Proto::Icmp, false) => format!(
+            "protocol=icmp icmp-options=8:0 packet-size={}",
+            icmp_packet_size(knock.port, ipv6)
+        ),
+        (Proto::Icmp, true) => format!(
+            "protocol=icmpv6 icmp-options=128:0 packet-size={}",
+            icmp_packet_size(knock.port, ipv6)
+        ),
     }
+}
+
+/// The IP packet size of an echo request with `payload` bytes, as RouterOS's
+/// `packet-size` counts it: the payload, 8 bytes of ICMP header, and the IP
+/// header (20 bytes for IPv4 without options, 40 for IPv6). Sequence parsing
+/// caps `payload` so that this fits `packet-size`'s 0..=65535.
+pub fn icmp_packet_size(payload: u16, ipv6: bool) -> u32 {
+    u32::from(payload) + 8 + if ipv6 { 40 } else { 20 }
 }
 
 fn ports(ports: &[u16]) -> String {
@@ -351,6 +384,53 @@ mod tests {
         let mut none = spec("7000");
         none.protect.clear();
         assert!(script(&none).is_err());
+    }
+
+    #[test]
+    fn icmp_knocks_match_echo_requests_by_packet_size_on_ipv4_and_ipv6() {
+        let mut both = spec("7000,56:icmp,1000:icmp");
+        both.ipv6 = true;
+        let script = script(&both).unwrap();
+        let (v4, v6) = script.split_once("/ipv6 firewall filter\n").unwrap();
+        let (v4, v6) = (rules(v4), rules(v6));
+        assert_eq!((v4.len(), v6.len()), (6, 6));
+        // Stages last first: 1000:icmp, 56:icmp, 7000.
+        for (rules, protocol, request, sizes) in [
+            (&v4, "icmp", "8:0", ["1028", "84"]),
+            (&v6, "icmpv6", "128:0", ["1048", "104"]),
+        ] {
+            for (rule, size) in rules[1..3].iter().zip(sizes) {
+                assert_eq!(field(rule, "protocol"), Some(protocol), "{rule}");
+                assert_eq!(field(rule, "icmp-options"), Some(request), "{rule}");
+                assert_eq!(field(rule, "packet-size"), Some(size), "{rule}");
+                assert_eq!(field(rule, "dst-port"), None, "ICMP has no port: {rule}");
+            }
+            assert_eq!(field(rules[1], "src-address-list"), Some("knockr-home-s2"));
+            assert_eq!(field(rules[1], "address-list"), Some("knocked"));
+            assert_eq!(field(rules[2], "src-address-list"), Some("knockr-home-s1"));
+            assert_eq!(field(rules[2], "address-list"), Some("knockr-home-s2"));
+            assert_eq!(field(rules[3], "protocol"), Some("tcp"));
+            assert_eq!(field(rules[3], "dst-port"), Some("7000"));
+            assert_eq!(field(rules[3], "address-list"), Some("knockr-home-s1"));
+        }
+        assert!(
+            script.contains("packet-size=84 under /ip and 104 under /ipv6"),
+            "the arithmetic is explained: {script}"
+        );
+        assert!(
+            !super::script(&spec("7000,8000:udp"))
+                .unwrap()
+                .contains("ICMP knocks match"),
+            "the ICMP note only comes with ICMP knocks"
+        );
+    }
+
+    #[test]
+    fn the_largest_icmp_payload_fits_routeros_packet_size() {
+        let max = crate::sequence::MAX_ICMP_PAYLOAD;
+        assert_eq!(icmp_packet_size(max, true), 65535);
+        assert_eq!(icmp_packet_size(max, false), 65515);
+        assert_eq!(icmp_packet_size(0, false), 28);
     }
 
     #[test]

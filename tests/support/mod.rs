@@ -2,6 +2,9 @@
 //! environment, and listeners on loopback that record each knock arriving.
 #![allow(dead_code)]
 
+#[cfg(feature = "server")]
+pub mod netns;
+
 use std::io::Read;
 use std::net::{IpAddr, SocketAddr, TcpListener, UdpSocket};
 use std::path::{Path, PathBuf};
@@ -200,7 +203,7 @@ pub fn read(path: impl AsRef<Path>) -> String {
 }
 
 /// An Ethernet frame from `src` to `dst` carrying a knock: `"7000"` (a TCP
-/// SYN) or `"8000:udp"` (one zero byte).
+/// SYN), `"8000:udp"` (one zero byte) or `"56:icmp"` (an echo request).
 #[cfg(feature = "server")]
 pub fn frame(src: &str, dst: &str, knock: &str) -> Vec<u8> {
     frame_with_flags(src, dst, knock, knockr::packet::tcp_flags::SYN)
@@ -237,6 +240,15 @@ pub fn frame_with_flags(src: &str, dst: &str, knock: &str, flags: u8) -> Vec<u8>
             tcp.write(&mut out, &[]).unwrap();
         }
         knockr::sequence::Proto::Udp => ip.udp(40_000, knock.port).write(&mut out, &[0]).unwrap(),
+        // An echo request whose payload is `port` bytes, as `ping -s` sends.
+        knockr::sequence::Proto::Icmp => {
+            let payload = vec![0u8; usize::from(knock.port)];
+            match src {
+                IpAddr::V4(_) => ip.icmpv4_echo_request(1, 1).write(&mut out, &payload),
+                IpAddr::V6(_) => ip.icmpv6_echo_request(1, 1).write(&mut out, &payload),
+            }
+            .unwrap()
+        }
     }
     out
 }
