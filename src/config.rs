@@ -305,7 +305,7 @@ impl Profiles {
                         return Err(at(
                             Some(seq.span()),
                             format!(
-                                "profile `{name}` has an empty `sequence`: expected one or more \"PORT[:tcp|udp]\""
+                                "profile `{name}` has an empty `sequence`: expected one or more \"PORT[:tcp|udp]\" or \"SIZE:icmp\""
                             ),
                         ));
                     }
