@@ -251,10 +251,14 @@ impl Live {
                                 )),
                                 Err(None) => break None,
                                 Err(Some(last)) => {
+                                    let within = if lacks_permission(&last) {
+                                        String::new()
+                                    } else {
+                                        format!(" within {}s", REOPEN_FOR.as_secs())
+                                    };
                                     break Some(anyhow!(
-                                        "capture on {} failed ({err}) and could not be re-opened within {}s; last attempt: {last:#}",
+                                        "capture on {} failed ({err}) and could not be re-opened{within}; last attempt: {last:#}",
                                         self.interface,
-                                        REOPEN_FOR.as_secs()
                                     ));
                                 }
                             }
@@ -307,6 +311,13 @@ impl Live {
                     self.link = live.link;
                     return Ok(());
                 }
+                // Not something waiting mends: after a privilege drop
+                // (`user =`) the capability to capture is gone for good.
+                Err(err) if lacks_permission(&err) => {
+                    return Err(Some(err.context(
+                        "re-opening a capture needs root or CAP_NET_RAW, given up when privileges were dropped",
+                    )));
+                }
                 Err(err) => last = Some(err),
             }
         }
@@ -314,6 +325,13 @@ impl Live {
             anyhow!("it failed again as soon as it was re-opened")
         })))
     }
+}
+
+/// Whether opening a capture failed for want of privileges (libpcap's
+/// wording for EPERM/EACCES), not because the interface is missing.
+fn lacks_permission(err: &anyhow::Error) -> bool {
+    let text = format!("{err:#}").to_ascii_lowercase();
+    text.contains("operation not permitted") || text.contains("permission")
 }
 
 /// Replays a capture file, calling `each` for every possible knock in file order.

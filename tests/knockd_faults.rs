@@ -263,6 +263,44 @@ fn the_capture_interface_goes_away_comes_back_and_knocks_open_again_then_exit_1_
     );
 }
 
+/// After a privilege drop, re-opening cannot work: waiting 20 s for it would
+/// only keep the door shut longer before systemd restarts knockd as root.
+#[test]
+fn a_capture_that_cannot_be_reopened_for_want_of_privileges_exits_1_at_once() {
+    if !can_run() {
+        return;
+    }
+    let net = Net::new();
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("knockd.toml");
+    std::fs::write(
+        &config,
+        "[knockd]\nuser = \"nobody\"\n[[door]]\nname = \"udp\"\n\
+         sequence = [\"7000:udp\", \"8000:udp\"]\nstart = [\"/bin/true\"]\n",
+    )
+    .unwrap();
+    let mut server = net.server(&config);
+    server.expect("now running as nobody");
+    net.unlink();
+    std::thread::sleep(Duration::from_millis(300));
+    net.link();
+    let started = Instant::now();
+    let (status, log) = server.wait_exit(Duration::from_secs(40));
+    assert_eq!(status, Some(1), "{}", log.join("\n"));
+    assert!(
+        started.elapsed() < Duration::from_secs(10),
+        "it waited {:?} for a re-open that cannot work",
+        started.elapsed()
+    );
+    let last = log.last().unwrap();
+    assert!(
+        last.contains("could not be re-opened; last attempt: ")
+            && last.contains("re-opening a capture needs root or CAP_NET_RAW"),
+        "{}",
+        log.join("\n")
+    );
+}
+
 #[test]
 fn a_log_file_on_a_full_disk_does_not_stop_doors_opening_and_failure_and_recovery_are_said_once() {
     if !can_run() {
