@@ -1,0 +1,297 @@
+//! Network namespaces for the live tests (root): two namespaces joined by a
+//! veth pair, `knockr knockd` started in one of them, and the check that
+//! says whether such a test may run. Namespaces and servers are removed on
+//! drop, so a failing test leaves nothing behind.
+
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+use super::PATIENCE;
+
+/// Whether this test may run; panics under CI=true when it cannot.
+pub fn can_run() -> bool {
+    can_run_with(&[])
+}
+
+/// Whether this test may run with these programs too (the C `knockd`,
+/// `hping3`, ...: `scripts/setup.sh` installs them); panics under CI=true
+/// when it cannot.
+pub fn can_run_with(programs: &[&str]) -> bool {
+    let root = unsafe { libc::geteuid() } == 0;
+    let missing: Vec<&str> = ["ip"]
+        .iter()
+        .chain(programs)
+        .copied()
+        .filter(|p| !on_path(p))
+        .collect();
+    let why = if !root {
+        "it needs root to make network namespaces".to_string()
+    } else if !missing.is_empty() {
+        format!(
+            "these programs are missing: {} (scripts/setup.sh installs them)",
+            missing.join(", ")
+        )
+    } else {
+        return true;
+    };
+    assert!(
+        std::env::var("CI").as_deref() != Ok("true"),
+        "live test cannot run under CI: {why}"
+    );
+    eprintln!("skipping live test: {why}");
+    false
+}
+
+/// Whether `program` is an executable file in a directory of PATH (or the sbin
+/// directories, which a root shell has but CI's PATH may lack).
+pub fn on_path(program: &str) -> bool {
+    which(program).is_some()
+}
+
+/// The full path of `program`, looked up as [`on_path`] does.
+pub fn which(program: &str) -> Option<std::path::PathBuf> {
+    use std::os::unix::fs::PermissionsExt as _;
+    let path = std::env::var("PATH").unwrap_or_default();
+    path.split(':')
+        .chain(["/usr/sbin", "/sbin", "/usr/bin"])
+        .map(|dir| std::path::Path::new(dir).join(program))
+        .find(|p| {
+            std::fs::metadata(p).is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
+        })
+}
+
+pub fn sh(args: &[&str]) {
+    let status = Command::new(args[0]).args(&args[1..]).status().unwrap();
+    assert!(status.success(), "{args:?} failed");
+}
+
+static NEXT: AtomicU32 = AtomicU32::new(0);
+
+/// Two namespaces, `srv` (10.200.N.1, fd00:200:N::1) and `cli` (10.200.N.2,
+/// fd00:200:N::2, plus any extra addresses), joined by a veth pair.
+pub struct Net {
+    /// The server side's namespace, where the knock servers capture.
+    pub srv: String,
+    /// The client side's namespace, where knocks are sent from.
+    pub cli: String,
+    /// The server side's interface name.
+    pub srv_if: String,
+    /// N in the addresses, unique within this test process.
+    pub n: u32,
+}
+
+impl Net {
+    pub fn new() -> Net {
+        let n = NEXT.fetch_add(1, Ordering::SeqCst) + 10;
+        let tag = format!("{}{}", std::process::id() % 100_000, n);
+        let net = Net {
+            srv: format!("kr-s{tag}"),
+            cli: format!("kr-c{tag}"),
+            srv_if: format!("kvs{tag}"),
+            n,
+        };
+        let cli_if = format!("kvc{tag}");
+        sh(&["ip", "netns", "add", &net.srv]);
+        sh(&["ip", "netns", "add", &net.cli]);
+        sh(&[
+            "ip",
+            "link",
+            "add",
+            &net.srv_if,
+            "netns",
+            &net.srv,
+            "type",
+            "veth",
+            "peer",
+            "name",
+            &cli_if,
+            "netns",
+            &net.cli,
+        ]);
+        for (ns, ifname, host) in [(&net.srv, &net.srv_if, 1), (&net.cli, &cli_if, 2)] {
+            sh(&["ip", "-n", ns, "link", "set", "lo", "up"]);
+            sh(&[
+                "ip",
+                "-n",
+                ns,
+                "addr",
+                "add",
+                &format!("10.200.{}.{host}/24", net.n),
+                "dev",
+                ifname,
+            ]);
+            sh(&[
+                "ip",
+                "-n",
+                ns,
+                "-6",
+                "addr",
+                "add",
+                &format!("fd00:200:{}::{host}/64", net.n),
+                "dev",
+                ifname,
+                "nodad",
+            ]);
+            sh(&["ip", "-n", ns, "link", "set", ifname, "up"]);
+        }
+        net
+    }
+
+    pub fn v4(&self, host: u8) -> String {
+        format!("10.200.{}.{host}", self.n)
+    }
+
+    pub fn v6(&self, host: u8) -> String {
+        format!("fd00:200:{}::{host}", self.n)
+    }
+
+    /// Adds `count` more IPv4 addresses to the client side: .101, .102, ...
+    pub fn client_addresses(&self, count: u8) -> Vec<String> {
+        let ifname = self.srv_if.replace("kvs", "kvc");
+        (0..count)
+            .map(|i| {
+                let addr = self.v4(101 + i);
+                sh(&[
+                    "ip",
+                    "-n",
+                    &self.cli,
+                    "addr",
+                    "add",
+                    &format!("{addr}/24"),
+                    "dev",
+                    &ifname,
+                ]);
+                addr
+            })
+            .collect()
+    }
+
+    /// Starts `knockr knockd` in the server namespace and waits until it listens.
+    pub fn server(&self, config: &std::path::Path) -> Server {
+        let mut child = Command::new("ip")
+            .args(["netns", "exec", &self.srv])
+            .arg(assert_cmd::cargo::cargo_bin("knockr"))
+            .args(["knockd", "-v", "-i", &self.srv_if, "-c"])
+            .arg(config)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let (tx, lines) = mpsc::channel();
+        let stderr = child.stderr.take().unwrap();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                let _ = tx.send(line);
+            }
+        });
+        let server = Server {
+            child,
+            lines,
+            log: Vec::new(),
+        };
+        server.wait_for("listening:")
+    }
+
+    /// Runs the knockr client in the client namespace; returns its exit status.
+    pub fn knock(&self, args: &[&str]) -> Option<i32> {
+        let output = Command::new("ip")
+            .args(["netns", "exec", &self.cli])
+            .arg(assert_cmd::cargo::cargo_bin("knockr"))
+            .args(args)
+            .output()
+            .unwrap();
+        output.status.code()
+    }
+
+    /// Runs `f` on a thread inside the client namespace.
+    pub fn in_client<T: Send + 'static>(&self, f: impl FnOnce() -> T + Send + 'static) -> T {
+        let path = format!("/var/run/netns/{}", self.cli);
+        std::thread::spawn(move || {
+            let ns = std::fs::File::open(path).unwrap();
+            use std::os::fd::AsRawFd;
+            // SAFETY: setns on this thread only, with a namespace fd we opened.
+            assert_eq!(
+                unsafe { libc::setns(ns.as_raw_fd(), libc::CLONE_NEWNET) },
+                0,
+                "setns failed"
+            );
+            f()
+        })
+        .join()
+        .unwrap()
+    }
+}
+
+impl Drop for Net {
+    fn drop(&mut self) {
+        for ns in [&self.srv, &self.cli] {
+            let _ = Command::new("ip").args(["netns", "del", ns]).status();
+        }
+    }
+}
+
+pub struct Server {
+    /// The `ip netns exec ... knockr knockd` process.
+    pub child: Child,
+    /// Its stderr (the log), line by line, from a reader thread.
+    lines: mpsc::Receiver<String>,
+    /// Every line read so far.
+    log: Vec<String>,
+}
+
+impl Server {
+    /// Waits for a log line containing `needle` (panics after `PATIENCE`).
+    pub fn wait_for(mut self, needle: &str) -> Server {
+        self.expect(needle);
+        self
+    }
+
+    pub fn expect(&mut self, needle: &str) {
+        let deadline = Instant::now() + PATIENCE;
+        if self.log.iter().any(|l| l.contains(needle)) {
+            return;
+        }
+        while let Ok(line) = self
+            .lines
+            .recv_timeout(deadline.saturating_duration_since(Instant::now()))
+        {
+            let found = line.contains(needle);
+            self.log.push(line);
+            if found {
+                return;
+            }
+        }
+        panic!(
+            "the server never logged {needle:?}; it logged:\n{}",
+            self.log.join("\n")
+        );
+    }
+
+    /// Sends SIGTERM and waits for the exit status.
+    pub fn terminate(mut self) -> (Option<i32>, Vec<String>) {
+        unsafe { libc::kill(self.child.id() as i32, libc::SIGTERM) };
+        let deadline = Instant::now() + PATIENCE;
+        loop {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                self.log.extend(self.lines.try_iter());
+                return (status.code(), std::mem::take(&mut self.log));
+            }
+            assert!(
+                Instant::now() < deadline,
+                "knockd did not exit after SIGTERM"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
