@@ -171,29 +171,30 @@ impl Net {
 
     /// Starts `knockr knockd` in the server namespace and waits until it listens.
     pub fn server(&self, config: &std::path::Path) -> Server {
-        let mut child = Command::new("ip")
-            .args(["netns", "exec", &self.srv])
-            .arg(assert_cmd::cargo::cargo_bin("knockr"))
+        let mut command = self.in_server(assert_cmd::cargo::cargo_bin("knockr"));
+        command
             .args(["knockd", "-v", "-i", &self.srv_if, "-c"])
-            .arg(config)
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
-        let (tx, lines) = mpsc::channel();
-        let stderr = child.stderr.take().unwrap();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-                let _ = tx.send(line);
-            }
-        });
-        let server = Server {
-            child,
-            lines,
-            log: Vec::new(),
-        };
-        server.wait_for("listening:")
+            .arg(config);
+        Server::start(command, "listening:")
+    }
+
+    /// `program` to be run in the server namespace.
+    pub fn in_server(&self, program: impl AsRef<std::ffi::OsStr>) -> Command {
+        let mut command = Command::new("ip");
+        command.args(["netns", "exec", &self.srv]).arg(program);
+        command
+    }
+
+    /// `program` to be run in the client namespace.
+    pub fn in_client_ns(&self, program: impl AsRef<std::ffi::OsStr>) -> Command {
+        let mut command = Command::new("ip");
+        command.args(["netns", "exec", &self.cli]).arg(program);
+        command
+    }
+
+    /// The client side's interface name.
+    pub fn cli_if(&self) -> String {
+        self.srv_if.replace("kvs", "kvc")
     }
 
     /// Runs the knockr client in the client namespace; returns its exit status.
@@ -244,6 +245,37 @@ pub struct Server {
 }
 
 impl Server {
+    /// Spawns `command` (a server), collects what it writes to stdout and
+    /// stderr line by line, and waits for a line containing `ready`.
+    pub fn start(mut command: Command, ready: &str) -> Server {
+        let mut child = command
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let (tx, lines) = mpsc::channel();
+        let stdout = child.stdout.take().unwrap();
+        let stderr = child.stderr.take().unwrap();
+        let out = tx.clone();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                let _ = out.send(line);
+            }
+        });
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                let _ = tx.send(line);
+            }
+        });
+        let server = Server {
+            child,
+            lines,
+            log: Vec::new(),
+        };
+        server.wait_for(ready)
+    }
+
     /// Waits for a log line containing `needle` (panics after `PATIENCE`).
     pub fn wait_for(mut self, needle: &str) -> Server {
         self.expect(needle);
