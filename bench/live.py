@@ -24,6 +24,8 @@ LATENCY_KNOCKS = int(E.get("LATENCY_KNOCKS", "60"))
 RATES = [int(r) for r in E.get("RATES", "20000 50000 100000 200000 300000 400000").split()]
 FLOOD_SECONDS = float(E.get("FLOOD_SECONDS", "3"))
 FLOOD_SOURCES = int(E.get("FLOOD_SOURCES", "100000"))
+FIRST_SOURCES = int(E.get("FIRST_SOURCES", "1000000"))
+FLOODS = E.get("FLOODS", "cycle first").split()
 INTERLEAVED = 20
 PATIENCE = 10.0
 
@@ -237,18 +239,24 @@ def checksum(header):
     return (~total) & 0xFFFF
 
 
-def flood_pcap(path):
-    """FLOOD_SOURCES spoofed sources (100.64.0.0/10), each knocking 7000,
-    8000/udp, 7000, 9000 over and over: every packet aimed at a sequence port,
-    every source mid-sequence, none ever completing it. Round by round, so at
-    200,000 packets/s each source knocks every FLOOD_SOURCES/200,000 s."""
+def flood_pcap(path, kind):
+    """Spoofed sources (100.64.0.0/10), every packet aimed at a sequence port.
+    "cycle": FLOOD_SOURCES sources each knocking 7000, 8000/udp, 7000, 9000
+    over and over, round by round: every source mid-sequence, none ever
+    completing it, one packet in four a wrong knock (a reset).
+    "first": FIRST_SOURCES sources each sending only the first knock, once
+    (the file is not looped below FIRST_SOURCES / FLOOD_SECONDS packets/s):
+    every packet starts a new attempt, none resets one."""
     eth = mac(SRV_MAC) + mac(CLI_MAC) + b"\x08\x00"
     dst = socket.inet_aton(SRV_IP)
-    cycle = [(6, 7000), (17, 8000), (6, 7000), (6, 9000)]
+    if kind == "cycle":
+        cycle, sources = [(6, 7000), (17, 8000), (6, 7000), (6, 9000)], FLOOD_SOURCES
+    else:
+        cycle, sources = [(6, 7000)], FIRST_SOURCES
     with open(path, "wb") as f:
         f.write(struct.pack("<IHHiIII", 0xA1B2C3D4, 2, 4, 0, 0, 65535, 1))
         for proto, port in cycle:
-            for i in range(FLOOD_SOURCES):
+            for i in range(sources):
                 src = struct.pack("!I", 0x64400000 + 1 + i)
                 sport = 1024 + i % 60000
                 if proto == 6:
@@ -260,7 +268,7 @@ def flood_pcap(path):
                 frame = eth + ip + l4
                 f.write(struct.pack("<IIII", 0, 0, len(frame), len(frame)))
                 f.write(frame)
-    return 4 * FLOOD_SOURCES
+    return len(cycle) * sources
 
 
 def flood(tool, rate, pcap, packets_in_file, valid_sources):
@@ -330,34 +338,37 @@ def main():
         print(f"| {label(tool)} | {interleaved(tool)} of {INTERLEAVED} |")
     sys.stdout.flush()
 
-    pcap = os.path.join(OUT, "flood.pcap")
-    packets = flood_pcap(pcap)
-    print(
-        f"\nValid knocks detected under a flood ({FLOOD_SOURCES:,} spoofed sources, every packet"
-        f" aimed at a sequence port; {FLOOD_SECONDS:g} s per rate, 3 valid knocks spread through it):\n"
-    )
-    print("| server | asked pps | sent pps | detected | CPU | peak RSS | kernel drops / received |")
-    print("|---|---|---|---|---|---|---|")
-    used = 0
-    best = {}
-    for tool in tools:
-        for rate in RATES:
-            valid = SOURCES[150 + used : 150 + used + 3]
-            used = (used + 3) % 90
-            detected, achieved, cpu, rss, stats = flood(tool, rate, pcap, packets, valid)
-            if stats:
-                drops = f"{stats['dropped']:,} / {stats['received']:,}"
-            else:
-                drops = "n/a"
-            print(
-                f"| {label(tool)} | {rate:,} | {achieved:,.0f} | {detected}/3 | {cpu:.0f}% | {rss:.1f} MiB | {drops} |"
+    for kind in FLOODS:
+        pcap = os.path.join(OUT, f"flood-{kind}.pcap")
+        packets = flood_pcap(pcap, kind)
+        if kind == "cycle":
+            what = (
+                f"{FLOOD_SOURCES:,} spoofed sources knocking 7000, 8000/udp, 7000, 9000 round and round"
+                " (one packet in four resets an attempt)"
             )
-            sys.stdout.flush()
-            if detected == 3:
-                best[tool] = max(best.get(tool, 0), rate)
-    print()
-    for tool in tools:
-        print(f"- {label(tool)}: highest asked rate with 3/3 detected: {best.get(tool, 0):,} packets/s")
+        else:
+            what = f"{FIRST_SOURCES:,} spoofed sources each sending one SYN to the first port"
+        print(f"\nValid knocks detected under a flood ({what}; {FLOOD_SECONDS:g} s per rate, 3 valid knocks spread through it):\n")
+        print("| server | asked pps | sent pps | detected | CPU | peak RSS | kernel drops / received |")
+        print("|---|---|---|---|---|---|---|")
+        used = 0
+        best = {}
+        for tool in tools:
+            for rate in RATES:
+                valid = SOURCES[150 + used : 150 + used + 3]
+                used = (used + 3) % 90
+                detected, achieved, cpu, rss, stats = flood(tool, rate, pcap, packets, valid)
+                drops = f"{stats['dropped']:,} / {stats['received']:,}" if stats else "n/a"
+                print(
+                    f"| {label(tool)} | {rate:,} | {achieved:,.0f} | {detected}/3 | {cpu:.0f}% | {rss:.1f} MiB | {drops} |"
+                )
+                sys.stdout.flush()
+                if detected == 3:
+                    best[tool] = max(best.get(tool, 0), rate)
+        print()
+        for tool in tools:
+            print(f"- {label(tool)}: highest asked rate with 3/3 detected: {best.get(tool, 0):,} packets/s")
+        os.remove(pcap)
 
 
 main()

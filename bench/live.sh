@@ -5,9 +5,11 @@
 # them. Prints three tables:
 #   - last knock to command start (p50/p99 over LATENCY_KNOCKS knocks, 60 by default),
 #   - 20 knockers interleaved: how many each server opens,
-#   - the highest rate of a replayed SYN/UDP flood from FLOOD_SOURCES spoofed
-#     sources (tcpreplay --pps, RATES) at which a valid knock is still
-#     detected 3 times out of 3, with CPU, peak memory and libpcap's drop counter.
+#   - for each flood in FLOODS ("cycle": FLOOD_SOURCES spoofed sources knocking
+#     round and round; "first": FIRST_SOURCES spoofed sources sending one SYN
+#     each), replayed with tcpreplay --pps at each of RATES for FLOOD_SECONDS:
+#     whether a valid knock is still detected 3 times out of 3, with CPU, peak
+#     memory and libpcap's drop counter.
 #
 #   bench/live.sh              (as root on Debian it installs knockd, tcpreplay and python3)
 #   RATES="200000" FLOOD_SECONDS=5 bench/live.sh     (one rate, longer)
