@@ -245,3 +245,43 @@ fn every_knocks_again_at_once_when_the_source_address_changes() {
     );
     let _ = server.terminate();
 }
+
+#[test]
+fn at_exit_knockd_reports_the_capture_counters_and_a_burst_is_not_dropped() {
+    if !can_run() {
+        return;
+    }
+    let net = Net::new();
+    let dir = tempfile::tempdir().unwrap();
+    let door = "[[door]]\nname = \"udp\"\nsequence = [\"7000:udp\", \"8000:udp\"]";
+    let server = net.server(&config(dir.path(), door));
+    let target = net.v4(1);
+    net.in_client(move || {
+        let socket = std::net::UdpSocket::bind("0.0.0.0:0").unwrap();
+        // 2,000 packets the kernel filter passes, at once: the capture ring
+        // holds them even if the server reads none meanwhile (with a ring of
+        // 65,535-byte slots it held 32, and dropped most of such a burst).
+        // And 10 the filter does not pass (port 7999).
+        for _ in 0..2000 {
+            socket.send_to(&[0], (target.as_str(), 7000)).unwrap();
+        }
+        for _ in 0..10 {
+            socket.send_to(&[0], (target.as_str(), 7999)).unwrap();
+        }
+    });
+    // The counters are read when the server stops: let the packets arrive first.
+    std::thread::sleep(Duration::from_millis(500));
+    let (status, log) = server.terminate();
+    assert_eq!(status, Some(0));
+    let line = log
+        .iter()
+        .find(|l| l.contains("capture on "))
+        .unwrap_or_else(|| panic!("no capture counters at exit:\n{}", log.join("\n")));
+    assert!(
+        line.ends_with(&format!(
+            "capture on {}: 2000 packets received by the filter, 0 dropped by the kernel, 0 dropped by the interface",
+            net.srv_if
+        )),
+        "{line}"
+    );
+}

@@ -128,6 +128,31 @@ impl Log {
         }
     }
 
+    /// A capture's libpcap counters so far (at exit, and every minute with `-v`).
+    pub fn capture(&mut self, at: Duration, interface: &str, drops: crate::capture::Drops) {
+        if self.json {
+            let line = serde_json::json!({
+                "time": rfc3339(at),
+                "event": "capture",
+                "interface": interface,
+                "received": drops.received,
+                "dropped": drops.dropped,
+                "if_dropped": drops.if_dropped,
+            });
+            self.line(&line.to_string());
+        } else {
+            let line = format!(
+                "{} capture on {}: {} packets received by the filter, {} dropped by the kernel, {} dropped by the interface",
+                stamp(at),
+                sanitize(interface),
+                drops.received,
+                drops.dropped,
+                drops.if_dropped
+            );
+            self.line(&line);
+        }
+    }
+
     /// A free-form message (commands run, failures, start-up), as knockd logs them.
     pub fn note(&mut self, at: Duration, message: &str) {
         if self.json {
@@ -294,6 +319,12 @@ mod tests {
             EventKind::Stage(2),
         );
         log.close(AT, "ssh", "2001:db8::7".parse().unwrap());
+        let drops = crate::capture::Drops {
+            received: 7,
+            dropped: 2,
+            if_dropped: 1,
+        };
+        log.capture(AT, "eth0", drops);
         let text = String::from_utf8(out.0.lock().unwrap().clone()).unwrap();
         let lines: Vec<serde_json::Value> = text
             .lines()
@@ -304,6 +335,10 @@ mod tests {
             serde_json::json!({"time": "2026-11-18T11:06:40.123Z", "door": "ssh", "src": "2001:db8::7", "event": "stage", "stage": 2})
         );
         assert_eq!(lines[1]["event"], "close");
+        assert_eq!(
+            lines[2],
+            serde_json::json!({"time": "2026-11-18T11:06:40.123Z", "event": "capture", "interface": "eth0", "received": 7, "dropped": 2, "if_dropped": 1})
+        );
     }
 
     #[test]

@@ -575,6 +575,11 @@ pub async fn serve(
         ),
     );
 
+    // With -v, the capture counters every minute (the first tick is at once: skipped).
+    let mut drops_timer = tokio::time::interval(DROPS_LOG_EVERY);
+    drops_timer.tick().await;
+    let verbose = server.log().verbose;
+
     let ending = loop {
         let wait = server
             .next_deadline()
@@ -614,13 +619,20 @@ pub async fn serve(
                 }
                 control.set_filter(filter_for(&server));
             }
+            _ = drops_timer.tick(), if verbose => log_drops(&server, &control),
             _ = sigterm.recv() => break Ending::Asked,
             _ = sigint.recv() => break Ending::Asked,
             () = &mut shutdown => break Ending::Asked,
         }
     };
 
+    // Readers blocked on a full channel see it closed; the others are woken.
+    drop(rx);
     control.stop();
+    for reader in readers {
+        let _ = reader.join();
+    }
+    log_drops(&server, &control);
     let closing = server.doorman.close_all(&server.config.doors);
     server.log().note(
         now(),
@@ -638,9 +650,18 @@ pub async fn serve(
             run_now(&server, &door.door.name, teardown, "teardown").await;
         }
     }
-    // The readers were told to stop; they end with the process.
-    drop(readers);
     Ok(ending)
+}
+
+/// How often `-v` logs the capture counters.
+const DROPS_LOG_EVERY: Duration = Duration::from_secs(60);
+
+/// Logs every capture's libpcap counters (received, dropped by the kernel, by the interface).
+fn log_drops(server: &Server, control: &Control) {
+    let mut log = server.log();
+    for (interface, drops) in control.drops() {
+        log.capture(now(), &interface, drops);
+    }
 }
 
 type Tasks = tokio::task::JoinSet<()>;

@@ -13,18 +13,29 @@ use super::PATIENCE;
 
 /// Whether this test may run; panics under CI=true when it cannot.
 pub fn can_run() -> bool {
+    can_run_with(&[])
+}
+
+/// Whether this test may run with these programs too (the C `knockd`,
+/// `hping3`, ...: `scripts/setup.sh` installs them); panics under CI=true
+/// when it cannot.
+pub fn can_run_with(programs: &[&str]) -> bool {
     let root = unsafe { libc::geteuid() } == 0;
-    let ip = Command::new("ip")
-        .arg("-V")
-        .output()
-        .is_ok_and(|o| o.status.success());
-    if root && ip {
-        return true;
-    }
-    let why = if root {
-        "the `ip` command (iproute2) is missing"
+    let missing: Vec<&str> = ["ip"]
+        .iter()
+        .chain(programs)
+        .copied()
+        .filter(|p| !on_path(p))
+        .collect();
+    let why = if !root {
+        "it needs root to make network namespaces".to_string()
+    } else if !missing.is_empty() {
+        format!(
+            "these programs are missing: {} (scripts/setup.sh installs them)",
+            missing.join(", ")
+        )
     } else {
-        "it needs root to make network namespaces"
+        return true;
     };
     assert!(
         std::env::var("CI").as_deref() != Ok("true"),
@@ -32,6 +43,24 @@ pub fn can_run() -> bool {
     );
     eprintln!("skipping live test: {why}");
     false
+}
+
+/// Whether `program` is an executable file in a directory of PATH (or the sbin
+/// directories, which a root shell has but CI's PATH may lack).
+pub fn on_path(program: &str) -> bool {
+    which(program).is_some()
+}
+
+/// The full path of `program`, looked up as [`on_path`] does.
+pub fn which(program: &str) -> Option<std::path::PathBuf> {
+    use std::os::unix::fs::PermissionsExt as _;
+    let path = std::env::var("PATH").unwrap_or_default();
+    path.split(':')
+        .chain(["/usr/sbin", "/sbin", "/usr/bin"])
+        .map(|dir| std::path::Path::new(dir).join(program))
+        .find(|p| {
+            std::fs::metadata(p).is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
+        })
 }
 
 pub fn sh(args: &[&str]) {
@@ -44,7 +73,9 @@ static NEXT: AtomicU32 = AtomicU32::new(0);
 /// Two namespaces, `srv` (10.200.N.1, fd00:200:N::1) and `cli` (10.200.N.2,
 /// fd00:200:N::2, plus any extra addresses), joined by a veth pair.
 pub struct Net {
+    /// The server side's namespace, where the knock servers capture.
     pub srv: String,
+    /// The client side's namespace, where knocks are sent from.
     pub cli: String,
     /// The server side's interface name.
     pub srv_if: String,
@@ -189,6 +220,25 @@ impl Net {
         }
     }
 
+    /// `program` to be run in the server namespace.
+    pub fn in_server(&self, program: impl AsRef<std::ffi::OsStr>) -> Command {
+        let mut command = Command::new("ip");
+        command.args(["netns", "exec", &self.srv]).arg(program);
+        command
+    }
+
+    /// `program` to be run in the client namespace.
+    pub fn in_client_ns(&self, program: impl AsRef<std::ffi::OsStr>) -> Command {
+        let mut command = Command::new("ip");
+        command.args(["netns", "exec", &self.cli]).arg(program);
+        command
+    }
+
+    /// The client side's interface name.
+    pub fn cli_if(&self) -> String {
+        self.srv_if.replace("kvs", "kvc")
+    }
+
     /// Runs the knockr client in the client namespace; returns its exit status.
     pub fn knock(&self, args: &[&str]) -> Option<i32> {
         let output = Command::new("ip")
@@ -233,13 +283,46 @@ impl Drop for Net {
 }
 
 pub struct Server {
+    /// The `ip netns exec ... knockr knockd` process.
     pub child: Child,
+    /// Its stderr (the log), line by line, from a reader thread.
     lines: mpsc::Receiver<String>,
     /// Every line read so far.
     pub log: Vec<String>,
 }
 
 impl Server {
+    /// Spawns `command` (a server), collects what it writes to stdout and
+    /// stderr line by line, and waits for a line containing `ready`.
+    pub fn start(mut command: Command, ready: &str) -> Server {
+        let mut child = command
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let (tx, lines) = mpsc::channel();
+        let stdout = child.stdout.take().unwrap();
+        let stderr = child.stderr.take().unwrap();
+        let out = tx.clone();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                let _ = out.send(line);
+            }
+        });
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                let _ = tx.send(line);
+            }
+        });
+        let server = Server {
+            child,
+            lines,
+            log: Vec::new(),
+        };
+        server.wait_for(ready)
+    }
+
     /// Waits for a log line containing `needle` (panics after `PATIENCE`).
     pub fn wait_for(mut self, needle: &str) -> Server {
         self.expect(needle);
