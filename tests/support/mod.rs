@@ -2,6 +2,9 @@
 //! environment, and listeners on loopback that record each knock arriving.
 #![allow(dead_code)]
 
+#[cfg(feature = "server")]
+pub mod routeros;
+
 use std::io::Read;
 use std::net::{IpAddr, SocketAddr, TcpListener, UdpSocket};
 use std::path::{Path, PathBuf};
