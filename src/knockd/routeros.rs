@@ -418,7 +418,7 @@ async fn work(client: AddressList, mut jobs: mpsc::Receiver<Job>, log: Arc<Mutex
                     ),
                 }
             }
-            Err(RestError::Denied(sentence)) => {
+            Err(RestError::Denied(sentence) | RestError::Certificate(sentence)) => {
                 if denied_said {
                     log.debug(
                         now(),

@@ -124,6 +124,9 @@ pub enum RestError {
     /// Wrong credentials or a missing policy; retrying cannot help.
     #[error("{0}")]
     Denied(String),
+    /// The router's certificate is not the trusted one; retrying cannot help.
+    #[error("{0}")]
+    Certificate(String),
     /// The router refused the request itself (4xx other than auth).
     #[error("router {url}: {method} {path} refused: {status} {detail}")]
     Refused {
@@ -260,7 +263,7 @@ impl AddressList {
         for _ in 0..3 {
             match self.send(Method::PUT, path, Some(&body), deadline).await {
                 Ok((_, record)) => return Ok(Outcome::Added(id_of(&record))),
-                Err(RestError::Refused { detail, .. }) if detail.contains("already have") => {}
+                Err(err) if is_duplicate(&err) => {}
                 Err(err) => return Err(err),
             }
             let Some(id) = self.find(entry.address, &entry.list, deadline).await?.pop() else {
@@ -288,6 +291,32 @@ impl AddressList {
             status: 400,
             detail: "the entry kept appearing and vanishing; gave up after 3 rounds".into(),
         })
+    }
+
+    /// Adds `entry` and returns its id; no refresh (`routeros check`'s probe).
+    pub async fn add(&self, entry: &Entry, deadline: Instant) -> Result<String, RestError> {
+        let (_, record) = self
+            .send(
+                Method::PUT,
+                list_path(entry.address),
+                Some(&add_body(entry)),
+                deadline,
+            )
+            .await?;
+        Ok(id_of(&record))
+    }
+
+    /// Deletes the entry `id` of `family`'s list.
+    pub async fn delete(
+        &self,
+        family: IpAddr,
+        id: &str,
+        deadline: Instant,
+    ) -> Result<(), RestError> {
+        let path = format!("{}/{id}", list_path(family));
+        self.send(Method::DELETE, &path, None, deadline)
+            .await
+            .map(drop)
     }
 
     /// Removes `address` from `list` (every entry, should there be several).
@@ -396,10 +425,19 @@ impl AddressList {
         if let Some(body) = body {
             request = request.json(body);
         }
-        let response = request
-            .send()
-            .await
-            .map_err(|err| Attempt::Transient(error_chain(&err)))?;
+        let response = request.send().await.map_err(|err| {
+            if is_certificate_error(&err) {
+                // The same certificate will be refused again: no retry.
+                Attempt::Final(RestError::Certificate(format!(
+                    "router {}: its TLS certificate is refused ({}); check ca_file or fingerprint \
+                     (`knockr routeros check` shows the certificate's fingerprint)",
+                    self.router.url,
+                    error_chain(&err)
+                )))
+            } else {
+                Attempt::Transient(error_chain(&err))
+            }
+        })?;
         let status = response.status();
         let bytes = response
             .bytes()
@@ -459,6 +497,27 @@ enum Attempt {
     Transient(String),
     /// Retrying cannot help.
     Final(RestError),
+}
+
+/// Whether `err` is a refused certificate (not a network fault). rustls's
+/// error sits inside an `io::Error`, whose `source` skips it.
+fn is_certificate_error(err: &(dyn std::error::Error + 'static)) -> bool {
+    if let Some(tls) = err.downcast_ref::<rustls::Error>() {
+        return matches!(
+            tls,
+            rustls::Error::InvalidCertificate(_) | rustls::Error::General(_)
+        );
+    }
+    let inner = err
+        .downcast_ref::<std::io::Error>()
+        .and_then(|io| io.get_ref())
+        .is_some_and(|inner| is_certificate_error(inner));
+    inner || err.source().is_some_and(is_certificate_error)
+}
+
+/// Whether the router refused an add because the entry is there already.
+pub fn is_duplicate(err: &RestError) -> bool {
+    matches!(err, RestError::Refused { detail, .. } if detail.contains("already have such entry"))
 }
 
 fn id_of(record: &Value) -> String {

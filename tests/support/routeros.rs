@@ -110,7 +110,9 @@ pub struct Emulator {
     pub fingerprint: Option<String>,
     tls: Option<tokio_rustls::TlsAcceptor>,
     runtime: tokio::runtime::Runtime,
-    /// The accept loop and every connection task; aborted while "down".
+    /// The accept loop; aborted (and awaited) to go "down".
+    accept: Mutex<Option<tokio::task::JoinHandle<()>>>,
+    /// Every connection task; aborted while "down".
     tasks: Arc<Mutex<Vec<tokio::task::AbortHandle>>>,
 }
 
@@ -163,6 +165,7 @@ impl Emulator {
             fingerprint,
             tls: acceptor,
             runtime,
+            accept: Mutex::default(),
             tasks: Arc::default(),
         };
         emulator.serve(listener);
@@ -210,8 +213,14 @@ impl Emulator {
     /// now on), or listens again on the same port.
     pub fn set_down(&self, down: bool) {
         if down {
+            let accept = self.accept.lock().unwrap().take();
             for task in self.tasks.lock().unwrap().drain(..) {
                 task.abort();
+            }
+            if let Some(accept) = accept {
+                accept.abort();
+                // Aborting only asks; the listener is closed once the task is gone.
+                let _ = self.runtime.block_on(accept);
             }
         } else {
             let socket = tokio::net::TcpSocket::new_v4().unwrap();
@@ -259,12 +268,15 @@ impl Emulator {
                 tasks.push(connection.abort_handle());
             }
         });
-        self.tasks.lock().unwrap().push(accept.abort_handle());
+        *self.accept.lock().unwrap() = Some(accept);
     }
 }
 
 impl Drop for Emulator {
     fn drop(&mut self) {
+        if let Some(accept) = self.accept.lock().unwrap().take() {
+            accept.abort();
+        }
         for task in self.tasks.lock().unwrap().drain(..) {
             task.abort();
         }
