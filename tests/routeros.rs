@@ -503,3 +503,96 @@ fn a_password_file_others_can_read_is_refused_before_anything_is_sent() {
     assert!(!all.contains(PASSWORD));
     assert!(emu.requests().is_empty());
 }
+
+/// Live capture on loopback needs root (CAP_NET_RAW): under CI=true it must
+/// run; elsewhere without root it skips, saying why.
+fn can_capture() -> bool {
+    if unsafe { libc::geteuid() } == 0 {
+        return true;
+    }
+    assert!(
+        std::env::var("CI").as_deref() != Ok("true"),
+        "live test cannot run under CI: it needs root to capture on lo"
+    );
+    eprintln!("skipping live test: it needs root to capture on lo");
+    false
+}
+
+/// `knockr knockd` capturing on lo, killed when dropped.
+struct LiveServer(std::process::Child);
+
+impl Drop for LiveServer {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+#[test]
+fn a_live_knock_on_loopback_lands_on_the_router_and_the_capture_keeps_going() {
+    use std::io::BufRead as _;
+    if !can_capture() {
+        return;
+    }
+    let emu = Emulator::http();
+    // Ports nobody else on this machine's loopback is likely to use.
+    let dir = tempfile::tempdir().unwrap();
+    let pass = dir.path().join("router.pass");
+    std::fs::write(&pass, PASSWORD).unwrap();
+    std::fs::set_permissions(&pass, std::fs::Permissions::from_mode(0o600)).unwrap();
+    let config = dir.path().join("knockd.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[[door]]\nname = \"live\"\nsequence = [\"47311:udp\", \"47312:udp\"]\n\
+             [door.routeros]\nurl = \"{}\"\nuser = \"knockr\"\npassword_file = \"{}\"\nlist = \"knocked\"\n",
+            emu.url(),
+            pass.display()
+        ),
+    )
+    .unwrap();
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_knockr"))
+        .args(["knockd", "-i", "lo", "--json", "-c"])
+        .arg(&config)
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stderr = child.stderr.take().unwrap();
+    let server = LiveServer(child);
+    let (lines_tx, lines) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in std::io::BufReader::new(stderr)
+            .lines()
+            .map_while(Result::ok)
+        {
+            let _ = lines_tx.send(line);
+        }
+    });
+    let wait_for = |needle: &str| -> String {
+        let deadline = std::time::Instant::now() + support::PATIENCE;
+        let mut seen = String::new();
+        while let Some(left) = deadline.checked_duration_since(std::time::Instant::now()) {
+            match lines.recv_timeout(left) {
+                Ok(line) if line.contains(needle) => return line,
+                Ok(line) => seen += &(line + "\n"),
+                Err(_) => break,
+            }
+        }
+        panic!("no line with {needle:?} from knockd; it said:\n{seen}");
+    };
+    wait_for("listening");
+    // Two knockers, one after the other: the second shows the loop kept capturing.
+    for (i, source) in ["127.77.0.2", "127.77.0.3"].into_iter().enumerate() {
+        let socket = std::net::UdpSocket::bind((source, 0)).unwrap();
+        for port in [47311, 47312] {
+            socket.send_to(&[0], ("127.0.0.1", port)).unwrap();
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let line = wait_for("\"granted\"");
+        assert!(line.contains(source), "{line}");
+        assert_eq!(emu.entries(false).len(), i + 1);
+    }
+    let addresses: Vec<String> = emu.entries(false).into_iter().map(|r| r.address).collect();
+    assert_eq!(addresses, ["127.77.0.2", "127.77.0.3"]);
+    drop(server);
+}
