@@ -267,6 +267,34 @@ fn a_dropped_connection_is_retried() {
     assert_eq!(emu.entries(false).len(), 1, "{all}");
 }
 
+#[test]
+fn a_router_slower_than_the_retry_bound_times_out_instead_of_hanging_the_replay() {
+    let emu = Emulator::http();
+    emu.faults(Faults {
+        delay: Duration::from_secs(20),
+        ..Faults::default()
+    });
+    let case = Case::new(&format!("{}\nretry = \"1s\"", url_line(&emu)), "");
+    case.knocks(&["203.0.113.45"]);
+    let started = std::time::Instant::now();
+    let (status, lines, all) = case.replay(&[]);
+    assert_eq!(status, Some(0), "{all}");
+    let failed: Vec<&Value> = lines.iter().filter(|l| l["event"] == "failed").collect();
+    assert_eq!(failed.len(), 1, "{all}");
+    let detail = failed[0]["detail"].as_str().unwrap();
+    assert!(detail.contains("gave up after 1 attempt(s)"), "{detail}");
+    assert!(
+        detail.contains("timed out") || detail.contains("operation timed out"),
+        "the cause: {detail}"
+    );
+    // Behaviour, not speed: the replay gave up instead of waiting for the 20 s reply.
+    assert!(
+        started.elapsed() < Duration::from_secs(15),
+        "{:?}",
+        started.elapsed()
+    );
+}
+
 /// Issue 6's fault: the router is down for a while. Within the retry bound
 /// the pending grant is delivered once it is back.
 #[test]

@@ -154,6 +154,17 @@ fn check(config: &ServerConfig) -> anyhow::Result<ExitCode> {
             door.door.name,
             crate::values::format_duration(door.door.seq_timeout)
         )?;
+        if let Some(action) = &door.routeros {
+            let urls: Vec<&str> = action.routers.iter().map(|r| r.url.as_str()).collect();
+            writeln!(
+                out,
+                "    routeros: {} list {}, timeout {}, {}",
+                urls.join(", "),
+                action.list,
+                crate::routeros::timeout::format(action.timeout),
+                action.routers[0].trust.describe()
+            )?;
+        }
     }
     for lint in config::lint(config) {
         match lint.door {

@@ -54,6 +54,8 @@ pub struct Logged {
     pub status: u16,
     /// The body as sent (empty when none).
     pub body: String,
+    /// When the request had been read in full (before the reply).
+    pub at: std::time::Instant,
 }
 
 /// Faults to inject, counted down by the requests they hit.
@@ -310,6 +312,7 @@ async fn handle_request(
         .await
         .map(|b| b.to_bytes())
         .unwrap_or_default();
+    let read_at = std::time::Instant::now();
     let (delay, drop_it, fail) = {
         let mut s = state.lock().unwrap();
         let faults = &mut s.faults;
@@ -327,6 +330,7 @@ async fn handle_request(
         target: target.clone(),
         status,
         body: String::from_utf8_lossy(&body).into_owned(),
+        at: read_at,
     };
     if drop_it {
         state.lock().unwrap().requests.push(log(0));
