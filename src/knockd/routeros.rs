@@ -46,7 +46,8 @@ pub struct RouterosAction {
     pub retry: Duration,
 }
 
-/// `[door.routeros]` as written; checked by [`RouterosAction::from_raw`].
+/// `[door.routeros]` as written (keys as in the README); checked by
+/// [`RouterosAction::from_raw`], the spans placing its errors.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RawRouteros {
@@ -185,9 +186,13 @@ pub enum Change {
 
 /// One update waiting for its router.
 struct Job {
+    /// Add/refresh or remove.
     change: Change,
+    /// The door's name, for the comment and the log.
     door: String,
+    /// The knocker, IPv4-mapped addresses already made IPv4.
     src: IpAddr,
+    /// The list and the entry's timeout, from the door's action.
     list: String,
     timeout: Duration,
     /// Retries stop here: the knock's time plus the door's `retry`.
@@ -214,6 +219,7 @@ pub struct Routers {
     workers: Vec<tokio::task::JoinHandle<()>>,
     /// Print what would be sent instead of sending (`--dry-run`).
     dry_run: bool,
+    /// The server's log, shared with the workers.
     log: Arc<Mutex<Log>>,
 }
 

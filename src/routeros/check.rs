@@ -24,7 +24,7 @@ const PATIENCE: Duration = Duration::from_secs(3);
 /// One router's answers.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RouterCheck {
-    /// The door and router the block is about.
+    /// The door and router the block is about, and the door's list.
     pub door: String,
     pub router: Router,
     pub list: String,

@@ -130,18 +130,24 @@ pub enum RestError {
     /// The router refused the request itself (4xx other than auth).
     #[error("router {url}: {method} {path} refused: {status} {detail}")]
     Refused {
+        /// The router's URL as configured.
         url: String,
+        /// The request: `PUT`, and the path below `/rest` without the query.
         method: String,
         path: String,
+        /// The HTTP status and the error body's `detail` (or status text).
         status: u16,
         detail: String,
     },
     /// Gave up: the router stayed unreachable or failing until the deadline.
     #[error("router {url}: gave up after {attempts} attempt(s) in {waited}: {last}")]
     Unavailable {
+        /// The router's URL as configured.
         url: String,
+        /// Requests tried, and for how long, before the deadline.
         attempts: u32,
         waited: String,
+        /// The last request and its whole error chain.
         last: String,
     },
 }
@@ -218,7 +224,9 @@ pub struct AddressList {
     pub router: Router,
     /// `https://HOST/rest`.
     base: String,
+    /// Sent as Basic auth on every request; read once from the file or variable.
     password: Password,
+    /// reqwest's pool: one kept-alive connection, TLS configured by `router.trust`.
     client: reqwest::Client,
     /// The digest of the certificate the router showed last (https only).
     pub seen: SeenLeaf,
@@ -528,11 +536,12 @@ fn id_of(record: &Value) -> String {
         .to_string()
 }
 
-/// Escapes a query value: list names are free text.
+/// Escapes a query value: list names are free text. `/` and `:` are legal
+/// in a query and left as they are, so an address reads as the router stores it.
 fn query_escape(text: &str) -> String {
     let mut out = String::new();
     for byte in text.bytes() {
-        if byte.is_ascii_alphanumeric() || b"-_.~:".contains(&byte) {
+        if byte.is_ascii_alphanumeric() || b"-_.~:/".contains(&byte) {
             out.push(byte as char);
         } else {
             out.push_str(&format!("%{byte:02X}"));
@@ -624,6 +633,6 @@ mod tests {
     fn list_names_are_escaped_in_queries() {
         assert_eq!(query_escape("knocked"), "knocked");
         assert_eq!(query_escape("my list&x=1"), "my%20list%26x%3D1");
-        assert_eq!(query_escape("2001:db8::7/128"), "2001:db8::7%2F128");
+        assert_eq!(query_escape("2001:db8::7/128"), "2001:db8::7/128");
     }
 }
