@@ -137,6 +137,7 @@ Register-ArgumentCompleter -Native -CommandName 'knockr' -ScriptBlock {
             [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help')
             [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help')
             [CompletionResult]::new('rules', 'rules', [CompletionResultType]::ParameterValue, 'Print a RouterOS script that makes the router detect a knock sequence by itself (staged address lists), opening ports to whoever completes it')
+            [CompletionResult]::new('check', 'check', [CompletionResultType]::ParameterValue, 'Check that knockd can use each router of each [door.routeros]: reachable, its certificate, credentials, and the list readable and writable (exit 0 when every router is ready, 1 otherwise)')
             [CompletionResult]::new('help', 'help', [CompletionResultType]::ParameterValue, 'Print this message or the help of the given subcommand(s)')
             break
         }
@@ -155,12 +156,23 @@ Register-ArgumentCompleter -Native -CommandName 'knockr' -ScriptBlock {
             [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help (see more with ''--help'')')
             break
         }
+        'knockr;routeros;check' {
+            [CompletionResult]::new('-c', '-c', [CompletionResultType]::ParameterName, 'The knockd configuration whose [door.routeros] tables to check')
+            [CompletionResult]::new('--config', '--config', [CompletionResultType]::ParameterName, 'The knockd configuration whose [door.routeros] tables to check')
+            [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help')
+            [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help')
+            break
+        }
         'knockr;routeros;help' {
             [CompletionResult]::new('rules', 'rules', [CompletionResultType]::ParameterValue, 'Print a RouterOS script that makes the router detect a knock sequence by itself (staged address lists), opening ports to whoever completes it')
+            [CompletionResult]::new('check', 'check', [CompletionResultType]::ParameterValue, 'Check that knockd can use each router of each [door.routeros]: reachable, its certificate, credentials, and the list readable and writable (exit 0 when every router is ready, 1 otherwise)')
             [CompletionResult]::new('help', 'help', [CompletionResultType]::ParameterValue, 'Print this message or the help of the given subcommand(s)')
             break
         }
         'knockr;routeros;help;rules' {
+            break
+        }
+        'knockr;routeros;help;check' {
             break
         }
         'knockr;routeros;help;help' {
@@ -201,9 +213,13 @@ Register-ArgumentCompleter -Native -CommandName 'knockr' -ScriptBlock {
         }
         'knockr;help;routeros' {
             [CompletionResult]::new('rules', 'rules', [CompletionResultType]::ParameterValue, 'Print a RouterOS script that makes the router detect a knock sequence by itself (staged address lists), opening ports to whoever completes it')
+            [CompletionResult]::new('check', 'check', [CompletionResultType]::ParameterValue, 'Check that knockd can use each router of each [door.routeros]: reachable, its certificate, credentials, and the list readable and writable (exit 0 when every router is ready, 1 otherwise)')
             break
         }
         'knockr;help;routeros;rules' {
+            break
+        }
+        'knockr;help;routeros;check' {
             break
         }
         'knockr;help;help' {

@@ -64,17 +64,26 @@ _knockr() {
             knockr__subcmd__help,secret)
                 cmd="knockr__subcmd__help__subcmd__secret"
                 ;;
+            knockr__subcmd__help__subcmd__routeros,check)
+                cmd="knockr__subcmd__help__subcmd__routeros__subcmd__check"
+                ;;
             knockr__subcmd__help__subcmd__routeros,rules)
                 cmd="knockr__subcmd__help__subcmd__routeros__subcmd__rules"
                 ;;
             knockr__subcmd__help__subcmd__secret,new)
                 cmd="knockr__subcmd__help__subcmd__secret__subcmd__new"
                 ;;
+            knockr__subcmd__routeros,check)
+                cmd="knockr__subcmd__routeros__subcmd__check"
+                ;;
             knockr__subcmd__routeros,help)
                 cmd="knockr__subcmd__routeros__subcmd__help"
                 ;;
             knockr__subcmd__routeros,rules)
                 cmd="knockr__subcmd__routeros__subcmd__rules"
+                ;;
+            knockr__subcmd__routeros__subcmd__help,check)
+                cmd="knockr__subcmd__routeros__subcmd__help__subcmd__check"
                 ;;
             knockr__subcmd__routeros__subcmd__help,help)
                 cmd="knockr__subcmd__routeros__subcmd__help__subcmd__help"
@@ -325,8 +334,22 @@ _knockr() {
             return 0
             ;;
         knockr__subcmd__help__subcmd__routeros)
-            opts="rules"
+            opts="rules check"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        knockr__subcmd__help__subcmd__routeros__subcmd__check)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi
@@ -459,7 +482,7 @@ _knockr() {
             return 0
             ;;
         knockr__subcmd__routeros)
-            opts="-c -h --config --help rules help"
+            opts="-c -h --config --help rules check help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -480,9 +503,45 @@ _knockr() {
             COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
             return 0
             ;;
-        knockr__subcmd__routeros__subcmd__help)
-            opts="rules help"
+        knockr__subcmd__routeros__subcmd__check)
+            opts="-c -h --config --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --config)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                -c)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        knockr__subcmd__routeros__subcmd__help)
+            opts="rules check help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        knockr__subcmd__routeros__subcmd__help__subcmd__check)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi

@@ -123,6 +123,7 @@ set edit:completion:arg-completer[knockr] = {|@words|
             cand -h 'Print help'
             cand --help 'Print help'
             cand rules 'Print a RouterOS script that makes the router detect a knock sequence by itself (staged address lists), opening ports to whoever completes it'
+            cand check 'Check that knockd can use each router of each [door.routeros]: reachable, its certificate, credentials, and the list readable and writable (exit 0 when every router is ready, 1 otherwise)'
             cand help 'Print this message or the help of the given subcommand(s)'
         }
         &'knockr;routeros;rules'= {
@@ -139,11 +140,20 @@ set edit:completion:arg-completer[knockr] = {|@words|
             cand -h 'Print help (see more with ''--help'')'
             cand --help 'Print help (see more with ''--help'')'
         }
+        &'knockr;routeros;check'= {
+            cand -c 'The knockd configuration whose [door.routeros] tables to check'
+            cand --config 'The knockd configuration whose [door.routeros] tables to check'
+            cand -h 'Print help'
+            cand --help 'Print help'
+        }
         &'knockr;routeros;help'= {
             cand rules 'Print a RouterOS script that makes the router detect a knock sequence by itself (staged address lists), opening ports to whoever completes it'
+            cand check 'Check that knockd can use each router of each [door.routeros]: reachable, its certificate, credentials, and the list readable and writable (exit 0 when every router is ready, 1 otherwise)'
             cand help 'Print this message or the help of the given subcommand(s)'
         }
         &'knockr;routeros;help;rules'= {
+        }
+        &'knockr;routeros;help;check'= {
         }
         &'knockr;routeros;help;help'= {
         }
@@ -174,8 +184,11 @@ set edit:completion:arg-completer[knockr] = {|@words|
         }
         &'knockr;help;routeros'= {
             cand rules 'Print a RouterOS script that makes the router detect a knock sequence by itself (staged address lists), opening ports to whoever completes it'
+            cand check 'Check that knockd can use each router of each [door.routeros]: reachable, its certificate, credentials, and the list readable and writable (exit 0 when every router is ready, 1 otherwise)'
         }
         &'knockr;help;routeros;rules'= {
+        }
+        &'knockr;help;routeros;check'= {
         }
         &'knockr;help;help'= {
         }

@@ -81,10 +81,11 @@ complete -c knockr -n "__fish_knockr_using_subcommand secret; and __fish_seen_su
 complete -c knockr -n "__fish_knockr_using_subcommand secret; and __fish_seen_subcommand_from new" -s h -l help -d 'Print help'
 complete -c knockr -n "__fish_knockr_using_subcommand secret; and __fish_seen_subcommand_from help" -f -a "new" -d 'Print a fresh random 160-bit secret, in base32 and in hex (the same bytes)'
 complete -c knockr -n "__fish_knockr_using_subcommand secret; and __fish_seen_subcommand_from help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
-complete -c knockr -n "__fish_knockr_using_subcommand routeros; and not __fish_seen_subcommand_from rules help" -s c -l config -d 'Profiles file [default: ~/.config/knockr/profiles.toml]' -r -F
-complete -c knockr -n "__fish_knockr_using_subcommand routeros; and not __fish_seen_subcommand_from rules help" -s h -l help -d 'Print help'
-complete -c knockr -n "__fish_knockr_using_subcommand routeros; and not __fish_seen_subcommand_from rules help" -f -a "rules" -d 'Print a RouterOS script that makes the router detect a knock sequence by itself (staged address lists), opening ports to whoever completes it'
-complete -c knockr -n "__fish_knockr_using_subcommand routeros; and not __fish_seen_subcommand_from rules help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c knockr -n "__fish_knockr_using_subcommand routeros; and not __fish_seen_subcommand_from rules check help" -s c -l config -d 'Profiles file [default: ~/.config/knockr/profiles.toml]' -r -F
+complete -c knockr -n "__fish_knockr_using_subcommand routeros; and not __fish_seen_subcommand_from rules check help" -s h -l help -d 'Print help'
+complete -c knockr -n "__fish_knockr_using_subcommand routeros; and not __fish_seen_subcommand_from rules check help" -f -a "rules" -d 'Print a RouterOS script that makes the router detect a knock sequence by itself (staged address lists), opening ports to whoever completes it'
+complete -c knockr -n "__fish_knockr_using_subcommand routeros; and not __fish_seen_subcommand_from rules check help" -f -a "check" -d 'Check that knockd can use each router of each [door.routeros]: reachable, its certificate, credentials, and the list readable and writable (exit 0 when every router is ready, 1 otherwise)'
+complete -c knockr -n "__fish_knockr_using_subcommand routeros; and not __fish_seen_subcommand_from rules check help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
 complete -c knockr -n "__fish_knockr_using_subcommand routeros; and __fish_seen_subcommand_from rules" -l sequence -d 'The sequence instead of a profile: PORT[:tcp|udp] or SIZE:icmp, repeatable or a comma list' -r
 complete -c knockr -n "__fish_knockr_using_subcommand routeros; and __fish_seen_subcommand_from rules" -l wan -d 'Interface list the knocks arrive on' -r
 complete -c knockr -n "__fish_knockr_using_subcommand routeros; and __fish_seen_subcommand_from rules" -l protect -d 'TCP ports to open to a knocker, e.g. 22,8291' -r
@@ -97,7 +98,10 @@ ipv4\t''
 ipv6\t''"
 complete -c knockr -n "__fish_knockr_using_subcommand routeros; and __fish_seen_subcommand_from rules" -s c -l config -d 'Profiles file [default: $KNOCKR_CONFIG, else ~/.config/knockr/profiles.toml]' -r -F
 complete -c knockr -n "__fish_knockr_using_subcommand routeros; and __fish_seen_subcommand_from rules" -s h -l help -d 'Print help (see more with \'--help\')'
+complete -c knockr -n "__fish_knockr_using_subcommand routeros; and __fish_seen_subcommand_from check" -s c -l config -d 'The knockd configuration whose [door.routeros] tables to check' -r -F
+complete -c knockr -n "__fish_knockr_using_subcommand routeros; and __fish_seen_subcommand_from check" -s h -l help -d 'Print help'
 complete -c knockr -n "__fish_knockr_using_subcommand routeros; and __fish_seen_subcommand_from help" -f -a "rules" -d 'Print a RouterOS script that makes the router detect a knock sequence by itself (staged address lists), opening ports to whoever completes it'
+complete -c knockr -n "__fish_knockr_using_subcommand routeros; and __fish_seen_subcommand_from help" -f -a "check" -d 'Check that knockd can use each router of each [door.routeros]: reachable, its certificate, credentials, and the list readable and writable (exit 0 when every router is ready, 1 otherwise)'
 complete -c knockr -n "__fish_knockr_using_subcommand routeros; and __fish_seen_subcommand_from help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
 complete -c knockr -n "__fish_knockr_using_subcommand help; and not __fish_seen_subcommand_from connect list completions man knockd secret routeros help" -f -a "connect" -d 'Knock a profile, wait until PORT answers, then relay stdin/stdout to it (for ssh: ProxyCommand knockr connect %n)'
 complete -c knockr -n "__fish_knockr_using_subcommand help; and not __fish_seen_subcommand_from connect list completions man knockd secret routeros help" -f -a "list" -d 'List the profiles in the profiles file, one a line'
@@ -109,3 +113,4 @@ complete -c knockr -n "__fish_knockr_using_subcommand help; and not __fish_seen_
 complete -c knockr -n "__fish_knockr_using_subcommand help; and not __fish_seen_subcommand_from connect list completions man knockd secret routeros help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
 complete -c knockr -n "__fish_knockr_using_subcommand help; and __fish_seen_subcommand_from secret" -f -a "new" -d 'Print a fresh random 160-bit secret, in base32 and in hex (the same bytes)'
 complete -c knockr -n "__fish_knockr_using_subcommand help; and __fish_seen_subcommand_from routeros" -f -a "rules" -d 'Print a RouterOS script that makes the router detect a knock sequence by itself (staged address lists), opening ports to whoever completes it'
+complete -c knockr -n "__fish_knockr_using_subcommand help; and __fish_seen_subcommand_from routeros" -f -a "check" -d 'Check that knockd can use each router of each [door.routeros]: reachable, its certificate, credentials, and the list readable and writable (exit 0 when every router is ready, 1 otherwise)'

@@ -194,6 +194,26 @@ pub enum RouterosCommand {
     /// Print a RouterOS script that makes the router detect a knock sequence
     /// by itself (staged address lists), opening ports to whoever completes it
     Rules(RulesArgs),
+    /// Check that knockd can use each router of each [door.routeros]:
+    /// reachable, its certificate, credentials, and the list readable and
+    /// writable (exit 0 when every router is ready, 1 otherwise)
+    #[cfg(feature = "server")]
+    Check(CheckArgs),
+}
+
+/// `knockr routeros check`.
+#[cfg(feature = "server")]
+#[derive(Debug, Args)]
+#[command(after_help = "Example:\n  knockr routeros check -c /etc/knockr/knockd.toml")]
+pub struct CheckArgs {
+    /// The knockd configuration whose [door.routeros] tables to check
+    #[arg(
+        short = 'c',
+        long,
+        value_name = "FILE",
+        default_value = "/etc/knockr/knockd.toml"
+    )]
+    pub config: PathBuf,
 }
 
 /// `knockr routeros rules`.

@@ -82,6 +82,18 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             stdout.write_all(script.as_bytes())?;
             Ok(ExitCode::Success)
         }
+        #[cfg(feature = "server")]
+        Some(Command::Routeros {
+            command: cli::RouterosCommand::Check(args),
+        }) => {
+            let config = knockd::config::load(&args.config).map_err(plan::PlanError::Config)?;
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()?;
+            let checks = runtime.block_on(routeros::check::check(&config));
+            let ready = routeros::check::print(&checks, &mut stdout)?;
+            Ok(ExitCode::from_ok(ready))
+        }
         Some(Command::Man) => {
             clap_mangen::Man::new(Cli::command()).render(&mut stdout)?;
             Ok(ExitCode::Success)

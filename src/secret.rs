@@ -1,4 +1,4 @@
-//! Loading shared secrets, the one place that reads them: from a file that
+//! Loading shared secrets and router passwords, the one place that reads them: from a file that
 //! only its owner may read (refused otherwise, as ssh refuses private keys),
 //! or from an environment variable. Never from argv; never into messages.
 
@@ -15,7 +15,33 @@ pub enum SecretSource {
 
 /// Reads and decodes the secret. Errors name the file or variable, never the secret.
 pub fn load(source: &SecretSource) -> Result<Vec<u8>, String> {
-    let text = match source {
+    let (text, what) = read(source, "secret_env")?;
+    // The first non-comment line is the secret.
+    let line = text
+        .lines()
+        .map(str::trim)
+        .find(|l| !l.is_empty() && !l.starts_with('#'))
+        .unwrap_or("");
+    otp::parse_secret(line).map_err(|err| format!("{what}: {err}"))
+}
+
+/// Reads a password (a router's): the file's first line as written, or the
+/// variable's whole value, without a line ending. Same refusals as [`load`].
+pub fn load_password(source: &SecretSource) -> Result<String, String> {
+    let (text, what) = read(source, "password_env")?;
+    let line = text.lines().next().unwrap_or("").trim_end_matches('\r');
+    if line.is_empty() {
+        return Err(format!(
+            "{what} holds an empty password: expected the password on its first line"
+        ));
+    }
+    Ok(line.to_string())
+}
+
+/// The text behind `source` and how to name it in messages; `key` is the
+/// setting that names an environment variable.
+fn read(source: &SecretSource, key: &str) -> Result<(String, String), String> {
+    match source {
         SecretSource::File(path) => {
             use std::os::unix::fs::MetadataExt as _;
             let meta = std::fs::metadata(path)
@@ -28,24 +54,17 @@ pub fn load(source: &SecretSource) -> Result<Vec<u8>, String> {
                     path.display()
                 ));
             }
-            std::fs::read_to_string(path)
-                .map_err(|err| format!("cannot read the secret file {}: {err}", path.display()))?
+            let text = std::fs::read_to_string(path)
+                .map_err(|err| format!("cannot read the secret file {}: {err}", path.display()))?;
+            Ok((text, format!("the secret file {}", path.display())))
         }
-        SecretSource::Env(name) => std::env::var(name).map_err(|_| {
-            format!("the environment variable {name} named by secret_env is not set (or not UTF-8)")
-        })?,
-    };
-    let what = match source {
-        SecretSource::File(path) => format!("the secret file {}", path.display()),
-        SecretSource::Env(name) => format!("the environment variable {name}"),
-    };
-    // The first non-comment line is the secret.
-    let line = text
-        .lines()
-        .map(str::trim)
-        .find(|l| !l.is_empty() && !l.starts_with('#'))
-        .unwrap_or("");
-    otp::parse_secret(line).map_err(|err| format!("{what}: {err}"))
+        SecretSource::Env(name) => {
+            let text = std::env::var(name).map_err(|_| {
+                format!("the environment variable {name} named by {key} is not set (or not UTF-8)")
+            })?;
+            Ok((text, format!("the environment variable {name}")))
+        }
+    }
 }
 
 #[cfg(test)]

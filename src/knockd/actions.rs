@@ -10,24 +10,36 @@ use std::time::Duration;
 
 use crate::knockd::config::{Action, DoorConfig};
 
-/// A command to run, already substituted.
+/// A door opening or closing for a knocker: its command, already
+/// substituted, and (for doors with `[door.routeros]`) a router update.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Run {
     pub door: usize,
     pub src: IpAddr,
     pub kind: RunKind,
-    pub action: Action,
+    /// The command to run; `None` for a door that only updates routers.
+    pub action: Option<Action>,
 }
 
 impl Run {
-    /// `action` of door `door` for knocker `src`, with `%IP%` and `%DOOR%` filled in.
-    fn new(config: &DoorConfig, door: usize, src: IpAddr, kind: RunKind, action: &Action) -> Run {
-        Run {
+    /// `action` of door `door` for knocker `src`, with `%IP%` and `%DOOR%`
+    /// filled in; `None` when the door has neither that command nor routers.
+    fn new(
+        config: &DoorConfig,
+        door: usize,
+        src: IpAddr,
+        kind: RunKind,
+        action: Option<&Action>,
+    ) -> Option<Run> {
+        if action.is_none() && config.routeros.is_none() {
+            return None;
+        }
+        Some(Run {
             door,
             src,
             kind,
-            action: action.substitute(src, &config.door.name),
-        }
+            action: action.map(|a| a.substitute(src, &config.door.name)),
+        })
     }
 }
 
@@ -58,8 +70,8 @@ impl Doorman {
         now: Duration,
     ) -> Option<Run> {
         let config = &doors[door];
-        let closes = stop_action(config, src)
-            .is_some()
+        // A router entry is removed when the door closes, like a stop command.
+        let closes = (stop_action(config, src).is_some() || config.routeros.is_some())
             .then_some(config.cmd_timeout)
             .flatten();
         if let Some(after) = closes {
@@ -69,13 +81,7 @@ impl Doorman {
                 return None;
             }
         }
-        Some(Run::new(
-            config,
-            door,
-            src,
-            RunKind::Start,
-            start_action(config, src)?,
-        ))
+        Run::new(config, door, src, RunKind::Start, start_action(config, src))
     }
 
     /// Stop commands due at `now`.
@@ -143,13 +149,7 @@ impl Doorman {
         self.by_due.remove(&(at, key.0, key.1));
         let (door, src) = key;
         let config = doors.get(door)?;
-        Some(Run::new(
-            config,
-            door,
-            src,
-            RunKind::Stop,
-            stop_action(config, src)?,
-        ))
+        Run::new(config, door, src, RunKind::Stop, stop_action(config, src))
     }
 }
 

@@ -90,6 +90,8 @@ pub struct DoorConfig {
     pub setup: Option<Action>,
     /// Runs once when the server stops, undoing `setup` (TOML only).
     pub teardown: Option<Action>,
+    /// Puts knockers on RouterOS address lists (`[door.routeros]`, TOML only).
+    pub routeros: Option<super::routeros::RouterosAction>,
     /// The line the door starts on, for messages.
     pub line: usize,
 }
@@ -211,7 +213,7 @@ pub fn lint(config: &ServerConfig) -> Vec<Lint> {
                 file.display()
             ));
         }
-        if entry.start.is_none() && entry.start6.is_none() {
+        if entry.start.is_none() && entry.start6.is_none() && entry.routeros.is_none() {
             warn("has no start command, so a correct knock is only logged".into());
         }
     }
@@ -256,6 +258,7 @@ impl DoorConfig {
             cmd_timeout: None,
             setup: None,
             teardown: None,
+            routeros: None,
             line,
         }
     }
@@ -396,6 +399,13 @@ fn parse_toml(path: &Path, text: &str) -> Result<ServerConfig, ConfigError> {
         [config.stop, config.stop6] = [raw.stop, raw.stop6].map(|a| a.map(|a| a.0));
         [config.setup, config.teardown] = [raw.setup, raw.teardown].map(|a| a.map(|a| a.0));
         config.cmd_timeout = raw.cmd_timeout.map(|d| d.0);
+        if let Some(table) = raw.routeros {
+            let span = table.span();
+            config.routeros = Some(
+                super::routeros::RouterosAction::from_raw(table.into_inner(), span)
+                    .map_err(|(span, message)| error_at(path, Some(at(span)), message))?,
+            );
+        }
         drafts.push(Draft {
             config,
             name_at: at(name.span()),
@@ -458,6 +468,7 @@ struct RawDoor {
     strict: bool,
     #[serde(default)]
     tolerate_repeats: bool,
+    routeros: Option<Spanned<super::routeros::RawRouteros>>,
 }
 
 // Each value below is checked as it is read, so toml attaches its position to the error.
@@ -893,6 +904,7 @@ conf: empty file               |
             cmd_timeout: Some(Duration::from_secs(10)),
             setup: argv("/usr/sbin/nft -f /etc/knockr/fw.nft"),
             teardown: argv("/usr/sbin/nft delete table inet fw"),
+            routeros: None,
             line: 10,
         };
         let expected = ServerConfig {

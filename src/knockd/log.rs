@@ -153,6 +153,39 @@ impl Log {
         }
     }
 
+    /// A router update's outcome for `src` at door `door`: `event` is
+    /// `granted`, `refreshed`, `removed`, `failed` or `dropped`; `detail` is
+    /// one sentence without secrets.
+    pub fn router(
+        &mut self,
+        at: Duration,
+        door: &str,
+        src: IpAddr,
+        event: &str,
+        router: &str,
+        detail: &str,
+    ) {
+        if self.json {
+            let line = serde_json::json!({
+                "time": rfc3339(at),
+                "door": door,
+                "src": src,
+                "event": event,
+                "router": router,
+                "detail": detail,
+            });
+            self.line(&line.to_string());
+        } else {
+            self.line(&format!(
+                "{} {src}: {}: router {}: {event}: {}",
+                stamp(at),
+                sanitize(door),
+                sanitize(router),
+                sanitize(detail)
+            ));
+        }
+    }
+
     /// A free-form message (commands run, failures, start-up), as knockd logs them.
     pub fn note(&mut self, at: Duration, message: &str) {
         if self.json {

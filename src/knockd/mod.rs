@@ -11,6 +11,7 @@ pub mod config;
 pub mod log;
 pub mod onetime;
 pub mod privileges;
+pub mod routeros;
 
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
@@ -158,6 +159,17 @@ fn check(config: &ServerConfig) -> anyhow::Result<ExitCode> {
             door.door.name,
             crate::values::format_duration(door.door.seq_timeout)
         )?;
+        if let Some(action) = &door.routeros {
+            let urls: Vec<&str> = action.routers.iter().map(|r| r.url.as_str()).collect();
+            writeln!(
+                out,
+                "    routeros: {} list {}, timeout {}, {}",
+                urls.join(", "),
+                action.list,
+                crate::routeros::timeout::format(action.timeout),
+                action.routers[0].trust.describe()
+            )?;
+        }
     }
     for lint in config::lint(config) {
         match lint.door {
@@ -208,6 +220,8 @@ pub struct Server {
     pub matcher: Matcher,
     pub doorman: Doorman,
     pub log: Arc<Mutex<Log>>,
+    /// The doors' RouterOS address-list updates: queues and workers.
+    pub routers: routeros::Routers,
     pub dry_run: bool,
     /// Whether every matcher event is logged (`-v` or `--json`), or only openings.
     log_every_event: bool,
@@ -218,12 +232,16 @@ pub struct Server {
 impl Server {
     pub fn new(config: ServerConfig, log: Log, dry_run: bool) -> anyhow::Result<Server> {
         let matcher = Matcher::new(doors(&config)?, config.max_sources);
+        let log_every_event = log.every_event();
+        let log = Arc::new(Mutex::new(log));
+        let routers = routers_for(&config, dry_run, log.clone())?;
         Ok(Server {
             config,
             matcher,
             doorman: Doorman::default(),
-            log_every_event: log.every_event(),
-            log: Arc::new(Mutex::new(log)),
+            log_every_event,
+            log,
+            routers,
             dry_run,
             events: Vec::new(),
         })
@@ -339,11 +357,26 @@ impl Server {
         }
     }
 
-    /// The future that runs `run` and logs how it ended.
-    fn execution(&self, run: Run) -> impl std::future::Future<Output = ()> + Send + 'static {
+    /// The future that runs `run`'s command and logs how it ended; `None`
+    /// when the door has no command for it.
+    fn execution(
+        &self,
+        run: Run,
+    ) -> Option<impl std::future::Future<Output = ()> + Send + 'static> {
         let door = self.config.doors[run.door].door.name.clone();
         let what = format!("{} command for {}", kind_name(run.kind), run.src);
-        execute(self.log.clone(), door, what, run.action)
+        Some(execute(self.log.clone(), door, what, run.action?))
+    }
+
+    /// Queues `run`'s address-list update on the door's routers, if it has
+    /// any (in a dry run: logs what would be sent). Never waits.
+    fn update_routers(&self, at: Duration, run: &Run) {
+        let change = match run.kind {
+            RunKind::Start => routeros::Change::Grant,
+            RunKind::Stop => routeros::Change::Remove,
+        };
+        let name = &self.config.doors[run.door].door.name;
+        self.routers.submit(run.door, name, run.src, change, at);
     }
 
     /// Logs a command about to run (or, in a dry run, what would run).
@@ -353,15 +386,34 @@ impl Server {
         if run.kind == RunKind::Stop {
             self.log().close(at, name, run.src);
         }
+        let Some(action) = &run.action else {
+            return;
+        };
         self.log().note(
             at,
             &format!(
                 "{name}: {verb} {} command: {}",
                 kind_name(run.kind),
-                describe(&run.action)
+                describe(action)
             ),
         );
     }
+}
+
+/// The doors' routers, their passwords read now (before any privilege drop).
+fn routers_for(
+    config: &ServerConfig,
+    dry_run: bool,
+    log: Arc<Mutex<Log>>,
+) -> anyhow::Result<routeros::Routers> {
+    let actions = config.doors.iter().map(|d| d.routeros.clone()).collect();
+    routeros::Routers::new(actions, dry_run, log)
+}
+
+/// How long an exit waits for pending router updates: their retry bound and
+/// a request's time limit.
+fn router_grace(server: &Server) -> Duration {
+    server.routers.longest_retry() + crate::routeros::rest::REQUEST_LIMIT
 }
 
 fn kind_name(kind: RunKind) -> &'static str {
@@ -419,16 +471,23 @@ async fn execute(log: Arc<Mutex<Log>>, door: String, what: String, action: Actio
 /// commands still pending at the end of the file run then, so a replay
 /// leaves no hole open either. Returns the number of packets read.
 pub fn replay(server: &mut Server, path: &std::path::Path) -> anyhow::Result<u64> {
-    let runtime = tokio::runtime::Builder::new_current_thread()
+    // One worker thread: router updates proceed while packets are read.
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
         .enable_all()
         .build()?;
+    {
+        let _runtime = runtime.enter();
+        server.routers.start();
+    }
     let mut last = Duration::ZERO;
     let mut pending: Vec<(Duration, Run)> = Vec::new();
     let act = |server: &mut Server, pending: &mut Vec<(Duration, Run)>| {
         for (at, run) in pending.drain(..) {
             server.announce(at, &run);
-            if !server.dry_run {
-                runtime.block_on(server.execution(run));
+            server.update_routers(at, &run);
+            if let Some(execution) = server.execution(run).filter(|_| !server.dry_run) {
+                runtime.block_on(execution);
             }
         }
     };
@@ -455,6 +514,9 @@ pub fn replay(server: &mut Server, path: &std::path::Path) -> anyhow::Result<u64
             .map(|r| (last, r)),
     );
     act(server, &mut pending);
+    // The router updates still queued are sent (or given up) before the replay ends.
+    let grace = router_grace(server);
+    runtime.block_on(server.routers.finish(grace));
     Ok(packets)
 }
 
@@ -556,6 +618,7 @@ pub async fn serve(
     drop(notice_tx);
     // Running commands; reaped as they finish, awaited at exit.
     let mut tasks = Tasks::new();
+    server.routers.start();
 
     for door in server.config.doors.clone() {
         if let Some(setup) = &door.setup {
@@ -645,6 +708,8 @@ pub async fn serve(
         spawn_run(&server, &mut tasks, run);
     }
     while tasks.join_next().await.is_some() {}
+    let grace = router_grace(&server);
+    server.routers.finish(grace).await;
     for door in server.config.doors.clone() {
         if let Some(teardown) = &door.teardown {
             run_now(&server, &door.door.name, teardown, "teardown").await;
@@ -667,9 +732,11 @@ fn log_drops(server: &Server, control: &Control) {
 type Tasks = tokio::task::JoinSet<()>;
 
 fn spawn_run(server: &Server, tasks: &mut Tasks, run: Run) {
-    server.announce(now(), &run);
-    if !server.dry_run {
-        tasks.spawn(server.execution(run));
+    let at = now();
+    server.announce(at, &run);
+    server.update_routers(at, &run);
+    if let Some(execution) = server.execution(run).filter(|_| !server.dry_run) {
+        tasks.spawn(execution);
     }
 }
 
@@ -696,9 +763,15 @@ async fn run_now(server: &Server, door: &str, action: &Action, what: &str) {
 fn reload(server: &mut Server, path: &std::path::Path) -> Vec<Run> {
     let loaded = config::load(path)
         .map_err(anyhow::Error::from)
-        .and_then(|c| Ok((doors(&c)?, c)));
+        .and_then(|c| Ok((doors(&c)?, c)))
+        .and_then(|(d, c)| Ok((d, routers_for(&c, server.dry_run, server.log.clone())?, c)));
     match loaded {
-        Ok((doors, config)) => {
+        Ok((doors, mut routers, config)) => {
+            // The old routers' queued updates go out in the background.
+            routers.start();
+            let mut old = std::mem::replace(&mut server.routers, routers);
+            let grace = router_grace(server);
+            tokio::spawn(async move { old.finish(grace).await });
             let old_names: Vec<String> = server
                 .config
                 .doors

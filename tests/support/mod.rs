@@ -4,6 +4,7 @@
 
 #[cfg(feature = "server")]
 pub mod netns;
+pub mod routeros;
 
 use std::io::Read;
 use std::net::{IpAddr, SocketAddr, TcpListener, UdpSocket};

@@ -1,0 +1,626 @@
+//! The RouterOS door action end to end: `knockr knockd --read` replays a
+//! capture with a valid knock, and the emulator (tests/support/routeros.rs)
+//! shows what a router would hold; `knockr routeros check` against good and
+//! bad set-ups; HTTPS trust by CA file and by fingerprint pin.
+#![cfg(feature = "server")]
+
+mod support;
+
+use std::os::unix::fs::PermissionsExt as _;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use serde_json::Value;
+use support::routeros::{Emulator, Faults};
+use support::{frame, knockr, pcap_file};
+
+const HOST: &str = "192.0.2.1";
+const HOST6: &str = "2001:db8::1";
+const PASSWORD: &str = "s3cret-Pass";
+
+/// A door config, its password file and captures in one temporary directory.
+struct Case {
+    dir: tempfile::TempDir,
+}
+
+impl Case {
+    /// A door `winbox` (7000:udp, 8000:udp) whose `[door.routeros]` is
+    /// `table` plus the password file; `extra` goes into the door itself;
+    /// `DIR` in them is the case's directory.
+    fn new(table: &str, extra: &str) -> Case {
+        let dir = tempfile::tempdir().unwrap();
+        let pass = dir.path().join("router.pass");
+        std::fs::write(&pass, format!("{PASSWORD}\n")).unwrap();
+        std::fs::set_permissions(&pass, std::fs::Permissions::from_mode(0o600)).unwrap();
+        let config = format!(
+            "[[door]]\nname = \"winbox\"\nsequence = [\"7000:udp\", \"8000:udp\"]\n{extra}\n\
+             [door.routeros]\nuser = \"knockr\"\npassword_file = \"{}\"\nlist = \"knocked\"\n{table}\n",
+            pass.display()
+        );
+        let config = config.replace("DIR", &dir.path().display().to_string());
+        std::fs::write(dir.path().join("knockd.toml"), config).unwrap();
+        Case { dir }
+    }
+
+    fn path(&self, name: &str) -> PathBuf {
+        self.dir.path().join(name)
+    }
+
+    fn set_password(&self, password: &str) {
+        std::fs::write(self.path("router.pass"), format!("{password}\n")).unwrap();
+    }
+
+    /// A capture of one full knock from each of `sources`, 2 s apart.
+    fn knocks(&self, sources: &[&str]) {
+        let mut packets = Vec::new();
+        for (i, src) in sources.iter().enumerate() {
+            let dst = if src.contains(':') && !src.contains('.') {
+                HOST6
+            } else {
+                HOST
+            };
+            let dst = if src.starts_with("::ffff:") {
+                HOST6
+            } else {
+                dst
+            };
+            let at = i as u64 * 2000;
+            packets.push((at, frame(src, dst, "7000:udp")));
+            packets.push((at + 100, frame(src, dst, "8000:udp")));
+        }
+        pcap_file(&self.path("knocks.pcap"), &packets);
+    }
+
+    /// `knockr knockd --read knocks.pcap --json` and `extra`: (status, JSON lines, all output).
+    fn replay(&self, extra: &[&str]) -> (Option<i32>, Vec<Value>, String) {
+        let output = knockr(self.dir.path())
+            .arg("knockd")
+            .arg("-c")
+            .arg(self.path("knockd.toml"))
+            .arg("--read")
+            .arg(self.path("knocks.pcap"))
+            .arg("--json")
+            .args(extra)
+            .output()
+            .unwrap();
+        let stdout = String::from_utf8(output.stdout).unwrap();
+        let all = format!("{stdout}{}", String::from_utf8_lossy(&output.stderr));
+        let lines = stdout
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: {l}")))
+            .collect();
+        (output.status.code(), lines, all)
+    }
+
+    /// `knockr routeros check -c knockd.toml`: (status, stdout).
+    fn check(&self) -> (Option<i32>, String) {
+        let output = knockr(self.dir.path())
+            .args(["routeros", "check", "-c"])
+            .arg(self.path("knockd.toml"))
+            .output()
+            .unwrap();
+        let text =
+            String::from_utf8(output.stdout).unwrap() + &String::from_utf8_lossy(&output.stderr);
+        (output.status.code(), text)
+    }
+}
+
+/// The router events of a replay: (event, src).
+fn router_events(lines: &[Value]) -> Vec<(String, String)> {
+    lines
+        .iter()
+        .filter(|l| l.get("router").is_some())
+        .map(|l| {
+            (
+                l["event"].as_str().unwrap().into(),
+                l["src"].as_str().unwrap().into(),
+            )
+        })
+        .collect()
+}
+
+fn url_line(emu: &Emulator) -> String {
+    format!("url = \"{}\"", emu.url())
+}
+
+#[test]
+fn a_replayed_knock_puts_the_knocker_on_the_list_with_timeout_and_comment() {
+    let emu = Emulator::http();
+    let case = Case::new(&format!("{}\ntimeout = \"1h30m\"", url_line(&emu)), "");
+    case.knocks(&["203.0.113.45"]);
+    let (status, lines, all) = case.replay(&[]);
+    assert_eq!(status, Some(0), "{all}");
+    let entries = emu.entries(false);
+    assert_eq!(entries.len(), 1, "{all}");
+    let entry = &entries[0];
+    assert_eq!(entry.address, "203.0.113.45");
+    assert_eq!(entry.list, "knocked");
+    assert_eq!(entry.comment.as_deref(), Some("knockr: winbox"));
+    assert_eq!(
+        entry.expires,
+        Some(Duration::from_secs(5400)),
+        "timeout 1h30m on the router"
+    );
+    assert_eq!(
+        router_events(&lines),
+        [("granted".to_string(), "203.0.113.45".to_string())]
+    );
+    assert!(
+        all.contains("travels in clear over http://"),
+        "http warns: {all}"
+    );
+    assert!(!all.contains(PASSWORD), "the password never appears: {all}");
+}
+
+#[test]
+fn a_second_knock_refreshes_the_entry_instead_of_adding_another() {
+    let emu = Emulator::http();
+    let case = Case::new(&format!("{}\ntimeout = \"1h\"", url_line(&emu)), "");
+    case.knocks(&["203.0.113.45"]);
+    case.replay(&[]);
+    emu.advance(Duration::from_secs(1800));
+    let (_, lines, all) = case.replay(&[]);
+    let entries = emu.entries(false);
+    assert_eq!(entries.len(), 1, "no duplicate: {entries:?}");
+    // Refreshed at clock 30m: it now expires at 1h30m, not at 1h.
+    assert_eq!(entries[0].expires, Some(Duration::from_secs(5400)), "{all}");
+    assert_eq!(router_events(&lines)[0].0, "refreshed", "{all}");
+    let methods: Vec<(String, u16)> = emu
+        .requests()
+        .into_iter()
+        .map(|r| (r.method, r.status))
+        .collect();
+    assert_eq!(
+        methods,
+        [("PUT", 201), ("PUT", 400), ("GET", 200), ("PATCH", 200)].map(|(m, s)| (m.to_string(), s))
+    );
+}
+
+#[test]
+fn an_ipv6_knocker_goes_on_the_ipv6_list_and_a_mapped_one_on_the_ipv4_list() {
+    let emu = Emulator::http();
+    let case = Case::new(&url_line(&emu), "");
+    case.knocks(&["2001:db8::7", "::ffff:203.0.113.9"]);
+    let (status, lines, all) = case.replay(&[]);
+    assert_eq!(status, Some(0), "{all}");
+    let v6: Vec<String> = emu.entries(true).into_iter().map(|r| r.address).collect();
+    let v4: Vec<String> = emu.entries(false).into_iter().map(|r| r.address).collect();
+    assert_eq!(v6, ["2001:db8::7/128"], "{all}");
+    assert_eq!(v4, ["203.0.113.9"], "{all}");
+    let events = router_events(&lines);
+    assert!(
+        events.contains(&("granted".into(), "203.0.113.9".into())),
+        "{events:?}"
+    );
+}
+
+#[test]
+fn a_wrong_password_is_reported_once_clearly_and_never_shown() {
+    let emu = Emulator::http();
+    let case = Case::new(&url_line(&emu), "");
+    case.set_password("not-the-Password");
+    case.knocks(&["203.0.113.1", "203.0.113.2", "203.0.113.3"]);
+    let (status, lines, all) = case.replay(&[]);
+    assert_eq!(status, Some(0), "{all}");
+    assert!(emu.entries(false).is_empty());
+    let failed: Vec<&Value> = lines.iter().filter(|l| l["event"] == "failed").collect();
+    assert_eq!(failed.len(), 1, "said once for three knockers: {all}");
+    let detail = failed[0]["detail"].as_str().unwrap();
+    assert!(
+        detail.contains(&format!("router {} refused user `knockr` (401", emu.url()))
+            && detail.contains("wrong user name or password"),
+        "{detail}"
+    );
+    assert!(!all.contains("not-the-Password"), "{all}");
+    assert_eq!(
+        emu.requests().len(),
+        3,
+        "not retried: one request per knocker"
+    );
+}
+
+#[test]
+fn a_user_without_the_write_policy_is_told_which_policy_is_missing() {
+    let emu = Emulator::http();
+    emu.add_user("knockr", PASSWORD, &["read", "api", "rest-api"]);
+    let case = Case::new(&url_line(&emu), "");
+    case.knocks(&["203.0.113.1"]);
+    let (_, lines, all) = case.replay(&[]);
+    let failed: Vec<&Value> = lines.iter().filter(|l| l["event"] == "failed").collect();
+    assert_eq!(failed.len(), 1, "{all}");
+    let detail = failed[0]["detail"].as_str().unwrap();
+    assert!(detail.contains("not enough permissions (9)"), "{detail}");
+    assert!(
+        detail.contains("probably missing the `write` policy"),
+        "{detail}"
+    );
+    assert!(detail.contains("read,write,api,rest-api"), "{detail}");
+}
+
+#[test]
+fn server_errors_are_retried_until_the_entry_is_delivered() {
+    let emu = Emulator::http();
+    emu.faults(Faults {
+        fail_next: 3,
+        fail_status: 503,
+        ..Faults::default()
+    });
+    let case = Case::new(&url_line(&emu), "");
+    case.knocks(&["203.0.113.45"]);
+    let (_, lines, all) = case.replay(&[]);
+    assert_eq!(emu.entries(false).len(), 1, "{all}");
+    let statuses: Vec<u16> = emu.requests().iter().map(|r| r.status).collect();
+    assert_eq!(statuses, [503, 503, 503, 201]);
+    assert_eq!(router_events(&lines)[0].0, "granted");
+}
+
+#[test]
+fn a_dropped_connection_is_retried() {
+    let emu = Emulator::http();
+    emu.faults(Faults {
+        drop_next: 1,
+        ..Faults::default()
+    });
+    let case = Case::new(&url_line(&emu), "");
+    case.knocks(&["203.0.113.45"]);
+    let (_, _, all) = case.replay(&[]);
+    assert_eq!(emu.entries(false).len(), 1, "{all}");
+}
+
+#[test]
+fn a_router_slower_than_the_retry_bound_times_out_instead_of_hanging_the_replay() {
+    let emu = Emulator::http();
+    emu.faults(Faults {
+        delay: Duration::from_secs(20),
+        ..Faults::default()
+    });
+    let case = Case::new(&format!("{}\nretry = \"1s\"", url_line(&emu)), "");
+    case.knocks(&["203.0.113.45"]);
+    let started = std::time::Instant::now();
+    let (status, lines, all) = case.replay(&[]);
+    assert_eq!(status, Some(0), "{all}");
+    let failed: Vec<&Value> = lines.iter().filter(|l| l["event"] == "failed").collect();
+    assert_eq!(failed.len(), 1, "{all}");
+    let detail = failed[0]["detail"].as_str().unwrap();
+    assert!(detail.contains("gave up after 1 attempt(s)"), "{detail}");
+    assert!(
+        detail.contains("timed out") || detail.contains("operation timed out"),
+        "the cause: {detail}"
+    );
+    // Behaviour, not speed: the replay gave up instead of waiting for the 20 s reply.
+    assert!(
+        started.elapsed() < Duration::from_secs(15),
+        "{:?}",
+        started.elapsed()
+    );
+}
+
+/// Issue 6's fault: the router is down for a while. Within the retry bound
+/// the pending grant is delivered once it is back.
+#[test]
+fn a_router_down_for_a_while_gets_the_grant_when_it_is_back() {
+    let emu = Emulator::http();
+    emu.set_down(true);
+    let case = Case::new(&format!("{}\nretry = \"15s\"", url_line(&emu)), "");
+    case.knocks(&["203.0.113.45"]);
+    let (status, lines, all) = std::thread::scope(|scope| {
+        let replay = scope.spawn(|| case.replay(&[]));
+        // Down while the replay starts; back well within the 15 s bound.
+        std::thread::sleep(Duration::from_secs(2));
+        emu.set_down(false);
+        replay.join().unwrap()
+    });
+    assert_eq!(status, Some(0), "{all}");
+    assert_eq!(emu.entries(false).len(), 1, "{all}");
+    assert_eq!(
+        router_events(&lines),
+        [("granted".to_string(), "203.0.113.45".to_string())]
+    );
+}
+
+/// ... and past the bound it is reported as dropped, and the replay ends.
+#[test]
+fn a_router_down_past_the_retry_bound_is_reported_and_the_update_dropped() {
+    let emu = Emulator::http();
+    emu.set_down(true);
+    let case = Case::new(&format!("{}\nretry = \"2s\"", url_line(&emu)), "");
+    case.knocks(&["203.0.113.45"]);
+    let (status, lines, all) = case.replay(&[]);
+    assert_eq!(status, Some(0), "{all}");
+    let failed: Vec<&Value> = lines.iter().filter(|l| l["event"] == "failed").collect();
+    assert_eq!(failed.len(), 1, "{all}");
+    let detail = failed[0]["detail"].as_str().unwrap();
+    assert!(detail.contains("gave up after"), "{detail}");
+    assert!(detail.contains("the update is dropped"), "{detail}");
+    assert!(
+        detail.contains("Connection refused")
+            || detail.contains("connection refused")
+            || detail.contains("error sending request"),
+        "the cause is shown: {detail}"
+    );
+    emu.set_down(false);
+    assert!(emu.entries(false).is_empty());
+}
+
+#[test]
+fn a_door_with_cmd_timeout_deletes_the_entry_when_it_closes() {
+    let emu = Emulator::http();
+    let case = Case::new(&url_line(&emu), "cmd_timeout = \"5s\"");
+    // The knock, then an unrelated packet 10 s later: the door closes in between.
+    pcap_file(
+        &case.path("knocks.pcap"),
+        &[
+            (0, frame("203.0.113.45", HOST, "7000:udp")),
+            (100, frame("203.0.113.45", HOST, "8000:udp")),
+            (10_000, frame("198.51.100.1", HOST, "1234:udp")),
+        ],
+    );
+    let (_, lines, all) = case.replay(&[]);
+    let events: Vec<String> = router_events(&lines).into_iter().map(|(e, _)| e).collect();
+    assert_eq!(events, ["granted", "removed"], "{all}");
+    assert!(emu.entries(false).is_empty(), "{all}");
+    assert!(
+        emu.requests()
+            .iter()
+            .any(|r| r.method == "DELETE" && r.status == 204)
+    );
+}
+
+#[test]
+fn a_dry_run_prints_the_request_and_sends_nothing() {
+    let emu = Emulator::http();
+    let case = Case::new(&url_line(&emu), "");
+    case.knocks(&["203.0.113.45"]);
+    let (status, _, all) = case.replay(&["--dry-run"]);
+    assert_eq!(status, Some(0));
+    assert!(all.contains("would send to router"), "{all}");
+    assert!(all.contains("/rest/ip/firewall/address-list"), "{all}");
+    assert!(emu.requests().is_empty());
+}
+
+#[test]
+fn check_passes_a_good_router_and_fails_a_bad_one() {
+    let emu = Emulator::http();
+    let case = Case::new(&url_line(&emu), "");
+    let (status, text) = case.check();
+    assert_eq!(status, Some(0), "{text}");
+    for line in [
+        "ok   reachable",
+        "ok   credentials",
+        "ok   read list",
+        "ok   write list",
+        "all 1 router(s) ready",
+    ] {
+        assert!(text.contains(line), "{line}: {text}");
+    }
+    assert!(emu.entries(false).is_empty(), "the probe is deleted");
+    assert!(
+        emu.requests()
+            .iter()
+            .any(|r| r.method == "PUT" && r.status == 201)
+    );
+
+    emu.add_user("knockr", PASSWORD, &["read", "api", "rest-api"]);
+    let (status, text) = case.check();
+    assert_eq!(status, Some(1), "{text}");
+    assert!(text.contains("FAIL write list"), "{text}");
+    assert!(text.contains("not enough permissions"), "{text}");
+
+    case.set_password("wrong");
+    let (status, text) = case.check();
+    assert_eq!(status, Some(1), "{text}");
+    assert!(text.contains("FAIL credentials"), "{text}");
+    assert!(
+        !text.contains("wrong\n") && !text.contains(PASSWORD),
+        "{text}"
+    );
+
+    emu.set_down(true);
+    let (status, text) = case.check();
+    assert_eq!(status, Some(1), "{text}");
+    assert!(text.contains("FAIL reachable"), "{text}");
+}
+
+/// A case trusting `emu`'s CA, written to DIR/router-ca.pem.
+fn with_ca(emu: &Emulator) -> Case {
+    let case = Case::new(
+        &format!("{}\nca_file = \"DIR/router-ca.pem\"", url_line(emu)),
+        "",
+    );
+    std::fs::write(case.path("router-ca.pem"), emu.ca_pem.as_ref().unwrap()).unwrap();
+    case
+}
+
+#[test]
+fn https_with_the_routers_ca_file_works_and_shows_the_certificate() {
+    let emu = Emulator::https();
+    let case = with_ca(&emu);
+    let (status, text) = case.check();
+    assert_eq!(status, Some(0), "{text}");
+    assert!(text.contains("CA file"), "{text}");
+    assert!(
+        text.contains(emu.fingerprint.as_ref().unwrap()),
+        "the leaf's fingerprint: {text}"
+    );
+    case.knocks(&["203.0.113.45"]);
+    let (_, _, all) = case.replay(&[]);
+    assert_eq!(emu.entries(false).len(), 1, "{all}");
+    assert!(!all.contains("travels in clear"), "{all}");
+}
+
+#[test]
+fn https_pinned_by_fingerprint_works_without_a_matching_name_and_a_wrong_pin_is_refused() {
+    // The certificate names another host: only the pin can vouch for it.
+    let emu = Emulator::https_for_name("router.invalid");
+    let pin = emu.fingerprint.clone().unwrap();
+    let case = Case::new(&format!("{}\nfingerprint = \"{pin}\"", url_line(&emu)), "");
+    let (status, text) = case.check();
+    assert_eq!(status, Some(0), "{text}");
+    assert!(text.contains("pinned fingerprint"), "{text}");
+
+    let sent_before = emu.requests().len();
+    let wrong = format!("sha256:{}", "00".repeat(32));
+    let bad = Case::new(
+        &format!("{}\nfingerprint = \"{wrong}\"", url_line(&emu)),
+        "",
+    );
+    let (status, text) = bad.check();
+    assert_eq!(status, Some(1), "{text}");
+    assert!(text.contains("FAIL identity"), "{text}");
+    assert!(
+        text.contains(&format!(
+            "not the pinned {}",
+            knockr::routeros::tls::fingerprint_text(&[0; 32])
+        )),
+        "the cause is shown: {text}"
+    );
+    bad.knocks(&["203.0.113.45"]);
+    let (_, lines, all) = bad.replay(&[]);
+    let failed: Vec<&Value> = lines.iter().filter(|l| l["event"] == "failed").collect();
+    assert_eq!(failed.len(), 1, "{all}");
+    let detail = failed[0]["detail"].as_str().unwrap();
+    assert!(
+        detail.contains("its TLS certificate is refused"),
+        "not retried as a network fault: {detail}"
+    );
+    assert_eq!(
+        emu.requests().len(),
+        sent_before,
+        "nothing sent past a wrong pin"
+    );
+
+    // The same certificate with the CA file fails on the name.
+    let (status, text) = with_ca(&emu).check();
+    assert_eq!(status, Some(1), "{text}");
+    assert!(text.contains("FAIL identity"), "{text}");
+    assert!(
+        text.contains("NotValidForName") || text.contains("not valid for name"),
+        "{text}"
+    );
+}
+
+#[test]
+fn insecure_warns_loudly() {
+    let emu = Emulator::https();
+    let case = Case::new(&format!("{}\ninsecure = true", url_line(&emu)), "");
+    case.knocks(&["203.0.113.45"]);
+    let (_, _, all) = case.replay(&[]);
+    assert!(
+        all.contains("WARNING") && all.contains("NOT checked"),
+        "{all}"
+    );
+    assert_eq!(emu.entries(false).len(), 1);
+}
+
+#[test]
+fn a_password_file_others_can_read_is_refused_before_anything_is_sent() {
+    let emu = Emulator::http();
+    let case = Case::new(&url_line(&emu), "");
+    std::fs::set_permissions(
+        case.path("router.pass"),
+        std::fs::Permissions::from_mode(0o644),
+    )
+    .unwrap();
+    case.knocks(&["203.0.113.45"]);
+    let (status, _, all) = case.replay(&[]);
+    assert_eq!(status, Some(1), "{all}");
+    assert!(
+        all.contains("can be read by others (mode 644): refused"),
+        "{all}"
+    );
+    assert!(!all.contains(PASSWORD));
+    assert!(emu.requests().is_empty());
+}
+
+/// Live capture on loopback needs root (CAP_NET_RAW): under CI=true it must
+/// run; elsewhere without root it skips, saying why.
+fn can_capture() -> bool {
+    if unsafe { libc::geteuid() } == 0 {
+        return true;
+    }
+    assert!(
+        std::env::var("CI").as_deref() != Ok("true"),
+        "live test cannot run under CI: it needs root to capture on lo"
+    );
+    eprintln!("skipping live test: it needs root to capture on lo");
+    false
+}
+
+/// `knockr knockd` capturing on lo, killed when dropped.
+struct LiveServer(std::process::Child);
+
+impl Drop for LiveServer {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+#[test]
+fn a_live_knock_on_loopback_lands_on_the_router_and_the_capture_keeps_going() {
+    use std::io::BufRead as _;
+    if !can_capture() {
+        return;
+    }
+    let emu = Emulator::http();
+    // Ports nobody else on this machine's loopback is likely to use.
+    let dir = tempfile::tempdir().unwrap();
+    let pass = dir.path().join("router.pass");
+    std::fs::write(&pass, PASSWORD).unwrap();
+    std::fs::set_permissions(&pass, std::fs::Permissions::from_mode(0o600)).unwrap();
+    let config = dir.path().join("knockd.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[[door]]\nname = \"live\"\nsequence = [\"47311:udp\", \"47312:udp\"]\n\
+             [door.routeros]\nurl = \"{}\"\nuser = \"knockr\"\npassword_file = \"{}\"\nlist = \"knocked\"\n",
+            emu.url(),
+            pass.display()
+        ),
+    )
+    .unwrap();
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_knockr"))
+        .args(["knockd", "-i", "lo", "--json", "-c"])
+        .arg(&config)
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stderr = child.stderr.take().unwrap();
+    let server = LiveServer(child);
+    let (lines_tx, lines) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in std::io::BufReader::new(stderr)
+            .lines()
+            .map_while(Result::ok)
+        {
+            let _ = lines_tx.send(line);
+        }
+    });
+    let wait_for = |needle: &str| -> String {
+        let deadline = std::time::Instant::now() + support::PATIENCE;
+        let mut seen = String::new();
+        while let Some(left) = deadline.checked_duration_since(std::time::Instant::now()) {
+            match lines.recv_timeout(left) {
+                Ok(line) if line.contains(needle) => return line,
+                Ok(line) => seen += &(line + "\n"),
+                Err(_) => break,
+            }
+        }
+        panic!("no line with {needle:?} from knockd; it said:\n{seen}");
+    };
+    wait_for("listening");
+    // Two knockers, one after the other: the second shows the loop kept capturing.
+    for (i, source) in ["127.77.0.2", "127.77.0.3"].into_iter().enumerate() {
+        let socket = std::net::UdpSocket::bind((source, 0)).unwrap();
+        for port in [47311, 47312] {
+            socket.send_to(&[0], ("127.0.0.1", port)).unwrap();
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let line = wait_for("\"granted\"");
+        assert!(line.contains(source), "{line}");
+        assert_eq!(emu.entries(false).len(), i + 1);
+    }
+    let addresses: Vec<String> = emu.entries(false).into_iter().map(|r| r.address).collect();
+    assert_eq!(addresses, ["127.77.0.2", "127.77.0.3"]);
+    drop(server);
+}
