@@ -247,8 +247,10 @@ impl Profiles {
                         ),
                     ));
                 }
+                let otp_door = raw.otp_door.as_ref().map(|d| ("otp_door", d.span()));
                 if secret.is_none()
-                    && let Some((key, span)) = raw.otp_keys().into_iter().next()
+                    && let Some((key, span)) =
+                        otp_door.into_iter().chain(raw.otp_keys().written()).next()
                 {
                     return Err(at(
                         Some(span),
@@ -259,30 +261,12 @@ impl Profiles {
                 }
                 let sequence = match &raw.sequence {
                     None if secret.is_some() => {
-                        let spec = crate::otp::OtpSpec {
-                            length: raw.otp_length.as_ref().map_or(4, |l| *l.get_ref() as usize),
-                            low: raw.otp_ports.as_ref().map_or(10000, |p| p.get_ref().0),
-                            high: raw.otp_ports.as_ref().map_or(60000, |p| p.get_ref().1),
-                            avoid: raw.otp_avoid.as_ref().map_or_else(Vec::new, |a| {
-                                a.get_ref().iter().map(|p| p.0).collect()
-                            }),
-                            protos: raw
-                                .otp_protocols
-                                .as_ref()
-                                .map_or_else(|| vec![Proto::Tcp], |p| p.get_ref().clone()),
-                            step: raw
-                                .otp_step
-                                .as_ref()
-                                .map_or(30, |s| s.get_ref().0.as_secs()),
-                        };
-                        if let Err(err) = spec.check() {
-                            let span = raw
-                                .otp_ports
-                                .as_ref()
-                                .map(Spanned::span)
-                                .or(Some(name_span.clone()));
-                            return Err(at(span, format!("profile `{name}`: {err}")));
-                        }
+                        let spec = raw.otp_keys().spec().map_err(|(span, err)| {
+                            at(
+                                span.or(Some(name_span.clone())),
+                                format!("profile `{name}`: {err}"),
+                            )
+                        })?;
                         let door = raw
                             .otp_door
                             .as_ref()
@@ -494,23 +478,15 @@ struct RawProfile {
 }
 
 impl RawProfile {
-    /// The keys that shape time-based sequences, with where they were written.
-    fn otp_keys(&self) -> Vec<(&'static str, Range<usize>)> {
-        let spans = [
-            ("otp_door", self.otp_door.as_ref().map(Spanned::span)),
-            ("otp_length", self.otp_length.as_ref().map(Spanned::span)),
-            ("otp_ports", self.otp_ports.as_ref().map(Spanned::span)),
-            ("otp_step", self.otp_step.as_ref().map(Spanned::span)),
-            (
-                "otp_protocols",
-                self.otp_protocols.as_ref().map(Spanned::span),
-            ),
-            ("otp_avoid", self.otp_avoid.as_ref().map(Spanned::span)),
-        ];
-        spans
-            .into_iter()
-            .filter_map(|(key, span)| Some((key, span?)))
-            .collect()
+    /// The keys that shape time-based sequences.
+    fn otp_keys(&self) -> OtpKeys<'_> {
+        OtpKeys {
+            length: self.otp_length.as_ref(),
+            ports: self.otp_ports.as_ref(),
+            step: self.otp_step.as_ref(),
+            protocols: self.otp_protocols.as_ref(),
+            avoid: self.otp_avoid.as_ref(),
+        }
     }
 
     fn profile_only_keys(&self) -> Vec<(&'static str, Range<usize>)> {
@@ -533,7 +509,10 @@ impl RawProfile {
         if let Some(v) = &self.secret_env {
             keys.push(("secret_env", v.span()));
         }
-        keys.extend(self.otp_keys());
+        if let Some(v) = &self.otp_door {
+            keys.push(("otp_door", v.span()));
+        }
+        keys.extend(self.otp_keys().written());
         keys
     }
 
@@ -574,12 +553,71 @@ impl RawProfile {
     }
 }
 
+/// The keys that shape time-based sequences, as written in a client profile
+/// or a server door: one reading, one set of defaults and one check for both
+/// sides, so a profile and its door cannot mean different things by the same
+/// words. Each side's raw table holds the values (serde cannot flatten spanned
+/// values) and lends them here.
+pub(crate) struct OtpKeys<'a> {
+    pub length: Option<&'a Spanned<u32>>,
+    pub ports: Option<&'a Spanned<PortRange>>,
+    pub step: Option<&'a Spanned<DurationValue>>,
+    pub protocols: Option<&'a Spanned<Vec<Proto>>>,
+    pub avoid: Option<&'a Spanned<Vec<PortValue>>>,
+}
+
+impl OtpKeys<'_> {
+    /// The keys that were written, with where.
+    pub fn written(&self) -> Vec<(&'static str, Range<usize>)> {
+        let spans = [
+            ("otp_length", self.length.map(Spanned::span)),
+            ("otp_ports", self.ports.map(Spanned::span)),
+            ("otp_step", self.step.map(Spanned::span)),
+            ("otp_protocols", self.protocols.map(Spanned::span)),
+            ("otp_avoid", self.avoid.map(Spanned::span)),
+        ];
+        spans
+            .into_iter()
+            .filter_map(|(key, span)| Some((key, span?)))
+            .collect()
+    }
+
+    /// The spec they describe, with the documented defaults (4 knocks, ports
+    /// 10000-60000, steps of 30 s, TCP, nothing avoided). An error carries
+    /// the span of the key at fault when one is.
+    pub fn spec(&self) -> Result<crate::otp::OtpSpec, (Option<Range<usize>>, String)> {
+        let step = self.step.map_or(Duration::from_secs(30), |s| s.get_ref().0);
+        if step.subsec_nanos() != 0 || step.is_zero() {
+            let message = format!(
+                "otp_step {} is not a whole number of seconds: expected e.g. \"30s\"",
+                values::format_duration(step)
+            );
+            return Err((self.step.map(Spanned::span), message));
+        }
+        let spec = crate::otp::OtpSpec {
+            length: self.length.map_or(4, |l| *l.get_ref() as usize),
+            low: self.ports.map_or(10000, |p| p.get_ref().0),
+            high: self.ports.map_or(60000, |p| p.get_ref().1),
+            avoid: self
+                .avoid
+                .map_or_else(Vec::new, |a| a.get_ref().iter().map(|p| p.0).collect()),
+            protos: self
+                .protocols
+                .map_or_else(|| vec![Proto::Tcp], |p| p.get_ref().clone()),
+            step: step.as_secs(),
+        };
+        spec.check()
+            .map_err(|err| (self.ports.map(Spanned::span), err))?;
+        Ok(spec)
+    }
+}
+
 /// A duration: `"250ms"`, `"2s"`, or an integer number of milliseconds.
-struct DurationValue(Duration);
+pub(crate) struct DurationValue(pub Duration);
 /// A TCP port in 1..=65535.
-struct PortValue(u16);
+pub(crate) struct PortValue(pub u16);
 /// `"10000-60000"`: an inclusive port range.
-struct PortRange(u16, u16);
+pub(crate) struct PortRange(pub u16, pub u16);
 
 impl<'de> Deserialize<'de> for PortRange {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {

@@ -10,6 +10,7 @@ pub mod actions;
 pub mod config;
 pub mod log;
 pub mod onetime;
+pub mod otp;
 pub mod privileges;
 
 use std::path::PathBuf;
@@ -109,17 +110,34 @@ pub fn main(args: &KnockdArgs) -> anyhow::Result<ExitCode> {
 
 /// The kernel filter for the server's doors. One-time doors move to ports
 /// not known yet: then every TCP/UDP packet goes through and the matcher picks.
+/// Time-based doors move within their port range: the filter lets the range in.
 fn filter_for(server: &Server) -> String {
-    if server
-        .config
+    let config = &server.config;
+    if config.doors.iter().any(|d| d.one_time_sequences.is_some()) {
+        return "tcp or udp or (vlan and (tcp or udp))".to_string();
+    }
+    // The configuration's own doors come first; time-based ones are empty there.
+    let fixed = capture::bpf_filter(&server.matcher.doors()[..config.doors.len()]);
+    let ranges: Vec<String> = config
         .doors
         .iter()
-        .any(|d| d.one_time_sequences.is_some())
-    {
-        "tcp or udp or (vlan and (tcp or udp))".to_string()
-    } else {
-        capture::bpf_filter(server.matcher.doors())
+        .filter_map(|d| d.otp.as_ref())
+        .flat_map(|otp| {
+            let (low, high) = (otp.spec.low, otp.spec.high);
+            otp.spec.protos.iter().map(move |proto| {
+                let proto = match proto {
+                    crate::sequence::Proto::Tcp => "tcp",
+                    crate::sequence::Proto::Udp => "udp",
+                };
+                format!("({proto} dst portrange {low}-{high})")
+            })
+        })
+        .collect();
+    if ranges.is_empty() {
+        return fixed;
     }
+    let ranges = ranges.join(" or ");
+    format!("{fixed} or ({ranges}) or (vlan and ({ranges}))")
 }
 
 /// `--check`: the config loaded; print its doors and the lint warnings.
@@ -137,9 +155,27 @@ fn check(config: &ServerConfig) -> anyhow::Result<ExitCode> {
         config.doors.len()
     )?;
     for door in &config.doors {
-        let sequence = match &door.one_time_sequences {
-            Some(path) => format!("one-time sequences from {}", path.display()),
-            None => door
+        let sequence = match (&door.one_time_sequences, &door.otp) {
+            (Some(path), _) => format!("one-time sequences from {}", path.display()),
+            (None, Some(otp)) => {
+                let protos: Vec<String> = otp.spec.protos.iter().map(|p| p.to_string()).collect();
+                let clients: Vec<&str> = otp
+                    .clients
+                    .iter()
+                    .map(|c| c.name.as_deref().unwrap_or("(one secret)"))
+                    .collect();
+                format!(
+                    "time-based sequences of {} knocks in {}-{} ({}), steps of {}s, window +-{}, clients {}",
+                    otp.spec.length,
+                    otp.spec.low,
+                    otp.spec.high,
+                    protos.join(","),
+                    otp.spec.step,
+                    otp.window,
+                    clients.join(", ")
+                )
+            }
+            (None, None) => door
                 .door
                 .sequence
                 .iter()
@@ -197,10 +233,24 @@ pub fn doors(config: &ServerConfig) -> anyhow::Result<Vec<Door>> {
         .collect()
 }
 
+/// The matcher for `config` (its doors, then the slot doors of its
+/// time-based doors) and those slots.
+fn matcher_for(config: &ServerConfig) -> anyhow::Result<(Matcher, otp::Slots)> {
+    let slots = otp::Slots::new(config);
+    let mut doors = doors(config)?;
+    doors.extend(slots.matcher_doors());
+    Ok((Matcher::new(doors, config.max_sources), slots))
+}
+
 /// The state shared by live and offline runs: matching, bookkeeping, logging.
 pub struct Server {
     pub config: ServerConfig,
     pub matcher: Matcher,
+    /// The time-based doors' slots in the matcher, moved on by packet time,
+    /// and their replay cache.
+    otp: otp::Slots,
+    /// Reused for the slots' new sequences: no allocation per packet.
+    changes: Vec<(usize, Vec<crate::sequence::Knock>)>,
     pub doorman: Doorman,
     pub log: Arc<Mutex<Log>>,
     pub dry_run: bool,
@@ -212,10 +262,12 @@ pub struct Server {
 
 impl Server {
     pub fn new(config: ServerConfig, log: Log, dry_run: bool) -> anyhow::Result<Server> {
-        let matcher = Matcher::new(doors(&config)?, config.max_sources);
+        let (matcher, otp) = matcher_for(&config)?;
         Ok(Server {
             config,
             matcher,
+            otp,
+            changes: Vec::new(),
             doorman: Doorman::default(),
             log_every_event: log.every_event(),
             log: Arc::new(Mutex::new(log)),
@@ -230,8 +282,17 @@ impl Server {
             .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
+    /// Time-based doors' slots whose step changed by `at` get their new sequence.
+    fn roll(&mut self, at: Duration) {
+        self.otp.advance(at, &mut self.changes);
+        for (door, sequence) in self.changes.drain(..) {
+            self.matcher.set_sequence(door, sequence);
+        }
+    }
+
     /// One packet at `seen.at`: returns the commands it makes due.
     pub fn packet(&mut self, seen: Seen) -> Vec<Run> {
+        self.roll(seen.at);
         let mut runs = self.doorman.due(&self.config.doors, seen.at);
         let mut events = std::mem::take(&mut self.events);
         self.matcher.hit(&seen.hit, seen.at, &mut events);
@@ -244,6 +305,7 @@ impl Server {
 
     /// Time passed with no packet: timeouts and due stop commands.
     pub fn tick(&mut self, at: Duration) -> Vec<Run> {
+        self.roll(at);
         let mut events = std::mem::take(&mut self.events);
         self.matcher.expire(at, &mut events);
         let mut runs = self.events(at, &mut events);
@@ -263,12 +325,24 @@ impl Server {
     /// Logs and acts on `events`, leaving the vector empty for reuse.
     fn events(&mut self, at: Duration, events: &mut Vec<Event>) -> Vec<Run> {
         let mut runs = Vec::new();
-        for event in events.drain(..) {
-            if self.log_every_event || event.kind == EventKind::Open {
-                let name = &self.config.doors[event.door].door.name;
+        for mut event in events.drain(..) {
+            // A time-based door's slot stands for the door and one client.
+            let opening = match event.kind {
+                EventKind::Open => self.otp.open(event.door),
+                _ => otp::Opening::Plain,
+            };
+            let (door, client) = self.otp.who(event.door).unwrap_or((event.door, None));
+            let name = &self.config.doors[door].door.name;
+            if opening == otp::Opening::Replay {
                 let mut log = self.log.lock().unwrap_or_else(|p| p.into_inner());
-                log.event(at, name, event.src, event.kind);
+                log.replay(at, name, client, event.src);
+                continue;
             }
+            if self.log_every_event || event.kind == EventKind::Open {
+                let mut log = self.log.lock().unwrap_or_else(|p| p.into_inner());
+                log.client_event(at, name, client, event.src, event.kind);
+            }
+            event.door = door;
             if event.kind == EventKind::Evicted {
                 let evictions = self.matcher.evictions();
                 if evictions.is_power_of_two() {
@@ -594,9 +668,9 @@ async fn run_now(server: &Server, door: &str, action: &Action, what: &str) {
 fn reload(server: &mut Server, path: &std::path::Path) -> Vec<Run> {
     let loaded = config::load(path)
         .map_err(anyhow::Error::from)
-        .and_then(|c| Ok((doors(&c)?, c)));
+        .and_then(|c| Ok((matcher_for(&c)?, c)));
     match loaded {
-        Ok((doors, config)) => {
+        Ok(((matcher, mut slots), config)) => {
             let old_names: Vec<String> = server
                 .config
                 .doors
@@ -610,7 +684,9 @@ fn reload(server: &mut Server, path: &std::path::Path) -> Vec<Run> {
                     .position(|d| d.door.name == old_names[old])
             };
             let closing = server.doorman.rekey(&server.config.doors, new_index);
-            server.matcher = Matcher::new(doors, config.max_sources);
+            slots.carry_over(&server.otp);
+            server.matcher = matcher;
+            server.otp = slots;
             server.log().note(
                 now(),
                 &format!("reloaded {}: {} doors", path.display(), config.doors.len()),
