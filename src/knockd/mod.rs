@@ -117,7 +117,6 @@ fn filter_for(server: &Server) -> String {
         return "tcp or udp or (vlan and (tcp or udp))".to_string();
     }
     // The configuration's own doors come first; time-based ones are empty there.
-    let fixed = capture::bpf_filter(&server.matcher.doors()[..config.doors.len()]);
     let ranges: Vec<String> = config
         .doors
         .iter()
@@ -129,15 +128,11 @@ fn filter_for(server: &Server) -> String {
                     crate::sequence::Proto::Tcp => "tcp",
                     crate::sequence::Proto::Udp => "udp",
                 };
-                format!("({proto} dst portrange {low}-{high})")
+                format!("{proto} dst portrange {low}-{high}")
             })
         })
         .collect();
-    if ranges.is_empty() {
-        return fixed;
-    }
-    let ranges = ranges.join(" or ");
-    format!("{fixed} or ({ranges}) or (vlan and ({ranges}))")
+    capture::bpf_filter_with(&server.matcher.doors()[..config.doors.len()], &ranges)
 }
 
 /// `--check`: the config loaded; print its doors and the lint warnings.

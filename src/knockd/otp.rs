@@ -371,6 +371,45 @@ mod tests {
         }
     }
 
+    /// An Ethernet frame of a TCP SYN or a UDP datagram to `port`.
+    fn frame(proto: Proto, port: u16) -> Vec<u8> {
+        let ip = etherparse::PacketBuilder::ethernet2([2, 0, 0, 0, 0, 1], [2, 0, 0, 0, 0, 2]).ipv4(
+            [198, 51, 100, 7],
+            [192, 0, 2, 1],
+            64,
+        );
+        let mut out = Vec::new();
+        match proto {
+            Proto::Tcp => ip.tcp(40_000, port, 1, 64_240).syn().write(&mut out, &[]),
+            Proto::Udp => ip.udp(40_000, port).write(&mut out, &[0]),
+        }
+        .unwrap();
+        out
+    }
+
+    #[test]
+    fn the_capture_filter_lets_in_the_whole_range_of_a_time_based_door() {
+        let mut config = config(1, vec![client("alice", 1)]);
+        config.doors[1].otp.as_mut().unwrap().spec.protos = vec![Proto::Udp];
+        let log = crate::knockd::log::Log::to_writer(Box::new(std::io::sink()), false, false);
+        let server = crate::knockd::Server::new(config, log, true).unwrap();
+        let filter = crate::knockd::filter_for(&server);
+        let dead = pcap::Capture::dead(pcap::Linktype::ETHERNET).unwrap();
+        let program = dead.compile(&filter, true).unwrap();
+        let passes = |proto, port| program.filter(&frame(proto, port));
+        // The fixed door's knock, and UDP anywhere in 10000-60000.
+        assert!(passes(Proto::Tcp, 7000), "{filter}");
+        for port in [10000, 23456, 60000] {
+            assert!(passes(Proto::Udp, port), "{port}: {filter}");
+        }
+        assert!(!passes(Proto::Udp, 9999), "{filter}");
+        assert!(!passes(Proto::Udp, 60001), "{filter}");
+        assert!(
+            !passes(Proto::Tcp, 23456),
+            "TCP is not the door's: {filter}"
+        );
+    }
+
     #[test]
     fn slot_steps_cover_the_window_once() {
         for now in [0, 1, 2, 5, 1000, 1001] {
