@@ -57,6 +57,9 @@ pub enum Sequence {
     Fixed(Vec<Knock>),
     /// Knocks derived from a secret and the time (docs/otp-sequences.md).
     Otp(Box<OtpSequence>),
+    /// The first unused line of a one-time sequences file, in the C knockd's
+    /// format (see [`crate::onetime`]); marked used once knocked.
+    OneTime(PathBuf),
 }
 
 /// A time-based sequence: where the secret is and how sequences look.
@@ -239,6 +242,16 @@ impl Profiles {
                     }
                     (None, None) => None,
                 };
+                if let Some(file) = &raw.one_time_sequences
+                    && (secret.is_some() || raw.sequence.is_some())
+                {
+                    return Err(at(
+                        Some(file.span()),
+                        format!(
+                            "profile `{name}` has `one_time_sequences` and also a `sequence` or a secret: expected one of them"
+                        ),
+                    ));
+                }
                 if let (Some(_), Some(seq)) = (&secret, &raw.sequence) {
                     return Err(at(
                         Some(seq.span()),
@@ -260,6 +273,10 @@ impl Profiles {
                     ));
                 }
                 let sequence = match &raw.sequence {
+                    None if raw.one_time_sequences.is_some() => {
+                        let file = raw.one_time_sequences.as_ref().expect("checked");
+                        Sequence::OneTime(PathBuf::from(file.get_ref()))
+                    }
                     None if secret.is_some() => {
                         let spec = raw.otp_keys().spec().map_err(|(span, err)| {
                             at(
@@ -281,7 +298,7 @@ impl Profiles {
                         return Err(at(
                             Some(name_span),
                             format!(
-                                "profile `{name}` has no `sequence`: expected e.g. sequence = [\"7000\", \"8000:udp\"], or secret_file for time-based sequences"
+                                "profile `{name}` has no `sequence`: expected e.g. sequence = [\"7000\", \"8000:udp\"], secret_file for time-based sequences, or one_time_sequences"
                             ),
                         ));
                     }
@@ -469,6 +486,7 @@ struct RawProfile {
     mode: Option<Spanned<Mode>>,
     secret_file: Option<Spanned<String>>,
     secret_env: Option<Spanned<String>>,
+    one_time_sequences: Option<Spanned<String>>,
     otp_door: Option<Spanned<String>>,
     otp_length: Option<Spanned<u32>>,
     otp_ports: Option<Spanned<PortRange>>,
@@ -508,6 +526,9 @@ impl RawProfile {
         }
         if let Some(v) = &self.secret_env {
             keys.push(("secret_env", v.span()));
+        }
+        if let Some(v) = &self.one_time_sequences {
+            keys.push(("one_time_sequences", v.span()));
         }
         if let Some(v) = &self.otp_door {
             keys.push(("otp_door", v.span()));
@@ -717,7 +738,8 @@ mod tests {
                 "office-router",
                 "lab",
                 "everywhere",
-                "rolling"
+                "rolling",
+                "once"
             ]
         );
         let text = std::fs::read_to_string(&path).unwrap();
@@ -736,6 +758,7 @@ mod tests {
             "include",
             "secret_file",
             "secret_env",
+            "one_time_sequences",
             "otp_door",
             "otp_length",
             "otp_ports",
@@ -890,6 +913,14 @@ mod tests {
                 "[profiles.a]\nhost = \"h\"\nsecret_env = \"S\"\notp_ports = \"9000-9002\"\n",
             ),
             ("secret in defaults", "[defaults]\nsecret_env = \"S\"\n"),
+            (
+                "one-time and sequence",
+                "[profiles.a]\nhost = \"h\"\nsequence = [\"1\"]\none_time_sequences = \"f\"\n",
+            ),
+            (
+                "one-time in defaults",
+                "[defaults]\none_time_sequences = \"f\"\n",
+            ),
         ];
         let report: String = cases
             .iter()

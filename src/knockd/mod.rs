@@ -9,7 +9,7 @@
 pub mod actions;
 pub mod config;
 pub mod log;
-pub mod onetime;
+pub use crate::onetime;
 pub mod otp;
 pub mod privileges;
 

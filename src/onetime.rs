@@ -4,6 +4,9 @@
 //! atomically (new file, fsync, rename, fsync of the directory), so a crash
 //! at any moment leaves either the old or the new file — never a torn one,
 //! and a used sequence is never offered again once its knocker got in.
+//!
+//! Shared by both sides: the server disables the line that opened its door,
+//! the client (`one_time_sequences` in a profile) the line it knocked.
 
 use std::fs;
 use std::io::{self, Write};
