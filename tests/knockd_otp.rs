@@ -337,3 +337,27 @@ fn the_check_lists_the_door_and_warns_when_a_fixed_door_knocks_inside_its_range(
         "{stdout}"
     );
 }
+
+#[test]
+fn the_commented_time_based_door_of_the_example_config_loads_once_uncommented() {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    let example = support::read(root.join("knockd.example.toml"));
+    let start = example
+        .find("# [[door]]\n# name = \"team\"")
+        .expect("the example has it");
+    let case = Case::new();
+    case.secret("team.secret", 0o600);
+    let door: String = example[start..]
+        .lines()
+        .filter(|l| !l.starts_with("# # "))
+        .map(|l| format!("{}\n", l.strip_prefix("# ").unwrap_or(l)))
+        .collect();
+    case.config(&door.replace("/etc/knockr/team.secret", "DIR/team.secret"));
+    let output = case.knockd(&["--check"]);
+    assert_eq!(output.status.code(), Some(0), "{output:?}");
+    let stdout = String::from_utf8(output.stdout).unwrap();
+    assert!(
+        stdout.contains("team: time-based sequences of 4 knocks in 10000-60000 (tcp)"),
+        "{stdout}"
+    );
+}
