@@ -580,10 +580,15 @@ impl RawProfile {
 /// words. Each side's raw table holds the values (serde cannot flatten spanned
 /// values) and lends them here.
 pub(crate) struct OtpKeys<'a> {
+    /// `otp_length`: knocks per sequence.
     pub length: Option<&'a Spanned<u32>>,
+    /// `otp_ports`: the range knocks are drawn from.
     pub ports: Option<&'a Spanned<PortRange>>,
+    /// `otp_step`: the time step, whole seconds.
     pub step: Option<&'a Spanned<DurationValue>>,
+    /// `otp_protocols`: tcp, udp or both, in derivation order.
     pub protocols: Option<&'a Spanned<Vec<Proto>>>,
+    /// `otp_avoid`: ports never used.
     pub avoid: Option<&'a Spanned<Vec<PortValue>>>,
 }
 

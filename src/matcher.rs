@@ -238,6 +238,30 @@ impl Matcher {
         }
     }
 
+    /// [`Matcher::set_sequence`] for several doors at once (time-based doors
+    /// moving to a new step), with one rebuild of the watched ports and one
+    /// pass over the sources instead of one per door. Drains `changes`.
+    pub fn set_sequences(&mut self, changes: &mut Vec<(usize, Vec<Knock>)>) {
+        if changes.is_empty() {
+            return;
+        }
+        let mut changed = vec![false; self.doors.len()];
+        for (door, sequence) in changes.drain(..) {
+            changed[door] = true;
+            self.doors[door].sequence = sequence;
+        }
+        self.watched = PortSet::new(&self.doors);
+        let affected: Vec<IpAddr> = self
+            .sources
+            .iter()
+            .filter(|(_, s)| s.attempts.iter().any(|a| changed[a.door]))
+            .map(|(ip, _)| *ip)
+            .collect();
+        for src in affected {
+            self.end_attempts(src, |a| changed[a.door]);
+        }
+    }
+
     /// Attempts that have run out of time by `now`, ended with `Timeout` events.
     pub fn expire(&mut self, now: Duration, events: &mut Vec<Event>) {
         for door in 0..self.deadlines.len() {

@@ -361,3 +361,21 @@ fn the_commented_time_based_door_of_the_example_config_loads_once_uncommented() 
         "{stdout}"
     );
 }
+
+#[test]
+fn a_knock_in_progress_across_a_step_boundary_completes_unless_its_step_left_the_window() {
+    let case = Case::new();
+    let (secret, _) = case.secret("team.secret", 0o600);
+    case.config(&door(1, "secret_file = \"DIR/team.secret\""));
+    let t = step_at(1_000);
+    let boundary_ms = ((t + 1) * STEP - CAPTURE_START) * 1000;
+    // Half the knocks before the boundary to step t+1, half after.
+    let straddling =
+        |src: &str, step: u64| knocking(src, &sequence(&secret, step), boundary_ms - 200);
+    let mut packets = straddling("198.51.100.1", t);
+    // Step t-1 is valid before the boundary and gone after it.
+    packets.extend(straddling("198.51.100.2", t - 1));
+    packets.sort_by_key(|p| p.0);
+    let events = case.events(&packets);
+    assert_eq!(events, [ev("198.51.100.1", "open", None)]);
+}

@@ -123,13 +123,8 @@ fn filter_for(server: &Server) -> String {
         .filter_map(|d| d.otp.as_ref())
         .flat_map(|otp| {
             let (low, high) = (otp.spec.low, otp.spec.high);
-            otp.spec.protos.iter().map(move |proto| {
-                let proto = match proto {
-                    crate::sequence::Proto::Tcp => "tcp",
-                    crate::sequence::Proto::Udp => "udp",
-                };
-                format!("{proto} dst portrange {low}-{high}")
-            })
+            let protos = otp.spec.protos.iter();
+            protos.map(move |proto| format!("{} dst portrange {low}-{high}", proto.as_str()))
         })
         .collect();
     capture::bpf_filter_with(&server.matcher.doors()[..config.doors.len()], &ranges)
@@ -280,9 +275,7 @@ impl Server {
     /// Time-based doors' slots whose step changed by `at` get their new sequence.
     fn roll(&mut self, at: Duration) {
         self.otp.advance(at, &mut self.changes);
-        for (door, sequence) in self.changes.drain(..) {
-            self.matcher.set_sequence(door, sequence);
-        }
+        self.matcher.set_sequences(&mut self.changes);
     }
 
     /// One packet at `seen.at`: returns the commands it makes due.
