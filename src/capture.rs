@@ -63,6 +63,14 @@ pub struct Seen {
 /// and without a VLAN tag); flags, order and addresses are checked in
 /// userspace, where IPv6 works too. A strict door needs every TCP and UDP packet.
 pub fn bpf_filter(doors: &[Door]) -> String {
+    bpf_filter_with(doors, &[])
+}
+
+/// [`bpf_filter`] that also lets in `extra` clauses, such as a time-based
+/// door's `udp dst portrange 20000-29999`. They go inside the same VLAN
+/// wrapping: after `vlan`, libpcap reads every later clause at the tagged
+/// offsets, so untagged clauses must all come before it.
+pub fn bpf_filter_with(doors: &[Door], extra: &[String]) -> String {
     let ports = |proto: Proto| -> Vec<String> {
         let mut ports: Vec<u16> = doors
             .iter()
@@ -83,6 +91,7 @@ pub fn bpf_filter(doors: &[Door]) -> String {
                 parts.push(format!("({name} dst port ({}))", list.join(" or ")));
             }
         }
+        parts.extend(extra.iter().map(|clause| format!("({clause})")));
         if parts.is_empty() {
             // No door has a sequence (all one-time files used up): capture nothing useful.
             return "tcp and udp".to_string();

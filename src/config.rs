@@ -57,6 +57,9 @@ pub enum Sequence {
     Fixed(Vec<Knock>),
     /// Knocks derived from a secret and the time (docs/otp-sequences.md).
     Otp(Box<OtpSequence>),
+    /// The first unused line of a one-time sequences file, in the C knockd's
+    /// format (see [`crate::onetime`]); marked used once knocked.
+    OneTime(PathBuf),
 }
 
 /// A time-based sequence: where the secret is and how sequences look.
@@ -239,6 +242,16 @@ impl Profiles {
                     }
                     (None, None) => None,
                 };
+                if let Some(file) = &raw.one_time_sequences
+                    && (secret.is_some() || raw.sequence.is_some())
+                {
+                    return Err(at(
+                        Some(file.span()),
+                        format!(
+                            "profile `{name}` has `one_time_sequences` and also a `sequence` or a secret: expected one of them"
+                        ),
+                    ));
+                }
                 if let (Some(_), Some(seq)) = (&secret, &raw.sequence) {
                     return Err(at(
                         Some(seq.span()),
@@ -247,8 +260,10 @@ impl Profiles {
                         ),
                     ));
                 }
+                let otp_door = raw.otp_door.as_ref().map(|d| ("otp_door", d.span()));
                 if secret.is_none()
-                    && let Some((key, span)) = raw.otp_keys().into_iter().next()
+                    && let Some((key, span)) =
+                        otp_door.into_iter().chain(raw.otp_keys().written()).next()
                 {
                     return Err(at(
                         Some(span),
@@ -258,31 +273,17 @@ impl Profiles {
                     ));
                 }
                 let sequence = match &raw.sequence {
+                    None if raw.one_time_sequences.is_some() => {
+                        let file = raw.one_time_sequences.as_ref().expect("checked");
+                        Sequence::OneTime(PathBuf::from(file.get_ref()))
+                    }
                     None if secret.is_some() => {
-                        let spec = crate::otp::OtpSpec {
-                            length: raw.otp_length.as_ref().map_or(4, |l| *l.get_ref() as usize),
-                            low: raw.otp_ports.as_ref().map_or(10000, |p| p.get_ref().0),
-                            high: raw.otp_ports.as_ref().map_or(60000, |p| p.get_ref().1),
-                            avoid: raw.otp_avoid.as_ref().map_or_else(Vec::new, |a| {
-                                a.get_ref().iter().map(|p| p.0).collect()
-                            }),
-                            protos: raw
-                                .otp_protocols
-                                .as_ref()
-                                .map_or_else(|| vec![Proto::Tcp], |p| p.get_ref().clone()),
-                            step: raw
-                                .otp_step
-                                .as_ref()
-                                .map_or(30, |s| s.get_ref().0.as_secs()),
-                        };
-                        if let Err(err) = spec.check() {
-                            let span = raw
-                                .otp_ports
-                                .as_ref()
-                                .map(Spanned::span)
-                                .or(Some(name_span.clone()));
-                            return Err(at(span, format!("profile `{name}`: {err}")));
-                        }
+                        let spec = raw.otp_keys().spec().map_err(|(span, err)| {
+                            at(
+                                span.or(Some(name_span.clone())),
+                                format!("profile `{name}`: {err}"),
+                            )
+                        })?;
                         let door = raw
                             .otp_door
                             .as_ref()
@@ -297,7 +298,7 @@ impl Profiles {
                         return Err(at(
                             Some(name_span),
                             format!(
-                                "profile `{name}` has no `sequence`: expected e.g. sequence = [\"7000\", \"8000:udp\"], or secret_file for time-based sequences"
+                                "profile `{name}` has no `sequence`: expected e.g. sequence = [\"7000\", \"8000:udp\"], secret_file for time-based sequences, or one_time_sequences"
                             ),
                         ));
                     }
@@ -508,6 +509,7 @@ struct RawProfile {
     mode: Option<Spanned<Mode>>,
     secret_file: Option<Spanned<String>>,
     secret_env: Option<Spanned<String>>,
+    one_time_sequences: Option<Spanned<String>>,
     otp_door: Option<Spanned<String>>,
     otp_length: Option<Spanned<u32>>,
     otp_ports: Option<Spanned<PortRange>>,
@@ -517,23 +519,15 @@ struct RawProfile {
 }
 
 impl RawProfile {
-    /// The keys that shape time-based sequences, with where they were written.
-    fn otp_keys(&self) -> Vec<(&'static str, Range<usize>)> {
-        let spans = [
-            ("otp_door", self.otp_door.as_ref().map(Spanned::span)),
-            ("otp_length", self.otp_length.as_ref().map(Spanned::span)),
-            ("otp_ports", self.otp_ports.as_ref().map(Spanned::span)),
-            ("otp_step", self.otp_step.as_ref().map(Spanned::span)),
-            (
-                "otp_protocols",
-                self.otp_protocols.as_ref().map(Spanned::span),
-            ),
-            ("otp_avoid", self.otp_avoid.as_ref().map(Spanned::span)),
-        ];
-        spans
-            .into_iter()
-            .filter_map(|(key, span)| Some((key, span?)))
-            .collect()
+    /// The keys that shape time-based sequences.
+    fn otp_keys(&self) -> OtpKeys<'_> {
+        OtpKeys {
+            length: self.otp_length.as_ref(),
+            ports: self.otp_ports.as_ref(),
+            step: self.otp_step.as_ref(),
+            protocols: self.otp_protocols.as_ref(),
+            avoid: self.otp_avoid.as_ref(),
+        }
     }
 
     fn profile_only_keys(&self) -> Vec<(&'static str, Range<usize>)> {
@@ -556,7 +550,13 @@ impl RawProfile {
         if let Some(v) = &self.secret_env {
             keys.push(("secret_env", v.span()));
         }
-        keys.extend(self.otp_keys());
+        if let Some(v) = &self.one_time_sequences {
+            keys.push(("one_time_sequences", v.span()));
+        }
+        if let Some(v) = &self.otp_door {
+            keys.push(("otp_door", v.span()));
+        }
+        keys.extend(self.otp_keys().written());
         keys
     }
 
@@ -597,12 +597,76 @@ impl RawProfile {
     }
 }
 
+/// The keys that shape time-based sequences, as written in a client profile
+/// or a server door: one reading, one set of defaults and one check for both
+/// sides, so a profile and its door cannot mean different things by the same
+/// words. Each side's raw table holds the values (serde cannot flatten spanned
+/// values) and lends them here.
+pub(crate) struct OtpKeys<'a> {
+    /// `otp_length`: knocks per sequence.
+    pub length: Option<&'a Spanned<u32>>,
+    /// `otp_ports`: the range knocks are drawn from.
+    pub ports: Option<&'a Spanned<PortRange>>,
+    /// `otp_step`: the time step, whole seconds.
+    pub step: Option<&'a Spanned<DurationValue>>,
+    /// `otp_protocols`: tcp, udp or both, in derivation order.
+    pub protocols: Option<&'a Spanned<Vec<Proto>>>,
+    /// `otp_avoid`: ports never used.
+    pub avoid: Option<&'a Spanned<Vec<PortValue>>>,
+}
+
+impl OtpKeys<'_> {
+    /// The keys that were written, with where.
+    pub fn written(&self) -> Vec<(&'static str, Range<usize>)> {
+        let spans = [
+            ("otp_length", self.length.map(Spanned::span)),
+            ("otp_ports", self.ports.map(Spanned::span)),
+            ("otp_step", self.step.map(Spanned::span)),
+            ("otp_protocols", self.protocols.map(Spanned::span)),
+            ("otp_avoid", self.avoid.map(Spanned::span)),
+        ];
+        spans
+            .into_iter()
+            .filter_map(|(key, span)| Some((key, span?)))
+            .collect()
+    }
+
+    /// The spec they describe, with the documented defaults (4 knocks, ports
+    /// 10000-60000, steps of 30 s, TCP, nothing avoided). An error carries
+    /// the span of the key at fault when one is.
+    pub fn spec(&self) -> Result<crate::otp::OtpSpec, (Option<Range<usize>>, String)> {
+        let step = self.step.map_or(Duration::from_secs(30), |s| s.get_ref().0);
+        if step.subsec_nanos() != 0 || step.is_zero() {
+            let message = format!(
+                "otp_step {} is not a whole number of seconds: expected e.g. \"30s\"",
+                values::format_duration(step)
+            );
+            return Err((self.step.map(Spanned::span), message));
+        }
+        let spec = crate::otp::OtpSpec {
+            length: self.length.map_or(4, |l| *l.get_ref() as usize),
+            low: self.ports.map_or(10000, |p| p.get_ref().0),
+            high: self.ports.map_or(60000, |p| p.get_ref().1),
+            avoid: self
+                .avoid
+                .map_or_else(Vec::new, |a| a.get_ref().iter().map(|p| p.0).collect()),
+            protos: self
+                .protocols
+                .map_or_else(|| vec![Proto::Tcp], |p| p.get_ref().clone()),
+            step: step.as_secs(),
+        };
+        spec.check()
+            .map_err(|err| (self.ports.map(Spanned::span), err))?;
+        Ok(spec)
+    }
+}
+
 /// A duration: `"250ms"`, `"2s"`, or an integer number of milliseconds.
-struct DurationValue(Duration);
+pub(crate) struct DurationValue(pub Duration);
 /// A TCP port in 1..=65535.
-struct PortValue(u16);
+pub(crate) struct PortValue(pub u16);
 /// `"10000-60000"`: an inclusive port range.
-struct PortRange(u16, u16);
+pub(crate) struct PortRange(pub u16, pub u16);
 
 impl<'de> Deserialize<'de> for PortRange {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
@@ -702,7 +766,8 @@ mod tests {
                 "office-router",
                 "lab",
                 "everywhere",
-                "rolling"
+                "rolling",
+                "once"
             ]
         );
         let text = std::fs::read_to_string(&path).unwrap();
@@ -721,6 +786,7 @@ mod tests {
             "include",
             "secret_file",
             "secret_env",
+            "one_time_sequences",
             "otp_door",
             "otp_length",
             "otp_ports",
@@ -911,6 +977,14 @@ mod tests {
                 "[profiles.a]\nhost = \"h\"\nsecret_env = \"S\"\notp_ports = \"9000-9002\"\n",
             ),
             ("secret in defaults", "[defaults]\nsecret_env = \"S\"\n"),
+            (
+                "one-time and sequence",
+                "[profiles.a]\nhost = \"h\"\nsequence = [\"1\"]\none_time_sequences = \"f\"\n",
+            ),
+            (
+                "one-time in defaults",
+                "[defaults]\none_time_sequences = \"f\"\n",
+            ),
         ];
         let report: String = cases
             .iter()

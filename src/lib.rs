@@ -11,6 +11,7 @@ pub mod knock;
 #[cfg(feature = "server")]
 pub mod knockd;
 pub mod matcher;
+pub mod onetime;
 pub mod otp;
 pub mod packet;
 pub mod resolve;
@@ -109,7 +110,11 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             }
             let report = runtime.block_on(knock::run(&plan));
             report_failures_if_quiet(&report, plan.output);
-            let code = ExitCode::from_ok(report.ok);
+            let unmarked = plan::spend_one_time_lines(&plan, &report);
+            for problem in &unmarked {
+                eprintln!("knockr: {}", knock::report::sanitize(problem));
+            }
+            let code = ExitCode::from_ok(report.ok && unmarked.is_empty());
             match knock::report::write(&report, plan.output, &mut stdout)
                 .and_then(|()| stdout.flush())
             {
@@ -162,7 +167,7 @@ fn routeros_rules(
             let delay = first.settings.delay.unwrap_or(DEFAULT_DELAY);
             let config::Sequence::Fixed(sequence) = &first.sequence else {
                 return Err(usage(format!(
-                    "profile `{profile}` uses time-based sequences, which the router cannot derive: give --sequence"
+                    "profile `{profile}` uses time-based or one-time sequences, which the router cannot follow: give --sequence"
                 )));
             };
             (sequence.clone(), delay, format!("knockr-{profile}"))

@@ -320,17 +320,30 @@ impl Matcher {
     /// Replaces a door's sequence (a one-time door moving to its next line;
     /// empty disables the door). Attempts on its old sequence are dropped.
     pub fn set_sequence(&mut self, door: usize, sequence: Vec<Knock>) {
-        self.doors[door].sequence = sequence;
+        self.set_sequences(&mut vec![(door, sequence)]);
+    }
+
+    /// [`Matcher::set_sequence`] for several doors at once (time-based doors
+    /// moving to a new step), with one rebuild of the watched ports and one
+    /// pass over the sources instead of one per door. Drains `changes`.
+    pub fn set_sequences(&mut self, changes: &mut Vec<(usize, Vec<Knock>)>) {
+        if changes.is_empty() {
+            return;
+        }
+        let mut changed = vec![false; self.doors.len()];
+        for (door, sequence) in changes.drain(..) {
+            changed[door] = true;
+            self.doors[door].sequence = sequence;
+        }
         self.watched = PortSet::new(&self.doors);
-        let door = door as u32;
         let affected: Vec<Slot> = (0..self.table.slots.len() as Slot)
             .filter(|&slot| {
                 let source = &self.table.slots[slot as usize];
-                source.since != 0 && source.attempts.iter().any(|a| a.door == door)
+                source.since != 0 && source.attempts.iter().any(|a| changed[a.door as usize])
             })
             .collect();
         for slot in affected {
-            self.end_attempts(slot, |a| a.door == door);
+            self.end_attempts(slot, |a| changed[a.door as usize]);
         }
     }
 

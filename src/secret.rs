@@ -1,6 +1,8 @@
 //! Loading shared secrets and router passwords, the one place that reads them: from a file that
 //! only its owner may read (refused otherwise, as ssh refuses private keys),
 //! or from an environment variable. Never from argv; never into messages.
+//! [`Secret`] holds a loaded one where it must be kept (the server's doors):
+//! its `Debug` is redacted and its equality constant time.
 
 use std::path::PathBuf;
 
@@ -12,6 +14,45 @@ pub enum SecretSource {
     File(PathBuf),
     Env(String),
 }
+
+/// A loaded secret. `Debug` prints no byte of it, so a logged or snapshotted
+/// configuration gives nothing away; `==` takes the same time wherever the
+/// bytes differ.
+#[derive(Clone)]
+pub struct Secret(Vec<u8>);
+
+impl Secret {
+    /// Reads and decodes the secret at `source` (see [`load`]).
+    pub fn load(source: &SecretSource) -> Result<Secret, String> {
+        load(source).map(Secret)
+    }
+
+    /// A secret already decoded (tests, and secrets from elsewhere than a file).
+    pub fn new(bytes: Vec<u8>) -> Secret {
+        Secret(bytes)
+    }
+
+    /// The bytes, for the derivation only.
+    pub fn bytes(&self) -> &[u8] {
+        &self.0
+    }
+}
+
+impl std::fmt::Debug for Secret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Secret(redacted)")
+    }
+}
+
+impl PartialEq for Secret {
+    fn eq(&self, other: &Secret) -> bool {
+        use subtle::ConstantTimeEq as _;
+        // Lengths are not secret (every secret is at least 16 bytes); the bytes are.
+        self.0.len() == other.0.len() && bool::from(self.0.ct_eq(&other.0))
+    }
+}
+
+impl Eq for Secret {}
 
 /// Reads and decodes the secret. Errors name the file or variable, never the secret.
 pub fn load(source: &SecretSource) -> Result<Vec<u8>, String> {
@@ -92,6 +133,20 @@ mod tests {
             !err.contains("GEZD"),
             "the secret never appears in messages"
         );
+    }
+
+    #[test]
+    fn a_loaded_secret_is_redacted_in_debug_and_compared_by_value() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("secret");
+        std::fs::write(&path, "GEZDGNBVGY3TQOJQGEZDGNBVGY3TQOJQ\n").unwrap();
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).unwrap();
+        let secret = Secret::load(&SecretSource::File(path)).unwrap();
+        assert_eq!(secret.bytes(), b"12345678901234567890");
+        assert_eq!(format!("{secret:?}"), "Secret(redacted)");
+        assert_eq!(secret, secret.clone());
+        assert_ne!(secret, Secret(b"12345678901234567891".to_vec()));
+        assert_ne!(secret, Secret(b"1234567890123456789".to_vec()));
     }
 
     #[test]

@@ -153,7 +153,7 @@ fn kill_9_while_one_time_sequences_are_rewritten_never_tears_the_file_nor_reopen
     let used = used_lines(&file, &original);
     assert!(used >= 1, "no sequence was ever used: the race never ran");
     assert_eq!(
-        knockr::knockd::onetime::current(&file)
+        knockr::onetime::current(&file, knockr::knockd::config::refuse_line)
             .unwrap()
             .map(|(i, _)| i),
         Some(used),

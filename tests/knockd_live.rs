@@ -285,3 +285,87 @@ fn at_exit_knockd_reports_the_capture_counters_and_a_burst_is_not_dropped() {
         "{line}"
     );
 }
+
+/// A fresh secret in `dir/name`, readable by its owner only.
+fn secret_file(dir: &std::path::Path, name: &str) -> std::path::PathBuf {
+    use std::os::unix::fs::PermissionsExt as _;
+    let (base32, _) = knockr::otp::new_secret().unwrap();
+    let path = dir.join(name);
+    std::fs::write(&path, format!("{base32}\n")).unwrap();
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).unwrap();
+    path
+}
+
+#[test]
+fn the_client_opens_a_time_based_door_each_client_under_its_name_and_a_replay_is_refused() {
+    if !can_run() {
+        return;
+    }
+    let net = Net::new();
+    let dir = tempfile::tempdir().unwrap();
+    let [alice, bob] = ["alice", "bob"].map(|n| secret_file(dir.path(), &format!("{n}.secret")));
+    let shape = "otp_ports = \"20000-29999\"\notp_protocols = [\"tcp\", \"udp\"]\notp_length = 4\n";
+    // The door's own keys come before its [[door.client]] tables.
+    let path = dir.path().join("knockd.toml");
+    let door = format!(
+        "[[door]]\nname = \"team\"\n{shape}tcp_flags = \"syn\"\n\
+         start = [\"/bin/sh\", \"-c\", \"echo start %IP% >> {}/ran\"]\n\
+         [[door.client]]\nname = \"alice\"\nsecret_file = \"{}\"\n\
+         [[door.client]]\nname = \"bob\"\nsecret_file = \"{}\"\n",
+        dir.path().display(),
+        alice.display(),
+        bob.display()
+    );
+    std::fs::write(&path, door).unwrap();
+    let profiles = dir.path().join("profiles.toml");
+    let profile = |name: &str, secret: &std::path::Path| {
+        format!(
+            "[profiles.{name}]\nhost = \"{}\"\nsecret_file = \"{}\"\notp_door = \"team\"\n{shape}delay = \"50ms\"\n",
+            net.v4(1),
+            secret.display()
+        )
+    };
+    std::fs::write(&profiles, profile("alice", &alice) + &profile("bob", &bob)).unwrap();
+    let profiles = profiles.to_str().unwrap();
+
+    // Every knock below falls in one 30 s step: start just after a boundary.
+    let into_step = || {
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_secs()
+            % 30
+    };
+    if into_step() > 15 {
+        std::thread::sleep(Duration::from_secs(31 - into_step()));
+    }
+    let mut server = net.server(&path);
+    assert_eq!(net.knock(&["-c", profiles, "alice"]), Some(0));
+    server.expect("team (client alice): OPEN SESAME");
+    server.expect(&format!("echo start {} >> ", net.v4(2)));
+    assert_eq!(net.knock(&["-c", profiles, "bob"]), Some(0));
+    server.expect("team (client bob): OPEN SESAME");
+    // Alice's knock again in the same step: the very same packets, refused.
+    assert_eq!(net.knock(&["-c", profiles, "alice"]), Some(0));
+    server
+        .expect("team (client alice): sequence already used in its time step: refused as a replay");
+    // Still refused after a reload: the replay cache carries over.
+    unsafe { libc::kill(server.child.id() as i32, libc::SIGHUP) };
+    server.expect("reloaded");
+    assert_eq!(net.knock(&["-c", profiles, "alice"]), Some(0));
+    let (status, log) = server.terminate();
+    assert_eq!(status, Some(0), "{}", log.join("\n"));
+    assert!(into_step() < 29, "the test stayed within one step");
+    let refused = log
+        .iter()
+        .filter(|l| l.contains("refused as a replay"))
+        .count();
+    assert_eq!(refused, 2, "{}", log.join("\n"));
+    let opened = log.iter().filter(|l| l.contains("OPEN SESAME")).count();
+    assert_eq!(opened, 2, "{}", log.join("\n"));
+    assert_eq!(
+        ran(dir.path()),
+        format!("start {0}\nstart {0}\n", net.v4(2)),
+        "alice's and bob's openings ran the start command, the replays did not"
+    );
+}

@@ -45,7 +45,7 @@ pub async fn connect(
         retries: plan::DEFAULT_CHECK_RETRIES,
     });
     settings.check = Some(plan::Check { port, ..check });
-    let sequence = plan::current_sequence(
+    let (sequence, one_time_line) = plan::current_sequence(
         &member.profile,
         &member.sequence,
         std::time::SystemTime::now(),
@@ -55,6 +55,7 @@ pub async fn connect(
         host: member.host,
         sequence,
         settings,
+        one_time_line,
     };
     let plan = Plan {
         targets: vec![target],
@@ -62,6 +63,9 @@ pub async fn connect(
         conduct: Conduct::default(),
     };
     let report = crate::knock::run(&plan).await;
+    for problem in plan::spend_one_time_lines(&plan, &report) {
+        eprintln!("knockr: {}", sanitize(&problem));
+    }
     let target = &report.targets[0];
     if !target.ok {
         eprintln!(

@@ -119,6 +119,17 @@ pub struct Target {
     pub host: String,
     pub sequence: Vec<Knock>,
     pub settings: Settings,
+    /// For a one-time profile: the line of its file `sequence` comes from,
+    /// marked used once knocked ([`spend_one_time_lines`]).
+    pub one_time_line: Option<OneTimeLine>,
+}
+
+/// A line of a one-time sequences file.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OneTimeLine {
+    pub file: PathBuf,
+    /// 0-based, as [`crate::onetime`] counts.
+    pub index: usize,
 }
 
 /// How results are shown.
@@ -220,12 +231,21 @@ impl Plan {
                 .members(&args.targets)?
                 .into_iter()
                 .map(|member| {
+                    let (sequence, one_time_line) = current_sequence(
+                        &member.profile,
+                        &member.sequence,
+                        std::time::SystemTime::now(),
+                    )?;
+                    if one_time_line.is_some() && args.every.is_some() {
+                        return Err(PlanError::Usage(format!(
+                            "profile `{}` knocks one-time sequences, each good for one knock: \
+                             --every would repeat a used one; knock it without --every",
+                            member.profile
+                        )));
+                    }
                     Ok(Target {
-                        sequence: current_sequence(
-                            &member.profile,
-                            &member.sequence,
-                            std::time::SystemTime::now(),
-                        )?,
+                        sequence,
+                        one_time_line,
                         profile: Some(member.profile),
                         host: member.host,
                         settings: flags.clone().or(&member.settings).settle(),
@@ -261,6 +281,7 @@ impl Plan {
                     host: host.clone(),
                     sequence: sequence.clone(),
                     settings: settings.clone(),
+                    one_time_line: None,
                 })
                 .collect()
         };
@@ -288,15 +309,31 @@ impl Plan {
     }
 }
 
-/// The knocks a profile sends at `now`: its fixed sequence, or the one its
-/// secret gives for the current time step.
+/// The knocks a profile sends at `now`: its fixed sequence, the one its
+/// secret gives for the current time step, or the first unused line of its
+/// one-time sequences file (returned too, to be marked once knocked).
 pub fn current_sequence(
     profile: &str,
     sequence: &config::Sequence,
     now: std::time::SystemTime,
-) -> Result<Vec<Knock>, PlanError> {
+) -> Result<(Vec<Knock>, Option<OneTimeLine>), PlanError> {
     match sequence {
-        config::Sequence::Fixed(knocks) => Ok(knocks.clone()),
+        config::Sequence::Fixed(knocks) => Ok((knocks.clone(), None)),
+        config::Sequence::OneTime(file) => match crate::onetime::current(file, |_| None) {
+            Ok(Some((index, knocks))) => {
+                let file = file.clone();
+                Ok((knocks, Some(OneTimeLine { file, index })))
+            }
+            Ok(None) => Err(PlanError::Usage(format!(
+                "profile `{profile}`: every sequence in {} is used: append new lines (the same \
+                 as the server's one_time_sequences file)",
+                file.display()
+            ))),
+            Err(err) => Err(PlanError::Usage(format!(
+                "profile `{profile}`: cannot read its one_time_sequences file {}: {err}",
+                file.display()
+            ))),
+        },
         config::Sequence::Otp(otp) => {
             let secret = crate::secret::load(&otp.secret)
                 .map_err(|err| PlanError::Usage(format!("profile `{profile}`: {err}")))?;
@@ -304,11 +341,43 @@ pub fn current_sequence(
                 .duration_since(std::time::UNIX_EPOCH)
                 .unwrap_or_default()
                 .as_secs();
-            Ok(otp
-                .spec
-                .sequence(&secret, &otp.door, otp.spec.step_of(unix)))
+            let step = otp.spec.step_of(unix);
+            Ok((otp.spec.sequence(&secret, &otp.door, step), None))
         }
     }
+}
+
+/// Marks used each one-time line whose knocks all went out to at least one
+/// address of its target (a dry run sends none, so marks none). A line that
+/// was not sent stays unused: the server is still waiting for it. Returns a
+/// message for each line that could not be marked.
+pub fn spend_one_time_lines(plan: &Plan, report: &crate::knock::report::Report) -> Vec<String> {
+    let mut spent: Vec<&OneTimeLine> = Vec::new();
+    let mut problems = Vec::new();
+    for target in &plan.targets {
+        let Some(line) = &target.one_time_line else {
+            continue;
+        };
+        let sent = report.targets.iter().any(|r| {
+            r.profile == target.profile
+                && r.host == target.host
+                && !r.knocks.is_empty()
+                && r.knocks.iter().all(|k| k.sent)
+        });
+        if !sent || spent.contains(&line) {
+            continue;
+        }
+        spent.push(line);
+        if let Err(err) = crate::onetime::consume(&line.file, line.index) {
+            problems.push(format!(
+                "the one-time sequence on line {} of {} was knocked but cannot be marked used \
+                 ({err}): put a # at the start of that line, or the next knock repeats it",
+                line.index + 1,
+                line.file.display()
+            ));
+        }
+    }
+    problems
 }
 
 /// Loads the profiles file named by `-c`/`$KNOCKR_CONFIG`, else the default one.

@@ -16,10 +16,12 @@ use serde::Deserialize;
 use serde::de::{self, Deserializer};
 use toml::{Spanned, Value};
 
-use crate::config::{ConfigError, first_line, line_col};
+use crate::config::{ConfigError, OtpKeys, PortRange, PortValue, first_line, line_col};
 use crate::knock::report::sanitize;
 use crate::matcher::{Door, FlagRule};
+use crate::otp::OtpSpec;
 use crate::packet::tcp_flags;
+use crate::secret::{Secret, SecretSource};
 use crate::sequence::{self, Knock, Proto};
 use crate::values;
 
@@ -72,6 +74,9 @@ pub struct DoorConfig {
     /// When set, `door.sequence` is empty: the runtime reads the current
     /// sequence from this file and disables each line once used.
     pub one_time_sequences: Option<PathBuf>,
+    /// When set, `door.sequence` is empty: sequences are derived from the
+    /// clients' secrets and the time (TOML only; see [`OtpDoor`]).
+    pub otp: Option<OtpDoor>,
     /// Runs when an IPv4 source completes the sequence.
     pub start: Option<Action>,
     /// Runs when an IPv6 source completes the sequence. Already resolved: it
@@ -95,6 +100,35 @@ pub struct DoorConfig {
     /// The line the door starts on, for messages.
     pub line: usize,
 }
+
+/// A door whose sequences come from shared secrets and the time
+/// (docs/otp-sequences.md), derived with the door's name.
+#[derive(Debug, Clone, PartialEq)]
+pub struct OtpDoor {
+    /// How sequences look; the profiles that knock here must say the same.
+    pub spec: OtpSpec,
+    /// Steps accepted on either side of the current one: 1 accepts t-1, t, t+1.
+    pub window: u64,
+    /// Who may knock, each with a secret of its own; a door's own
+    /// `secret_file` is one client without a name.
+    pub clients: Vec<OtpClient>,
+}
+
+/// One holder of a door's secret.
+#[derive(Debug, Clone, PartialEq)]
+pub struct OtpClient {
+    /// Logged when its sequence opens the door; `None` for a door's own `secret_file`.
+    pub name: Option<String>,
+    /// Where the secret was read from, for messages.
+    pub secret_file: PathBuf,
+    /// The secret; its `Debug` is redacted.
+    pub secret: Secret,
+}
+
+/// The window when `otp_window` is not written: t-1, t and t+1.
+pub const DEFAULT_OTP_WINDOW: u64 = 1;
+/// The widest window accepted: beyond it a sequence lives for minutes.
+const MAX_OTP_WINDOW: u64 = 10;
 
 /// A command to run. `%IP%` and `%DOOR%` are filled in by [`Action::substitute`].
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -183,7 +217,12 @@ pub fn lint(config: &ServerConfig) -> Vec<Lint> {
                 "knocks on {order} ports, so a sequential port scan can open it; mix the order"
             ));
         }
+        let otp_tcp = entry
+            .otp
+            .as_ref()
+            .is_some_and(|o| o.spec.protos.contains(&Proto::Tcp));
         let tcp = entry.one_time_sequences.is_some()
+            || otp_tcp
             || door.sequence.iter().any(|k| k.proto == Proto::Tcp);
         if tcp && door.flags.set & tcp_flags::SYN == 0 {
             warn(format!(
@@ -202,6 +241,33 @@ pub fn lint(config: &ServerConfig) -> Vec<Lint> {
                 )),
                 Some(_) => {}
                 None => _ = users.insert(*knock, name),
+            }
+        }
+        for other in &config.doors {
+            let Some(otp) = &other.otp else { continue };
+            let spec = &otp.spec;
+            let inside = door.sequence.iter().find(|k| {
+                (spec.low..=spec.high).contains(&k.port)
+                    && spec.protos.contains(&k.proto)
+                    && !spec.avoid.contains(&k.port)
+            });
+            if let Some(knock) = inside {
+                warn(format!(
+                    "knocks on {knock}, inside door `{}`'s otp_ports, so a time-based sequence \
+                     can move or reset it; add {} to that door's otp_avoid",
+                    other.door.name, knock.port
+                ));
+            }
+        }
+        if let Some(otp) = &entry.otp {
+            for (i, a) in otp.clients.iter().enumerate() {
+                if let Some(b) = otp.clients[i + 1..].iter().find(|b| b.secret == a.secret) {
+                    let [a, b] = [a, b].map(|c| c.name.as_deref().unwrap_or("(door)"));
+                    warn(format!(
+                        "has clients `{a}` and `{b}` with the same secret, so the log cannot \
+                         tell them apart; give each its own (knockr secret new)"
+                    ));
+                }
             }
         }
         if let Some(file) = &entry.one_time_sequences
@@ -251,6 +317,7 @@ impl DoorConfig {
                 tolerate_repeats: false,
             },
             one_time_sequences: None,
+            otp: None,
             start: None,
             start6: None,
             stop: None,
@@ -298,10 +365,12 @@ fn error_at(path: &Path, position: Option<(usize, usize)>, message: String) -> C
 /// A door as read from either format, before the rules common to both are checked.
 struct Draft {
     config: DoorConfig,
-    /// Where the name, the sequence and the one-time sequences file were written.
+    /// Where the name, the sequence, the one-time sequences file and the
+    /// secret (or first client) were written.
     name_at: (usize, usize),
     sequence_at: Option<(usize, usize)>,
     one_time_at: Option<(usize, usize)>,
+    otp_at: Option<(usize, usize)>,
 }
 
 /// The rules every door obeys whatever the format; applies the fallbacks.
@@ -316,6 +385,18 @@ fn check_doors(path: &Path, drafts: Vec<Draft>) -> Result<Vec<DoorConfig>, Confi
     for draft in drafts {
         let (name, knocks) = (&draft.config.door.name, draft.config.door.sequence.len());
         let (at, message) = match (draft.sequence_at, draft.one_time_at) {
+            (Some(_), _) | (_, Some(_)) if draft.otp_at.is_some() => (
+                draft.otp_at.expect("checked"),
+                format!(
+                    "door `{name}` has a secret and also sequence or one_time_sequences: \
+                     expected one of them (a secret derives the sequence)"
+                ),
+            ),
+            (None, None) if draft.otp_at.is_some() => {
+                lines.insert(name.clone(), draft.config.line);
+                doors.push(draft.config.with_fallbacks());
+                continue;
+            }
             _ if name.trim().is_empty() || sanitize(name) != name.as_str() => (
                 draft.name_at,
                 format!(
@@ -372,6 +453,11 @@ pub fn icmp(sequence: &[Knock]) -> Option<Knock> {
     sequence.iter().copied().find(|k| k.proto == Proto::Icmp)
 }
 
+/// Why knockd cannot use a one-time line, for [`crate::onetime::current`].
+pub fn refuse_line(sequence: &[Knock]) -> Option<String> {
+    icmp(sequence).map(|knock| format!("the ICMP knock {knock}: {ICMP_REFUSED}"))
+}
+
 fn parse_toml(path: &Path, text: &str) -> Result<ServerConfig, ConfigError> {
     let at = |span: Range<usize>| line_col(text, span.start);
     let raw: RawToml = toml::from_str(text)
@@ -380,11 +466,13 @@ fn parse_toml(path: &Path, text: &str) -> Result<ServerConfig, ConfigError> {
     let mut drafts = Vec::new();
     for door in raw.door {
         let (span, raw) = (door.span(), door.into_inner());
-        let Some(name) = raw.name else {
+        let Some(name) = raw.name.clone() else {
             let message = "door has no name: expected name = \"NAME\"";
             return Err(error_at(path, Some(at(span)), message.into()));
         };
         let mut config = DoorConfig::new(name.get_ref(), at(span).0);
+        let (otp, otp_at) = otp_door(path, text, name.get_ref(), &raw)?.unzip();
+        config.otp = otp;
         let sequence_at = raw.sequence.as_ref().map(|s| at(s.span()));
         let one_time_at = raw.one_time_sequences.as_ref().map(|f| at(f.span()));
         let sequence = raw.sequence.map(Spanned::into_inner).unwrap_or_default();
@@ -411,6 +499,7 @@ fn parse_toml(path: &Path, text: &str) -> Result<ServerConfig, ConfigError> {
             name_at: at(name.span()),
             sequence_at,
             one_time_at,
+            otp_at,
         });
     }
     Ok(ServerConfig {
@@ -423,6 +512,125 @@ fn parse_toml(path: &Path, text: &str) -> Result<ServerConfig, ConfigError> {
         doors: check_doors(path, drafts)?,
         ..ServerConfig::new(path, Format::Toml)
     })
+}
+
+/// A 1-based (line, column) in the configuration file.
+type Position = (usize, usize);
+
+/// The time-based part of a TOML door, if it has one, and where its secret
+/// (or first client) was written. Secret files are read here, so a file that
+/// others can read is refused at its line.
+fn otp_door(
+    path: &Path,
+    text: &str,
+    door: &str,
+    raw: &RawDoor,
+) -> Result<Option<(OtpDoor, Position)>, ConfigError> {
+    let at = |span: Range<usize>| Some(line_col(text, span.start));
+    let fail = |span: Range<usize>, message: String| error_at(path, at(span), message);
+    let keys = raw.otp_keys();
+    let window_at = raw.otp_window.as_ref().map(|w| ("otp_window", w.span()));
+    let (secret_file, clients) = (&raw.secret_file, &raw.client);
+    let first = match (secret_file, clients.first()) {
+        (Some(file), Some(_)) => {
+            let message = format!(
+                "door `{door}` has both secret_file and [[door.client]] entries: expected one \
+                 secret_file, or a secret_file in each client"
+            );
+            return Err(fail(file.span(), message));
+        }
+        (Some(file), None) => file.span(),
+        (None, Some(client)) => client.span(),
+        (None, None) => {
+            return match keys.written().into_iter().chain(window_at).next() {
+                Some((key, span)) => Err(fail(
+                    span,
+                    format!(
+                        "`{key}` in door `{door}` needs secret_file or [[door.client]] entries: \
+                         it only shapes time-based sequences"
+                    ),
+                )),
+                None => Ok(None),
+            };
+        }
+    };
+    let spec = keys.spec().map_err(|(span, err)| {
+        fail(
+            span.unwrap_or(first.clone()),
+            format!("door `{door}`: {err}"),
+        )
+    })?;
+    let window = raw
+        .otp_window
+        .as_ref()
+        .map_or(DEFAULT_OTP_WINDOW, |w| *w.get_ref());
+    if let Some(written) = raw.otp_window.as_ref().filter(|_| window > MAX_OTP_WINDOW) {
+        let message = format!(
+            "otp_window {window} in door `{door}` is too wide: expected 0 to {MAX_OTP_WINDOW} \
+             steps on either side of the current one"
+        );
+        return Err(fail(written.span(), message));
+    }
+    let load = |file: &Spanned<PathBuf>, who: String| {
+        let source = SecretSource::File(file.get_ref().clone());
+        Secret::load(&source).map_err(|err| fail(file.span(), format!("{who}: {err}")))
+    };
+    let mut otp_clients: Vec<OtpClient> = Vec::new();
+    if let Some(file) = secret_file {
+        otp_clients.push(OtpClient {
+            name: None,
+            secret_file: file.get_ref().clone(),
+            secret: load(file, format!("door `{door}`"))?,
+        });
+    }
+    let mut named: Vec<(&String, &Spanned<PathBuf>)> = Vec::new();
+    for client in clients {
+        let (span, client) = (client.span(), client.get_ref());
+        let Some(name) = &client.name else {
+            let message = format!(
+                "a client of door `{door}` has no name: expected name = \"NAME\", which the log \
+                 shows when it knocks"
+            );
+            return Err(fail(span, message));
+        };
+        let (name_span, name) = (name.span(), name.get_ref());
+        if name.trim().is_empty() || sanitize(name) != name.as_str() {
+            let message = format!(
+                "client name \"{}\" in door `{door}` is not usable: expected a name without \
+                 control characters",
+                sanitize(name)
+            );
+            return Err(fail(name_span, message));
+        }
+        if named.iter().any(|(n, _)| *n == name) {
+            let message = format!(
+                "client name `{name}` is used twice in door `{door}`: expected unique names"
+            );
+            return Err(fail(name_span, message));
+        }
+        let Some(file) = &client.secret_file else {
+            let message = format!(
+                "client `{name}` of door `{door}` has no secret_file: expected secret_file = \
+                 \"PATH\", a file only its owner can read"
+            );
+            return Err(fail(span, message));
+        };
+        named.push((name, file));
+    }
+    // Read only once every client is well formed.
+    for (name, file) in named {
+        otp_clients.push(OtpClient {
+            name: Some(name.clone()),
+            secret_file: file.get_ref().clone(),
+            secret: load(file, format!("client `{name}` of door `{door}`"))?,
+        });
+    }
+    let otp = OtpDoor {
+        spec,
+        window,
+        clients: otp_clients,
+    };
+    Ok(Some((otp, line_col(text, first.start))))
 }
 
 #[derive(Deserialize)]
@@ -469,6 +677,36 @@ struct RawDoor {
     #[serde(default)]
     tolerate_repeats: bool,
     routeros: Option<Spanned<super::routeros::RawRouteros>>,
+    secret_file: Option<Spanned<PathBuf>>,
+    #[serde(default)]
+    client: Vec<Spanned<RawClient>>,
+    otp_length: Option<Spanned<u32>>,
+    otp_ports: Option<Spanned<PortRange>>,
+    otp_step: Option<Spanned<crate::config::DurationValue>>,
+    otp_protocols: Option<Spanned<Vec<Proto>>>,
+    otp_avoid: Option<Spanned<Vec<PortValue>>>,
+    otp_window: Option<Spanned<u64>>,
+}
+
+impl RawDoor {
+    /// The keys shared with client profiles, read by the same code.
+    fn otp_keys(&self) -> OtpKeys<'_> {
+        OtpKeys {
+            length: self.otp_length.as_ref(),
+            ports: self.otp_ports.as_ref(),
+            step: self.otp_step.as_ref(),
+            protocols: self.otp_protocols.as_ref(),
+            avoid: self.otp_avoid.as_ref(),
+        }
+    }
+}
+
+/// A `[[door.client]]` table: one holder of the door's secret.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawClient {
+    name: Option<Spanned<String>>,
+    secret_file: Option<Spanned<PathBuf>>,
 }
 
 // Each value below is checked as it is read, so toml attaches its position to the error.
@@ -599,6 +837,7 @@ fn parse_knockd_conf(path: &Path, text: &str) -> Result<ServerConfig, ConfigErro
                     name_at: at(name),
                     sequence_at: None,
                     one_time_at: None,
+                    otp_at: None,
                 })),
             };
             if let Section::Door(draft) = std::mem::replace(&mut section, next) {
@@ -803,6 +1042,16 @@ toml: duplicate name           | {door}sequence = [1]\n{door}sequence = [2]
 toml: bad flag                 | {door}sequence = [1]\ntcp_flags = ["syn", "fun"]
 toml: bad target               | {door}sequence = [1]\ntarget = "router"
 toml: ICMP knock               | {door}sequence = ["7000", "56:icmp"]
+toml: otp key without secret   | {door}sequence = [1]\notp_length = 5
+toml: window without secret    | {door}sequence = [1]\notp_window = 2
+toml: secret and clients       | {door}secret_file = "/s"\n[[door.client]]\nname = "a"\nsecret_file = "/a"
+toml: client without a name    | {door}[[door.client]]\nsecret_file = "/a"
+toml: client without a secret  | {door}[[door.client]]\nname = "a"
+toml: client named twice       | {door}[[door.client]]\nname = "a"\nsecret_file = "/a"\n[[door.client]]\nname = "a"\nsecret_file = "/b"
+toml: window too wide          | {door}secret_file = "/s"\notp_window = 11
+toml: step not whole seconds   | {door}secret_file = "/s"\notp_step = "1500ms"
+toml: range too small          | {door}secret_file = "/s"\notp_ports = "9000-9002"
+toml: missing secret file      | {door}secret_file = "/nonexistent/knockr.secret"
 conf: port zero                | [d]\nsequence = 7000, 0:udp
 conf: port too big             | [d]\nsequence = 7000,70000
 conf: ICMP knock               | [d]\nsequence = 7000,56:icmp
@@ -897,6 +1146,7 @@ conf: empty file               |
                 tolerate_repeats: false,
             },
             one_time_sequences: None,
+            otp: None,
             start: argv("/usr/sbin/nft add element inet fw knocked { %IP% }"),
             start6: argv("/usr/sbin/nft add element inet fw knocked { %IP% }"),
             stop: argv("/usr/sbin/nft delete element inet fw knocked { %IP% }"),
@@ -1011,6 +1261,46 @@ conf: empty file               |
         assert!(
             lints[0].message.ends_with("set tcp_flags = \"syn\""),
             "{lints:?}"
+        );
+    }
+
+    #[test]
+    fn a_door_with_a_secret_takes_the_profiles_defaults_and_no_sequence() {
+        use std::os::unix::fs::PermissionsExt as _;
+        let dir = tempfile::tempdir().unwrap();
+        let secret = dir.path().join("s");
+        std::fs::write(&secret, "GEZDGNBVGY3TQOJQGEZDGNBVGY3TQOJQ\n").unwrap();
+        std::fs::set_permissions(&secret, std::fs::Permissions::from_mode(0o600)).unwrap();
+        let door = format!(
+            "[[door]]\nname = \"d\"\nsecret_file = \"{}\"\n",
+            secret.display()
+        );
+        let config = parse(Path::new("k.toml"), &door).unwrap();
+        let otp = config.doors[0].otp.as_ref().unwrap();
+        let profile = format!(
+            "[profiles.d]\nhost = \"h\"\nsecret_file = \"{}\"\n",
+            secret.display()
+        );
+        let profiles = crate::config::Profiles::parse(Path::new("p.toml"), &profile).unwrap();
+        let crate::config::Profile::Hosts { sequence, .. } = &profiles.profiles["d"] else {
+            panic!("a profile with hosts")
+        };
+        let crate::config::Sequence::Otp(client) = sequence else {
+            panic!("a time-based profile")
+        };
+        assert_eq!(otp.spec, client.spec, "one set of defaults for both sides");
+        assert_eq!((otp.window, otp.clients.len()), (1, 1));
+        assert_eq!(otp.clients[0].secret.bytes(), b"12345678901234567890");
+        assert!(config.doors[0].door.sequence.is_empty());
+        assert!(
+            !format!("{config:?}").contains("12345"),
+            "Debug hides the secret"
+        );
+        let err = parse(Path::new("k.toml"), &format!("{door}sequence = [1]\n")).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "k.toml:3:15: door `d` has a secret and also sequence or one_time_sequences: \
+             expected one of them (a secret derives the sequence)"
         );
     }
 

@@ -92,6 +92,19 @@ impl Log {
     /// lines are verbose-only): a flood of first knocks must not flood the
     /// log. JSON lines carry every event; they are the machine interface.
     pub fn event(&mut self, at: Duration, door: &str, src: IpAddr, kind: EventKind) {
+        self.client_event(at, door, None, src, kind);
+    }
+
+    /// [`Log::event`] naming the client whose time-based sequence it is
+    /// (`"client": "alice"` in JSON, `door (client alice)` in text).
+    pub fn client_event(
+        &mut self,
+        at: Duration,
+        door: &str,
+        client: Option<&str>,
+        src: IpAddr,
+        kind: EventKind,
+    ) {
         if !self.every_event() && kind != EventKind::Open {
             return;
         }
@@ -103,7 +116,7 @@ impl Log {
                 EventKind::Timeout => ("timeout", None),
                 EventKind::Evicted => ("evicted", None),
             };
-            event_line(at, door, src, event, stage)
+            event_line(at, door, client, src, event, stage)
         } else {
             let what = match kind {
                 EventKind::Stage(n) => format!("Stage {n}"),
@@ -114,7 +127,22 @@ impl Log {
                     "sequence dropped: too many sources in progress (see max_sources)".to_string()
                 }
             };
-            format!("{} {src}: {}: {what}", stamp(at), sanitize(door))
+            format!("{} {src}: {}: {what}", stamp(at), who(door, client))
+        };
+        self.line(&line);
+    }
+
+    /// A time-based sequence that already opened the door, knocked again
+    /// (from any address) within its validity: refused. Always logged.
+    pub fn replay(&mut self, at: Duration, door: &str, client: Option<&str>, src: IpAddr) {
+        let line = if self.json {
+            event_line(at, door, client, src, "replay", None)
+        } else {
+            format!(
+                "{} {src}: {}: sequence already used in its time step: refused as a replay",
+                stamp(at),
+                who(door, client)
+            )
         };
         self.line(&line);
     }
@@ -122,7 +150,7 @@ impl Log {
     /// A door's command event: `close` when a stop command ran.
     pub fn close(&mut self, at: Duration, door: &str, src: IpAddr) {
         if self.json {
-            self.line(&event_line(at, door, src, "close", None));
+            self.line(&event_line(at, door, None, src, "close", None));
         } else {
             self.line(&format!("{} {src}: {}: closing", stamp(at), sanitize(door)));
         }
@@ -246,12 +274,30 @@ fn sanitize(text: &str) -> std::borrow::Cow<'_, str> {
     crate::knock::report::sanitize(text)
 }
 
+/// `door`, or `door (client NAME)` for a client of a time-based door.
+fn who(door: &str, client: Option<&str>) -> String {
+    match client {
+        Some(client) => format!("{} (client {})", sanitize(door), sanitize(client)),
+        None => sanitize(door).into_owned(),
+    }
+}
+
 /// One JSON event line; the field order is the documented one.
-fn event_line(at: Duration, door: &str, src: IpAddr, event: &str, stage: Option<usize>) -> String {
+fn event_line(
+    at: Duration,
+    door: &str,
+    client: Option<&str>,
+    src: IpAddr,
+    event: &str,
+    stage: Option<usize>,
+) -> String {
     #[derive(serde::Serialize)]
     struct Line<'a> {
         time: String,
         door: &'a str,
+        /// Only for time-based doors with named clients.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        client: Option<&'a str>,
         src: IpAddr,
         event: &'a str,
         stage: Option<usize>,
@@ -259,6 +305,7 @@ fn event_line(at: Duration, door: &str, src: IpAddr, event: &str, stage: Option<
     serde_json::to_string(&Line {
         time: rfc3339(at),
         door,
+        client,
         src,
         event,
         stage,
@@ -371,6 +418,39 @@ mod tests {
         assert_eq!(
             lines[2],
             serde_json::json!({"time": "2026-11-18T11:06:40.123Z", "event": "capture", "interface": "eth0", "received": 7, "dropped": 2, "if_dropped": 1})
+        );
+    }
+
+    #[test]
+    fn a_clients_events_and_replays_name_it() {
+        let out = Shared::default();
+        let mut log = Log::to_writer(Box::new(out.clone()), true, false);
+        let src: IpAddr = "192.0.2.7".parse().unwrap();
+        log.client_event(AT, "team", Some("alice"), src, EventKind::Open);
+        log.replay(AT, "team", Some("alice"), src);
+        let text = String::from_utf8(out.0.lock().unwrap().clone()).unwrap();
+        let lines: Vec<serde_json::Value> = text
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect();
+        assert_eq!(
+            lines[0],
+            serde_json::json!({"time": "2026-11-18T11:06:40.123Z", "door": "team", "client": "alice", "src": "192.0.2.7", "event": "open", "stage": null})
+        );
+        assert_eq!(
+            (lines[1]["event"].as_str(), lines[1]["client"].as_str()),
+            (Some("replay"), Some("alice"))
+        );
+
+        let out = Shared::default();
+        let mut log = Log::to_writer(Box::new(out.clone()), false, false);
+        log.client_event(AT, "team", Some("bob"), src, EventKind::Open);
+        log.replay(AT, "team", None, src);
+        let text = String::from_utf8(out.0.lock().unwrap().clone()).unwrap();
+        assert_eq!(
+            text,
+            "[2026-11-18 11:06] 192.0.2.7: team (client bob): OPEN SESAME\n\
+             [2026-11-18 11:06] 192.0.2.7: team: sequence already used in its time step: refused as a replay\n"
         );
     }
 

@@ -9,7 +9,8 @@
 pub mod actions;
 pub mod config;
 pub mod log;
-pub mod onetime;
+pub use crate::onetime;
+pub mod otp;
 pub mod privileges;
 pub mod routeros;
 
@@ -115,17 +116,24 @@ pub fn main(args: &KnockdArgs) -> anyhow::Result<ExitCode> {
 
 /// The kernel filter for the server's doors. One-time doors move to ports
 /// not known yet: then every TCP/UDP packet goes through and the matcher picks.
+/// Time-based doors move within their port range: the filter lets the range in.
 fn filter_for(server: &Server) -> String {
-    if server
-        .config
+    let config = &server.config;
+    if config.doors.iter().any(|d| d.one_time_sequences.is_some()) {
+        return "tcp or udp or (vlan and (tcp or udp))".to_string();
+    }
+    // The configuration's own doors come first; time-based ones are empty there.
+    let ranges: Vec<String> = config
         .doors
         .iter()
-        .any(|d| d.one_time_sequences.is_some())
-    {
-        "tcp or udp or (vlan and (tcp or udp))".to_string()
-    } else {
-        capture::bpf_filter(server.matcher.doors())
-    }
+        .filter_map(|d| d.otp.as_ref())
+        .flat_map(|otp| {
+            let (low, high) = (otp.spec.low, otp.spec.high);
+            let protos = otp.spec.protos.iter();
+            protos.map(move |proto| format!("{} dst portrange {low}-{high}", proto.as_str()))
+        })
+        .collect();
+    capture::bpf_filter_with(&server.matcher.doors()[..config.doors.len()], &ranges)
 }
 
 /// `--check`: the config loaded; print its doors and the lint warnings.
@@ -143,9 +151,27 @@ fn check(config: &ServerConfig) -> anyhow::Result<ExitCode> {
         config.doors.len()
     )?;
     for door in &config.doors {
-        let sequence = match &door.one_time_sequences {
-            Some(path) => format!("one-time sequences from {}", path.display()),
-            None => door
+        let sequence = match (&door.one_time_sequences, &door.otp) {
+            (Some(path), _) => format!("one-time sequences from {}", path.display()),
+            (None, Some(otp)) => {
+                let protos: Vec<String> = otp.spec.protos.iter().map(|p| p.to_string()).collect();
+                let clients: Vec<&str> = otp
+                    .clients
+                    .iter()
+                    .map(|c| c.name.as_deref().unwrap_or("(one secret)"))
+                    .collect();
+                format!(
+                    "time-based sequences of {} knocks in {}-{} ({}), steps of {}s, window +-{}, clients {}",
+                    otp.spec.length,
+                    otp.spec.low,
+                    otp.spec.high,
+                    protos.join(","),
+                    otp.spec.step,
+                    otp.window,
+                    clients.join(", ")
+                )
+            }
+            (None, None) => door
                 .door
                 .sequence
                 .iter()
@@ -198,7 +224,7 @@ pub fn doors(config: &ServerConfig) -> anyhow::Result<Vec<Door>> {
         .map(|d| {
             let mut door = d.door.clone();
             if let Some(path) = &d.one_time_sequences {
-                door.sequence = onetime::current(path)
+                door.sequence = onetime::current(path, config::refuse_line)
                     .with_context(|| {
                         format!(
                             "door {}: cannot read its one-time sequences {}",
@@ -214,10 +240,24 @@ pub fn doors(config: &ServerConfig) -> anyhow::Result<Vec<Door>> {
         .collect()
 }
 
+/// The matcher for `config` (its doors, then the slot doors of its
+/// time-based doors) and those slots.
+fn matcher_for(config: &ServerConfig) -> anyhow::Result<(Matcher, otp::Slots)> {
+    let slots = otp::Slots::new(config);
+    let mut doors = doors(config)?;
+    doors.extend(slots.matcher_doors());
+    Ok((Matcher::new(doors, config.max_sources), slots))
+}
+
 /// The state shared by live and offline runs: matching, bookkeeping, logging.
 pub struct Server {
     pub config: ServerConfig,
     pub matcher: Matcher,
+    /// The time-based doors' slots in the matcher, moved on by packet time,
+    /// and their replay cache.
+    otp: otp::Slots,
+    /// Reused for the slots' new sequences: no allocation per packet.
+    changes: Vec<(usize, Vec<crate::sequence::Knock>)>,
     pub doorman: Doorman,
     pub log: Arc<Mutex<Log>>,
     /// The doors' RouterOS address-list updates: queues and workers.
@@ -231,13 +271,15 @@ pub struct Server {
 
 impl Server {
     pub fn new(config: ServerConfig, log: Log, dry_run: bool) -> anyhow::Result<Server> {
-        let matcher = Matcher::new(doors(&config)?, config.max_sources);
+        let (matcher, otp) = matcher_for(&config)?;
         let log_every_event = log.every_event();
         let log = Arc::new(Mutex::new(log));
         let routers = routers_for(&config, dry_run, log.clone())?;
         Ok(Server {
             config,
             matcher,
+            otp,
+            changes: Vec::new(),
             doorman: Doorman::default(),
             log_every_event,
             log,
@@ -253,8 +295,15 @@ impl Server {
             .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
+    /// Time-based doors' slots whose step changed by `at` get their new sequence.
+    fn roll(&mut self, at: Duration) {
+        self.otp.advance(at, &mut self.changes);
+        self.matcher.set_sequences(&mut self.changes);
+    }
+
     /// One packet at `seen.at`: returns the commands it makes due.
     pub fn packet(&mut self, seen: Seen) -> Vec<Run> {
+        self.roll(seen.at);
         let mut runs = self.doorman.due(&self.config.doors, seen.at);
         let mut events = std::mem::take(&mut self.events);
         self.matcher.hit(&seen.hit, seen.at, &mut events);
@@ -267,6 +316,7 @@ impl Server {
 
     /// Time passed with no packet: timeouts and due stop commands.
     pub fn tick(&mut self, at: Duration) -> Vec<Run> {
+        self.roll(at);
         let mut events = std::mem::take(&mut self.events);
         self.matcher.expire(at, &mut events);
         let mut runs = self.events(at, &mut events);
@@ -286,12 +336,24 @@ impl Server {
     /// Logs and acts on `events`, leaving the vector empty for reuse.
     fn events(&mut self, at: Duration, events: &mut Vec<Event>) -> Vec<Run> {
         let mut runs = Vec::new();
-        for event in events.drain(..) {
-            if self.log_every_event || event.kind == EventKind::Open {
-                let name = &self.config.doors[event.door].door.name;
+        for mut event in events.drain(..) {
+            // A time-based door's slot stands for the door and one client.
+            let opening = match event.kind {
+                EventKind::Open => self.otp.open(event.door),
+                _ => otp::Opening::Plain,
+            };
+            let (door, client) = self.otp.who(event.door).unwrap_or((event.door, None));
+            let name = &self.config.doors[door].door.name;
+            if opening == otp::Opening::Replay {
                 let mut log = self.log.lock().unwrap_or_else(|p| p.into_inner());
-                log.event(at, name, event.src, event.kind);
+                log.replay(at, name, client, event.src);
+                continue;
             }
+            if self.log_every_event || event.kind == EventKind::Open {
+                let mut log = self.log.lock().unwrap_or_else(|p| p.into_inner());
+                log.client_event(at, name, client, event.src, event.kind);
+            }
+            event.door = door;
             if event.kind == EventKind::Evicted {
                 let evictions = self.matcher.evictions();
                 if evictions.is_power_of_two() {
@@ -317,7 +379,7 @@ impl Server {
             return;
         };
         let name = self.config.doors[door].door.name.clone();
-        let spent = onetime::current(&path).and_then(|line| match line {
+        let spent = onetime::current(&path, config::refuse_line).and_then(|line| match line {
             Some((index, _)) if !self.dry_run => onetime::consume(&path, index),
             _ => Ok(()),
         });
@@ -325,7 +387,8 @@ impl Server {
             // Nothing is written in a dry run; later knocks still see the next line.
             Ok(Vec::new())
         } else {
-            onetime::current(&path).map(|line| line.map(|(_, knocks)| knocks).unwrap_or_default())
+            onetime::current(&path, config::refuse_line)
+                .map(|line| line.map(|(_, knocks)| knocks).unwrap_or_default())
         };
         match (spent, next) {
             (Err(err), _) => {
@@ -493,9 +556,11 @@ pub fn replay(server: &mut Server, path: &std::path::Path) -> anyhow::Result<u64
     };
     let packets = read_ahead(path, |seen| {
         last = seen.at;
-        if server.matcher.ignores(&seen.hit) {
-            // Changes nothing; what falls due meanwhile is handled, at its own
-            // time, before the next packet that matters (or at the end).
+        // Changes nothing; what falls due meanwhile is handled, at its own
+        // time, before the next packet that matters (or at the end). With
+        // time-based doors the ports watched change at each step, so every
+        // packet goes through `packet`, which rolls them first.
+        if server.otp.is_empty() && server.matcher.ignores(&seen.hit) {
             return;
         }
         catch_up(server, seen.at, &mut pending);
@@ -763,10 +828,10 @@ async fn run_now(server: &Server, door: &str, action: &Action, what: &str) {
 fn reload(server: &mut Server, path: &std::path::Path) -> Vec<Run> {
     let loaded = config::load(path)
         .map_err(anyhow::Error::from)
-        .and_then(|c| Ok((doors(&c)?, c)))
-        .and_then(|(d, c)| Ok((d, routers_for(&c, server.dry_run, server.log.clone())?, c)));
+        .and_then(|c| Ok((matcher_for(&c)?, c)))
+        .and_then(|(m, c)| Ok((m, routers_for(&c, server.dry_run, server.log.clone())?, c)));
     match loaded {
-        Ok((doors, mut routers, config)) => {
+        Ok(((matcher, mut slots), mut routers, config)) => {
             // The old routers' queued updates go out in the background.
             routers.start();
             let mut old = std::mem::replace(&mut server.routers, routers);
@@ -785,7 +850,9 @@ fn reload(server: &mut Server, path: &std::path::Path) -> Vec<Run> {
                     .position(|d| d.door.name == old_names[old])
             };
             let closing = server.doorman.rekey(&server.config.doors, new_index);
-            server.matcher = Matcher::new(doors, config.max_sources);
+            slots.carry_over(&server.otp);
+            server.matcher = matcher;
+            server.otp = slots;
             server.log().note(
                 now(),
                 &format!("reloaded {}: {} doors", path.display(), config.doors.len()),

@@ -4,6 +4,9 @@
 //! atomically (new file, fsync, rename, fsync of the directory), so a crash
 //! at any moment leaves either the old or the new file — never a torn one,
 //! and a used sequence is never offered again once its knocker got in.
+//!
+//! Shared by both sides: the server disables the line that opened its door,
+//! the client (`one_time_sequences` in a profile) the line it knocked.
 
 use std::fs;
 use std::io::{self, Write};
@@ -13,7 +16,12 @@ use crate::sequence::{self, Knock, Proto};
 
 /// The first unused sequence of the file: its 0-based line number and knocks.
 /// `None` when every line is used (the door is then disabled).
-pub fn current(path: &Path) -> io::Result<Option<(usize, Vec<Knock>)>> {
+/// `refuse` says why a sequence cannot be used on this side (knockd refuses
+/// ICMP knocks, the client sends them), or `None`.
+pub fn current(
+    path: &Path,
+    refuse: impl Fn(&[Knock]) -> Option<String>,
+) -> io::Result<Option<(usize, Vec<Knock>)>> {
     let text = fs::read_to_string(path)?;
     for (index, line) in text.lines().enumerate() {
         if line.starts_with('#') || line.trim().is_empty() {
@@ -27,11 +35,8 @@ pub fn current(path: &Path) -> io::Result<Option<(usize, Vec<Knock>)>> {
         };
         let knocks =
             sequence::parse_list(line.trim(), Proto::Tcp).map_err(|e| bad(e.to_string()))?;
-        if let Some(knock) = super::config::icmp(&knocks) {
-            return Err(bad(format!(
-                "the ICMP knock {knock}: {}",
-                super::config::ICMP_REFUSED
-            )));
+        if let Some(refusal) = refuse(&knocks) {
+            return Err(bad(refusal));
         }
         return Ok(Some((index, knocks)));
     }
@@ -92,7 +97,7 @@ mod tests {
         let path = dir.path().join("seq");
         fs::write(&path, "# comment\n\n 7000,8000:udp\n 7100,8100\n").unwrap();
         assert_eq!(
-            current(&path).unwrap().map(|(i, k)| (i, k.len())),
+            current(&path, |_| None).unwrap().map(|(i, k)| (i, k.len())),
             Some((2, 2))
         );
         consume(&path, 2).unwrap();
@@ -100,11 +105,11 @@ mod tests {
             fs::read_to_string(&path).unwrap(),
             "# comment\n\n#7000,8000:udp\n 7100,8100\n"
         );
-        let (index, knocks) = current(&path).unwrap().unwrap();
+        let (index, knocks) = current(&path, |_| None).unwrap().unwrap();
         assert_eq!((index, knocks[0].port), (3, 7100));
         consume(&path, 3).unwrap();
         assert_eq!(
-            current(&path).unwrap(),
+            current(&path, |_| None).unwrap(),
             None,
             "all used: the door is disabled"
         );
@@ -134,12 +139,16 @@ mod tests {
         assert_eq!(fs::read_dir(dir.path()).unwrap().count(), 1);
     }
 
+    #[cfg(feature = "server")]
     #[test]
-    fn an_icmp_knock_is_refused_with_the_file_and_line() {
+    fn knockd_refuses_an_icmp_knock_with_the_file_and_line_and_the_client_takes_it() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("seq");
         fs::write(&path, " 7000,56:icmp\n").unwrap();
-        let err = current(&path).unwrap_err().to_string();
+        assert_eq!(current(&path, |_| None).unwrap().unwrap().1.len(), 2);
+        let err = current(&path, crate::knockd::config::refuse_line)
+            .unwrap_err()
+            .to_string();
         assert_eq!(
             err,
             format!(
@@ -173,7 +182,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("seq");
         fs::write(&path, "#used\n 7000,99999\n").unwrap();
-        let err = current(&path).unwrap_err().to_string();
+        let err = current(&path, |_| None).unwrap_err().to_string();
         assert_eq!(
             err,
             format!(
