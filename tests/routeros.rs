@@ -295,6 +295,52 @@ fn a_router_slower_than_the_retry_bound_times_out_instead_of_hanging_the_replay(
     );
 }
 
+#[test]
+fn a_full_queue_drops_updates_and_says_so_while_matching_goes_on() {
+    let emu = Emulator::http();
+    emu.faults(Faults {
+        delay: Duration::from_secs(20),
+        ..Faults::default()
+    });
+    let case = Case::new(&format!("{}\nretry = \"1s\"", url_line(&emu)), "");
+    // 300 knockers, more than the router's queue (256) holds.
+    let sources: Vec<String> = (0..300)
+        .map(|i| format!("203.0.{}.{}", i / 200, i % 200 + 1))
+        .collect();
+    case.knocks(&sources.iter().map(String::as_str).collect::<Vec<_>>());
+    let (status, lines, all) = case.replay(&[]);
+    assert_eq!(status, Some(0), "{all}");
+    let opened = lines.iter().filter(|l| l["event"] == "open").count();
+    assert_eq!(opened, 300, "every knock matched although the router hung");
+    let details = |event: &str| -> Vec<String> {
+        lines
+            .iter()
+            .filter(|l| l["event"] == event)
+            .map(|l| l["detail"].as_str().unwrap().to_string())
+            .collect()
+    };
+    let dropped = details("dropped");
+    assert!(
+        dropped
+            .iter()
+            .any(|d| d.contains("queue full (256 updates pending)")),
+        "{dropped:?}"
+    );
+    assert!(
+        dropped
+            .iter()
+            .any(|d| d.contains("waited in the queue past")),
+        "{dropped:?}"
+    );
+    let failed = details("failed");
+    assert_eq!(
+        dropped.len() + failed.len(),
+        300,
+        "each update is accounted for"
+    );
+    assert!(emu.entries(false).is_empty());
+}
+
 /// Issue 6's fault: the router is down for a while. Within the retry bound
 /// the pending grant is delivered once it is back.
 #[test]
