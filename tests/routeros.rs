@@ -341,6 +341,37 @@ fn a_full_queue_drops_updates_and_says_so_while_matching_goes_on() {
     assert!(emu.entries(false).is_empty());
 }
 
+#[test]
+fn every_router_of_a_door_gets_the_knocker_and_a_dead_one_does_not_hold_up_the_others() {
+    let (up, other, down) = (Emulator::http(), Emulator::http(), Emulator::http());
+    down.set_down(true);
+    let urls = format!(
+        "urls = [\"{}\", \"{}\", \"{}\"]\nretry = \"3s\"",
+        down.url(),
+        up.url(),
+        other.url()
+    );
+    let case = Case::new(&urls, "");
+    case.knocks(&["203.0.113.45", "203.0.113.46"]);
+    let (status, lines, all) = case.replay(&[]);
+    assert_eq!(status, Some(0), "{all}");
+    for emu in [&up, &other] {
+        let addresses: Vec<String> = emu.entries(false).into_iter().map(|r| r.address).collect();
+        assert_eq!(addresses, ["203.0.113.45", "203.0.113.46"], "{all}");
+    }
+    let failed: Vec<&Value> = lines.iter().filter(|l| l["event"] == "failed").collect();
+    assert!(
+        !failed.is_empty() && failed.iter().all(|l| l["router"] == down.url().as_str()),
+        "{all}"
+    );
+    let granted = lines.iter().filter(|l| l["event"] == "granted").count();
+    assert_eq!(granted, 4, "{all}");
+    // The live routers were done while the dead one was still being retried.
+    let position = |event: &str| lines.iter().rposition(|l| l["event"] == event);
+    let first_failure = lines.iter().position(|l| l["event"] == "failed");
+    assert!(position("granted") < first_failure, "{all}");
+}
+
 /// Issue 6's fault: the router is down for a while. Within the retry bound
 /// the pending grant is delivered once it is back.
 #[test]
