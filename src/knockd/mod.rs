@@ -1,6 +1,7 @@
 //! The knock server, `knockr knockd`: loads doors, watches traffic (live, or
 //! replayed from a capture file with its timestamps as the clock), feeds the
-//! matcher, and runs the doors' commands.
+//! matcher, and runs the doors' commands (and queues their RouterOS
+//! address-list updates, see [`routeros`]).
 //!
 //! The capture readers are threads of their own; this loop only matches and
 //! schedules, and commands run in tasks of their own, so neither a slow
