@@ -153,6 +153,32 @@ fn a_replayed_knock_puts_the_knocker_on_the_list_with_timeout_and_comment() {
 }
 
 #[test]
+fn the_password_can_come_from_an_environment_variable() {
+    let emu = Emulator::http();
+    let case = Case::new(&url_line(&emu), "");
+    let config = std::fs::read_to_string(case.path("knockd.toml")).unwrap();
+    let pass_line = config
+        .lines()
+        .find(|l| l.starts_with("password_file"))
+        .unwrap();
+    let config = config.replace(pass_line, "password_env = \"KNOCKR_ROUTER_PASS\"");
+    std::fs::write(case.path("knockd.toml"), config).unwrap();
+    case.knocks(&["203.0.113.45"]);
+    let output = knockr(case.dir.path())
+        .env("KNOCKR_ROUTER_PASS", PASSWORD)
+        .args(["knockd", "--json", "-c"])
+        .arg(case.path("knockd.toml"))
+        .arg("--read")
+        .arg(case.path("knocks.pcap"))
+        .output()
+        .unwrap();
+    let all = String::from_utf8_lossy(&output.stdout).into_owned();
+    assert_eq!(output.status.code(), Some(0), "{all}");
+    assert_eq!(emu.entries(false).len(), 1, "{all}");
+    assert!(!all.contains(PASSWORD), "{all}");
+}
+
+#[test]
 fn a_second_knock_refreshes_the_entry_instead_of_adding_another() {
     let emu = Emulator::http();
     let case = Case::new(&format!("{}\ntimeout = \"1h\"", url_line(&emu)), "");
