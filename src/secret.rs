@@ -150,6 +150,32 @@ mod tests {
     }
 
     #[test]
+    fn a_password_is_the_files_first_line_and_an_empty_one_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("router.pass");
+        std::fs::write(&path, "  pa ss#word \r\nsecond line\n").unwrap();
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).unwrap();
+        let source = SecretSource::File(path.clone());
+        assert_eq!(
+            load_password(&source).unwrap(),
+            "  pa ss#word ",
+            "kept as written"
+        );
+        std::fs::write(&path, "\n").unwrap();
+        let err = load_password(&source).unwrap_err();
+        assert!(err.contains("holds an empty password"), "{err}");
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o640)).unwrap();
+        let err = load_password(&source).unwrap_err();
+        assert!(
+            err.contains("can be read by others (mode 640): refused"),
+            "{err}"
+        );
+        let err =
+            load_password(&SecretSource::Env("KNOCKR_TEST_UNSET_VARIABLE".into())).unwrap_err();
+        assert!(err.contains("named by password_env is not set"), "{err}");
+    }
+
+    #[test]
     fn a_bad_secret_is_reported_without_its_text() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("secret");

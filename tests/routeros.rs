@@ -153,6 +153,32 @@ fn a_replayed_knock_puts_the_knocker_on_the_list_with_timeout_and_comment() {
 }
 
 #[test]
+fn the_password_can_come_from_an_environment_variable() {
+    let emu = Emulator::http();
+    let case = Case::new(&url_line(&emu), "");
+    let config = std::fs::read_to_string(case.path("knockd.toml")).unwrap();
+    let pass_line = config
+        .lines()
+        .find(|l| l.starts_with("password_file"))
+        .unwrap();
+    let config = config.replace(pass_line, "password_env = \"KNOCKR_ROUTER_PASS\"");
+    std::fs::write(case.path("knockd.toml"), config).unwrap();
+    case.knocks(&["203.0.113.45"]);
+    let output = knockr(case.dir.path())
+        .env("KNOCKR_ROUTER_PASS", PASSWORD)
+        .args(["knockd", "--json", "-c"])
+        .arg(case.path("knockd.toml"))
+        .arg("--read")
+        .arg(case.path("knocks.pcap"))
+        .output()
+        .unwrap();
+    let all = String::from_utf8_lossy(&output.stdout).into_owned();
+    assert_eq!(output.status.code(), Some(0), "{all}");
+    assert_eq!(emu.entries(false).len(), 1, "{all}");
+    assert!(!all.contains(PASSWORD), "{all}");
+}
+
+#[test]
 fn a_second_knock_refreshes_the_entry_instead_of_adding_another() {
     let emu = Emulator::http();
     let case = Case::new(&format!("{}\ntimeout = \"1h\"", url_line(&emu)), "");
@@ -293,6 +319,83 @@ fn a_router_slower_than_the_retry_bound_times_out_instead_of_hanging_the_replay(
         "{:?}",
         started.elapsed()
     );
+}
+
+#[test]
+fn a_full_queue_drops_updates_and_says_so_while_matching_goes_on() {
+    let emu = Emulator::http();
+    emu.faults(Faults {
+        delay: Duration::from_secs(20),
+        ..Faults::default()
+    });
+    let case = Case::new(&format!("{}\nretry = \"1s\"", url_line(&emu)), "");
+    // 300 knockers, more than the router's queue (256) holds.
+    let sources: Vec<String> = (0..300)
+        .map(|i| format!("203.0.{}.{}", i / 200, i % 200 + 1))
+        .collect();
+    case.knocks(&sources.iter().map(String::as_str).collect::<Vec<_>>());
+    let (status, lines, all) = case.replay(&[]);
+    assert_eq!(status, Some(0), "{all}");
+    let opened = lines.iter().filter(|l| l["event"] == "open").count();
+    assert_eq!(opened, 300, "every knock matched although the router hung");
+    let details = |event: &str| -> Vec<String> {
+        lines
+            .iter()
+            .filter(|l| l["event"] == event)
+            .map(|l| l["detail"].as_str().unwrap().to_string())
+            .collect()
+    };
+    let dropped = details("dropped");
+    assert!(
+        dropped
+            .iter()
+            .any(|d| d.contains("queue full (256 updates pending)")),
+        "{dropped:?}"
+    );
+    assert!(
+        dropped
+            .iter()
+            .any(|d| d.contains("waited in the queue past")),
+        "{dropped:?}"
+    );
+    let failed = details("failed");
+    assert_eq!(
+        dropped.len() + failed.len(),
+        300,
+        "each update is accounted for"
+    );
+    assert!(emu.entries(false).is_empty());
+}
+
+#[test]
+fn every_router_of_a_door_gets_the_knocker_and_a_dead_one_does_not_hold_up_the_others() {
+    let (up, other, down) = (Emulator::http(), Emulator::http(), Emulator::http());
+    down.set_down(true);
+    let urls = format!(
+        "urls = [\"{}\", \"{}\", \"{}\"]\nretry = \"3s\"",
+        down.url(),
+        up.url(),
+        other.url()
+    );
+    let case = Case::new(&urls, "");
+    case.knocks(&["203.0.113.45", "203.0.113.46"]);
+    let (status, lines, all) = case.replay(&[]);
+    assert_eq!(status, Some(0), "{all}");
+    for emu in [&up, &other] {
+        let addresses: Vec<String> = emu.entries(false).into_iter().map(|r| r.address).collect();
+        assert_eq!(addresses, ["203.0.113.45", "203.0.113.46"], "{all}");
+    }
+    let failed: Vec<&Value> = lines.iter().filter(|l| l["event"] == "failed").collect();
+    assert!(
+        !failed.is_empty() && failed.iter().all(|l| l["router"] == down.url().as_str()),
+        "{all}"
+    );
+    let granted = lines.iter().filter(|l| l["event"] == "granted").count();
+    assert_eq!(granted, 4, "{all}");
+    // The live routers were done while the dead one was still being retried.
+    let position = |event: &str| lines.iter().rposition(|l| l["event"] == event);
+    let first_failure = lines.iter().position(|l| l["event"] == "failed");
+    assert!(position("granted") < first_failure, "{all}");
 }
 
 /// Issue 6's fault: the router is down for a while. Within the retry bound

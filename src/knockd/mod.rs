@@ -1,6 +1,7 @@
 //! The knock server, `knockr knockd`: loads doors, watches traffic (live, or
 //! replayed from a capture file with its timestamps as the clock), feeds the
-//! matcher, and runs the doors' commands.
+//! matcher, and runs the doors' commands (and queues their RouterOS
+//! address-list updates, see [`routeros`]).
 //!
 //! The capture readers are threads of their own; this loop only matches and
 //! schedules, and commands run in tasks of their own, so neither a slow
@@ -37,7 +38,11 @@ pub fn main(args: &KnockdArgs) -> anyhow::Result<ExitCode> {
     }
     if let Some(read) = &args.read {
         // Buffered: a replay writes many lines, and flushing each is most of its cost.
-        let stdout = std::io::BufWriter::with_capacity(1 << 16, std::io::stdout());
+        // A handle of its own on fd 1: `Stdout` is locked by this thread for the
+        // whole command, and router workers log from other threads.
+        let stdout =
+            std::fs::File::from(std::os::fd::AsFd::as_fd(&std::io::stdout()).try_clone_to_owned()?);
+        let stdout = std::io::BufWriter::with_capacity(1 << 16, stdout);
         let log = Log::to_writer(Box::new(stdout), args.json, args.verbose);
         let mut server = Server::new(config, log, args.dry_run)?;
         let packets = replay(&mut server, read)?;

@@ -381,6 +381,12 @@ async fn work(client: AddressList, mut jobs: mpsc::Receiver<Job>, log: Arc<Mutex
     // A permission or password problem is said once, as one sentence, until it is fixed.
     let mut denied_said = false;
     while let Some(job) = jobs.recv().await {
+        if Instant::now() >= job.deadline {
+            // The router was failing or slow while this waited: its retry time is used up.
+            let detail = "not sent: it waited in the queue past the door's retry time";
+            lock(&log).router(now(), &job.door, job.src, "dropped", &url, detail);
+            continue;
+        }
         let result = match job.change {
             Change::Grant => {
                 let entry = Entry {

@@ -1,7 +1,7 @@
 //! RouterOS durations as address-list `timeout` takes them: `30s`, `5m`,
 //! `1h30m`, `2w3d`, `hh:mm:ss`, a bare number of seconds; at most
 //! `35w3d13h13m56s`. Pure parsing (formatting is the rule generator's
-//! [`format`]), no I/O: the config checks a
+//! [`format()`]), no I/O: the config checks a
 //! door's timeout with it, so a value the router would refuse is caught at
 //! start-up instead of on the first knock.
 
