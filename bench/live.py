@@ -279,7 +279,9 @@ def flood(tool, rate, pcap, packets_in_file, valid_sources):
     cpu0, t0 = server.cpu_seconds(), time.monotonic()
     limit = int(rate * FLOOD_SECONDS)
     loops = limit // packets_in_file + 1
-    argv = ["tcpreplay", "-q", "-i", IF_CLI, f"--pps={rate}", f"--limit={limit}", f"--loop={loops}"]
+    # Bounded twice: in packets, and in time when the sender cannot keep up.
+    argv = ["tcpreplay", "-q", "-K", "-i", IF_CLI, f"--pps={rate}", f"--limit={limit}", f"--loop={loops}"]
+    argv.append(f"--duration={max(1, round(FLOOD_SECONDS))}")
     if rate >= 50000:
         argv.append(f"--pps-multi={max(1, rate // 10000)}")
     replay = subprocess.Popen(argv + [pcap], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
@@ -371,4 +373,5 @@ def main():
         os.remove(pcap)
 
 
-main()
+if __name__ == "__main__":
+    main()

@@ -8,7 +8,7 @@
 
 use std::path::Path;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
 
 use anyhow::{Context, anyhow};
@@ -44,13 +44,6 @@ const REOPEN_PAUSE: Duration = Duration::from_millis(250);
 /// page, so 8 MiB hold about 4,000 packets, a 20 ms stall of the reader at
 /// 200,000 packets/s. It is resident memory, counted against the 64 MiB goal.
 const BUFFER_BYTES: i32 = 8 << 20;
-
-/// How often a reader refreshes its counters in [`Control::drops`]: the
-/// counters cost a system call, so not per packet.
-const DROPS_EVERY: std::time::Duration = std::time::Duration::from_secs(1);
-
-/// Packets read between two looks at the clock for [`DROPS_EVERY`].
-const DROPS_CHECK_PACKETS: u32 = 4096;
 
 /// A packet that could be a knock, and when it was captured (since the Unix epoch).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -151,9 +144,10 @@ fn link_type(linktype: Linktype, source: &str) -> anyhow::Result<LinkType> {
     })
 }
 
-/// Steers the reader threads from the run loop: stop them, or give them a new
-/// kernel filter (after a reload). Either breaks each reader out of its
-/// blocking read (libpcap's `pcap_breakloop` wakes a waiting reader on Linux).
+/// Steers the reader threads from the run loop: stop them, give them a new
+/// kernel filter (after a reload), or have them refresh their counters. Each
+/// breaks the readers out of their blocking read (libpcap's `pcap_breakloop`
+/// wakes a waiting reader on Linux).
 #[derive(Clone, Default)]
 pub struct Control {
     /// Set by `stop`; each reader checks it before each read.
@@ -163,8 +157,10 @@ pub struct Control {
     /// One handle per reader, to wake it from a blocking read.
     readers: Arc<std::sync::Mutex<Vec<pcap::BreakLoop>>>,
     /// Each reader's latest libpcap counters, by interface; written by the
-    /// readers about every [`DROPS_EVERY`] and when they end.
+    /// readers when `refresh_drops` asks and when they end.
     drops: Arc<std::sync::Mutex<Vec<(String, Drops)>>>,
+    /// Bumped by `refresh_drops`; a reader that has answered an older one refreshes.
+    drops_wanted: Arc<AtomicU64>,
 }
 
 impl Control {
@@ -196,6 +192,17 @@ impl Control {
 
     fn stopped(&self) -> bool {
         self.stopped.load(Ordering::Relaxed)
+    }
+
+    /// Asks every reader to refresh its counters in [`Control::drops`] (at
+    /// once if it is waiting for packets, else after the packet in hand).
+    pub fn refresh_drops(&self) {
+        self.drops_wanted.fetch_add(1, Ordering::Relaxed);
+        self.wake();
+    }
+
+    fn drops_wanted(&self) -> u64 {
+        self.drops_wanted.load(Ordering::Relaxed)
     }
 
     /// Every reader's libpcap counters as last refreshed, by interface.
@@ -265,17 +272,13 @@ impl Live {
         std::thread::Builder::new()
             .name(format!("capture {}", self.interface))
             .spawn(move || {
-                let mut reads = 0u32;
-                let mut drops_at = std::time::Instant::now();
+                let mut drops_answered = control.drops_wanted();
                 let error = loop {
                     if control.stopped() {
                         break None;
                     }
-                    reads = reads.wrapping_add(1);
-                    if reads.is_multiple_of(DROPS_CHECK_PACKETS)
-                        && drops_at.elapsed() >= DROPS_EVERY
-                    {
-                        drops_at = std::time::Instant::now();
+                    if control.drops_wanted() > drops_answered {
+                        drops_answered = control.drops_wanted();
                         if let Some(drops) = self.drops() {
                             control.set_drops(&self.interface, drops);
                         }
@@ -303,13 +306,12 @@ impl Live {
                                 }
                             }
                         }
-                        Err(pcap::Error::TimeoutExpired) => {
-                            // Quiet: refresh the counters at the next read.
-                            reads = DROPS_CHECK_PACKETS - 1;
-                        }
+                        Err(pcap::Error::TimeoutExpired) => {}
                         // Woken by `Control` (libpcap reports it as an error): the loop's head says why.
-                        Err(_) if control.stopped() || control.new_filter(generation).is_some() => {
-                        }
+                        Err(_)
+                            if control.stopped()
+                                || control.new_filter(generation).is_some()
+                                || control.drops_wanted() > drops_answered => {}
                         Err(err) => {
                             let since = *failing_since.get_or_insert_with(std::time::Instant::now);
                             notice(format!(

@@ -159,15 +159,25 @@ impl Log {
     /// A capture's libpcap counters so far (at exit, and every minute with `-v`).
     pub fn capture(&mut self, at: Duration, interface: &str, drops: crate::capture::Drops) {
         if self.json {
-            let line = serde_json::json!({
-                "time": rfc3339(at),
-                "event": "capture",
-                "interface": interface,
-                "received": drops.received,
-                "dropped": drops.dropped,
-                "if_dropped": drops.if_dropped,
-            });
-            self.line(&line.to_string());
+            /// Fields in this order, time and event first as in event lines.
+            #[derive(serde::Serialize)]
+            struct Line<'a> {
+                time: String,
+                event: &'a str,
+                interface: &'a str,
+                received: u32,
+                dropped: u32,
+                if_dropped: u32,
+            }
+            let line = Line {
+                time: rfc3339(at),
+                event: "capture",
+                interface,
+                received: drops.received,
+                dropped: drops.dropped,
+                if_dropped: drops.if_dropped,
+            };
+            self.line(&serde_json::to_string(&line).expect("a line serializes"));
         } else {
             let line = format!(
                 "{} capture on {}: {} packets received by the filter, {} dropped by the kernel, {} dropped by the interface",

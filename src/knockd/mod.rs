@@ -708,12 +708,16 @@ pub async fn serve(
         ),
     );
 
-    // With -v, the capture counters every minute (the first tick is at once: skipped).
+    // With -v, the capture counters every minute (the first tick is at once:
+    // skipped): the readers are asked to refresh them, and they are logged a
+    // moment later, at `drops_due`.
     let mut drops_timer = tokio::time::interval(DROPS_LOG_EVERY);
     drops_timer.tick().await;
     let verbose = server.log().verbose;
+    let mut drops_due: Option<tokio::time::Instant> = None;
 
     let ending = loop {
+        let due = drops_due;
         let wait = server
             .next_deadline()
             .map(|d| d.saturating_sub(now()))
@@ -752,7 +756,14 @@ pub async fn serve(
                 }
                 control.set_filter(filter_for(&server));
             }
-            _ = drops_timer.tick(), if verbose => log_drops(&server, &control),
+            _ = drops_timer.tick(), if verbose => {
+                control.refresh_drops();
+                drops_due = Some(tokio::time::Instant::now() + DROPS_ANSWER);
+            }
+            () = tokio::time::sleep_until(due.unwrap_or_else(tokio::time::Instant::now)), if due.is_some() => {
+                drops_due = None;
+                log_drops(&server, &control);
+            }
             _ = sigterm.recv() => break Ending::Asked,
             _ = sigint.recv() => break Ending::Asked,
             () = &mut shutdown => break Ending::Asked,
@@ -790,6 +801,9 @@ pub async fn serve(
 
 /// How often `-v` logs the capture counters.
 const DROPS_LOG_EVERY: Duration = Duration::from_secs(60);
+
+/// How long the readers are given to refresh their counters before they are logged.
+const DROPS_ANSWER: Duration = Duration::from_millis(200);
 
 /// Logs every capture's libpcap counters (received, dropped by the kernel, by the interface).
 fn log_drops(server: &Server, control: &Control) {
