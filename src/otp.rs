@@ -35,9 +35,17 @@ impl OtpSpec {
                 self.low, self.high
             ));
         }
-        let usable = (self.low..=self.high)
-            .filter(|p| !self.avoid.contains(p))
-            .count();
+        // Counted from the avoided ports, not by walking the range: the server
+        // checks on every derivation, and a range can hold 65535 ports.
+        let mut avoided: Vec<u16> = self
+            .avoid
+            .iter()
+            .copied()
+            .filter(|p| (self.low..=self.high).contains(p))
+            .collect();
+        avoided.sort_unstable();
+        avoided.dedup();
+        let usable = usize::from(self.high - self.low) + 1 - avoided.len();
         if self.length == 0 || self.length > 32 || self.length > usable {
             return Err(format!(
                 "a sequence of {} distinct ports cannot be drawn from {usable} usable ports: expected 1..=32 and no more than the range holds",
@@ -260,6 +268,19 @@ mod tests {
                 .unwrap_err()
                 .contains("cannot be drawn from 3 usable ports")
         );
+        s = spec();
+        (s.low, s.high, s.avoid) = (100, 104, vec![101, 101, 99, 104, 200]);
+        assert!(
+            s.check()
+                .unwrap_err()
+                .contains("cannot be drawn from 3 usable ports"),
+            "avoided ports count once, and only inside the range"
+        );
+        s.avoid.pop();
+        s.avoid.push(102);
+        assert!(s.check().unwrap_err().contains("from 2 usable ports"));
+        s.length = 2;
+        assert!(s.check().is_ok());
         s = spec();
         s.protos.clear();
         assert!(s.check().is_err());

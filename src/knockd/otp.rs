@@ -78,7 +78,7 @@ pub enum Opening {
 
 impl Slots {
     /// The slots of `config`'s OTP doors, holding no sequence until the first
-    /// [`Slots::advance`]. `doors` are the configuration's matcher doors.
+    /// [`Slots::advance`].
     pub fn new(config: &ServerConfig) -> Slots {
         let mut doors = Vec::new();
         let mut slots = Vec::new();
