@@ -638,6 +638,73 @@ fn every_knocks_each_interval_one_line_a_round_until_sigterm() {
     );
 }
 
+/// The server refuses a step's sequence once used: each round of `--every`
+/// must knock the sequence of its own step, not the first round's again.
+#[test]
+fn every_knocks_each_round_the_time_based_sequence_of_its_own_step() {
+    use std::os::unix::fs::PermissionsExt as _;
+    let door = Door::new("127.0.1.94");
+    for port in 47310..=47329 {
+        door.udp_on(port);
+    }
+    let file = profiles(
+        "[profiles.otp]\nhost = \"127.0.1.94\"\nsecret_file = \"SECRET\"\notp_door = \"openSSH\"\notp_length = 3\n\
+         otp_ports = \"47310-47329\"\notp_protocols = [\"udp\"]\notp_step = \"1s\"\ndelay = \"10ms\"\n",
+    );
+    let secret = file.dir.path().join("secret");
+    std::fs::write(&secret, "GEZDGNBVGY3TQOJQGEZDGNBVGY3TQOJQ\n").unwrap();
+    std::fs::set_permissions(&secret, std::fs::Permissions::from_mode(0o600)).unwrap();
+    let text = std::fs::read_to_string(&file.path)
+        .unwrap()
+        .replace("SECRET", &secret.display().to_string());
+    std::fs::write(&file.path, text).unwrap();
+    let now = || {
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_secs()
+    };
+    let first = now();
+    let child = std::process::Command::new(assert_cmd::cargo::cargo_bin("knockr"))
+        .args(["--every", "1200ms", "-c"])
+        .arg(&file.path)
+        .arg("otp")
+        .env_remove("KNOCKR_CONFIG")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let seen: Vec<u16> = door.wait_for(9).iter().map(|a| a.to.port()).collect();
+    send_signal(child.id(), "TERM");
+    let last = now();
+    assert_eq!(child.wait_with_output().unwrap().status.code(), Some(0));
+    let spec = knockr::otp::OtpSpec {
+        length: 3,
+        low: 47310,
+        high: 47329,
+        avoid: vec![],
+        protos: vec![knockr::sequence::Proto::Udp],
+        step: 1,
+    };
+    let of_step = |step: u64| -> Vec<u16> {
+        spec.sequence(b"12345678901234567890", "openSSH", step)
+            .iter()
+            .map(|k| k.port)
+            .collect()
+    };
+    let rounds: Vec<&[u16]> = seen.chunks(3).collect();
+    for round in &rounds {
+        assert!(
+            (first..=last).any(|step| of_step(step) == *round),
+            "{round:?} is no step's sequence between {first} and {last}"
+        );
+    }
+    assert!(
+        rounds.windows(2).all(|w| w[0] != w[1]),
+        "a round repeated the previous round's sequence: {rounds:?}"
+    );
+}
+
 /// Sends a signal by name with kill(1), so this file needs no libc.
 fn send_signal(pid: u32, signal: &str) {
     let status = std::process::Command::new("kill")

@@ -56,6 +56,8 @@ pub async fn connect(
         sequence,
         settings,
         one_time_line,
+        // Knocked once, now: nothing to derive again.
+        rolling: None,
     };
     let plan = Plan {
         targets: vec![target],

@@ -24,7 +24,9 @@ pub async fn repeat(plan: &Plan, every: Duration, out: &mut dyn Write) -> anyhow
     let mut round = 0u64;
     loop {
         round += 1;
-        let report = crate::knock::run(plan).await;
+        // Time-based profiles: this round's step, never the first round's.
+        let plan = plan.at(SystemTime::now())?;
+        let report = crate::knock::run(&plan).await;
         crate::report_failures_if_quiet(&report, plan.output);
         if let Err(err) = write_round(out, plan.output, round, &report) {
             if err.kind() == std::io::ErrorKind::BrokenPipe {

@@ -122,6 +122,10 @@ pub struct Target {
     /// For a one-time profile: the line of its file `sequence` comes from,
     /// marked used once knocked ([`spend_one_time_lines`]).
     pub one_time_line: Option<OneTimeLine>,
+    /// For a time-based profile: what derives `sequence`, so that each round
+    /// of `--every` knocks the sequence of its own time step ([`Plan::at`]);
+    /// the server refuses a step's sequence once used.
+    pub rolling: Option<Box<config::OtpSequence>>,
 }
 
 /// A line of a one-time sequences file.
@@ -243,9 +247,14 @@ impl Plan {
                             member.profile
                         )));
                     }
+                    let rolling = match &member.sequence {
+                        config::Sequence::Otp(otp) => Some(otp.clone()),
+                        _ => None,
+                    };
                     Ok(Target {
                         sequence,
                         one_time_line,
+                        rolling,
                         profile: Some(member.profile),
                         host: member.host,
                         settings: flags.clone().or(&member.settings).settle(),
@@ -282,6 +291,7 @@ impl Plan {
                     sequence: sequence.clone(),
                     settings: settings.clone(),
                     one_time_line: None,
+                    rolling: None,
                 })
                 .collect()
         };
@@ -306,6 +316,21 @@ impl Plan {
                 },
             },
         })
+    }
+}
+
+impl Plan {
+    /// The plan as it stands at `now`: time-based targets get the sequence
+    /// of the current time step (a secret file changed meanwhile is read again).
+    pub fn at(&self, now: std::time::SystemTime) -> Result<Plan, PlanError> {
+        let mut plan = self.clone();
+        for target in &mut plan.targets {
+            if let (Some(rolling), Some(profile)) = (&target.rolling, &target.profile) {
+                let sequence = config::Sequence::Otp(rolling.clone());
+                target.sequence = current_sequence(profile, &sequence, now)?.0;
+            }
+        }
+        Ok(plan)
     }
 }
 
