@@ -86,8 +86,10 @@ pub fn bpf_filter_with(doors: &[Door], extra: &[String]) -> String {
         }
         parts.extend(extra.iter().map(|clause| format!("({clause})")));
         if parts.is_empty() {
-            // No door has a sequence (all one-time files used up): capture nothing useful.
-            return "tcp and udp".to_string();
+            // No door has a sequence (all one-time files used up): let nothing
+            // in. No packet is shorter than 2 bytes; libpcap refuses to compile
+            // a filter it can prove rejects everything (`tcp and udp`).
+            return "less 1".to_string();
         }
         parts.join(" or ")
     };
@@ -469,5 +471,55 @@ fn libc_timeval(at: Duration) -> libc::timeval {
     libc::timeval {
         tv_sec: at.as_secs() as _,
         tv_usec: at.subsec_micros() as _,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::matcher::FlagRule;
+    use crate::sequence::Knock;
+
+    fn door(sequence: Vec<Knock>) -> Door {
+        Door {
+            name: "d".into(),
+            sequence,
+            seq_timeout: Duration::from_secs(5),
+            flags: FlagRule::default(),
+            target: None,
+            strict: false,
+            tolerate_repeats: false,
+        }
+    }
+
+    /// What libpcap makes of `filter` on an Ethernet capture: whether it
+    /// compiles, and whether a UDP datagram to 7000 passes.
+    fn passes_udp_7000(filter: &str) -> Result<bool, pcap::Error> {
+        let dead = Capture::dead(Linktype::ETHERNET)?;
+        let program = dead.compile(filter, true)?;
+        let mut frame = Vec::new();
+        etherparse::PacketBuilder::ethernet2([2, 0, 0, 0, 0, 1], [2, 0, 0, 0, 0, 2])
+            .ipv4([198, 51, 100, 7], [192, 0, 2, 1], 64)
+            .udp(40_000, 7000)
+            .write(&mut frame, &[0])
+            .unwrap();
+        Ok(program.filter(&frame))
+    }
+
+    #[test]
+    fn the_filter_compiles_for_doors_with_and_without_sequences() {
+        let knock = |port, proto| Knock { port, proto };
+        let with = bpf_filter(&[door(vec![knock(7000, Proto::Udp), knock(8000, Proto::Tcp)])]);
+        assert_eq!(
+            passes_udp_7000(&with).map_err(|e| format!("{with}: {e}")),
+            Ok(true)
+        );
+        // Every one-time line used: the door has no sequence, and knockd must
+        // still start (and reload) with a filter that lets nothing in.
+        let none = bpf_filter(&[door(Vec::new())]);
+        assert_eq!(
+            passes_udp_7000(&none).map_err(|e| format!("{none}: {e}")),
+            Ok(false)
+        );
     }
 }
