@@ -233,14 +233,31 @@ impl PortSet {
 
 type Hasher = foldhash::fast::RandomState;
 
-/// An entry of a door's deadline queue: the attempt `started` by the source
-/// tracked in `slot` since `since` times out at `deadline`.
+/// An entry of a deadline queue: the attempt at `door` `started` by the
+/// source tracked in `slot` since `since` times out at `deadline`.
 #[derive(Debug, Clone, Copy)]
 struct Deadline {
     deadline: Duration,
     started: Duration,
     since: u64,
     slot: Slot,
+    door: u32,
+}
+
+/// Doors by their first knock, each list in door order.
+type FirstKnocks = std::collections::HashMap<Knock, smallvec::SmallVec<[u32; 2]>, Hasher>;
+
+/// Indexes doors by first knock: a packet that may begin an attempt visits
+/// only the doors it can begin, however many there are (a time-based door
+/// with many clients is hundreds of matcher doors).
+fn by_first_knock(doors: &[Door]) -> FirstKnocks {
+    let mut index = FirstKnocks::default();
+    for (door, d) in doors.iter().enumerate() {
+        if let Some(first) = d.sequence.first() {
+            index.entry(*first).or_default().push(door as u32);
+        }
+    }
+    index
 }
 
 /// The per-source state machine of all doors. Compatible with the C knockd's
@@ -266,9 +283,15 @@ pub struct Matcher {
     /// who is evicted when full. An entry is live while its slot's `since`
     /// equals its tick. Only new sources add entries, so stale ones are few.
     arrivals: std::collections::VecDeque<(u64, Slot)>,
-    /// Per door, its attempts in order of start, so in order of deadline.
-    /// An entry is live while its source still has that attempt.
+    /// Doors by first knock (see [`by_first_knock`]); rebuilt with the sequences.
+    first_knocks: FirstKnocks,
+    /// One queue per distinct `seq_timeout`, of the attempts at doors with
+    /// that timeout in order of start, so in order of deadline. An entry is
+    /// live while its source still has that attempt. Few queues (usually
+    /// one) whatever the number of doors: the timer looks at each front.
     deadlines: Vec<std::collections::VecDeque<Deadline>>,
+    /// Per door, the index of its queue in `deadlines`.
+    queue_of: Vec<u32>,
     /// Attempts in progress, to know when the queues need compacting.
     attempts: usize,
     /// Bumped for every newly tracked source; orders `arrivals`.
@@ -280,10 +303,25 @@ pub struct Matcher {
 impl Matcher {
     /// `max_sources` (at least 1) bounds the sources tracked at once.
     pub fn new(doors: Vec<Door>, max_sources: usize) -> Matcher {
+        let mut timeouts: Vec<Duration> = Vec::new();
+        let queue_of = doors
+            .iter()
+            .map(
+                |d| match timeouts.iter().position(|t| *t == d.seq_timeout) {
+                    Some(queue) => queue as u32,
+                    None => {
+                        timeouts.push(d.seq_timeout);
+                        (timeouts.len() - 1) as u32
+                    }
+                },
+            )
+            .collect();
         Matcher {
             watched: PortSet::new(&doors),
+            first_knocks: by_first_knock(&doors),
             any_strict: doors.iter().any(|d| d.strict),
-            deadlines: vec![Default::default(); doors.len()],
+            deadlines: vec![Default::default(); timeouts.len()],
+            queue_of,
             doors,
             table: Table::default(),
             arrivals: Default::default(),
@@ -336,6 +374,7 @@ impl Matcher {
             self.doors[door].sequence = sequence;
         }
         self.watched = PortSet::new(&self.doors);
+        self.first_knocks = by_first_knock(&self.doors);
         let affected: Vec<Slot> = (0..self.table.slots.len() as Slot)
             .filter(|&slot| {
                 let source = &self.table.slots[slot as usize];
@@ -350,18 +389,18 @@ impl Matcher {
     /// Attempts that have run out of time by `now`, ended with `Timeout` events.
     pub fn expire(&mut self, now: Duration, events: &mut Vec<Event>) {
         let mut expired = false;
-        for door in 0..self.deadlines.len() {
-            while let Some(&entry) = self.deadlines[door].front() {
+        for queue in 0..self.deadlines.len() {
+            while let Some(&entry) = self.deadlines[queue].front() {
                 if entry.deadline > now {
                     break;
                 }
-                self.deadlines[door].pop_front();
+                self.deadlines[queue].pop_front();
                 expired = true;
                 let Some(source) = self.table.live(entry.slot, entry.since) else {
                     continue;
                 };
                 let src = source.src;
-                let door = door as u32;
+                let door = entry.door;
                 if self.end_attempts(entry.slot, |a| a.door == door && a.started == entry.started) {
                     events.push(Event {
                         door: door as usize,
@@ -481,11 +520,15 @@ impl Matcher {
         events: &mut Vec<Event>,
     ) {
         let is_tcp = hit.proto == crate::sequence::Proto::Tcp;
-        for door in 0..self.doors.len() {
+        let Some(doors) = self.first_knocks.get(&knock) else {
+            return;
+        };
+        // Copied out: tracking below needs `self` mutably.
+        let doors = doors.clone();
+        for door in doors.into_iter().map(|d| d as usize) {
             let d = &self.doors[door];
-            let starts = d.sequence.first() == Some(&knock)
-                && (!is_tcp || d.flags.matches(hit.flags))
-                && d.target.is_none_or(|t| t == hit.dst);
+            let starts =
+                (!is_tcp || d.flags.matches(hit.flags)) && d.target.is_none_or(|t| t == hit.dst);
             if !starts {
                 continue;
             }
@@ -533,11 +576,13 @@ impl Matcher {
         };
         let source = &mut self.table.slots[slot as usize];
         source.attempts.push(attempt);
-        self.deadlines[attempt.door as usize].push_back(Deadline {
-            deadline: attempt.started + self.doors[attempt.door as usize].seq_timeout,
+        let door = attempt.door as usize;
+        self.deadlines[self.queue_of[door] as usize].push_back(Deadline {
+            deadline: attempt.started + self.doors[door].seq_timeout,
             started: attempt.started,
             since: source.since,
             slot,
+            door: attempt.door,
         });
         self.attempts += 1;
         self.compact();
@@ -573,12 +618,12 @@ impl Matcher {
         }
         if self.deadlines.iter().map(|q| q.len()).sum::<usize>() > slack {
             let table = &self.table;
-            for (door, queue) in self.deadlines.iter_mut().enumerate() {
+            for queue in &mut self.deadlines {
                 queue.retain(|entry| {
                     table.live(entry.slot, entry.since).is_some_and(|s| {
                         s.attempts
                             .iter()
-                            .any(|a| a.door as usize == door && a.started == entry.started)
+                            .any(|a| a.door == entry.door && a.started == entry.started)
                     })
                 });
             }
@@ -999,6 +1044,36 @@ mod tests {
         let slack = 2 * 100 + 1024;
         assert!(m.arrivals.len() <= slack + 1, "{}", m.arrivals.len());
         assert!(m.deadlines.iter().map(|q| q.len()).sum::<usize>() <= slack + 1);
+    }
+
+    /// Doors share a deadline queue per timeout and are found by first knock:
+    /// each attempt still times out at its own door's deadline, and a first
+    /// knock starts exactly the doors that begin with it, in door order.
+    #[test]
+    fn many_doors_with_mixed_timeouts_each_time_out_at_their_own_deadline() {
+        let mut doors: Vec<Door> = (0..300u16)
+            .map(|n| door(&format!("d{n}"), &format!("{},{}", 20000 + n % 100, 30000 + n)))
+            .collect();
+        for (n, d) in doors.iter_mut().enumerate() {
+            d.seq_timeout = ms([1_000, 2_000, 3_000][n % 3]);
+        }
+        let mut m = Matcher::new(doors, 10);
+        let got = run(&mut m, &[(0, pkt("10.0.0.1", "20007", SYN))]);
+        let started: Vec<usize> = got.iter().map(|e| e.0).collect();
+        assert_eq!(started, [7, 107, 207]);
+        let mut events = Vec::new();
+        m.expire(ms(999), &mut events);
+        assert!(events.is_empty(), "{events:?}");
+        for (at, door) in [(1_000, 207), (2_000, 7), (3_000, 107)] {
+            assert_eq!(m.next_expiry(), Some(ms(at)));
+            m.expire(ms(at), &mut events);
+            assert_eq!(
+                events.drain(..).map(|e| (e.door, e.kind)).collect::<Vec<_>>(),
+                [(door, Timeout)],
+                "at {at} ms"
+            );
+        }
+        assert_eq!(m.tracked_sources(), 0);
     }
 
     #[test]
