@@ -161,6 +161,21 @@ SEQUENCE = {
     "bounds": b"\x0165535,1",
 }
 
+# First byte: 0 duration, 1 UDP payload, 2 OTP secret, 3 TCP flags.
+VALUES = {
+    "duration-ms": b"\x00250ms",
+    "duration-fraction": b"\x001.5s",
+    "duration-compound": b"\x001h 30m",
+    "duration-bare": b"\x00200",
+    "payload-hex": b"\x01hex:00 FF10",
+    "payload-base64": b"\x01base64:AP8Q",
+    "payload-text": b"\x01text:hex:ab",
+    "secret-base32": b"\x02JBSW-Y3DP-EHPK-3PXP-JBSW-Y3DP-EHPK-3PXP====",
+    "secret-hex": b"\x02hex:000102030405060708090a0b0c0d0e0f10",
+    "flags": b"\x03syn,!ack",
+    "flags-pipe": b"\x03FIN | psh|!urg",
+}
+
 
 def write(target, seeds):
     directory = FUZZ / "corpus" / target
@@ -177,3 +192,4 @@ write("knockd_conf", KNOCKD_CONF)
 write("server_toml", SERVER_TOML)
 write("profiles", PROFILES)
 write("sequence", SEQUENCE)
+write("values", VALUES)

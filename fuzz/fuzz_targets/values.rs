@@ -1,0 +1,50 @@
+//! The small value parsers users write by hand: durations, UDP payloads,
+//! OTP secrets and TCP flag rules. The first byte picks the parser; the rest
+//! is the text. What parses must keep the promises its callers rely on.
+
+#![no_main]
+
+use knockr::matcher::FlagRule;
+use knockr::otp::parse_secret;
+use knockr::values::{format_duration, parse_duration, parse_payload};
+use libfuzzer_sys::fuzz_target;
+
+fuzz_target!(|data: &[u8]| {
+    let Some((&pick, rest)) = data.split_first() else {
+        return;
+    };
+    let Ok(text) = std::str::from_utf8(rest) else {
+        return;
+    };
+    match pick % 4 {
+        0 => {
+            if let Ok(duration) = parse_duration(text) {
+                // What knockr prints (logs, --check) reads back as the same time.
+                let printed = format_duration(duration);
+                assert_eq!(
+                    parse_duration(&printed),
+                    Ok(duration),
+                    "{text:?} -> {printed:?}"
+                );
+            }
+        }
+        1 => {
+            if let Ok(payload) = parse_payload(text) {
+                assert!(payload.len() <= 65507, "{text:?}");
+                let hex: String = payload.iter().map(|b| format!("{b:02x}")).collect();
+                assert_eq!(parse_payload(&format!("hex:{hex}")), Ok(payload));
+            }
+        }
+        2 => {
+            if let Ok(secret) = parse_secret(text) {
+                assert!(secret.len() >= 16, "{text:?}");
+            }
+        }
+        _ => {
+            if let Ok(rule) = FlagRule::parse(text) {
+                assert_eq!(rule.set & rule.unset, 0, "{text:?}");
+                assert!(rule.matches(rule.set), "{text:?}");
+            }
+        }
+    }
+});
