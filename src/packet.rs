@@ -1,4 +1,4 @@
-//! Pure: (link type, captured bytes) -> Option<Hit>. Called by the capture
+//! Pure: `(link type, captured bytes) -> Option<Hit>`. Called by the capture
 //! loop and by tests and fuzzers; it never panics, allocates nothing, and
 //! knows nothing of doors or time.
 
