@@ -1,20 +1,29 @@
 #!/usr/bin/env bash
 # Client wall time: a 3-port sequence with a 100 ms delay to 1, 10 and 50
-# loopback hosts (127.0.2.x), knockr in one command vs the C `knock` client
-# (Debian package knockd) in a shell loop, as users script it today; plus
-# start-up time. Traffic goes to 127.0.2.0/24 only; nothing listens there, so
-# the kernel answers each knock with a reset.
+# hosts, knockr in one command vs the C `knock` client (Debian package knockd)
+# in a shell loop, as users script it today; plus start-up time. The hosts
+# are 50 addresses (10.77.2.x) of a server namespace joined to the client's
+# by a veth pair (bench/netns.sh); both tools run in the client namespace.
+# Nothing listens there, so the kernel answers each knock with a reset, and
+# nothing leaves the namespaces.
 #
 #   bench/client.sh            (as root on Debian it installs hyperfine and knockd)
 set -euo pipefail
 cd "$(dirname "$0")/.."
+if [[ $(id -u) -ne 0 ]]; then
+  echo "bench/client.sh needs root: it makes network namespaces" >&2
+  exit 1
+fi
 scripts/setup.sh hyperfine knockd
 cargo build --release --locked --quiet --bin knockr
 knockr=$PWD/target/release/knockr
+source bench/netns.sh
 out=$(mktemp -d)
-trap 'rm -rf "$out"' EXIT
+trap 'netns_down; rm -rf "$out"' EXIT
+netns_up 1
+for i in $(seq 1 50); do echo "addr add 10.77.2.$i/16 dev $IF_SRV"; done | ip -n "$NS_SRV" -batch -
 
-hosts() { for i in $(seq 1 "$1"); do printf '127.0.2.%d ' "$i"; done; }
+hosts() { for i in $(seq 1 "$1"); do printf '10.77.2.%d ' "$i"; done; }
 ports=(47201 47202 47203)
 
 echo "machine: $(nproc) cores, $(free -g | awk '/Mem:/{print $2}') GiB, $(uname -sr), $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs)"
@@ -23,7 +32,7 @@ echo
 
 for n in 1 10 50; do
   h=$(hosts "$n")
-  hyperfine --style none --warmup 1 --runs 10 --export-json "$out/$n.json" \
+  ip netns exec "$NS_CLI" hyperfine --style none --warmup 1 --runs 10 --export-json "$out/$n.json" \
     -n "$n|knockr, one command" "$knockr -q -d 100ms -p ${ports[0]},${ports[1]},${ports[2]} $h" \
     -n "$n|C knock in a shell loop" "for h in $h; do knock -d 100 \$h ${ports[*]}; done" >/dev/null
 done

@@ -1052,7 +1052,12 @@ mod tests {
     #[test]
     fn many_doors_with_mixed_timeouts_each_time_out_at_their_own_deadline() {
         let mut doors: Vec<Door> = (0..300u16)
-            .map(|n| door(&format!("d{n}"), &format!("{},{}", 20000 + n % 100, 30000 + n)))
+            .map(|n| {
+                door(
+                    &format!("d{n}"),
+                    &format!("{},{}", 20000 + n % 100, 30000 + n),
+                )
+            })
             .collect();
         for (n, d) in doors.iter_mut().enumerate() {
             d.seq_timeout = ms([1_000, 2_000, 3_000][n % 3]);
@@ -1068,7 +1073,10 @@ mod tests {
             assert_eq!(m.next_expiry(), Some(ms(at)));
             m.expire(ms(at), &mut events);
             assert_eq!(
-                events.drain(..).map(|e| (e.door, e.kind)).collect::<Vec<_>>(),
+                events
+                    .drain(..)
+                    .map(|e| (e.door, e.kind))
+                    .collect::<Vec<_>>(),
                 [(door, Timeout)],
                 "at {at} ms"
             );
