@@ -152,6 +152,18 @@ fn kill_9_while_one_time_sequences_are_rewritten_never_tears_the_file_nor_reopen
     );
     let used = used_lines(&file, &original);
     assert!(used >= 1, "no sequence was ever used: the race never ran");
+    // A start command spawned just before a kill outlives knockd and may
+    // write its line a little later: wait until the file stops growing.
+    let mut settled = ran(dir.path()).len();
+    let deadline = Instant::now() + support::PATIENCE;
+    loop {
+        std::thread::sleep(Duration::from_millis(300));
+        let now = ran(dir.path()).len();
+        if now == settled || Instant::now() > deadline {
+            break;
+        }
+        settled = now;
+    }
     assert_eq!(
         knockr::onetime::current(&file, knockr::knockd::config::refuse_line)
             .unwrap()
