@@ -642,7 +642,6 @@ fn every_knocks_each_interval_one_line_a_round_until_sigterm() {
 /// must knock the sequence of its own step, not the first round's again.
 #[test]
 fn every_knocks_each_round_the_time_based_sequence_of_its_own_step() {
-    use std::os::unix::fs::PermissionsExt as _;
     let door = Door::new("127.0.1.94");
     for port in 47310..=47329 {
         door.udp_on(port);
@@ -651,13 +650,7 @@ fn every_knocks_each_round_the_time_based_sequence_of_its_own_step() {
         "[profiles.otp]\nhost = \"127.0.1.94\"\nsecret_file = \"SECRET\"\notp_door = \"openSSH\"\notp_length = 3\n\
          otp_ports = \"47310-47329\"\notp_protocols = [\"udp\"]\notp_step = \"1s\"\ndelay = \"10ms\"\n",
     );
-    let secret = file.dir.path().join("secret");
-    std::fs::write(&secret, "GEZDGNBVGY3TQOJQGEZDGNBVGY3TQOJQ\n").unwrap();
-    std::fs::set_permissions(&secret, std::fs::Permissions::from_mode(0o600)).unwrap();
-    let text = std::fs::read_to_string(&file.path)
-        .unwrap()
-        .replace("SECRET", &secret.display().to_string());
-    std::fs::write(&file.path, text).unwrap();
+    private_secret(&file);
     let now = || {
         std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
@@ -705,6 +698,21 @@ fn every_knocks_each_round_the_time_based_sequence_of_its_own_step() {
     );
 }
 
+/// Writes the RFC 6238 test secret ("12345678901234567890") to a file only
+/// its owner can read, next to the profiles, and puts its path where the
+/// profiles say `SECRET`.
+fn private_secret(file: &support::Profiles) -> std::path::PathBuf {
+    use std::os::unix::fs::PermissionsExt as _;
+    let secret = file.dir.path().join("secret");
+    std::fs::write(&secret, "GEZDGNBVGY3TQOJQGEZDGNBVGY3TQOJQ\n").unwrap();
+    std::fs::set_permissions(&secret, std::fs::Permissions::from_mode(0o600)).unwrap();
+    let text = std::fs::read_to_string(&file.path)
+        .unwrap()
+        .replace("SECRET", &secret.display().to_string());
+    std::fs::write(&file.path, text).unwrap();
+    secret
+}
+
 /// Sends a signal by name with kill(1), so this file needs no libc.
 fn send_signal(pid: u32, signal: &str) {
     let status = std::process::Command::new("kill")
@@ -725,13 +733,7 @@ fn a_profile_with_a_secret_knocks_the_current_time_based_sequence() {
         "[profiles.otp]\nhost = \"127.0.1.93\"\nsecret_file = \"SECRET\"\notp_door = \"openSSH\"\notp_length = 3\n\
          otp_ports = \"47300-47309\"\notp_protocols = [\"udp\"]\ndelay = \"20ms\"\n",
     );
-    let secret = file.dir.path().join("secret");
-    std::fs::write(&secret, "GEZDGNBVGY3TQOJQGEZDGNBVGY3TQOJQ\n").unwrap();
-    std::fs::set_permissions(&secret, std::fs::Permissions::from_mode(0o600)).unwrap();
-    let text = std::fs::read_to_string(&file.path)
-        .unwrap()
-        .replace("SECRET", &secret.display().to_string());
-    std::fs::write(&file.path, text).unwrap();
+    let secret = private_secret(&file);
 
     let spec = knockr::otp::OtpSpec {
         length: 3,
