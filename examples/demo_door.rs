@@ -14,7 +14,7 @@ use std::sync::mpsc;
 use std::thread;
 use std::time::{Duration, Instant};
 
-use knockr::sequence::{Knock, Proto, parse_knock};
+use knockr::core::knock::{Knock, Proto, parse_knock};
 
 /// The demo stops by itself after this long.
 const LIFETIME: Duration = Duration::from_secs(30);

@@ -19,8 +19,8 @@ use std::time::Duration;
 use Packet::{Syn, Udp};
 use clap::Parser;
 use etherparse::PacketBuilder;
-use knockr::capture::Writer;
-use knockr::packet::LinkType;
+use knockr::core::packet::LinkType;
+use knockr::server::capture::Writer;
 
 /// The address every packet is sent to.
 const DOOR: Ipv4Addr = Ipv4Addr::new(192, 0, 2, 1);

@@ -6,8 +6,7 @@ use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
-use crate::knock::plan::Mode;
-use crate::sequence::Proto;
+use crate::core::knock::{Family, Mode, Proto};
 
 const EXAMPLES: &str = "\
 Examples:
@@ -69,16 +68,16 @@ pub struct KnockArgs {
     pub ports: Vec<String>,
 
     /// Pause between knocks on one host, e.g. 200ms or 1s (bare number: ms) [default: 200ms]
-    #[arg(short = 'd', long, value_name = "DURATION", value_parser = crate::values::parse_duration)]
+    #[arg(short = 'd', long, value_name = "DURATION", value_parser = crate::core::units::parse_duration)]
     pub delay: Option<Duration>,
 
     /// How long to wait for an answer to each knock [default: 200ms]
-    #[arg(short = 't', long, value_name = "DURATION", value_parser = crate::values::parse_duration)]
+    #[arg(short = 't', long, value_name = "DURATION", value_parser = crate::core::units::parse_duration)]
     pub timeout: Option<Duration>,
 
     /// Protocol for -p ports given without one
     #[arg(short = 'n', long, value_name = "PROTO", default_value = "tcp")]
-    pub network: Proto,
+    pub network: NetworkArg,
 
     /// After the last knock, check that this TCP port accepts connections
     #[arg(long, value_name = "PORT", value_parser = parse_port_arg)]
@@ -87,7 +86,7 @@ pub struct KnockArgs {
     /// How TCP knocks are sent: a bare SYN, or a full connect (for networks
     /// whose proxies swallow bare SYNs) [default: syn]
     #[arg(long, value_name = "MODE")]
-    pub mode: Option<Mode>,
+    pub mode: Option<ModeArg>,
 
     /// Knock every address of each host, not only the one ssh would use
     #[arg(long)]
@@ -103,7 +102,7 @@ pub struct KnockArgs {
 
     /// Knock again every DURATION until stopped (SIGINT/SIGTERM), and at once
     /// when this machine's source address towards the targets changes
-    #[arg(long, value_name = "DURATION", value_parser = crate::values::parse_duration, conflicts_with = "dry_run")]
+    #[arg(long, value_name = "DURATION", value_parser = crate::core::units::parse_duration, conflicts_with = "dry_run")]
     pub every: Option<Duration>,
 
     /// When the check finds the port closed, knock again, up to N more times
@@ -248,11 +247,11 @@ pub struct RulesArgs {
     pub list: String,
 
     /// How long a knocker stays on the list (the router removes it itself)
-    #[arg(long, value_name = "DURATION", default_value = "1h", value_parser = crate::values::parse_duration)]
+    #[arg(long, value_name = "DURATION", default_value = "1h", value_parser = crate::core::units::parse_duration)]
     pub timeout: Duration,
 
     /// Time allowed between two knocks [default: 10s, or 4x the profile's delay if longer]
-    #[arg(long, value_name = "DURATION", value_parser = crate::values::parse_duration)]
+    #[arg(long, value_name = "DURATION", value_parser = crate::core::units::parse_duration)]
     pub stage_timeout: Option<Duration>,
 
     /// Prefix of the chain, lists and comments [default: knockr-PROFILE]
@@ -261,7 +260,7 @@ pub struct RulesArgs {
 
     /// Rules for ipv4, ipv6, or both (any)
     #[arg(long, value_name = "FAMILY", default_value = "any")]
-    pub family: crate::knock::plan::Family,
+    pub family: FamilyArg,
 
     /// Profiles file [default: $KNOCKR_CONFIG, else ~/.config/knockr/profiles.toml]
     #[arg(short = 'c', long, value_name = "FILE")]
@@ -321,6 +320,94 @@ Exit status:
   1  a capture failed (interface gone), or a command-line action failed
   2  the configuration is invalid";
 
+/// `-n`: the protocol of ports given without one.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, ValueEnum)]
+pub enum NetworkArg {
+    /// A TCP SYN (a connection attempt).
+    #[default]
+    Tcp,
+    /// One UDP datagram.
+    Udp,
+}
+
+impl From<NetworkArg> for Proto {
+    fn from(arg: NetworkArg) -> Proto {
+        match arg {
+            NetworkArg::Tcp => Proto::Tcp,
+            NetworkArg::Udp => Proto::Udp,
+        }
+    }
+}
+
+/// `--mode`: how a TCP knock is sent.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ModeArg {
+    /// One SYN; the socket is abandoned before the kernel would retransmit it.
+    Syn,
+    /// A full connect (the kernel may retransmit), for networks whose proxies
+    /// swallow bare SYNs.
+    Connect,
+}
+
+impl From<ModeArg> for Mode {
+    fn from(arg: ModeArg) -> Mode {
+        match arg {
+            ModeArg::Syn => Mode::Syn,
+            ModeArg::Connect => Mode::Connect,
+        }
+    }
+}
+
+/// `--family` of `routeros rules`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum FamilyArg {
+    /// Rules for both IPv4 and IPv6.
+    Any,
+    Ipv4,
+    Ipv6,
+}
+
+impl From<FamilyArg> for Family {
+    fn from(arg: FamilyArg) -> Family {
+        match arg {
+            FamilyArg::Any => Family::Any,
+            FamilyArg::Ipv4 => Family::Ipv4,
+            FamilyArg::Ipv6 => Family::Ipv6,
+        }
+    }
+}
+
+impl KnockArgs {
+    /// The knock as the client's planner takes it.
+    pub fn request(&self) -> crate::client::plan::Request {
+        crate::client::plan::Request {
+            targets: self.targets.clone(),
+            ports: self.ports.clone(),
+            network: self.network.into(),
+            delay: self.delay,
+            timeout: self.timeout,
+            check: self.check,
+            mode: self.mode.map(Mode::from),
+            ipv4: self.ipv4,
+            ipv6: self.ipv6,
+            source: self.source,
+            interface: self.interface.clone(),
+            all_addresses: self.all_addresses,
+            retry: self.retry,
+            every: self.every,
+            dry_run: self.dry_run,
+            verbose: self.verbose,
+            quiet: self.quiet,
+            json: self.json,
+            color: match self.color {
+                ColorWhen::Auto => None,
+                ColorWhen::Always => Some(true),
+                ColorWhen::Never => Some(false),
+            },
+        }
+    }
+}
+
 /// When the summary is coloured.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, ValueEnum)]
 pub enum ColorWhen {
@@ -341,7 +428,7 @@ pub enum Shell {
 }
 
 fn parse_port_arg(text: &str) -> Result<u16, String> {
-    crate::sequence::parse_port(text).map_err(|err| err.to_string())
+    crate::core::knock::parse_port(text).map_err(|err| err.to_string())
 }
 
 /// Profile names for dynamic completion, from `$KNOCKR_CONFIG` or the default
@@ -352,8 +439,8 @@ fn profile_candidates() -> clap_complete::engine::ArgValueCandidates {
     ArgValueCandidates::new(|| {
         let path = std::env::var_os("KNOCKR_CONFIG")
             .map(PathBuf::from)
-            .or_else(crate::config::default_path);
-        path.and_then(|path| crate::config::Profiles::load(&path).ok())
+            .or_else(crate::config::profiles::default_path);
+        path.and_then(|path| crate::config::profiles::Profiles::load(&path).ok())
             .map(|file| file.profiles.keys().map(CompletionCandidate::new).collect())
             .unwrap_or_default()
     })

@@ -4,8 +4,9 @@ use std::process::ExitCode as ProcessExitCode;
 
 use clap::Parser;
 use knockr::cli::Cli;
+use knockr::client::plan::PlanError;
+use knockr::config::profiles::ConfigError;
 use knockr::exit_codes::ExitCode;
-use knockr::knock::plan::PlanError;
 
 fn main() -> ProcessExitCode {
     #[cfg(feature = "dynamic-completion")]
@@ -13,7 +14,7 @@ fn main() -> ProcessExitCode {
 
     // clap exits 2 on usage errors and 0 for --help and --version.
     let cli = Cli::parse();
-    match knockr::run(cli) {
+    match knockr::app::run(cli) {
         Ok(code) => code.into(),
         Err(err) => {
             let broken_pipe = err
@@ -25,7 +26,10 @@ fn main() -> ProcessExitCode {
                 return ExitCode::Success.into();
             }
             eprintln!("knockr: {err:#}");
-            if err.downcast_ref::<PlanError>().is_some() {
+            // Usage and configuration errors: nothing was sent or started.
+            if err.downcast_ref::<PlanError>().is_some()
+                || err.downcast_ref::<ConfigError>().is_some()
+            {
                 ExitCode::Usage
             } else {
                 ExitCode::Failure

@@ -445,10 +445,11 @@ fn secret_new_prints_one_fresh_secret_in_two_spellings() {
         (field("base32:"), field("hex:"))
     };
     let (base32, hex) = new();
-    let bytes = knockr::otp::parse_secret(&base32).unwrap();
+    let bytes = knockr::core::otp::parse_secret(&base32).unwrap();
     assert_eq!(bytes.len(), 20);
     assert_eq!(
-        knockr::otp::parse_secret(&format!("hex:{}", hex.trim_start_matches("hex:"))).unwrap(),
+        knockr::core::otp::parse_secret(&format!("hex:{}", hex.trim_start_matches("hex:")))
+            .unwrap(),
         bytes
     );
     assert_ne!(new().0, base32, "every secret is fresh");

@@ -671,12 +671,12 @@ fn every_knocks_each_round_the_time_based_sequence_of_its_own_step() {
     send_signal(child.id(), "TERM");
     let last = now();
     assert_eq!(child.wait_with_output().unwrap().status.code(), Some(0));
-    let spec = knockr::otp::OtpSpec {
+    let spec = knockr::core::otp::OtpSpec {
         length: 3,
         low: 47310,
         high: 47329,
         avoid: vec![],
-        protos: vec![knockr::sequence::Proto::Udp],
+        protos: vec![knockr::core::knock::Proto::Udp],
         step: 1,
     };
     let of_step = |step: u64| -> Vec<u16> {
@@ -735,12 +735,12 @@ fn a_profile_with_a_secret_knocks_the_current_time_based_sequence() {
     );
     let secret = private_secret(&file);
 
-    let spec = knockr::otp::OtpSpec {
+    let spec = knockr::core::otp::OtpSpec {
         length: 3,
         low: 47300,
         high: 47309,
         avoid: vec![],
-        protos: vec![knockr::sequence::Proto::Udp],
+        protos: vec![knockr::core::knock::Proto::Udp],
         step: 30,
     };
     let step = || {

@@ -16,7 +16,7 @@ use std::path::Path;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use knockr::packet::tcp_flags::{ACK, SYN};
+use knockr::core::packet::tcp_flags::{ACK, SYN};
 use support::netns::{Net, Server, can_run_with, sh, which};
 use support::{PATIENCE, frame, frame_with_flags, pcap_file};
 

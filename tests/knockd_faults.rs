@@ -165,7 +165,7 @@ fn kill_9_while_one_time_sequences_are_rewritten_never_tears_the_file_nor_reopen
         settled = now;
     }
     assert_eq!(
-        knockr::onetime::current(&file, knockr::knockd::config::refuse_line)
+        knockr::config::onetime::current(&file, knockr::config::server::refuse_line)
             .unwrap()
             .map(|(i, _)| i),
         Some(used),

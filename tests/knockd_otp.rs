@@ -10,8 +10,8 @@ use std::os::unix::fs::PermissionsExt as _;
 use std::path::PathBuf;
 use std::process::Output;
 
-use knockr::otp::OtpSpec;
-use knockr::sequence::Proto;
+use knockr::core::knock::Proto;
+use knockr::core::otp::OtpSpec;
 use support::{frame, knockr, pcap_file};
 
 const HOST: &str = "192.0.2.1";
@@ -54,7 +54,7 @@ impl Case {
 
     /// A fresh secret in file `name` (mode `mode`): its base32 and hex spellings.
     fn secret(&self, name: &str, mode: u32) -> (String, String) {
-        let (base32, hex) = knockr::otp::new_secret().unwrap();
+        let (base32, hex) = knockr::core::otp::new_secret().unwrap();
         std::fs::write(self.path(name), format!("{base32}\n")).unwrap();
         std::fs::set_permissions(self.path(name), std::fs::Permissions::from_mode(mode)).unwrap();
         (base32, hex)
@@ -107,7 +107,7 @@ fn sequence(secret: &str, step: u64) -> Vec<String> {
         protos: vec![Proto::Tcp, Proto::Udp],
         step: STEP,
     };
-    let secret = knockr::otp::parse_secret(secret).unwrap();
+    let secret = knockr::core::otp::parse_secret(secret).unwrap();
     spec.sequence(&secret, "team", step)
         .iter()
         .map(|k| k.to_string())

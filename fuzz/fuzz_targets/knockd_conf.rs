@@ -6,7 +6,7 @@
 
 use std::path::Path;
 
-use knockr::knockd::config::parse;
+use knockr::config::server::parse;
 use knockr_fuzz::{check_server_config, text};
 use libfuzzer_sys::fuzz_target;
 

@@ -4,8 +4,8 @@
 
 #![no_main]
 
-use knockr::packet::{LinkType, parse, parse_general};
-use knockr::sequence::Proto;
+use knockr::core::packet::{LinkType, parse, parse_general};
+use knockr::core::knock::Proto;
 use libfuzzer_sys::fuzz_target;
 
 const LINKS: [LinkType; 8] = [

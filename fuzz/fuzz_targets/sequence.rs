@@ -5,7 +5,7 @@
 
 #![no_main]
 
-use knockr::sequence::{Knock, Proto, parse_knock, parse_list, parse_port};
+use knockr::core::knock::{Knock, Proto, parse_knock, parse_list, parse_port};
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {

@@ -5,7 +5,7 @@
 
 use std::path::Path;
 
-use knockr::knockd::config::{Format, parse};
+use knockr::config::server::{Format, parse};
 use knockr_fuzz::{check_server_config, text};
 use libfuzzer_sys::fuzz_target;
 

@@ -4,9 +4,9 @@
 
 #![no_main]
 
-use knockr::matcher::FlagRule;
-use knockr::otp::parse_secret;
-use knockr::values::{format_duration, parse_duration, parse_payload};
+use knockr::core::matcher::FlagRule;
+use knockr::core::otp::parse_secret;
+use knockr::core::units::{format_duration, parse_duration, parse_payload};
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {

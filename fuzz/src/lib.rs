@@ -4,7 +4,7 @@
 
 use std::net::IpAddr;
 
-use knockr::knockd::config::{Action, ServerConfig};
+use knockr::config::server::{Action, ServerConfig};
 
 /// Fuzz input as the text of a file: the loaders read files with
 /// `read_to_string`, which refuses anything that is not UTF-8.

@@ -12,7 +12,6 @@ use std::time::Duration;
 
 use tokio::time::Instant;
 
-use crate::knockd::config::ServerConfig;
 use crate::routeros::rest::{self, AddressList, Entry, RestError, Router};
 use crate::routeros::tls;
 
@@ -38,21 +37,22 @@ impl RouterCheck {
     }
 }
 
-/// Checks every router of every door, concurrently; in door order.
-pub async fn check(config: &ServerConfig) -> Vec<RouterCheck> {
-    let mut work = Vec::new();
-    for door in &config.doors {
-        let Some(action) = &door.routeros else {
-            continue;
-        };
-        for router in &action.routers {
-            let (name, router, list) =
-                (door.door.name.clone(), router.clone(), action.list.clone());
-            work.push(tokio::spawn(async move {
-                check_router(name, router, list).await
-            }));
-        }
-    }
+/// One router to check: the door naming it, its list, and its password as
+/// read from the file or variable (or why it could not be read).
+#[derive(Debug, Clone)]
+pub struct Door {
+    pub door: String,
+    pub router: Router,
+    pub list: String,
+    pub password: Result<String, String>,
+}
+
+/// Checks every router, concurrently; in the order given.
+pub async fn check(doors: Vec<Door>) -> Vec<RouterCheck> {
+    let work: Vec<_> = doors
+        .into_iter()
+        .map(|door| tokio::spawn(check_router(door)))
+        .collect();
     let mut checks = Vec::new();
     for task in work {
         if let Ok(check) = task.await {
@@ -62,7 +62,13 @@ pub async fn check(config: &ServerConfig) -> Vec<RouterCheck> {
     checks
 }
 
-async fn check_router(door: String, router: Router, list: String) -> RouterCheck {
+async fn check_router(door: Door) -> RouterCheck {
+    let Door {
+        door,
+        router,
+        list,
+        password,
+    } = door;
     let mut lines = Vec::new();
     let report = |lines: &mut Vec<_>| RouterCheck {
         door: door.clone(),
@@ -70,7 +76,7 @@ async fn check_router(door: String, router: Router, list: String) -> RouterCheck
         list: list.clone(),
         lines: std::mem::take(lines),
     };
-    let client = match AddressList::new(&router) {
+    let client = match password.and_then(|password| AddressList::new(&router, password)) {
         Ok(client) => client,
         Err(err) => {
             lines.push(("set-up", false, err));
@@ -164,7 +170,7 @@ async fn check_router(door: String, router: Router, list: String) -> RouterCheck
 
 /// Prints the blocks and a summary; returns whether every router passed.
 pub fn print(checks: &[RouterCheck], out: &mut dyn Write) -> std::io::Result<bool> {
-    use crate::knock::report::sanitize;
+    use crate::core::text::sanitize;
     for check in checks {
         writeln!(
             out,

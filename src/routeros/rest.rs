@@ -16,9 +16,9 @@ use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 use tokio::time::Instant;
 
+use crate::core::secret::SecretSource;
 use crate::routeros::timeout;
 use crate::routeros::tls::{self, SeenLeaf, Trust};
-use crate::secret::SecretSource;
 
 /// One router as a door's configuration names it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -236,11 +236,10 @@ pub struct AddressList {
 type Reply = (StatusCode, Value);
 
 impl AddressList {
-    /// Reads the password and prepares the client; connects lazily.
-    pub fn new(router: &Router) -> Result<AddressList, String> {
+    /// Prepares the client with the password read from `router.password`;
+    /// connects lazily.
+    pub fn new(router: &Router, password: String) -> Result<AddressList, String> {
         let base = rest_base(&router.url)?;
-        let password = crate::secret::load_password(&router.password)
-            .map_err(|err| format!("router {}: {err}", router.url))?;
         let seen = SeenLeaf::default();
         let tls = tls::client_config(&router.trust, seen.clone())
             .map_err(|err| format!("router {}: {err}", router.url))?;
@@ -407,7 +406,7 @@ impl AddressList {
                 return Err(RestError::Unavailable {
                     url: self.router.url.clone(),
                     attempts,
-                    waited: crate::values::format_duration(Duration::from_millis(
+                    waited: crate::core::units::format_duration(Duration::from_millis(
                         started.elapsed().as_millis() as u64,
                     )),
                     last: format!("{method} {path}: {last}"),

@@ -12,7 +12,7 @@
 use std::fmt::Write as _;
 use std::time::Duration;
 
-use crate::sequence::{Knock, Proto};
+use crate::core::knock::{Knock, Proto};
 
 /// What to generate.
 #[derive(Debug, Clone, PartialEq)]
@@ -178,8 +178,8 @@ fn validate(spec: &RuleSpec) -> Result<(), String> {
     if spec.stage_timeout <= spec.delay {
         return Err(format!(
             "the stage timeout {} must be longer than the knock delay {}: a stage would expire before the next knock",
-            crate::values::format_duration(spec.stage_timeout),
-            crate::values::format_duration(spec.delay)
+            crate::core::units::format_duration(spec.stage_timeout),
+            crate::core::units::format_duration(spec.delay)
         ));
     }
     for (what, value) in [
@@ -253,7 +253,7 @@ pub fn duration(value: Duration) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::sequence::parse_list;
+    use crate::core::knock::parse_list;
 
     fn spec(sequence: &str) -> RuleSpec {
         RuleSpec {
@@ -427,7 +427,7 @@ mod tests {
 
     #[test]
     fn the_largest_icmp_payload_fits_routeros_packet_size() {
-        let max = crate::sequence::MAX_ICMP_PAYLOAD;
+        let max = crate::core::knock::MAX_ICMP_PAYLOAD;
         assert_eq!(icmp_packet_size(max, true), 65535);
         assert_eq!(icmp_packet_size(max, false), 65515);
         assert_eq!(icmp_packet_size(0, false), 28);

@@ -207,13 +207,13 @@ pub fn read(path: impl AsRef<Path>) -> String {
 /// SYN), `"8000:udp"` (one zero byte) or `"56:icmp"` (an echo request).
 #[cfg(feature = "server")]
 pub fn frame(src: &str, dst: &str, knock: &str) -> Vec<u8> {
-    frame_with_flags(src, dst, knock, knockr::packet::tcp_flags::SYN)
+    frame_with_flags(src, dst, knock, knockr::core::packet::tcp_flags::SYN)
 }
 
 #[cfg(feature = "server")]
 pub fn frame_with_flags(src: &str, dst: &str, knock: &str, flags: u8) -> Vec<u8> {
     use etherparse::PacketBuilder;
-    let knock = knockr::sequence::parse_knock(knock, knockr::sequence::Proto::Tcp).unwrap();
+    let knock = knockr::core::knock::parse_knock(knock, knockr::core::knock::Proto::Tcp).unwrap();
     let (src, dst): (IpAddr, IpAddr) = (src.parse().unwrap(), dst.parse().unwrap());
     let eth = PacketBuilder::ethernet2([2, 0, 0, 0, 0, 1], [2, 0, 0, 0, 0, 2]);
     let ip = match (src, dst) {
@@ -223,9 +223,9 @@ pub fn frame_with_flags(src: &str, dst: &str, knock: &str, flags: u8) -> Vec<u8>
     };
     let mut out = Vec::new();
     match knock.proto {
-        knockr::sequence::Proto::Tcp => {
+        knockr::core::knock::Proto::Tcp => {
             let mut tcp = ip.tcp(40_000, knock.port, 1, 64_240);
-            use knockr::packet::tcp_flags as f;
+            use knockr::core::packet::tcp_flags as f;
             if flags & f::SYN != 0 {
                 tcp = tcp.syn();
             }
@@ -240,9 +240,11 @@ pub fn frame_with_flags(src: &str, dst: &str, knock: &str, flags: u8) -> Vec<u8>
             }
             tcp.write(&mut out, &[]).unwrap();
         }
-        knockr::sequence::Proto::Udp => ip.udp(40_000, knock.port).write(&mut out, &[0]).unwrap(),
+        knockr::core::knock::Proto::Udp => {
+            ip.udp(40_000, knock.port).write(&mut out, &[0]).unwrap()
+        }
         // An echo request whose payload is `port` bytes, as `ping -s` sends.
-        knockr::sequence::Proto::Icmp => {
+        knockr::core::knock::Proto::Icmp => {
             let payload = vec![0u8; usize::from(knock.port)];
             match src {
                 IpAddr::V4(_) => ip.icmpv4_echo_request(1, 1).write(&mut out, &payload),
@@ -259,7 +261,8 @@ pub fn frame_with_flags(src: &str, dst: &str, knock: &str, flags: u8) -> Vec<u8>
 pub fn pcap_file(path: &Path, packets: &[(u64, Vec<u8>)]) {
     let start = Duration::from_secs(1_795_000_000);
     let mut writer =
-        knockr::capture::Writer::create(path, knockr::packet::LinkType::Ethernet).unwrap();
+        knockr::server::capture::Writer::create(path, knockr::core::packet::LinkType::Ethernet)
+            .unwrap();
     for (ms, frame) in packets {
         writer.write(start + Duration::from_millis(*ms), frame);
     }

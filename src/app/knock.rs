@@ -1,0 +1,32 @@
+//! `knockr PROFILE...` and `knockr -p PORT HOST...`: plan, knock (once, or
+//! `--every` round), mark one-time lines used, report.
+
+use std::io::{self, Write as _};
+use std::path::PathBuf;
+
+use crate::cli::KnockArgs;
+use crate::client::{self, plan::Plan, report};
+use crate::core::text::sanitize;
+use crate::exit_codes::ExitCode;
+
+pub(super) fn run(args: &KnockArgs, config: Option<PathBuf>) -> anyhow::Result<ExitCode> {
+    let plan = Plan::new(&args.request(), config)?;
+    let runtime = super::runtime()?;
+    let mut stdout = io::stdout().lock();
+    if let Some(every) = args.every {
+        return runtime.block_on(client::every::repeat(&plan, every, &mut stdout));
+    }
+    let report = runtime.block_on(client::run(&plan));
+    report::failures_if_quiet(&report, plan.output);
+    let unmarked = client::plan::spend_one_time_lines(&plan, &report);
+    for problem in &unmarked {
+        eprintln!("knockr: {}", sanitize(problem));
+    }
+    let code = ExitCode::from_ok(report.ok && unmarked.is_empty());
+    match report::write(&report, plan.output, &mut stdout).and_then(|()| stdout.flush()) {
+        // The reader went away; the knocks were still made, so the status stands.
+        Err(err) if err.kind() == io::ErrorKind::BrokenPipe => Ok(code),
+        Err(err) => Err(err.into()),
+        Ok(()) => Ok(code),
+    }
+}

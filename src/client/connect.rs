@@ -1,0 +1,121 @@
+//! `knockr connect PROFILE [PORT]`: knock, wait until the port answers, then
+//! relay stdin and stdout to it — what ssh's `ProxyCommand` wants. Nothing
+//! but the relayed bytes may reach stdout; everything else goes to stderr.
+
+use std::net::{IpAddr, SocketAddr};
+use std::path::PathBuf;
+
+use anyhow::Context;
+use tokio::io::{AsyncWriteExt, copy};
+use tokio::net::TcpStream;
+
+use crate::client::plan::{self, Conduct, Output, Plan, PlanError, Target};
+use crate::core::text::sanitize;
+use crate::exit_codes::ExitCode;
+
+/// Knocks the profile's first host and relays until both directions end.
+pub async fn connect(
+    profile: &str,
+    port: Option<u16>,
+    config: Option<PathBuf>,
+) -> anyhow::Result<ExitCode> {
+    let profiles = plan::load_profiles(config)?;
+    let member = profiles
+        .members(&[profile.to_string()])?
+        .into_iter()
+        .next()
+        .ok_or_else(|| {
+            PlanError::Usage(format!(
+                "profile `{}` has no host to connect to",
+                sanitize(profile)
+            ))
+        })?;
+    let mut settings = plan::settle(member.settings);
+    let port = port.or(settings.check.map(|c| c.port)).ok_or_else(|| {
+        PlanError::Usage(format!(
+            "no port to connect to: give one (knockr connect {} PORT) or set `check` in the profile",
+            sanitize(profile)
+        ))
+    })?;
+    // The check waits until the port answers; give it the profile's check
+    // timings, or the defaults.
+    let check = settings.check.unwrap_or(plan::Check {
+        port,
+        timeout: plan::DEFAULT_CHECK_TIMEOUT,
+        retries: plan::DEFAULT_CHECK_RETRIES,
+    });
+    settings.check = Some(plan::Check { port, ..check });
+    let (sequence, one_time_line) = plan::current_sequence(
+        &member.profile,
+        &member.sequence,
+        std::time::SystemTime::now(),
+    )?;
+    let target = Target {
+        profile: Some(member.profile),
+        host: member.host,
+        sequence,
+        settings,
+        one_time_line,
+        // Knocked once, now: nothing to derive again.
+        rolling: None,
+    };
+    let plan = Plan {
+        targets: vec![target],
+        output: Output::Quiet,
+        conduct: Conduct::default(),
+    };
+    let report = crate::client::run(&plan).await;
+    for problem in plan::spend_one_time_lines(&plan, &report) {
+        eprintln!("knockr: {}", sanitize(&problem));
+    }
+    let target = &report.targets[0];
+    if !target.ok {
+        eprintln!(
+            "knockr: {} {}: {}",
+            sanitize(profile),
+            sanitize(&target.host),
+            sanitize(target.error.as_deref().unwrap_or("failed"))
+        );
+        return Ok(ExitCode::Failure);
+    }
+    let ip: IpAddr = target
+        .address
+        .as_deref()
+        .and_then(|a| a.parse().ok())
+        .context("the knocked address")?;
+    relay(SocketAddr::new(ip, port)).await?;
+    Ok(ExitCode::Success)
+}
+
+/// Connects to `addr` and copies stdin to it and it to stdout until the
+/// server closes; the end of stdin is passed on as a half-close.
+async fn relay(addr: SocketAddr) -> anyhow::Result<()> {
+    let stream = TcpStream::connect(addr)
+        .await
+        .with_context(|| format!("cannot connect to {addr}"))?;
+    stream.set_nodelay(true)?;
+    let (mut from_server, mut to_server) = stream.into_split();
+    let upstream = async {
+        let mut stdin = tokio::io::stdin();
+        copy(&mut stdin, &mut to_server).await?;
+        to_server.shutdown().await
+    };
+    let downstream = async {
+        let mut stdout = tokio::io::stdout();
+        copy(&mut from_server, &mut stdout).await?;
+        stdout.flush().await
+    };
+    tokio::pin!(upstream);
+    // The session is over when the server closes; stdin may stay open forever.
+    tokio::select! {
+        result = downstream => result.context("relaying from the server")?,
+        result = &mut upstream => {
+            result.context("relaying to the server")?;
+            // Client done sending: keep passing the server's answer on.
+            let mut stdout = tokio::io::stdout();
+            copy(&mut from_server, &mut stdout).await.context("relaying from the server")?;
+            stdout.flush().await?;
+        }
+    }
+    Ok(())
+}

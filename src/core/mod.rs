@@ -1,0 +1,14 @@
+//! The pure core: knock specs, units, TCP flag rules, the packet parser, the
+//! matcher, OTP derivation and text sanitizing.
+//!
+//! Nothing here touches files, sockets, the clock, clap, tokio or libpcap:
+//! time and input are arguments, so every rule is tested without network or
+//! root, and the fuzz targets reach it directly.
+
+pub mod knock;
+pub mod matcher;
+pub mod otp;
+pub mod packet;
+pub mod secret;
+pub mod text;
+pub mod units;

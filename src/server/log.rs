@@ -1,0 +1,508 @@
+//! The server's event log: knockd-style lines (`[2026-11-22 01:02] 192.0.2.7:
+//! openSSH: Stage 1`) or one JSON object per line, to a file or stderr. A
+//! failing log (a full disk) never stops matching: write errors are counted
+//! and reported once per outage on stderr, and so is the recovery.
+
+use std::fs::File;
+use std::io::{self, Write};
+use std::net::IpAddr;
+use std::path::Path;
+use std::time::{Duration, UNIX_EPOCH};
+
+use crate::core::matcher::EventKind;
+
+pub struct Log {
+    /// Where lines go; `None` when syslog is the only destination.
+    sink: Option<Box<dyn Write + Send>>,
+    /// Also send each line to syslog (knockd's `UseSyslog`).
+    syslog: bool,
+    json: bool,
+    /// Debug lines (`-v`): packets seen, commands' output.
+    pub verbose: bool,
+    /// Lines that could not be written, in all; the first failure is said on stderr.
+    pub lost: u64,
+    /// Lines lost since writing last failed; 0 while writing works. The
+    /// first success after a failure says on stderr how many were lost.
+    failing: u64,
+    /// The line being written with its newline, reused: one write per line
+    /// without an allocation per line (a replay logs many).
+    buffer: Vec<u8>,
+}
+
+impl Log {
+    pub fn stderr(json: bool, verbose: bool) -> Log {
+        Log::to_writer(Box::new(io::stderr()), json, verbose)
+    }
+
+    pub fn to_writer(sink: Box<dyn Write + Send>, json: bool, verbose: bool) -> Log {
+        Log {
+            sink: Some(sink),
+            syslog: false,
+            json,
+            verbose,
+            lost: 0,
+            failing: 0,
+            buffer: Vec::new(),
+        }
+    }
+
+    /// Only syslog (facility daemon, tag `knockr`), as knockd with `UseSyslog` and no `LogFile`.
+    pub fn syslog_only(json: bool, verbose: bool) -> Log {
+        let mut log = Log {
+            sink: None,
+            syslog: false,
+            json,
+            verbose,
+            lost: 0,
+            failing: 0,
+            buffer: Vec::new(),
+        };
+        log.add_syslog();
+        log
+    }
+
+    /// Also sends every line to syslog.
+    pub fn add_syslog(&mut self) {
+        static IDENT: &std::ffi::CStr = c"knockr";
+        // SAFETY: the ident is 'static, as openlog requires.
+        unsafe { libc::openlog(IDENT.as_ptr(), libc::LOG_PID, libc::LOG_DAEMON) };
+        self.syslog = true;
+    }
+
+    /// Appends to `path`, creating it (mode 0640) if needed. Unbuffered:
+    /// each line is one write, so a line that failed is not retried later
+    /// in front of newer ones.
+    pub fn file(path: &Path, json: bool, verbose: bool) -> io::Result<Log> {
+        use std::os::unix::fs::OpenOptionsExt as _;
+        let file: File = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .mode(0o640)
+            .open(path)?;
+        Ok(Log::to_writer(Box::new(file), json, verbose))
+    }
+
+    /// A matcher event of door `door` for `src` at `at` (since the Unix epoch).
+    /// Whether `event` logs every kind of event, or only openings.
+    pub fn every_event(&self) -> bool {
+        self.json || self.verbose
+    }
+
+    /// In text, only the opening is logged unless `-v` (as knockd, whose stage
+    /// lines are verbose-only): a flood of first knocks must not flood the
+    /// log. JSON lines carry every event; they are the machine interface.
+    pub fn event(&mut self, at: Duration, door: &str, src: IpAddr, kind: EventKind) {
+        self.client_event(at, door, None, src, kind);
+    }
+
+    /// [`Log::event`] naming the client whose time-based sequence it is
+    /// (`"client": "alice"` in JSON, `door (client alice)` in text).
+    pub fn client_event(
+        &mut self,
+        at: Duration,
+        door: &str,
+        client: Option<&str>,
+        src: IpAddr,
+        kind: EventKind,
+    ) {
+        if !self.every_event() && kind != EventKind::Open {
+            return;
+        }
+        let line = if self.json {
+            let (event, stage) = match kind {
+                EventKind::Stage(n) => ("stage", Some(n)),
+                EventKind::Open => ("open", None),
+                EventKind::Reset => ("reset", None),
+                EventKind::Timeout => ("timeout", None),
+                EventKind::Evicted => ("evicted", None),
+            };
+            event_line(at, door, client, src, event, stage)
+        } else {
+            let what = match kind {
+                EventKind::Stage(n) => format!("Stage {n}"),
+                EventKind::Open => "OPEN SESAME".to_string(),
+                EventKind::Reset => "sequence reset by a wrong knock".to_string(),
+                EventKind::Timeout => "sequence timeout".to_string(),
+                EventKind::Evicted => {
+                    "sequence dropped: too many sources in progress (see max_sources)".to_string()
+                }
+            };
+            format!("{} {src}: {}: {what}", stamp(at), who(door, client))
+        };
+        self.line(&line);
+    }
+
+    /// A time-based sequence that already opened the door, knocked again
+    /// (from any address) within its validity: refused. Always logged.
+    pub fn replay(&mut self, at: Duration, door: &str, client: Option<&str>, src: IpAddr) {
+        let line = if self.json {
+            event_line(at, door, client, src, "replay", None)
+        } else {
+            format!(
+                "{} {src}: {}: sequence already used in its time step: refused as a replay",
+                stamp(at),
+                who(door, client)
+            )
+        };
+        self.line(&line);
+    }
+
+    /// A door's command event: `close` when a stop command ran.
+    pub fn close(&mut self, at: Duration, door: &str, src: IpAddr) {
+        if self.json {
+            self.line(&event_line(at, door, None, src, "close", None));
+        } else {
+            self.line(&format!("{} {src}: {}: closing", stamp(at), sanitize(door)));
+        }
+    }
+
+    /// A capture's libpcap counters so far (at exit, and every minute with `-v`).
+    pub fn capture(&mut self, at: Duration, interface: &str, drops: crate::server::capture::Drops) {
+        if self.json {
+            /// Fields in this order, time and event first as in event lines.
+            #[derive(serde::Serialize)]
+            struct Line<'a> {
+                time: String,
+                event: &'a str,
+                interface: &'a str,
+                received: u32,
+                dropped: u32,
+                if_dropped: u32,
+            }
+            let line = Line {
+                time: rfc3339(at),
+                event: "capture",
+                interface,
+                received: drops.received,
+                dropped: drops.dropped,
+                if_dropped: drops.if_dropped,
+            };
+            self.line(&serde_json::to_string(&line).expect("a line serializes"));
+        } else {
+            let line = format!(
+                "{} capture on {}: {} packets received by the filter, {} dropped by the kernel, {} dropped by the interface",
+                stamp(at),
+                sanitize(interface),
+                drops.received,
+                drops.dropped,
+                drops.if_dropped
+            );
+            self.line(&line);
+        }
+    }
+
+    /// A router update's outcome for `src` at door `door`: `event` is
+    /// `granted`, `refreshed`, `removed`, `failed` or `dropped`; `detail` is
+    /// one sentence without secrets.
+    pub fn router(
+        &mut self,
+        at: Duration,
+        door: &str,
+        src: IpAddr,
+        event: &str,
+        router: &str,
+        detail: &str,
+    ) {
+        if self.json {
+            let line = serde_json::json!({
+                "time": rfc3339(at),
+                "door": door,
+                "src": src,
+                "event": event,
+                "router": router,
+                "detail": detail,
+            });
+            self.line(&line.to_string());
+        } else {
+            self.line(&format!(
+                "{} {src}: {}: router {}: {event}: {}",
+                stamp(at),
+                sanitize(door),
+                sanitize(router),
+                sanitize(detail)
+            ));
+        }
+    }
+
+    /// A free-form message (commands run, failures, start-up), as knockd logs them.
+    pub fn note(&mut self, at: Duration, message: &str) {
+        if self.json {
+            let line = serde_json::json!({ "time": rfc3339(at), "message": message });
+            self.line(&line.to_string());
+        } else {
+            self.line(&format!("{} {}", stamp(at), sanitize(message)));
+        }
+    }
+
+    pub fn debug(&mut self, at: Duration, message: &str) {
+        if self.verbose {
+            self.note(at, message);
+        }
+    }
+
+    /// Writes out what is buffered (a replay's stdout).
+    pub fn flush(&mut self) -> io::Result<()> {
+        self.sink.as_mut().map_or(Ok(()), |sink| sink.flush())
+    }
+
+    fn line(&mut self, line: &str) {
+        if self.syslog
+            && let Ok(text) = std::ffi::CString::new(line)
+        {
+            // SAFETY: a constant format with one C string argument.
+            unsafe { libc::syslog(libc::LOG_INFO, c"%s".as_ptr(), text.as_ptr()) };
+        }
+        let Some(sink) = self.sink.as_mut() else {
+            return;
+        };
+        self.buffer.clear();
+        self.buffer.extend_from_slice(line.as_bytes());
+        self.buffer.push(b'\n');
+        match sink.write_all(&self.buffer) {
+            Err(err) => {
+                if self.failing == 0 {
+                    eprintln!(
+                        "knockr: cannot write the log ({err}); matching goes on, lines are lost until it recovers"
+                    );
+                }
+                self.failing += 1;
+                self.lost += 1;
+            }
+            Ok(()) if self.failing > 0 => {
+                eprintln!(
+                    "knockr: the log can be written again; {} line(s) were lost",
+                    self.failing
+                );
+                self.failing = 0;
+            }
+            Ok(()) => {}
+        }
+    }
+}
+
+fn sanitize(text: &str) -> std::borrow::Cow<'_, str> {
+    crate::core::text::sanitize(text)
+}
+
+/// `door`, or `door (client NAME)` for a client of a time-based door.
+fn who(door: &str, client: Option<&str>) -> String {
+    match client {
+        Some(client) => format!("{} (client {})", sanitize(door), sanitize(client)),
+        None => sanitize(door).into_owned(),
+    }
+}
+
+/// One JSON event line; the field order is the documented one.
+fn event_line(
+    at: Duration,
+    door: &str,
+    client: Option<&str>,
+    src: IpAddr,
+    event: &str,
+    stage: Option<usize>,
+) -> String {
+    #[derive(serde::Serialize)]
+    struct Line<'a> {
+        time: String,
+        door: &'a str,
+        /// Only for time-based doors with named clients.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        client: Option<&'a str>,
+        src: IpAddr,
+        event: &'a str,
+        stage: Option<usize>,
+    }
+    serde_json::to_string(&Line {
+        time: rfc3339(at),
+        door,
+        client,
+        src,
+        event,
+        stage,
+    })
+    .expect("a line serializes")
+}
+
+/// `[YYYY-MM-DD HH:MM]` in UTC, as knockd prints (knockd uses local time;
+/// servers here log UTC so lines compare across machines).
+fn stamp(at: Duration) -> String {
+    let text = rfc3339(at);
+    format!("[{} {}]", &text[..10], &text[11..16])
+}
+
+/// `2026-11-22T01:02:03.456Z`.
+pub fn rfc3339(at: Duration) -> String {
+    humantime::format_rfc3339_millis(UNIX_EPOCH + at).to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::{Arc, Mutex};
+
+    #[derive(Clone, Default)]
+    struct Shared(Arc<Mutex<Vec<u8>>>);
+    impl Write for Shared {
+        fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+            self.0.lock().unwrap().write(buf)
+        }
+        fn flush(&mut self) -> io::Result<()> {
+            Ok(())
+        }
+    }
+
+    struct Full;
+    impl Write for Full {
+        fn write(&mut self, _: &[u8]) -> io::Result<usize> {
+            Err(io::Error::from_raw_os_error(28))
+        }
+        fn flush(&mut self) -> io::Result<()> {
+            Ok(())
+        }
+    }
+
+    const AT: Duration = Duration::from_millis(1_795_000_000_123);
+
+    #[test]
+    fn lines_read_like_knockd_and_stages_only_when_verbose() {
+        let quiet = Shared::default();
+        let mut log = Log::to_writer(Box::new(quiet.clone()), false, false);
+        log.event(
+            AT,
+            "openSSH",
+            "192.0.2.7".parse().unwrap(),
+            EventKind::Stage(1),
+        );
+        log.event(
+            AT,
+            "openSSH",
+            "192.0.2.7".parse().unwrap(),
+            EventKind::Reset,
+        );
+        assert!(
+            quiet.0.lock().unwrap().is_empty(),
+            "stage lines are verbose-only, as in knockd"
+        );
+
+        let out = Shared::default();
+        let mut log = Log::to_writer(Box::new(out.clone()), false, true);
+        let src: IpAddr = "192.0.2.7".parse().unwrap();
+        log.event(AT, "openSSH", src, EventKind::Stage(1));
+        log.event(AT, "openSSH", src, EventKind::Open);
+        log.note(AT, "openSSH: command returned non-zero status code (1)");
+        let text = String::from_utf8(out.0.lock().unwrap().clone()).unwrap();
+        assert_eq!(
+            text,
+            "[2026-11-18 11:06] 192.0.2.7: openSSH: Stage 1\n[2026-11-18 11:06] 192.0.2.7: openSSH: OPEN SESAME\n\
+             [2026-11-18 11:06] openSSH: command returned non-zero status code (1)\n"
+        );
+    }
+
+    #[test]
+    fn json_lines_have_the_documented_fields() {
+        let out = Shared::default();
+        let mut log = Log::to_writer(Box::new(out.clone()), true, false);
+        log.event(
+            AT,
+            "ssh",
+            "2001:db8::7".parse().unwrap(),
+            EventKind::Stage(2),
+        );
+        log.close(AT, "ssh", "2001:db8::7".parse().unwrap());
+        let drops = crate::server::capture::Drops {
+            received: 7,
+            dropped: 2,
+            if_dropped: 1,
+        };
+        log.capture(AT, "eth0", drops);
+        let text = String::from_utf8(out.0.lock().unwrap().clone()).unwrap();
+        let lines: Vec<serde_json::Value> = text
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect();
+        assert_eq!(
+            lines[0],
+            serde_json::json!({"time": "2026-11-18T11:06:40.123Z", "door": "ssh", "src": "2001:db8::7", "event": "stage", "stage": 2})
+        );
+        assert_eq!(lines[1]["event"], "close");
+        assert_eq!(
+            lines[2],
+            serde_json::json!({"time": "2026-11-18T11:06:40.123Z", "event": "capture", "interface": "eth0", "received": 7, "dropped": 2, "if_dropped": 1})
+        );
+    }
+
+    #[test]
+    fn a_clients_events_and_replays_name_it() {
+        let out = Shared::default();
+        let mut log = Log::to_writer(Box::new(out.clone()), true, false);
+        let src: IpAddr = "192.0.2.7".parse().unwrap();
+        log.client_event(AT, "team", Some("alice"), src, EventKind::Open);
+        log.replay(AT, "team", Some("alice"), src);
+        let text = String::from_utf8(out.0.lock().unwrap().clone()).unwrap();
+        let lines: Vec<serde_json::Value> = text
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect();
+        assert_eq!(
+            lines[0],
+            serde_json::json!({"time": "2026-11-18T11:06:40.123Z", "door": "team", "client": "alice", "src": "192.0.2.7", "event": "open", "stage": null})
+        );
+        assert_eq!(
+            (lines[1]["event"].as_str(), lines[1]["client"].as_str()),
+            (Some("replay"), Some("alice"))
+        );
+
+        let out = Shared::default();
+        let mut log = Log::to_writer(Box::new(out.clone()), false, false);
+        log.client_event(AT, "team", Some("bob"), src, EventKind::Open);
+        log.replay(AT, "team", None, src);
+        let text = String::from_utf8(out.0.lock().unwrap().clone()).unwrap();
+        assert_eq!(
+            text,
+            "[2026-11-18 11:06] 192.0.2.7: team (client bob): OPEN SESAME\n\
+             [2026-11-18 11:06] 192.0.2.7: team: sequence already used in its time step: refused as a replay\n"
+        );
+    }
+
+    #[test]
+    fn a_full_disk_loses_lines_but_does_not_fail() {
+        let mut log = Log::to_writer(Box::new(Full), false, false);
+        for _ in 0..3 {
+            log.event(AT, "ssh", "192.0.2.7".parse().unwrap(), EventKind::Open);
+        }
+        assert_eq!(log.lost, 3);
+    }
+
+    /// Fails while `full` is set, as a disk that fills and is then cleaned.
+    struct Filling(Arc<Mutex<bool>>, Shared);
+    impl Write for Filling {
+        fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+            if *self.0.lock().unwrap() {
+                return Err(io::Error::from_raw_os_error(28));
+            }
+            self.1.write(buf)
+        }
+        fn flush(&mut self) -> io::Result<()> {
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn after_a_full_disk_lines_resume_whole_and_the_lost_ones_are_counted() {
+        let full = Arc::new(Mutex::new(false));
+        let out = Shared::default();
+        let mut log = Log::to_writer(Box::new(Filling(full.clone(), out.clone())), false, false);
+        log.note(AT, "one");
+        *full.lock().unwrap() = true;
+        log.note(AT, "two");
+        log.note(AT, "three");
+        *full.lock().unwrap() = false;
+        log.note(AT, "four");
+        assert_eq!((log.lost, log.failing), (2, 0));
+        let text = String::from_utf8(out.0.lock().unwrap().clone()).unwrap();
+        assert_eq!(
+            text, "[2026-11-18 11:06] one\n[2026-11-18 11:06] four\n",
+            "nothing of the lost lines comes back later"
+        );
+    }
+}
