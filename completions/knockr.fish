@@ -93,7 +93,7 @@ complete -c knockr -n "__fish_knockr_using_subcommand routeros; and __fish_seen_
 complete -c knockr -n "__fish_knockr_using_subcommand routeros; and __fish_seen_subcommand_from rules" -l timeout -d 'How long a knocker stays on the list (the router removes it itself)' -r
 complete -c knockr -n "__fish_knockr_using_subcommand routeros; and __fish_seen_subcommand_from rules" -l stage-timeout -d 'Time allowed between two knocks [default: 10s, or 4x the profile\'s delay if longer]' -r
 complete -c knockr -n "__fish_knockr_using_subcommand routeros; and __fish_seen_subcommand_from rules" -l name -d 'Prefix of the chain, lists and comments [default: knockr-PROFILE]' -r
-complete -c knockr -n "__fish_knockr_using_subcommand routeros; and __fish_seen_subcommand_from rules" -l family -d 'Rules for ipv4, ipv6, or both (any)' -r -f -a "any\t'The address ssh would use: the first one the machine can route to'
+complete -c knockr -n "__fish_knockr_using_subcommand routeros; and __fish_seen_subcommand_from rules" -l family -d 'Rules for ipv4, ipv6, or both (any)' -r -f -a "any\t'Rules for both IPv4 and IPv6'
 ipv4\t''
 ipv6\t''"
 complete -c knockr -n "__fish_knockr_using_subcommand routeros; and __fish_seen_subcommand_from rules" -s c -l config -d 'Profiles file [default: $KNOCKR_CONFIG, else ~/.config/knockr/profiles.toml]' -r -F
