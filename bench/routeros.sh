@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # RouterOS door action: knock-to-entry latency on loopback, p50/p99 over 200
-# knocks, against the emulator of tests/support/routeros.rs, once over HTTP and
+# knocks, against the emulator of tests/it/support/routeros.rs, once over HTTP and
 # once over HTTPS pinned by fingerprint. knockd captures live on lo (root);
 # every packet goes to 127.0.0.1 from 127.78.x.y. See the example's header
 # for exactly what is measured.

@@ -1,6 +1,6 @@
 //! Knock-to-entry latency of the RouterOS door action, on loopback: a live
 //! `knockr knockd -i lo` whose door puts knockers on the emulated router of
-//! tests/support/routeros.rs (HTTP, or HTTPS pinned by fingerprint).
+//! tests/it/support/routeros.rs (HTTP, or HTTPS pinned by fingerprint).
 //!
 //! Measured per knock: from just before the last knock packet is sent (UDP,
 //! 127.78.x.y -> 127.0.0.1) to the moment the emulator has read the whole
@@ -12,7 +12,7 @@
 //!
 //!   cargo run --release --example routeros_latency -- [KNOCKS] [http|https]
 
-#[path = "../tests/support/routeros.rs"]
+#[path = "../tests/it/support/routeros.rs"]
 #[allow(dead_code, clippy::all)]
 mod routeros;
 

@@ -9,16 +9,14 @@
 //! server's working directory: what a user would see as a door opened.
 #![cfg(feature = "server")]
 
-mod support;
-
 use std::collections::BTreeSet;
 use std::path::Path;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
+use crate::support::netns::{Net, Server, can_run_with, sh, which};
+use crate::support::{PATIENCE, frame, frame_with_flags, pcap_file};
 use knockr::core::packet::tcp_flags::{ACK, SYN};
-use support::netns::{Net, Server, can_run_with, sh, which};
-use support::{PATIENCE, frame, frame_with_flags, pcap_file};
 
 /// One knockd.conf for every test: a TCP/UDP door and a UDP-only one. No
 /// `LogFile`: each server logs to its own stdout/stderr, and the commands

@@ -4,15 +4,14 @@
 //! every output. Sequences are derived with the library, as a client would.
 #![cfg(feature = "server")]
 
-mod support;
-
 use std::os::unix::fs::PermissionsExt as _;
 use std::path::PathBuf;
 use std::process::Output;
 
+use crate::support;
+use crate::support::{frame, knockr, pcap_file};
 use knockr::core::knock::Proto;
 use knockr::core::otp::OtpSpec;
-use support::{frame, knockr, pcap_file};
 
 const HOST: &str = "192.0.2.1";
 /// Where `pcap_file` puts the capture's time 0 (Unix seconds).

@@ -1,6 +1,5 @@
 //! Helpers shared by the integration tests: the binary under a clean
 //! environment, and listeners on loopback that record each knock arriving.
-#![allow(dead_code)]
 
 #[cfg(feature = "server")]
 pub mod netns;

@@ -1,10 +1,9 @@
 //! The client end to end on loopback: real sockets receive the knocks.
 
-mod support;
-
 use std::time::Duration;
 
-use support::{Door, closed_port, json, knockr, profiles};
+use crate::support;
+use crate::support::{Door, closed_port, json, knockr, profiles};
 
 #[test]
 fn knocks_arrive_in_order_with_their_protocol_payload_and_delay() {

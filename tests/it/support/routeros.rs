@@ -10,7 +10,6 @@
 //! It listens on 127.0.0.1 only and runs on a runtime of its own, so tests
 //! that drive the `knockr` binary synchronously can use it. It is a test
 //! double: it reuses nothing from knockr, so it can disagree with it.
-#![allow(dead_code)]
 
 use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};

@@ -4,15 +4,13 @@
 //! Under CI=true these tests must run; elsewhere without root they skip.
 #![cfg(feature = "server")]
 
-mod support;
-
 use std::collections::hash_map::RandomState;
 use std::hash::{BuildHasher as _, Hasher as _};
 use std::net::UdpSocket;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use support::netns::{Net, can_run, enter};
+use crate::support::netns::{Net, can_run, enter};
 
 /// A random number below `bound`, for kill timings (no seed to manage: each
 /// run probes other moments).
@@ -33,7 +31,7 @@ fn ran(dir: &Path) -> Vec<String> {
 
 /// Waits until `DIR/ran` holds a line equal to `line` (panics after 10 s).
 fn wait_ran(dir: &Path, line: &str) {
-    let deadline = Instant::now() + support::PATIENCE;
+    let deadline = Instant::now() + crate::support::PATIENCE;
     while !ran(dir).iter().any(|l| l == line) {
         assert!(
             Instant::now() < deadline,
@@ -155,7 +153,7 @@ fn kill_9_while_one_time_sequences_are_rewritten_never_tears_the_file_nor_reopen
     // A start command spawned just before a kill outlives knockd and may
     // write its line a little later: wait until the file stops growing.
     let mut settled = ran(dir.path()).len();
-    let deadline = Instant::now() + support::PATIENCE;
+    let deadline = Instant::now() + crate::support::PATIENCE;
     loop {
         std::thread::sleep(Duration::from_millis(300));
         let now = ran(dir.path()).len();
@@ -238,7 +236,7 @@ fn the_capture_interface_goes_away_comes_back_and_knocks_open_again_then_exit_1_
     net.link();
     server.expect("re-opened: matching goes on");
     knock();
-    let deadline = Instant::now() + support::PATIENCE;
+    let deadline = Instant::now() + crate::support::PATIENCE;
     while ran(dir.path()).len() < 2 {
         assert!(
             Instant::now() < deadline,

@@ -2,12 +2,10 @@
 //! faithful to reference/routeros.md, the tests that use it would prove nothing.
 #![cfg(feature = "server")]
 
-mod support;
-
 use std::time::Duration;
 
+use crate::support::routeros::{Emulator, Faults, raw};
 use serde_json::Value;
-use support::routeros::{Emulator, Faults, raw};
 
 const AUTH: Option<(&str, &str)> = Some(("knockr", "s3cret-Pass"));
 const JSON: Option<&str> = Some("application/json");

@@ -1,11 +1,10 @@
 //! The command line's contract with scripts: exit statuses, messages, and the
 //! generated files (completions, man page) that are committed to the repository.
 
-mod support;
-
 use std::time::Duration;
 
-use support::{Door, knockr, profiles};
+use crate::support;
+use crate::support::{Door, knockr, profiles};
 
 fn stderr_of(output: &std::process::Output) -> String {
     String::from_utf8_lossy(&output.stderr).into_owned()

@@ -4,15 +4,13 @@
 //! bad set-ups; HTTPS trust by CA file and by fingerprint pin.
 #![cfg(feature = "server")]
 
-mod support;
-
 use std::os::unix::fs::PermissionsExt as _;
 use std::path::PathBuf;
 use std::time::Duration;
 
+use crate::support::routeros::{Emulator, Faults};
+use crate::support::{frame, knockr, pcap_file};
 use serde_json::Value;
-use support::routeros::{Emulator, Faults};
-use support::{frame, knockr, pcap_file};
 
 const HOST: &str = "192.0.2.1";
 const HOST6: &str = "2001:db8::1";
@@ -199,6 +197,19 @@ fn a_second_knock_refreshes_the_entry_instead_of_adding_another() {
     assert_eq!(
         methods,
         [("PUT", 201), ("PUT", 400), ("GET", 200), ("PATCH", 200)].map(|(m, s)| (m.to_string(), s))
+    );
+    // The refresh finds the entry by address and list, then patches its timeout only.
+    let requests = emu.requests();
+    assert!(
+        requests[2].target.contains("address=203.0.113.45")
+            && requests[2].target.contains("list=knocked"),
+        "{:?}",
+        requests[2].target
+    );
+    assert_eq!(requests[3].body, r#"{"timeout":"1h"}"#);
+    assert!(
+        requests.windows(2).all(|w| w[0].at <= w[1].at),
+        "logged in order"
     );
 }
 
@@ -700,7 +711,7 @@ fn a_live_knock_on_loopback_lands_on_the_router_and_the_capture_keeps_going() {
         }
     });
     let wait_for = |needle: &str| -> String {
-        let deadline = std::time::Instant::now() + support::PATIENCE;
+        let deadline = std::time::Instant::now() + crate::support::PATIENCE;
         let mut seen = String::new();
         while let Some(left) = deadline.checked_duration_since(std::time::Instant::now()) {
             match lines.recv_timeout(left) {

@@ -4,12 +4,10 @@
 //! without root they skip, saying why. Namespaces are removed on drop.
 #![cfg(feature = "server")]
 
-mod support;
-
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
-use support::netns::{Net, Server, can_run, sh};
+use crate::support::netns::{Net, Server, can_run, sh};
 
 /// A door that records start and stop in `DIR/ran`.
 fn config(dir: &std::path::Path, door: &str) -> std::path::PathBuf {

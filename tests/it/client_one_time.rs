@@ -2,9 +2,8 @@
 //! it knocks the first unused line and marks it used, `--dry-run` shows the
 //! line without marking it, and a used-up file is a clear error.
 
-mod support;
-
-use support::{Door, json, profiles};
+use crate::support;
+use crate::support::{Door, json, profiles};
 
 const HOST: &str = "127.0.1.94";
 

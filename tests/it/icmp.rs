@@ -4,15 +4,13 @@
 //! tests must run; elsewhere without root they skip, saying why.
 #![cfg(feature = "server")]
 
-mod support;
-
 use std::net::IpAddr;
 use std::process::Command;
 use std::sync::mpsc;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use support::netns::{Net, can_run, enter};
+use crate::support::netns::{Net, can_run, enter};
 
 /// One echo request seen: who sent it and how many payload bytes it carried.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -225,7 +223,7 @@ fn knockd_refuses_a_door_with_an_icmp_knock_and_says_where_they_belong() {
         "[[door]]\nname = \"ssh\"\nsequence = [\"7000\", \"56:icmp\"]\nstart = [\"/bin/true\"]\n",
     )
     .unwrap();
-    let output = support::knockr(dir.path())
+    let output = crate::support::knockr(dir.path())
         .args(["knockd", "--check", "-c"])
         .arg(&config)
         .output()

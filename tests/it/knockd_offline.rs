@@ -2,9 +2,8 @@
 //! their timestamps as the clock; commands printed (`--dry-run`) or really run.
 #![cfg(feature = "server")]
 
-mod support;
-
-use support::{frame, knockr, pcap_file};
+use crate::support;
+use crate::support::{frame, knockr, pcap_file};
 
 const HOST: &str = "192.0.2.1";
 
@@ -225,7 +224,7 @@ fn timeouts_and_stops_after_the_last_knock_are_reported_at_their_time() {
             .find(|v| v["event"] == what && v["src"].as_str() == Some(src))
             .unwrap_or_else(|| panic!("no {what} for {src} in {lines:#?}"))
     };
-    // The capture starts at 11:06:40 (support::pcap_file).
+    // The capture starts at 11:06:40 (crate::support::pcap_file).
     let timeout = find("timeout", "198.51.100.21");
     assert!(
         timeout["time"].as_str().unwrap().ends_with("06:45.300Z"),

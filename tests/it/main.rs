@@ -1,0 +1,18 @@
+//! The integration tests, one binary (as ripgrep's): the real `knockr`
+//! binary run against loopback listeners, capture files, the RouterOS
+//! emulator, and network namespaces the tests make themselves. One binary
+//! links once instead of eleven times; the modules are named by area.
+
+mod support;
+
+mod cli;
+mod client;
+mod client_one_time;
+mod icmp;
+mod interop;
+mod knockd_faults;
+mod knockd_live;
+mod knockd_offline;
+mod knockd_otp;
+mod routeros;
+mod routeros_emulator;
