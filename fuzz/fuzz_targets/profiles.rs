@@ -6,7 +6,7 @@
 
 use std::path::Path;
 
-use knockr::config::{Profile, Profiles, Sequence};
+use knockr::config::profiles::{Profile, Profiles, Sequence};
 use knockr_fuzz::text;
 use libfuzzer_sys::fuzz_target;
 
@@ -42,6 +42,8 @@ fuzz_target!(|data: &[u8]| {
                     assert!(!knocks.is_empty(), "profile {name:?} knocks nothing");
                     assert!(knocks.iter().all(|k| k.port != 0));
                 }
+                // The file is read when the profile is knocked, never at load time.
+                Sequence::OneTime(_) => {}
                 Sequence::Otp(otp) => {
                     let spec = &otp.spec;
                     let knocks = spec.sequence(&[7; 20], &otp.door, 1);
