@@ -672,21 +672,17 @@ impl OtpKeys<'_> {
             );
             return Err((self.step.map(Spanned::span), message));
         }
-        let spec = crate::core::otp::OtpSpec {
-            length: self.length.map_or(4, |l| *l.get_ref() as usize),
-            low: self.ports.map_or(10000, |p| p.get_ref().0),
-            high: self.ports.map_or(60000, |p| p.get_ref().1),
-            avoid: self
-                .avoid
+        crate::core::otp::OtpSpec::new(
+            self.length.map_or(4, |l| *l.get_ref() as usize),
+            self.ports
+                .map_or(10000..=60000, |p| p.get_ref().0..=p.get_ref().1),
+            self.avoid
                 .map_or_else(Vec::new, |a| a.get_ref().iter().map(|p| p.0).collect()),
-            protos: self
-                .protocols
+            self.protocols
                 .map_or_else(|| vec![Proto::Tcp], |p| p.get_ref().clone()),
-            step: step.as_secs(),
-        };
-        spec.check()
-            .map_err(|err| (self.ports.map(Spanned::span), err))?;
-        Ok(spec)
+            step.as_secs(),
+        )
+        .map_err(|err| (self.ports.map(Spanned::span), err.to_string()))
     }
 }
 

@@ -220,7 +220,7 @@ pub fn lint(config: &ServerConfig) -> Vec<Lint> {
         let otp_tcp = entry
             .otp
             .as_ref()
-            .is_some_and(|o| o.spec.protos.contains(&Proto::Tcp));
+            .is_some_and(|o| o.spec.protos().contains(&Proto::Tcp));
         let tcp = entry.one_time_sequences.is_some()
             || otp_tcp
             || door.sequence.iter().any(|k| k.proto == Proto::Tcp);
@@ -247,9 +247,9 @@ pub fn lint(config: &ServerConfig) -> Vec<Lint> {
             let Some(otp) = &other.otp else { continue };
             let spec = &otp.spec;
             let inside = door.sequence.iter().find(|k| {
-                (spec.low..=spec.high).contains(&k.port)
-                    && spec.protos.contains(&k.proto)
-                    && !spec.avoid.contains(&k.port)
+                (spec.low()..=spec.high()).contains(&k.port)
+                    && spec.protos().contains(&k.proto)
+                    && !spec.avoid().contains(&k.port)
             });
             if let Some(knock) = inside {
                 warn(format!(
