@@ -271,29 +271,9 @@ impl Profiles {
                     )),
                     (None, None) => None,
                 };
-                if let Some(file) = &raw.one_time_sequences
-                    && (secret.is_some() || raw.sequence.is_some())
-                {
-                    return Err(at(
-                        Some(file.span()),
-                        format!(
-                            "profile `{name}` has `one_time_sequences` and also a `sequence` or a secret: expected one of them"
-                        ),
-                    ));
-                }
-                if let (Some(_), Some(seq)) = (&secret, &raw.sequence) {
-                    return Err(at(
-                        Some(seq.span()),
-                        format!(
-                            "profile `{name}` has both a `sequence` and a secret: a time-based profile derives its sequence, remove one"
-                        ),
-                    ));
-                }
                 let otp_door = raw.otp_door.as_ref().map(|d| ("otp_door", d.span()));
-                if secret.is_none()
-                    && let Some((key, span)) =
-                        otp_door.into_iter().chain(raw.otp_keys().written()).next()
-                {
+                let otp_key = otp_door.into_iter().chain(raw.otp_keys().written()).next();
+                if let (None, Some((key, span))) = (&secret, otp_key) {
                     return Err(at(
                         Some(span),
                         format!(
@@ -301,12 +281,25 @@ impl Profiles {
                         ),
                     ));
                 }
-                let sequence = match &raw.sequence {
-                    None if raw.one_time_sequences.is_some() => {
-                        let file = raw.one_time_sequences.as_ref().expect("checked");
-                        Sequence::OneTime(PathBuf::from(file.get_ref()))
+                let sequence = match (&raw.sequence, &raw.one_time_sequences, secret) {
+                    (None, Some(file), None) => Sequence::OneTime(PathBuf::from(file.get_ref())),
+                    (_, Some(file), _) => {
+                        return Err(at(
+                            Some(file.span()),
+                            format!(
+                                "profile `{name}` has `one_time_sequences` and also a `sequence` or a secret: expected one of them"
+                            ),
+                        ));
                     }
-                    None if secret.is_some() => {
+                    (Some(seq), None, Some(_)) => {
+                        return Err(at(
+                            Some(seq.span()),
+                            format!(
+                                "profile `{name}` has both a `sequence` and a secret: a time-based profile derives its sequence, remove one"
+                            ),
+                        ));
+                    }
+                    (None, None, Some(secret)) => {
                         let spec = raw.otp_keys().spec().map_err(|(span, err)| {
                             at(
                                 span.or(Some(name_span.clone())),
@@ -317,13 +310,9 @@ impl Profiles {
                             .otp_door
                             .as_ref()
                             .map_or_else(|| name.clone(), |d| d.get_ref().clone());
-                        Sequence::Otp(Box::new(OtpSequence {
-                            secret: secret.expect("checked above"),
-                            door,
-                            spec,
-                        }))
+                        Sequence::Otp(Box::new(OtpSequence { secret, door, spec }))
                     }
-                    None => {
+                    (None, None, None) => {
                         return Err(at(
                             Some(name_span),
                             format!(
@@ -331,7 +320,7 @@ impl Profiles {
                             ),
                         ));
                     }
-                    Some(seq) if seq.get_ref().is_empty() => {
+                    (Some(seq), None, None) if seq.get_ref().is_empty() => {
                         return Err(at(
                             Some(seq.span()),
                             format!(
@@ -339,7 +328,7 @@ impl Profiles {
                             ),
                         ));
                     }
-                    Some(seq) => Sequence::Fixed(seq.get_ref().clone()),
+                    (Some(seq), None, None) => Sequence::Fixed(seq.get_ref().clone()),
                 };
                 Profile::Hosts {
                     hosts: hosts.into_iter().map(|h| h.into_inner()).collect(),

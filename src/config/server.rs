@@ -383,64 +383,63 @@ fn check_doors(path: &Path, drafts: Vec<Draft>) -> Result<Vec<DoorConfig>, Confi
     let mut lines: HashMap<String, usize> = HashMap::new();
     let mut doors = Vec::new();
     for draft in drafts {
-        let (name, knocks) = (&draft.config.door.name, draft.config.door.sequence.len());
-        let (at, message) = match (draft.sequence_at, draft.one_time_at) {
-            (Some(_), _) | (_, Some(_)) if draft.otp_at.is_some() => (
-                draft.otp_at.expect("checked"),
-                format!(
-                    "door `{name}` has a secret and also sequence or one_time_sequences: \
-                     expected one of them (a secret derives the sequence)"
-                ),
-            ),
-            (None, None) if draft.otp_at.is_some() => {
-                lines.insert(name.clone(), draft.config.line);
-                doors.push(draft.config.with_fallbacks());
-                continue;
-            }
-            _ if name.trim().is_empty() || sanitize(name) != name.as_str() => (
-                draft.name_at,
-                format!(
-                    "door name \"{}\" is not usable: expected a name without control characters",
-                    sanitize(name)
-                ),
-            ),
-            _ if lines.contains_key(name) => (
-                draft.name_at,
-                format!(
-                    "door name `{name}` is already used on line {}: expected unique names",
-                    lines[name]
-                ),
-            ),
-            (Some(_), Some(at)) => (
-                at,
-                format!(
-                    "door `{name}` sets both sequence and one_time_sequences: expected one of them"
-                ),
-            ),
-            (None, None) => (
-                draft.name_at,
-                format!("door `{name}` has no sequence: expected sequence or one_time_sequences"),
-            ),
-            (Some(at), None) if !(1..=MAX_KNOCKS).contains(&knocks) => (
-                at,
-                format!("door `{name}` has {knocks} knocks: expected 1 to {MAX_KNOCKS}"),
-            ),
-            (Some(at), None) if icmp(&draft.config.door.sequence).is_some() => (
-                at,
-                format!(
-                    "door `{name}` has the ICMP knock {}: {ICMP_REFUSED}",
-                    icmp(&draft.config.door.sequence).expect("checked")
-                ),
-            ),
-            _ => {
-                lines.insert(name.clone(), draft.config.line);
-                doors.push(draft.config.with_fallbacks());
-                continue;
-            }
-        };
-        return Err(error_at(path, Some(at), message));
+        check_door(&draft, &lines).map_err(|(at, message)| error_at(path, Some(at), message))?;
+        lines.insert(draft.config.door.name.clone(), draft.config.line);
+        doors.push(draft.config.with_fallbacks());
     }
     Ok(doors)
+}
+
+/// Why `draft` cannot be a door, given the doors before it (name -> line).
+fn check_door(draft: &Draft, lines: &HashMap<String, usize>) -> Result<(), (Position, String)> {
+    let name = &draft.config.door.name;
+    if name.trim().is_empty() || sanitize(name) != name.as_str() {
+        let message = format!(
+            "door name \"{}\" is not usable: expected a name without control characters",
+            sanitize(name)
+        );
+        return Err((draft.name_at, message));
+    }
+    if let Some(line) = lines.get(name) {
+        let message =
+            format!("door name `{name}` is already used on line {line}: expected unique names");
+        return Err((draft.name_at, message));
+    }
+    let sequence = &draft.config.door.sequence;
+    match (draft.sequence_at, draft.one_time_at, draft.otp_at) {
+        (Some(_), _, Some(at)) | (_, Some(_), Some(at)) => Err((
+            at,
+            format!(
+                "door `{name}` has a secret and also sequence or one_time_sequences: \
+                 expected one of them (a secret derives the sequence)"
+            ),
+        )),
+        (Some(_), Some(at), None) => Err((
+            at,
+            format!(
+                "door `{name}` sets both sequence and one_time_sequences: expected one of them"
+            ),
+        )),
+        (None, None, None) => Err((
+            draft.name_at,
+            format!("door `{name}` has no sequence: expected sequence or one_time_sequences"),
+        )),
+        (None, None, Some(_)) | (None, Some(_), None) => Ok(()),
+        (Some(at), None, None) if !(1..=MAX_KNOCKS).contains(&sequence.len()) => Err((
+            at,
+            format!(
+                "door `{name}` has {} knocks: expected 1 to {MAX_KNOCKS}",
+                sequence.len()
+            ),
+        )),
+        (Some(at), None, None) => match icmp(sequence) {
+            Some(knock) => Err((
+                at,
+                format!("door `{name}` has the ICMP knock {knock}: {ICMP_REFUSED}"),
+            )),
+            None => Ok(()),
+        },
+    }
 }
 
 /// Why a door may not have an ICMP knock: the matcher and the capture filter
@@ -1305,6 +1304,35 @@ conf: empty file               |
             "k.toml:3:15: door `d` has a secret and also sequence or one_time_sequences: \
              expected one of them (a secret derives the sequence)"
         );
+    }
+
+    /// Found while taking the `expect("checked")` out of the door checks: a
+    /// time-based door skipped the name checks, so two doors named alike (or
+    /// a name of control characters) loaded, and the log and a reload's
+    /// replay cache could not tell them apart.
+    #[test]
+    fn regression_time_based_doors_skipped_the_name_checks() {
+        use std::os::unix::fs::PermissionsExt as _;
+        let dir = tempfile::tempdir().unwrap();
+        let secret = dir.path().join("s");
+        std::fs::write(&secret, "GEZDGNBVGY3TQOJQGEZDGNBVGY3TQOJQ\n").unwrap();
+        std::fs::set_permissions(&secret, std::fs::Permissions::from_mode(0o600)).unwrap();
+        let door = |name: &str| {
+            format!(
+                "[[door]]\nname = \"{name}\"\nsecret_file = \"{}\"\n",
+                secret.display()
+            )
+        };
+        let error = |text: String| parse(Path::new("k.toml"), &text).unwrap_err().to_string();
+        assert_eq!(
+            error(door("d") + &door("d")),
+            "k.toml:5:8: door name `d` is already used on line 1: expected unique names"
+        );
+        assert_eq!(
+            error(door("\\u001b[2J")),
+            "k.toml:2:8: door name \"\\u{1b}[2J\" is not usable: expected a name without control characters"
+        );
+        assert!(parse(Path::new("k.toml"), &(door("d") + &door("e"))).is_ok());
     }
 
     #[test]
