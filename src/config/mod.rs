@@ -10,3 +10,4 @@ pub mod profiles;
 pub mod routeros;
 pub mod secret;
 pub mod server;
+mod value;

@@ -16,7 +16,8 @@ use serde::Deserialize;
 use serde::de::{self, Deserializer};
 use toml::{Spanned, Value};
 
-use crate::config::profiles::{ConfigError, OtpKeys, PortRange, PortValue, first_line, line_col};
+use crate::config::profiles::{ConfigError, OtpKeys, first_line, line_col};
+use crate::config::value::{DurationKey, DurationValue, PortRange, PortValue};
 use crate::core::knock::{self, Knock, Proto};
 use crate::core::matcher::{Door, FlagRule};
 use crate::core::otp::OtpSpec;
@@ -477,7 +478,13 @@ fn parse_toml(path: &Path, text: &str) -> Result<ServerConfig, ConfigError> {
         let sequence = raw.sequence.map(Spanned::into_inner).unwrap_or_default();
         config.door.sequence = sequence;
         config.one_time_sequences = raw.one_time_sequences.map(Spanned::into_inner);
-        config.door.seq_timeout = raw.seq_timeout.map_or(DEFAULT_SEQ_TIMEOUT, |d| d.0);
+        let duration = |key: &DurationKey, value: &Option<Spanned<DurationValue>>| {
+            let read = value.as_ref().map(|v| key.read(v)).transpose();
+            read.map_err(|(span, message)| error_at(path, Some(at(span)), message))
+        };
+        config.door.seq_timeout =
+            duration(&SEQ_TIMEOUT, &raw.seq_timeout)?.unwrap_or(DEFAULT_SEQ_TIMEOUT);
+        config.cmd_timeout = duration(&CMD_TIMEOUT, &raw.cmd_timeout)?;
         config.door.flags = raw.tcp_flags.map(|f| f.0).unwrap_or_default();
         config.door.target = raw.target.map(|t| t.0);
         config.door.strict = raw.strict;
@@ -485,7 +492,6 @@ fn parse_toml(path: &Path, text: &str) -> Result<ServerConfig, ConfigError> {
         [config.start, config.start6] = [raw.start, raw.start6].map(|a| a.map(|a| a.0));
         [config.stop, config.stop6] = [raw.stop, raw.stop6].map(|a| a.map(|a| a.0));
         [config.setup, config.teardown] = [raw.setup, raw.teardown].map(|a| a.map(|a| a.0));
-        config.cmd_timeout = raw.cmd_timeout.map(|d| d.0);
         if let Some(table) = raw.routeros {
             let span = table.span();
             config.routeros = Some(
@@ -553,12 +559,9 @@ fn otp_door(
             };
         }
     };
-    let spec = keys.spec().map_err(|(span, err)| {
-        fail(
-            span.unwrap_or(first.clone()),
-            format!("door `{door}`: {err}"),
-        )
-    })?;
+    let spec = keys
+        .spec(&format!("door `{door}`"))
+        .map_err(|(span, err)| fail(span.unwrap_or(first.clone()), err))?;
     let window = raw
         .otp_window
         .as_ref()
@@ -662,14 +665,14 @@ struct RawDoor {
     name: Option<Spanned<String>>,
     sequence: Option<Spanned<Vec<Knock>>>,
     one_time_sequences: Option<Spanned<PathBuf>>,
-    seq_timeout: Option<DurationValue>,
+    seq_timeout: Option<Spanned<DurationValue>>,
     tcp_flags: Option<FlagsValue>,
     target: Option<IpValue>,
     start: Option<ArgvValue>,
     start6: Option<ArgvValue>,
     stop: Option<ArgvValue>,
     stop6: Option<ArgvValue>,
-    cmd_timeout: Option<DurationValue>,
+    cmd_timeout: Option<Spanned<DurationValue>>,
     setup: Option<ArgvValue>,
     teardown: Option<ArgvValue>,
     #[serde(default)]
@@ -682,7 +685,7 @@ struct RawDoor {
     client: Vec<Spanned<RawClient>>,
     otp_length: Option<Spanned<u32>>,
     otp_ports: Option<Spanned<PortRange>>,
-    otp_step: Option<Spanned<crate::config::profiles::DurationValue>>,
+    otp_step: Option<Spanned<DurationValue>>,
     otp_protocols: Option<Spanned<Vec<Proto>>>,
     otp_avoid: Option<Spanned<Vec<PortValue>>>,
     otp_window: Option<Spanned<u64>>,
@@ -709,37 +712,19 @@ struct RawClient {
     secret_file: Option<Spanned<PathBuf>>,
 }
 
+/// `seq_timeout`: how long a whole sequence may take.
+const SEQ_TIMEOUT: DurationKey = DurationKey::any("seq_timeout");
+/// `cmd_timeout`: how long after the start command the stop command runs.
+const CMD_TIMEOUT: DurationKey = DurationKey::any("cmd_timeout");
+
 // Each value below is checked as it is read, so toml attaches its position to the error.
 
-/// A duration with a unit. Bare numbers are refused: a knockd user means
-/// seconds where knockr's client means milliseconds.
-struct DurationValue(Duration);
 /// `"syn,!ack"` or `["syn", "!ack"]`.
 struct FlagsValue(FlagRule);
 /// An IP address written as a string.
 struct IpValue(IpAddr);
 /// A command as a non-empty argv array.
 struct ArgvValue(Action);
-
-impl<'de> Deserialize<'de> for DurationValue {
-    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        let text = match Value::deserialize(deserializer)? {
-            Value::Integer(n) => n.to_string(),
-            value => text(value, "a duration with a unit such as \"5s\" or \"500ms\"")?,
-        };
-        let n = text.trim();
-        if !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()) {
-            return Err(de::Error::custom(format!(
-                "duration {n} has no unit: write \"{n}s\" for seconds or \"{n}ms\" for milliseconds"
-            )));
-        }
-        units::parse_duration(&text).map(DurationValue).map_err(|_| {
-            de::Error::custom(format!(
-                "duration {text:?} is not understood: expected a number with a unit, e.g. \"5s\""
-            ))
-        })
-    }
-}
 
 impl<'de> Deserialize<'de> for FlagsValue {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
@@ -924,12 +909,13 @@ fn door_directive<'t>(
     value: &'t str,
 ) -> Result<(), (&'t str, String)> {
     let door = &mut draft.config;
-    let seconds = || match value.parse() {
-        Ok(secs) if value.bytes().all(|b| b.is_ascii_digit()) => Ok(Duration::from_secs(secs)),
-        _ => Err((
-            value,
-            format!("`{key}` value {value:?} is not a whole number of seconds: expected e.g. 5"),
-        )),
+    let seconds = || {
+        units::parse(units::Rule::KnockdConf, value).map_err(|_| {
+            let message = format!(
+                "`{key}` value {value:?} is not a whole number of seconds: expected e.g. 5"
+            );
+            (value, message)
+        })
     };
     let shell = Some(Action::Shell(value.to_string()));
     match directive {
@@ -1028,6 +1014,9 @@ toml: unknown tables only      | [server]\nport = 1
 toml: no doors                 | [knockd]\nsyslog = true
 toml: broken                   | {door}sequence = [1
 toml: bare integer duration    | {door}sequence = [1]\nseq_timeout = 5
+toml: bare number in a string  | {door}sequence = [1]\ncmd_timeout = "10"
+toml: otp_step without a unit  | {door}secret_file = "/s"\notp_step = 30
+toml: otp_step in milliseconds | {door}secret_file = "/s"\notp_step = 30000
 toml: bad duration             | {door}sequence = [1]\nseq_timeout = "soon"
 toml: empty command            | {door}sequence = [1]\nstart = []
 toml: command as a string      | {door}sequence = [1]\nstart = "nft add x"
@@ -1050,6 +1039,7 @@ toml: client without a secret  | {door}[[door.client]]\nname = "a"
 toml: client named twice       | {door}[[door.client]]\nname = "a"\nsecret_file = "/a"\n[[door.client]]\nname = "a"\nsecret_file = "/b"
 toml: window too wide          | {door}secret_file = "/s"\notp_window = 11
 toml: step not whole seconds   | {door}secret_file = "/s"\notp_step = "1500ms"
+toml: step of zero             | {door}secret_file = "/s"\notp_step = "0s"
 toml: range too small          | {door}secret_file = "/s"\notp_ports = "9000-9002"
 toml: missing secret file      | {door}secret_file = "/nonexistent/knockr.secret"
 conf: port zero                | [d]\nsequence = 7000, 0:udp
