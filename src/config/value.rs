@@ -214,10 +214,12 @@ mod tests {
 
     /// A loader of one TOML file with one duration key set to a value, and
     /// the duration it loaded the key as.
+    #[cfg(feature = "server")]
     type Load = Box<dyn Fn(&str) -> Result<Duration, String>>;
 
     /// Every duration key of both TOML files. Each file ends with the key,
     /// so the value is on the last line, after `KEY = `.
+    #[cfg(feature = "server")]
     fn every_duration_key(secret: &std::path::Path) -> Vec<(&'static str, &'static str, Load)> {
         use crate::config::profiles::Profiles;
         use crate::config::server;
@@ -313,6 +315,7 @@ mod tests {
     /// milliseconds there, as in the profiles file), `otp_step = 30` said
     /// "30ms is not a whole number of seconds", and `[door.routeros]` had a
     /// rule of its own for `retry` and RouterOS syntax for `timeout`.
+    #[cfg(feature = "server")]
     #[test]
     fn regression_a_bare_number_meant_different_things_in_different_keys() {
         use std::os::unix::fs::PermissionsExt as _;
