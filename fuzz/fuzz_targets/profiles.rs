@@ -47,11 +47,11 @@ fuzz_target!(|data: &[u8]| {
                 Sequence::Otp(otp) => {
                     let spec = &otp.spec;
                     let knocks = spec.sequence(&[7; 20], &otp.door, 1);
-                    assert_eq!(knocks.len(), spec.length);
+                    assert_eq!(knocks.len(), spec.length());
                     for (i, knock) in knocks.iter().enumerate() {
-                        assert!((spec.low..=spec.high).contains(&knock.port));
-                        assert!(!spec.avoid.contains(&knock.port));
-                        assert!(spec.protos.contains(&knock.proto));
+                        assert!((spec.low()..=spec.high()).contains(&knock.port));
+                        assert!(!spec.avoid().contains(&knock.port));
+                        assert!(spec.protos().contains(&knock.proto));
                         assert!(knocks[..i].iter().all(|k| k.port != knock.port));
                     }
                 }

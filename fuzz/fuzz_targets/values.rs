@@ -6,7 +6,7 @@
 
 use knockr::core::matcher::FlagRule;
 use knockr::core::otp::parse_secret;
-use knockr::core::units::{format_duration, parse_duration, parse_payload};
+use knockr::core::units::{Rule, format_duration, parse, parse_duration, parse_payload};
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {
@@ -19,10 +19,16 @@ fuzz_target!(|data: &[u8]| {
     match pick % 4 {
         0 => {
             if let Ok(duration) = parse_duration(text) {
-                // What knockr prints (logs, --check) reads back as the same time.
+                // What knockr prints (logs, --check) reads back as the same
+                // time, on the command line and in a TOML file.
                 let printed = format_duration(duration);
                 assert_eq!(
                     parse_duration(&printed),
+                    Ok(duration),
+                    "{text:?} -> {printed:?}"
+                );
+                assert_eq!(
+                    parse(Rule::Toml, &printed),
                     Ok(duration),
                     "{text:?} -> {printed:?}"
                 );

@@ -85,7 +85,7 @@ fn check(config: &ServerConfig) -> anyhow::Result<ExitCode> {
         let sequence = match (&door.one_time_sequences, &door.otp) {
             (Some(path), _) => format!("one-time sequences from {}", path.display()),
             (None, Some(otp)) => {
-                let protos: Vec<String> = otp.spec.protos.iter().map(|p| p.to_string()).collect();
+                let protos: Vec<String> = otp.spec.protos().iter().map(|p| p.to_string()).collect();
                 let clients: Vec<&str> = otp
                     .clients
                     .iter()
@@ -93,11 +93,11 @@ fn check(config: &ServerConfig) -> anyhow::Result<ExitCode> {
                     .collect();
                 format!(
                     "time-based sequences of {} knocks in {}-{} ({}), steps of {}s, window +-{}, clients {}",
-                    otp.spec.length,
-                    otp.spec.low,
-                    otp.spec.high,
+                    otp.spec.length(),
+                    otp.spec.low(),
+                    otp.spec.high(),
                     protos.join(","),
-                    otp.spec.step,
+                    otp.spec.step(),
                     otp.window,
                     clients.join(", ")
                 )

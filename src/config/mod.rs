@@ -7,6 +7,11 @@
 
 pub mod onetime;
 pub mod profiles;
+// The server's configuration, with its RouterOS table, comes with the server:
+// a client-only build has neither.
+#[cfg(feature = "server")]
 pub mod routeros;
 pub mod secret;
+#[cfg(feature = "server")]
 pub mod server;
+mod value;

@@ -12,11 +12,11 @@ use std::time::Duration;
 
 use indexmap::IndexMap;
 use serde::Deserialize;
-use serde::de::{self, Deserializer, Visitor};
 use toml::Spanned;
 
-use crate::core::knock::{self, Family, Knock, Mode, Proto};
-use crate::core::units;
+use crate::config::value::{DurationKey, DurationValue, PayloadValue, PortRange, PortValue};
+use crate::core::knock::{Family, Knock, Mode, Proto};
+use crate::core::otp::{OtpError, OtpSpec};
 
 /// Where the profiles file is looked for when `-c` and `$KNOCKR_CONFIG` are absent.
 pub fn default_path() -> Option<PathBuf> {
@@ -97,7 +97,7 @@ pub struct OtpSequence {
     pub secret: crate::core::secret::SecretSource,
     /// The server door's name, part of the derivation.
     pub door: String,
-    pub spec: crate::core::otp::OtpSpec,
+    pub spec: OtpSpec,
 }
 
 /// One host of one profile, as the client will knock it.
@@ -164,7 +164,9 @@ impl Profiles {
                         ),
                     ));
                 }
-                defaults.overrides()
+                defaults
+                    .overrides()
+                    .map_err(|(span, err)| at(Some(span), err))?
             }
         };
 
@@ -271,29 +273,9 @@ impl Profiles {
                     )),
                     (None, None) => None,
                 };
-                if let Some(file) = &raw.one_time_sequences
-                    && (secret.is_some() || raw.sequence.is_some())
-                {
-                    return Err(at(
-                        Some(file.span()),
-                        format!(
-                            "profile `{name}` has `one_time_sequences` and also a `sequence` or a secret: expected one of them"
-                        ),
-                    ));
-                }
-                if let (Some(_), Some(seq)) = (&secret, &raw.sequence) {
-                    return Err(at(
-                        Some(seq.span()),
-                        format!(
-                            "profile `{name}` has both a `sequence` and a secret: a time-based profile derives its sequence, remove one"
-                        ),
-                    ));
-                }
                 let otp_door = raw.otp_door.as_ref().map(|d| ("otp_door", d.span()));
-                if secret.is_none()
-                    && let Some((key, span)) =
-                        otp_door.into_iter().chain(raw.otp_keys().written()).next()
-                {
+                let otp_key = otp_door.into_iter().chain(raw.otp_keys().written()).next();
+                if let (None, Some((key, span))) = (&secret, otp_key) {
                     return Err(at(
                         Some(span),
                         format!(
@@ -301,29 +283,37 @@ impl Profiles {
                         ),
                     ));
                 }
-                let sequence = match &raw.sequence {
-                    None if raw.one_time_sequences.is_some() => {
-                        let file = raw.one_time_sequences.as_ref().expect("checked");
-                        Sequence::OneTime(PathBuf::from(file.get_ref()))
+                let sequence = match (&raw.sequence, &raw.one_time_sequences, secret) {
+                    (None, Some(file), None) => Sequence::OneTime(PathBuf::from(file.get_ref())),
+                    (_, Some(file), _) => {
+                        return Err(at(
+                            Some(file.span()),
+                            format!(
+                                "profile `{name}` has `one_time_sequences` and also a `sequence` or a secret: expected one of them"
+                            ),
+                        ));
                     }
-                    None if secret.is_some() => {
-                        let spec = raw.otp_keys().spec().map_err(|(span, err)| {
-                            at(
-                                span.or(Some(name_span.clone())),
-                                format!("profile `{name}`: {err}"),
-                            )
-                        })?;
+                    (Some(seq), None, Some(_)) => {
+                        return Err(at(
+                            Some(seq.span()),
+                            format!(
+                                "profile `{name}` has both a `sequence` and a secret: a time-based profile derives its sequence, remove one"
+                            ),
+                        ));
+                    }
+                    (None, None, Some(secret)) => {
+                        let owner = format!("profile `{name}`");
+                        let spec = raw
+                            .otp_keys()
+                            .spec(&owner)
+                            .map_err(|(span, err)| at(span.or(Some(name_span.clone())), err))?;
                         let door = raw
                             .otp_door
                             .as_ref()
                             .map_or_else(|| name.clone(), |d| d.get_ref().clone());
-                        Sequence::Otp(Box::new(OtpSequence {
-                            secret: secret.expect("checked above"),
-                            door,
-                            spec,
-                        }))
+                        Sequence::Otp(Box::new(OtpSequence { secret, door, spec }))
                     }
-                    None => {
+                    (None, None, None) => {
                         return Err(at(
                             Some(name_span),
                             format!(
@@ -331,7 +321,7 @@ impl Profiles {
                             ),
                         ));
                     }
-                    Some(seq) if seq.get_ref().is_empty() => {
+                    (Some(seq), None, None) if seq.get_ref().is_empty() => {
                         return Err(at(
                             Some(seq.span()),
                             format!(
@@ -339,12 +329,12 @@ impl Profiles {
                             ),
                         ));
                     }
-                    Some(seq) => Sequence::Fixed(seq.get_ref().clone()),
+                    (Some(seq), None, None) => Sequence::Fixed(seq.get_ref().clone()),
                 };
                 Profile::Hosts {
                     hosts: hosts.into_iter().map(|h| h.into_inner()).collect(),
                     sequence,
-                    settings: raw.overrides(),
+                    settings: raw.overrides().map_err(|(span, err)| at(Some(span), err))?,
                 }
             };
             profiles.insert(name, (name_span, profile));
@@ -612,17 +602,21 @@ impl RawProfile {
             .collect()
     }
 
-    fn overrides(&self) -> Overrides {
-        Overrides {
-            delay: self.delay.as_ref().map(|d| d.get_ref().0),
-            timeout: self.timeout.as_ref().map(|d| d.get_ref().0),
+    /// The settings written here; an error carries the span of the value at fault.
+    fn overrides(&self) -> Result<Overrides, (Range<usize>, String)> {
+        let duration = |key: &DurationKey, value: &Option<Spanned<DurationValue>>| {
+            value.as_ref().map(|v| key.read(v)).transpose()
+        };
+        Ok(Overrides {
+            delay: duration(&DELAY, &self.delay)?,
+            timeout: duration(&TIMEOUT, &self.timeout)?,
             check: self.check.as_ref().map(|p| p.get_ref().0),
-            check_timeout: self.check_timeout.as_ref().map(|d| d.get_ref().0),
+            check_timeout: duration(&CHECK_TIMEOUT, &self.check_timeout)?,
             check_retries: self.check_retries.as_ref().map(|r| *r.get_ref()),
             family: self.family.as_ref().map(|f| *f.get_ref()),
             udp_payload: self.udp_payload.as_ref().map(|p| p.get_ref().0.clone()),
             mode: self.mode.as_ref().map(|m| *m.get_ref()),
-        }
+        })
     }
 }
 
@@ -662,113 +656,54 @@ impl OtpKeys<'_> {
 
     /// The spec they describe, with the documented defaults (4 knocks, ports
     /// 10000-60000, steps of 30 s, TCP, nothing avoided). An error carries
-    /// the span of the key at fault when one is.
-    pub fn spec(&self) -> Result<crate::core::otp::OtpSpec, (Option<Range<usize>>, String)> {
-        let step = self.step.map_or(Duration::from_secs(30), |s| s.get_ref().0);
-        if step.subsec_nanos() != 0 || step.is_zero() {
-            let message = format!(
-                "otp_step {} is not a whole number of seconds: expected e.g. \"30s\"",
-                units::format_duration(step)
-            );
-            return Err((self.step.map(Spanned::span), message));
-        }
-        let spec = crate::core::otp::OtpSpec {
-            length: self.length.map_or(4, |l| *l.get_ref() as usize),
-            low: self.ports.map_or(10000, |p| p.get_ref().0),
-            high: self.ports.map_or(60000, |p| p.get_ref().1),
-            avoid: self
-                .avoid
+    /// the span of the key at fault when one is; one about how the keys go
+    /// together names `owner` (e.g. "door `ssh`").
+    pub fn spec(&self, owner: &str) -> Result<OtpSpec, (Option<Range<usize>>, String)> {
+        let step = match self.step {
+            Some(step) => OTP_STEP
+                .read(step)
+                .map_err(|(span, err)| (Some(span), err))?,
+            None => Duration::from_secs(30),
+        };
+        OtpSpec::new(
+            self.length.map_or(4, |l| *l.get_ref() as usize),
+            self.ports
+                .map_or(10000..=60000, |p| p.get_ref().0..=p.get_ref().1),
+            self.avoid
                 .map_or_else(Vec::new, |a| a.get_ref().iter().map(|p| p.0).collect()),
-            protos: self
-                .protocols
+            self.protocols
                 .map_or_else(|| vec![Proto::Tcp], |p| p.get_ref().clone()),
-            step: step.as_secs(),
-        };
-        spec.check()
-            .map_err(|err| (self.ports.map(Spanned::span), err))?;
-        Ok(spec)
+            step.as_secs(),
+        )
+        .map_err(|err| {
+            let (length, ports) = (
+                self.length.map(Spanned::span),
+                self.ports.map(Spanned::span),
+            );
+            let at = match err {
+                OtpError::EmptyRange { .. } => ports,
+                OtpError::Length { .. } => length.or(ports),
+                OtpError::NoProtocol => self.protocols.map(Spanned::span),
+                OtpError::ZeroStep => self.step.map(Spanned::span),
+            };
+            (at, format!("{owner}: {err}"))
+        })
     }
 }
 
-/// A duration: `"250ms"`, `"2s"`, or an integer number of milliseconds.
-pub(crate) struct DurationValue(pub Duration);
-/// A TCP port in 1..=65535.
-pub(crate) struct PortValue(pub u16);
-/// `"10000-60000"`: an inclusive port range.
-pub(crate) struct PortRange(pub u16, pub u16);
-
-impl<'de> Deserialize<'de> for PortRange {
-    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        let text = String::deserialize(deserializer)?;
-        let bad = || {
-            de::Error::custom(format!(
-                "port range {text:?} is not understood: expected LOW-HIGH, e.g. \"10000-60000\""
-            ))
-        };
-        let (low, high) = text.split_once('-').ok_or_else(bad)?;
-        let low = knock::parse_port(low.trim()).map_err(de::Error::custom)?;
-        let high = knock::parse_port(high.trim()).map_err(de::Error::custom)?;
-        if low > high {
-            return Err(bad());
-        }
-        Ok(PortRange(low, high))
-    }
-}
-/// A UDP payload: `"hex:.."`, `"base64:.."` or text.
-struct PayloadValue(Vec<u8>);
-
-impl<'de> Deserialize<'de> for DurationValue {
-    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        struct V;
-        impl Visitor<'_> for V {
-            type Value = DurationValue;
-            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
-                f.write_str("a duration such as \"250ms\" or \"2s\", or a number of milliseconds")
-            }
-            fn visit_str<E: de::Error>(self, v: &str) -> Result<DurationValue, E> {
-                units::parse_duration(v)
-                    .map(DurationValue)
-                    .map_err(E::custom)
-            }
-            fn visit_i64<E: de::Error>(self, v: i64) -> Result<DurationValue, E> {
-                self.visit_str(&v.to_string())
-            }
-        }
-        deserializer.deserialize_any(V)
-    }
-}
-
-impl<'de> Deserialize<'de> for PortValue {
-    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        struct V;
-        impl Visitor<'_> for V {
-            type Value = PortValue;
-            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
-                f.write_str("a TCP port number in 1..=65535")
-            }
-            fn visit_i64<E: de::Error>(self, v: i64) -> Result<PortValue, E> {
-                knock::parse_port(&v.to_string())
-                    .map(PortValue)
-                    .map_err(E::custom)
-            }
-            fn visit_str<E: de::Error>(self, v: &str) -> Result<PortValue, E> {
-                knock::parse_port(v.trim())
-                    .map(PortValue)
-                    .map_err(E::custom)
-            }
-        }
-        deserializer.deserialize_any(V)
-    }
-}
-
-impl<'de> Deserialize<'de> for PayloadValue {
-    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        let text = String::deserialize(deserializer)?;
-        units::parse_payload(&text)
-            .map(PayloadValue)
-            .map_err(de::Error::custom)
-    }
-}
+/// `delay`: the pause between two knocks.
+const DELAY: DurationKey = DurationKey::any("delay");
+/// `timeout`: how long an answer to a knock is watched for.
+const TIMEOUT: DurationKey = DurationKey::any("timeout");
+/// `check_timeout`: how long the check may take.
+const CHECK_TIMEOUT: DurationKey = DurationKey::any("check_timeout");
+/// `otp_step`: the derivation counts whole seconds, and a step cannot be empty.
+const OTP_STEP: DurationKey = DurationKey {
+    name: "otp_step",
+    range: Duration::from_secs(1)..=Duration::MAX,
+    whole_seconds: true,
+    expected: "a whole number of seconds, at least 1s, e.g. \"30s\"",
+};
 
 #[cfg(test)]
 mod tests {
@@ -961,6 +896,26 @@ mod tests {
             ),
             ("bad duration", "[defaults]\ndelay = \"soon\"\n"),
             (
+                "duration without a unit",
+                "[defaults]\ncheck_timeout = 500\n",
+            ),
+            (
+                "otp_step without a unit",
+                "[profiles.a]\nhost = \"h\"\nsecret_env = \"S\"\notp_step = 30\n",
+            ),
+            (
+                "otp_step not whole seconds",
+                "[profiles.a]\nhost = \"h\"\nsecret_env = \"S\"\notp_step = \"1.5s\"\n",
+            ),
+            (
+                "otp length too long",
+                "[profiles.a]\nhost = \"h\"\nsecret_env = \"S\"\notp_length = 33\n",
+            ),
+            (
+                "no otp protocol",
+                "[profiles.a]\nhost = \"h\"\nsecret_env = \"S\"\notp_protocols = []\n",
+            ),
+            (
                 "bad check port",
                 "[profiles.a]\nhost = \"h\"\nsequence = [\"1\"]\ncheck = 0\n",
             ),
@@ -979,7 +934,7 @@ mod tests {
             ("self include", "[profiles.x]\ninclude = [\"x\"]\n"),
             (
                 "group with settings",
-                "[profiles.a]\nhost = \"h\"\nsequence = [\"1\"]\n[profiles.g]\ninclude = [\"a\"]\ndelay = 5\n",
+                "[profiles.a]\nhost = \"h\"\nsequence = [\"1\"]\n[profiles.g]\ninclude = [\"a\"]\ndelay = \"5s\"\n",
             ),
             ("empty include", "[profiles.g]\ninclude = []\n"),
             ("wrong type", "[profiles.a]\nhost = 5\nsequence = [\"1\"]\n"),

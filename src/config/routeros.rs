@@ -10,6 +10,7 @@ use std::time::Duration;
 use serde::Deserialize;
 use toml::Spanned;
 
+use crate::config::value::{DurationKey, DurationValue};
 use crate::core::secret::SecretSource;
 use crate::routeros::rest::{self, Router};
 use crate::routeros::timeout;
@@ -19,6 +20,25 @@ use crate::routeros::tls::{self, Trust};
 pub const DEFAULT_RETRY: Duration = Duration::from_secs(20);
 /// The longest `retry` accepted: well under the router's own 60 s request limit.
 pub const MAX_RETRY: Duration = Duration::from_secs(50);
+/// The entry's timeout when `timeout` is not written.
+const DEFAULT_TIMEOUT: Duration = Duration::from_secs(3600);
+
+/// `timeout`: from 1s, as RouterOS makes an entry with a zero timeout
+/// permanent, to the longest RouterOS accepts.
+const TIMEOUT: DurationKey = DurationKey {
+    name: "timeout",
+    range: Duration::from_secs(1)..=timeout::MAX,
+    whole_seconds: false,
+    expected: "1s to 35w3d13h13m56s, e.g. \"1h\" (RouterOS accepts no more, and 0s would make \
+               the entry permanent)",
+};
+/// `retry`: how long a failing update is retried.
+const RETRY: DurationKey = DurationKey {
+    name: "retry",
+    range: Duration::ZERO..=MAX_RETRY,
+    whole_seconds: false,
+    expected: "at most 50s, e.g. \"20s\" (the router ends any request after 60 s)",
+};
 
 /// A door's validated `[door.routeros]` table.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -44,8 +64,8 @@ pub struct RawRouteros {
     password_file: Option<Spanned<PathBuf>>,
     password_env: Option<Spanned<String>>,
     list: Spanned<String>,
-    timeout: Option<Spanned<String>>,
-    retry: Option<Spanned<String>>,
+    timeout: Option<Spanned<DurationValue>>,
+    retry: Option<Spanned<DurationValue>>,
     ca_file: Option<Spanned<PathBuf>>,
     fingerprint: Option<Spanned<String>>,
     insecure: Option<Spanned<bool>>,
@@ -124,29 +144,8 @@ impl RouterosAction {
                 ),
             ));
         }
-        let timeout = match raw.timeout {
-            Some(t) => timeout::parse(t.get_ref()).map_err(|err| (t.span(), err))?,
-            None => Duration::from_secs(3600),
-        };
-        if timeout < Duration::from_secs(1) {
-            return Err((
-                table,
-                "timeout must be at least 1s: a zero timeout makes the entry permanent on RouterOS"
-                    .into(),
-            ));
-        }
-        let retry = match raw.retry {
-            Some(r) => {
-                let value = crate::core::units::parse_duration(r.get_ref())
-                    .ok()
-                    .filter(|d| {
-                        *d <= MAX_RETRY
-                            && r.get_ref().trim().bytes().any(|b| b.is_ascii_alphabetic())
-                    });
-                value.ok_or_else(|| (r.span(), format!("retry {:?} is not usable: expected a duration with a unit of at most 50s, e.g. \"20s\" (the router ends any request after 60 s)", r.get_ref())))?
-            }
-            None => DEFAULT_RETRY,
-        };
+        let timeout = raw.timeout.as_ref().map(|t| TIMEOUT.read(t)).transpose()?;
+        let retry = raw.retry.as_ref().map(|r| RETRY.read(r)).transpose()?;
         let routers = urls
             .into_iter()
             .map(|url| Router {
@@ -159,8 +158,8 @@ impl RouterosAction {
         Ok(RouterosAction {
             routers,
             list: list.into_inner(),
-            timeout,
-            retry,
+            timeout: timeout.unwrap_or(DEFAULT_TIMEOUT),
+            retry: retry.unwrap_or(DEFAULT_RETRY),
         })
     }
 }
@@ -185,6 +184,8 @@ mod tests {
     fn a_door_table_gives_routers_list_timeout_and_trust() {
         let pin = format!("fingerprint = \"sha256:{}\"\n", "ab".repeat(32));
         let action = load(&format!("{GOOD}timeout = \"1h30m\"\nretry = \"5s\"\n{pin}")).unwrap();
+        let longest = load(&format!("{GOOD}timeout = \"35w3d13h13m56s\"\n")).unwrap();
+        assert_eq!(longest.timeout, timeout::MAX);
         assert_eq!(action.list, "knocked");
         assert_eq!(action.timeout, Duration::from_secs(5400));
         assert_eq!(action.retry, Duration::from_secs(5));
@@ -218,15 +219,19 @@ mod tests {
         let cases = [
             (
                 format!("{GOOD}timeout = \"36w\"\n"),
-                "knockd.toml:9:11: timeout \"36w\" is out of range: RouterOS accepts at most 35w3d13h13m56s",
+                "knockd.toml:9:11: timeout = \"36w\" is not usable: expected 1s to 35w3d13h13m56s",
             ),
             (
-                format!("{GOOD}timeout = \"1 hour\"\n"),
-                "knockd.toml:9:11: timeout \"1 hour\" is not understood",
+                format!("{GOOD}timeout = \"0s\"\n"),
+                "knockd.toml:9:11: timeout = \"0s\" is not usable: expected 1s to 35w3d13h13m56s",
+            ),
+            (
+                format!("{GOOD}timeout = \"1 fortnight\"\n"),
+                "knockd.toml:9:11: timeout = \"1 fortnight\" is not a duration: expected a number with a unit",
             ),
             (
                 format!("{GOOD}retry = \"90s\"\n"),
-                "knockd.toml:9:9: retry \"90s\" is not usable: expected a duration with a unit of at most 50s",
+                "knockd.toml:9:9: retry = \"90s\" is not usable: expected at most 50s",
             ),
             (
                 GOOD.replace("https://192.168.88.1", "192.168.88.1"),

@@ -16,7 +16,8 @@ use serde::Deserialize;
 use serde::de::{self, Deserializer};
 use toml::{Spanned, Value};
 
-use crate::config::profiles::{ConfigError, OtpKeys, PortRange, PortValue, first_line, line_col};
+use crate::config::profiles::{ConfigError, OtpKeys, first_line, line_col};
+use crate::config::value::{DurationKey, DurationValue, PortRange, PortValue};
 use crate::core::knock::{self, Knock, Proto};
 use crate::core::matcher::{Door, FlagRule};
 use crate::core::otp::OtpSpec;
@@ -220,7 +221,7 @@ pub fn lint(config: &ServerConfig) -> Vec<Lint> {
         let otp_tcp = entry
             .otp
             .as_ref()
-            .is_some_and(|o| o.spec.protos.contains(&Proto::Tcp));
+            .is_some_and(|o| o.spec.protos().contains(&Proto::Tcp));
         let tcp = entry.one_time_sequences.is_some()
             || otp_tcp
             || door.sequence.iter().any(|k| k.proto == Proto::Tcp);
@@ -247,9 +248,9 @@ pub fn lint(config: &ServerConfig) -> Vec<Lint> {
             let Some(otp) = &other.otp else { continue };
             let spec = &otp.spec;
             let inside = door.sequence.iter().find(|k| {
-                (spec.low..=spec.high).contains(&k.port)
-                    && spec.protos.contains(&k.proto)
-                    && !spec.avoid.contains(&k.port)
+                (spec.low()..=spec.high()).contains(&k.port)
+                    && spec.protos().contains(&k.proto)
+                    && !spec.avoid().contains(&k.port)
             });
             if let Some(knock) = inside {
                 warn(format!(
@@ -383,64 +384,63 @@ fn check_doors(path: &Path, drafts: Vec<Draft>) -> Result<Vec<DoorConfig>, Confi
     let mut lines: HashMap<String, usize> = HashMap::new();
     let mut doors = Vec::new();
     for draft in drafts {
-        let (name, knocks) = (&draft.config.door.name, draft.config.door.sequence.len());
-        let (at, message) = match (draft.sequence_at, draft.one_time_at) {
-            (Some(_), _) | (_, Some(_)) if draft.otp_at.is_some() => (
-                draft.otp_at.expect("checked"),
-                format!(
-                    "door `{name}` has a secret and also sequence or one_time_sequences: \
-                     expected one of them (a secret derives the sequence)"
-                ),
-            ),
-            (None, None) if draft.otp_at.is_some() => {
-                lines.insert(name.clone(), draft.config.line);
-                doors.push(draft.config.with_fallbacks());
-                continue;
-            }
-            _ if name.trim().is_empty() || sanitize(name) != name.as_str() => (
-                draft.name_at,
-                format!(
-                    "door name \"{}\" is not usable: expected a name without control characters",
-                    sanitize(name)
-                ),
-            ),
-            _ if lines.contains_key(name) => (
-                draft.name_at,
-                format!(
-                    "door name `{name}` is already used on line {}: expected unique names",
-                    lines[name]
-                ),
-            ),
-            (Some(_), Some(at)) => (
-                at,
-                format!(
-                    "door `{name}` sets both sequence and one_time_sequences: expected one of them"
-                ),
-            ),
-            (None, None) => (
-                draft.name_at,
-                format!("door `{name}` has no sequence: expected sequence or one_time_sequences"),
-            ),
-            (Some(at), None) if !(1..=MAX_KNOCKS).contains(&knocks) => (
-                at,
-                format!("door `{name}` has {knocks} knocks: expected 1 to {MAX_KNOCKS}"),
-            ),
-            (Some(at), None) if icmp(&draft.config.door.sequence).is_some() => (
-                at,
-                format!(
-                    "door `{name}` has the ICMP knock {}: {ICMP_REFUSED}",
-                    icmp(&draft.config.door.sequence).expect("checked")
-                ),
-            ),
-            _ => {
-                lines.insert(name.clone(), draft.config.line);
-                doors.push(draft.config.with_fallbacks());
-                continue;
-            }
-        };
-        return Err(error_at(path, Some(at), message));
+        check_door(&draft, &lines).map_err(|(at, message)| error_at(path, Some(at), message))?;
+        lines.insert(draft.config.door.name.clone(), draft.config.line);
+        doors.push(draft.config.with_fallbacks());
     }
     Ok(doors)
+}
+
+/// Why `draft` cannot be a door, given the doors before it (name -> line).
+fn check_door(draft: &Draft, lines: &HashMap<String, usize>) -> Result<(), (Position, String)> {
+    let name = &draft.config.door.name;
+    if name.trim().is_empty() || sanitize(name) != name.as_str() {
+        let message = format!(
+            "door name \"{}\" is not usable: expected a name without control characters",
+            sanitize(name)
+        );
+        return Err((draft.name_at, message));
+    }
+    if let Some(line) = lines.get(name) {
+        let message =
+            format!("door name `{name}` is already used on line {line}: expected unique names");
+        return Err((draft.name_at, message));
+    }
+    let sequence = &draft.config.door.sequence;
+    match (draft.sequence_at, draft.one_time_at, draft.otp_at) {
+        (Some(_), _, Some(at)) | (_, Some(_), Some(at)) => Err((
+            at,
+            format!(
+                "door `{name}` has a secret and also sequence or one_time_sequences: \
+                 expected one of them (a secret derives the sequence)"
+            ),
+        )),
+        (Some(_), Some(at), None) => Err((
+            at,
+            format!(
+                "door `{name}` sets both sequence and one_time_sequences: expected one of them"
+            ),
+        )),
+        (None, None, None) => Err((
+            draft.name_at,
+            format!("door `{name}` has no sequence: expected sequence or one_time_sequences"),
+        )),
+        (None, None, Some(_)) | (None, Some(_), None) => Ok(()),
+        (Some(at), None, None) if !(1..=MAX_KNOCKS).contains(&sequence.len()) => Err((
+            at,
+            format!(
+                "door `{name}` has {} knocks: expected 1 to {MAX_KNOCKS}",
+                sequence.len()
+            ),
+        )),
+        (Some(at), None, None) => match icmp(sequence) {
+            Some(knock) => Err((
+                at,
+                format!("door `{name}` has the ICMP knock {knock}: {ICMP_REFUSED}"),
+            )),
+            None => Ok(()),
+        },
+    }
 }
 
 /// Why a door may not have an ICMP knock: the matcher and the capture filter
@@ -478,7 +478,13 @@ fn parse_toml(path: &Path, text: &str) -> Result<ServerConfig, ConfigError> {
         let sequence = raw.sequence.map(Spanned::into_inner).unwrap_or_default();
         config.door.sequence = sequence;
         config.one_time_sequences = raw.one_time_sequences.map(Spanned::into_inner);
-        config.door.seq_timeout = raw.seq_timeout.map_or(DEFAULT_SEQ_TIMEOUT, |d| d.0);
+        let duration = |key: &DurationKey, value: &Option<Spanned<DurationValue>>| {
+            let read = value.as_ref().map(|v| key.read(v)).transpose();
+            read.map_err(|(span, message)| error_at(path, Some(at(span)), message))
+        };
+        config.door.seq_timeout =
+            duration(&SEQ_TIMEOUT, &raw.seq_timeout)?.unwrap_or(DEFAULT_SEQ_TIMEOUT);
+        config.cmd_timeout = duration(&CMD_TIMEOUT, &raw.cmd_timeout)?;
         config.door.flags = raw.tcp_flags.map(|f| f.0).unwrap_or_default();
         config.door.target = raw.target.map(|t| t.0);
         config.door.strict = raw.strict;
@@ -486,7 +492,6 @@ fn parse_toml(path: &Path, text: &str) -> Result<ServerConfig, ConfigError> {
         [config.start, config.start6] = [raw.start, raw.start6].map(|a| a.map(|a| a.0));
         [config.stop, config.stop6] = [raw.stop, raw.stop6].map(|a| a.map(|a| a.0));
         [config.setup, config.teardown] = [raw.setup, raw.teardown].map(|a| a.map(|a| a.0));
-        config.cmd_timeout = raw.cmd_timeout.map(|d| d.0);
         if let Some(table) = raw.routeros {
             let span = table.span();
             config.routeros = Some(
@@ -554,12 +559,9 @@ fn otp_door(
             };
         }
     };
-    let spec = keys.spec().map_err(|(span, err)| {
-        fail(
-            span.unwrap_or(first.clone()),
-            format!("door `{door}`: {err}"),
-        )
-    })?;
+    let spec = keys
+        .spec(&format!("door `{door}`"))
+        .map_err(|(span, err)| fail(span.unwrap_or(first.clone()), err))?;
     let window = raw
         .otp_window
         .as_ref()
@@ -663,14 +665,14 @@ struct RawDoor {
     name: Option<Spanned<String>>,
     sequence: Option<Spanned<Vec<Knock>>>,
     one_time_sequences: Option<Spanned<PathBuf>>,
-    seq_timeout: Option<DurationValue>,
+    seq_timeout: Option<Spanned<DurationValue>>,
     tcp_flags: Option<FlagsValue>,
     target: Option<IpValue>,
     start: Option<ArgvValue>,
     start6: Option<ArgvValue>,
     stop: Option<ArgvValue>,
     stop6: Option<ArgvValue>,
-    cmd_timeout: Option<DurationValue>,
+    cmd_timeout: Option<Spanned<DurationValue>>,
     setup: Option<ArgvValue>,
     teardown: Option<ArgvValue>,
     #[serde(default)]
@@ -683,7 +685,7 @@ struct RawDoor {
     client: Vec<Spanned<RawClient>>,
     otp_length: Option<Spanned<u32>>,
     otp_ports: Option<Spanned<PortRange>>,
-    otp_step: Option<Spanned<crate::config::profiles::DurationValue>>,
+    otp_step: Option<Spanned<DurationValue>>,
     otp_protocols: Option<Spanned<Vec<Proto>>>,
     otp_avoid: Option<Spanned<Vec<PortValue>>>,
     otp_window: Option<Spanned<u64>>,
@@ -710,37 +712,19 @@ struct RawClient {
     secret_file: Option<Spanned<PathBuf>>,
 }
 
+/// `seq_timeout`: how long a whole sequence may take.
+const SEQ_TIMEOUT: DurationKey = DurationKey::any("seq_timeout");
+/// `cmd_timeout`: how long after the start command the stop command runs.
+const CMD_TIMEOUT: DurationKey = DurationKey::any("cmd_timeout");
+
 // Each value below is checked as it is read, so toml attaches its position to the error.
 
-/// A duration with a unit. Bare numbers are refused: a knockd user means
-/// seconds where knockr's client means milliseconds.
-struct DurationValue(Duration);
 /// `"syn,!ack"` or `["syn", "!ack"]`.
 struct FlagsValue(FlagRule);
 /// An IP address written as a string.
 struct IpValue(IpAddr);
 /// A command as a non-empty argv array.
 struct ArgvValue(Action);
-
-impl<'de> Deserialize<'de> for DurationValue {
-    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        let text = match Value::deserialize(deserializer)? {
-            Value::Integer(n) => n.to_string(),
-            value => text(value, "a duration with a unit such as \"5s\" or \"500ms\"")?,
-        };
-        let n = text.trim();
-        if !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()) {
-            return Err(de::Error::custom(format!(
-                "duration {n} has no unit: write \"{n}s\" for seconds or \"{n}ms\" for milliseconds"
-            )));
-        }
-        units::parse_duration(&text).map(DurationValue).map_err(|_| {
-            de::Error::custom(format!(
-                "duration {text:?} is not understood: expected a number with a unit, e.g. \"5s\""
-            ))
-        })
-    }
-}
 
 impl<'de> Deserialize<'de> for FlagsValue {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
@@ -925,12 +909,13 @@ fn door_directive<'t>(
     value: &'t str,
 ) -> Result<(), (&'t str, String)> {
     let door = &mut draft.config;
-    let seconds = || match value.parse() {
-        Ok(secs) if value.bytes().all(|b| b.is_ascii_digit()) => Ok(Duration::from_secs(secs)),
-        _ => Err((
-            value,
-            format!("`{key}` value {value:?} is not a whole number of seconds: expected e.g. 5"),
-        )),
+    let seconds = || {
+        units::parse(units::Rule::KnockdConf, value).map_err(|_| {
+            let message = format!(
+                "`{key}` value {value:?} is not a whole number of seconds: expected e.g. 5"
+            );
+            (value, message)
+        })
     };
     let shell = Some(Action::Shell(value.to_string()));
     match directive {
@@ -1029,6 +1014,9 @@ toml: unknown tables only      | [server]\nport = 1
 toml: no doors                 | [knockd]\nsyslog = true
 toml: broken                   | {door}sequence = [1
 toml: bare integer duration    | {door}sequence = [1]\nseq_timeout = 5
+toml: bare number in a string  | {door}sequence = [1]\ncmd_timeout = "10"
+toml: otp_step without a unit  | {door}secret_file = "/s"\notp_step = 30
+toml: otp_step in milliseconds | {door}secret_file = "/s"\notp_step = 30000
 toml: bad duration             | {door}sequence = [1]\nseq_timeout = "soon"
 toml: empty command            | {door}sequence = [1]\nstart = []
 toml: command as a string      | {door}sequence = [1]\nstart = "nft add x"
@@ -1051,6 +1039,7 @@ toml: client without a secret  | {door}[[door.client]]\nname = "a"
 toml: client named twice       | {door}[[door.client]]\nname = "a"\nsecret_file = "/a"\n[[door.client]]\nname = "a"\nsecret_file = "/b"
 toml: window too wide          | {door}secret_file = "/s"\notp_window = 11
 toml: step not whole seconds   | {door}secret_file = "/s"\notp_step = "1500ms"
+toml: step of zero             | {door}secret_file = "/s"\notp_step = "0s"
 toml: range too small          | {door}secret_file = "/s"\notp_ports = "9000-9002"
 toml: missing secret file      | {door}secret_file = "/nonexistent/knockr.secret"
 conf: port zero                | [d]\nsequence = 7000, 0:udp
@@ -1305,6 +1294,35 @@ conf: empty file               |
             "k.toml:3:15: door `d` has a secret and also sequence or one_time_sequences: \
              expected one of them (a secret derives the sequence)"
         );
+    }
+
+    /// Found while taking the `expect("checked")` out of the door checks: a
+    /// time-based door skipped the name checks, so two doors named alike (or
+    /// a name of control characters) loaded, and the log and a reload's
+    /// replay cache could not tell them apart.
+    #[test]
+    fn regression_time_based_doors_skipped_the_name_checks() {
+        use std::os::unix::fs::PermissionsExt as _;
+        let dir = tempfile::tempdir().unwrap();
+        let secret = dir.path().join("s");
+        std::fs::write(&secret, "GEZDGNBVGY3TQOJQGEZDGNBVGY3TQOJQ\n").unwrap();
+        std::fs::set_permissions(&secret, std::fs::Permissions::from_mode(0o600)).unwrap();
+        let door = |name: &str| {
+            format!(
+                "[[door]]\nname = \"{name}\"\nsecret_file = \"{}\"\n",
+                secret.display()
+            )
+        };
+        let error = |text: String| parse(Path::new("k.toml"), &text).unwrap_err().to_string();
+        assert_eq!(
+            error(door("d") + &door("d")),
+            "k.toml:5:8: door name `d` is already used on line 1: expected unique names"
+        );
+        assert_eq!(
+            error(door("\\u001b[2J")),
+            "k.toml:2:8: door name \"\\u{1b}[2J\" is not usable: expected a name without control characters"
+        );
+        assert!(parse(Path::new("k.toml"), &(door("d") + &door("e"))).is_ok());
     }
 
     #[test]

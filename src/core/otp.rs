@@ -2,63 +2,118 @@
 //! docs/otp-sequences.md (the test vectors there are checked below). No I/O
 //! and no clock: the time step is an argument.
 
+use std::ops::RangeInclusive;
+
 use hmac::{Hmac, KeyInit, Mac};
 use sha2::Sha256;
 
 use crate::core::knock::{Knock, Proto};
 
 /// What a door's rolling sequences look like; client and server must agree.
+/// Made only by [`OtpSpec::new`], so every spec can give sequences.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct OtpSpec {
-    /// Knocks per sequence.
-    pub length: usize,
-    /// The ports knocks are drawn from, inclusive.
-    pub low: u16,
-    pub high: u16,
-    /// Ports never used (the protected port, other doors' ports, ...).
-    pub avoid: Vec<u16>,
+    /// Knocks per sequence: 1..=32, and no more than the usable ports.
+    length: usize,
+    /// The ports knocks are drawn from, inclusive; 1 <= low <= high.
+    low: u16,
+    high: u16,
+    /// Ports never used (the protected port, other doors' ports, ...),
+    /// sorted without repeats, so a draw is checked in log time.
+    avoid: Vec<u16>,
     /// Protocols knocks may use, in this order; one or both.
-    pub protos: Vec<Proto>,
-    /// Length of a time step in seconds (default 30, as RFC 6238).
-    pub step: u64,
+    protos: Vec<Proto>,
+    /// Length of a time step in seconds; at least 1.
+    step: u64,
+}
+
+/// Why an [`OtpSpec`] cannot give sequences.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum OtpError {
+    #[error("port range {low}-{high} is empty: expected 1 <= low <= high <= 65535")]
+    EmptyRange { low: u16, high: u16 },
+    #[error(
+        "a sequence of {length} distinct ports cannot be drawn from {usable} usable ports: \
+         expected 1..=32 and no more than the range holds"
+    )]
+    Length { length: usize, usable: usize },
+    #[error("no protocol allowed: expected tcp, udp or both")]
+    NoProtocol,
+    #[error("a time step of 0 seconds: expected at least 1")]
+    ZeroStep,
 }
 
 /// The domain separation label: part of every HMAC input.
 const LABEL: &[u8] = b"knockr-otp-v1";
 
 impl OtpSpec {
-    /// Why this spec cannot give sequences, if it cannot.
-    pub fn check(&self) -> Result<(), String> {
-        if self.low == 0 || self.low > self.high {
-            return Err(format!(
-                "port range {}-{} is empty: expected 1 <= low <= high <= 65535",
-                self.low, self.high
-            ));
+    /// A spec of sequences of `length` distinct ports from `ports` but not in
+    /// `avoid`, on `protos`, changing every `step` seconds; or why there can
+    /// be no such sequence.
+    pub fn new(
+        length: usize,
+        ports: RangeInclusive<u16>,
+        mut avoid: Vec<u16>,
+        protos: Vec<Proto>,
+        step: u64,
+    ) -> Result<OtpSpec, OtpError> {
+        let (low, high) = (*ports.start(), *ports.end());
+        if low == 0 || low > high {
+            return Err(OtpError::EmptyRange { low, high });
         }
-        // Counted from the avoided ports, not by walking the range: the server
-        // checks on every derivation, and a range can hold 65535 ports.
-        let mut avoided: Vec<u16> = self
-            .avoid
-            .iter()
-            .copied()
-            .filter(|p| (self.low..=self.high).contains(p))
-            .collect();
-        avoided.sort_unstable();
-        avoided.dedup();
-        let usable = usize::from(self.high - self.low) + 1 - avoided.len();
-        if self.length == 0 || self.length > 32 || self.length > usable {
-            return Err(format!(
-                "a sequence of {} distinct ports cannot be drawn from {usable} usable ports: expected 1..=32 and no more than the range holds",
-                self.length
-            ));
+        avoid.sort_unstable();
+        avoid.dedup();
+        // Counted from the avoided ports, not by walking the range: a range
+        // can hold 65535 ports.
+        let avoided = avoid.iter().filter(|p| ports.contains(p)).count();
+        let usable = usize::from(high - low) + 1 - avoided;
+        if length == 0 || length > 32 || length > usable {
+            return Err(OtpError::Length { length, usable });
         }
-        if self.protos.is_empty() {
-            return Err("no protocol allowed: expected tcp, udp or both".into());
+        if protos.is_empty() {
+            return Err(OtpError::NoProtocol);
         }
-        if self.step == 0 {
-            return Err("a time step of 0 seconds: expected at least 1".into());
+        if step == 0 {
+            return Err(OtpError::ZeroStep);
         }
-        Ok(())
+        Ok(OtpSpec {
+            length,
+            low,
+            high,
+            avoid,
+            protos,
+            step,
+        })
+    }
+
+    /// Knocks per sequence.
+    pub fn length(&self) -> usize {
+        self.length
+    }
+
+    /// The lowest port a knock is drawn from.
+    pub fn low(&self) -> u16 {
+        self.low
+    }
+
+    /// The highest port a knock is drawn from.
+    pub fn high(&self) -> u16 {
+        self.high
+    }
+
+    /// Ports never used, sorted, each once.
+    pub fn avoid(&self) -> &[u16] {
+        &self.avoid
+    }
+
+    /// Protocols knocks may use, in derivation order.
+    pub fn protos(&self) -> &[Proto] {
+        &self.protos
+    }
+
+    /// Length of a time step in seconds.
+    pub fn step(&self) -> u64 {
+        self.step
     }
 
     /// The time step of a Unix time in seconds.
@@ -66,18 +121,15 @@ impl OtpSpec {
         unix_seconds / self.step
     }
 
-    /// The sequence of `door` for time step `step`. Panics if `check` fails.
+    /// The sequence of `door` for time step `step`.
     pub fn sequence(&self, secret: &[u8], door: &str, step: u64) -> Vec<Knock> {
-        self.check().expect("a checked OtpSpec");
         let size = u64::from(self.high - self.low) + 1;
         let choices = size * self.protos.len() as u64;
         // Values at or above `limit` are skipped, so every choice is equally likely.
         let limit = (1u64 << 32) / choices * choices;
-        // Sorted once, searched per draw: a long list is looked up in log time.
-        let mut avoid = self.avoid.clone();
-        avoid.sort_unstable();
         let mut knocks: Vec<Knock> = Vec::with_capacity(self.length);
         let mut block = 0u32;
+        // Ends: `new` made sure the range holds `length` ports not avoided.
         while knocks.len() < self.length {
             let digest = block_digest(secret, door, step, block);
             for chunk in digest.chunks_exact(4) {
@@ -88,7 +140,8 @@ impl OtpSpec {
                 let choice = value % choices;
                 let port = self.low + (choice / self.protos.len() as u64) as u16;
                 let proto = self.protos[(choice % self.protos.len() as u64) as usize];
-                if avoid.binary_search(&port).is_ok() || knocks.iter().any(|k| k.port == port) {
+                if self.avoid.binary_search(&port).is_ok() || knocks.iter().any(|k| k.port == port)
+                {
                     continue;
                 }
                 knocks.push(Knock { port, proto });
@@ -162,14 +215,7 @@ mod tests {
     use super::*;
 
     fn spec() -> OtpSpec {
-        OtpSpec {
-            length: 4,
-            low: 10000,
-            high: 60000,
-            avoid: vec![22],
-            protos: vec![Proto::Tcp, Proto::Udp],
-            step: 30,
-        }
+        OtpSpec::new(4, 10000..=60000, vec![22], vec![Proto::Tcp, Proto::Udp], 30).unwrap()
     }
 
     /// The vectors table of docs/otp-sequences.md: secret (ASCII), door, Unix time, spec, sequence.
@@ -198,21 +244,16 @@ mod tests {
                 panic!("row {row:?}")
             };
             let (low, high) = range.split_once('-').unwrap();
-            let spec = OtpSpec {
-                length: length.parse().unwrap(),
-                low: low.parse().unwrap(),
-                high: high.parse().unwrap(),
-                avoid: vec![],
-                protos: protos
-                    .split(',')
-                    .map(|p| match p {
-                        "tcp" => Proto::Tcp,
-                        "udp" => Proto::Udp,
-                        other => panic!("protocol {other:?} in the vectors"),
-                    })
-                    .collect(),
-                step: 30,
-            };
+            let protos = protos
+                .split(',')
+                .map(|p| match p {
+                    "tcp" => Proto::Tcp,
+                    "udp" => Proto::Udp,
+                    other => panic!("protocol {other:?} in the vectors"),
+                })
+                .collect();
+            let ports = low.parse().unwrap()..=high.parse().unwrap();
+            let spec = OtpSpec::new(length.parse().unwrap(), ports, vec![], protos, 30).unwrap();
             let step = spec.step_of(time.parse().unwrap());
             let got: Vec<String> = spec
                 .sequence(secret.as_bytes(), door, step)
@@ -225,14 +266,7 @@ mod tests {
 
     #[test]
     fn sequences_are_distinct_in_range_and_avoid_ports() {
-        let spec = OtpSpec {
-            length: 8,
-            low: 20,
-            high: 30,
-            avoid: vec![22, 25],
-            protos: vec![Proto::Udp],
-            step: 30,
-        };
+        let spec = OtpSpec::new(8, 20..=30, vec![25, 22], vec![Proto::Udp], 30).unwrap();
         for step in 0..200 {
             let seq = spec.sequence(b"0123456789abcdef", "d", step);
             assert_eq!(seq.len(), 8);
@@ -262,65 +296,75 @@ mod tests {
     }
 
     /// Found by reading the code while fuzzing the profiles file: with every
-    /// port but one avoided (a 382 KB profiles file), `check` and `sequence`
-    /// compared each port against the whole list, 12 s under the fuzzer.
-    /// Duplicates and ports outside the range must not count as usable ones.
+    /// port but one avoided (a 382 KB profiles file), checking the spec and
+    /// deriving compared each port against the whole list, 12 s under the
+    /// fuzzer. Duplicates and ports outside the range must not count as
+    /// usable ones.
     #[test]
     fn regression_a_long_avoid_list_took_quadratic_time() {
         // Only the multiples of 1024 are usable: 63 of them.
         let usable = |p: &u16| p.is_multiple_of(1024);
-        let mut spec = OtpSpec {
-            length: 4,
-            low: 1,
-            high: 65535,
-            avoid: (1..=65535).filter(|p| !usable(p)).collect(),
-            protos: vec![Proto::Udp],
-            step: 30,
-        };
-        spec.avoid.extend([7, 7, 7]);
-        assert_eq!(spec.check(), Ok(()));
-        let knocks = spec.sequence(b"0123456789abcdef", "door", 1);
+        let mut avoid: Vec<u16> = (1..=65535).filter(|p| !usable(p)).collect();
+        avoid.extend([7, 7, 7]);
+        let spec = |length, ports| OtpSpec::new(length, ports, avoid.clone(), vec![Proto::Udp], 30);
+        let knocks = spec(4, 1..=65535)
+            .unwrap()
+            .sequence(b"0123456789abcdef", "door", 1);
         assert_eq!(knocks.len(), 4);
         for (i, knock) in knocks.iter().enumerate() {
             assert!(usable(&knock.port), "{knock}");
             assert!(knocks[..i].iter().all(|k| k.port != knock.port));
         }
-        spec.length = 33;
-        assert!(spec.check().unwrap_err().contains("from 63 usable ports"));
-        spec.low = 60000;
-        spec.length = 6;
-        assert!(spec.check().unwrap_err().contains("from 5 usable ports"));
+        let too_long = OtpError::Length {
+            length: 33,
+            usable: 63,
+        };
+        assert_eq!(spec(33, 1..=65535), Err(too_long));
+        let too_few = OtpError::Length {
+            length: 6,
+            usable: 5,
+        };
+        assert_eq!(spec(6, 60000..=65535), Err(too_few));
     }
 
     #[test]
     fn impossible_specs_are_refused() {
-        let mut s = spec();
-        s.low = 100;
-        s.high = 102;
-        assert!(
-            s.check()
-                .unwrap_err()
-                .contains("cannot be drawn from 3 usable ports")
-        );
-        s = spec();
-        (s.low, s.high, s.avoid) = (100, 104, vec![101, 101, 99, 104, 200]);
-        assert!(
-            s.check()
-                .unwrap_err()
-                .contains("cannot be drawn from 3 usable ports"),
+        let both = || vec![Proto::Tcp, Proto::Udp];
+        let usable = |length, ports, avoid| match OtpSpec::new(length, ports, avoid, both(), 30) {
+            Err(OtpError::Length { usable, .. }) => Some(usable),
+            Err(other) => panic!("{other}"),
+            Ok(_) => None,
+        };
+        assert_eq!(usable(4, 100..=102, vec![22]), Some(3));
+        assert_eq!(
+            usable(4, 100..=104, vec![101, 101, 99, 104, 200]),
+            Some(3),
             "avoided ports count once, and only inside the range"
         );
-        s.avoid.pop();
-        s.avoid.push(102);
-        assert!(s.check().unwrap_err().contains("from 2 usable ports"));
-        s.length = 2;
-        assert!(s.check().is_ok());
-        s = spec();
-        s.protos.clear();
-        assert!(s.check().is_err());
-        s = spec();
-        s.step = 0;
-        assert!(s.check().is_err());
+        assert_eq!(usable(4, 100..=104, vec![101, 99, 104, 102]), Some(2));
+        assert_eq!(usable(2, 100..=104, vec![101, 99, 104, 102]), None);
+        assert_eq!(usable(0, 100..=104, vec![]), Some(5));
+        let error = |ports, protos, step| OtpSpec::new(1, ports, vec![], protos, step).unwrap_err();
+        assert_eq!(error(1..=1, vec![], 30), OtpError::NoProtocol);
+        assert_eq!(error(1..=1, both(), 0), OtpError::ZeroStep);
+        assert_eq!(
+            error(0..=10, both(), 30),
+            OtpError::EmptyRange { low: 0, high: 10 }
+        );
+        assert_eq!(
+            error(RangeInclusive::new(9, 8), both(), 30).to_string(),
+            "port range 9-8 is empty: expected 1 <= low <= high <= 65535"
+        );
+    }
+
+    #[test]
+    fn the_avoided_ports_read_back_sorted_and_once() {
+        let spec = OtpSpec::new(2, 1..=10, vec![9, 3, 9, 70], vec![Proto::Tcp], 1).unwrap();
+        assert_eq!(spec.avoid(), [3, 9, 70]);
+        assert_eq!(
+            (spec.low(), spec.high(), spec.length(), spec.step()),
+            (1, 10, 2, 1)
+        );
     }
 
     #[test]

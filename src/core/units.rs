@@ -1,40 +1,88 @@
-//! Small values users write by hand on the command line and in the profiles
-//! file: durations (`250ms`, `2s`, a bare number of milliseconds) and UDP
-//! payloads (`hex:..`, `base64:..`, or text). Pure parsing, no I/O.
+//! Durations and UDP payloads as users write them by hand, and the one rule
+//! each format has for a bare number such as `5`:
+//!
+//! - the command line (`-d 200`, `--every`, `--timeout`): milliseconds, as
+//!   `--help` says ([`Rule::CommandLine`], [`parse_duration`]);
+//! - TOML files, the profiles file and knockd.toml alike, in every key:
+//!   refused, a unit is required (`"250ms"`, `"2s"`, `"1h30m"`), because a
+//!   knockd user means seconds where a client user means milliseconds
+//!   ([`Rule::Toml`]);
+//! - knockd.conf: whole seconds, as the C knockd reads them, and nothing
+//!   else ([`Rule::KnockdConf`]).
+//!
+//! RouterOS's own duration syntax is the router's format, not the user's: it
+//! lives in `routeros::timeout`. Pure parsing: no I/O, and no knowledge of
+//! keys or files (the config names them in its messages).
 
 use std::time::Duration;
 
 use base64::Engine as _;
 
-/// Parses `250ms`, `1.5s`, `2m`, `1h 30m`; a bare number means milliseconds.
-pub fn parse_duration(text: &str) -> Result<Duration, String> {
+/// How one format reads a duration; see the module comment.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Rule {
+    /// A bare number is milliseconds; anything else needs a unit.
+    CommandLine,
+    /// A bare number is refused; a unit is required.
+    Toml,
+    /// Only a whole number of seconds, without a unit.
+    KnockdConf,
+}
+
+/// Why a text is not a duration under a [`Rule`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DurationError {
+    /// A number without a unit, where the rule wants one.
+    NoUnit,
+    /// Not a duration the rule reads.
+    NotUnderstood,
+}
+
+/// Reads `text` (surrounding whitespace ignored) by `rule`.
+pub fn parse(rule: Rule, text: &str) -> Result<Duration, DurationError> {
     let text = text.trim();
-    if text.is_empty() {
-        return Err(duration_error(text));
+    let digits = !text.is_empty() && text.bytes().all(|b| b.is_ascii_digit());
+    match rule {
+        Rule::KnockdConf if digits => text.parse().map(Duration::from_secs).ok(),
+        Rule::KnockdConf => None,
+        Rule::CommandLine if digits => text.parse().map(Duration::from_millis).ok(),
+        Rule::Toml if is_number(text) => return Err(DurationError::NoUnit),
+        Rule::CommandLine | Rule::Toml => with_unit(text),
     }
-    if text.bytes().all(|b| b.is_ascii_digit()) {
-        return text
-            .parse::<u64>()
-            .map(Duration::from_millis)
-            .map_err(|_| duration_error(text));
-    }
+    .ok_or(DurationError::NotUnderstood)
+}
+
+/// `5`, `1.5`: what a user who forgot the unit writes.
+fn is_number(text: &str) -> bool {
+    text.bytes().any(|b| b.is_ascii_digit())
+        && text.bytes().all(|b| b.is_ascii_digit() || b == b'.')
+        && text.parse::<f64>().is_ok()
+}
+
+/// `250ms`, `1.5s`, `2m`, `1h 30m`.
+fn with_unit(text: &str) -> Option<Duration> {
     if let Some(secs) = text.strip_suffix('s').and_then(|n| n.parse::<f64>().ok())
         && text.contains('.')
     {
         // humantime has no fractions; "1.5s" is too natural to refuse.
-        return Duration::try_from_secs_f64(secs).map_err(|_| duration_error(text));
+        return Duration::try_from_secs_f64(secs).ok();
     }
-    humantime::parse_duration(text).map_err(|_| duration_error(text))
+    humantime::parse_duration(text).ok()
 }
 
-fn duration_error(text: &str) -> String {
-    format!(
-        "duration {text:?} is not understood: expected a number of milliseconds or a number \
-         with a unit, e.g. 250ms, 2s, 1m"
-    )
+/// The command line's durations, for clap: `250ms`, `1.5s`, `2m`, `1h 30m`;
+/// a bare number means milliseconds ([`Rule::CommandLine`]).
+pub fn parse_duration(text: &str) -> Result<Duration, String> {
+    parse(Rule::CommandLine, text).map_err(|_| {
+        format!(
+            "duration {text:?} is not understood: expected a number of milliseconds or a number \
+             with a unit, e.g. 250ms, 2s, 1m"
+        )
+    })
 }
 
-/// Formats a duration the way users write it (`200ms`, `2s`, `1m 30s`).
+/// Formats a duration the way users write it (`200ms`, `2s`, `1m 30s`): it
+/// reads back the same under [`Rule::CommandLine`] and [`Rule::Toml`].
 pub fn format_duration(duration: Duration) -> String {
     humantime::format_duration(duration).to_string()
 }
@@ -84,7 +132,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn bare_numbers_are_milliseconds() {
+    fn on_the_command_line_bare_numbers_are_milliseconds() {
         assert_eq!(parse_duration("250"), Ok(Duration::from_millis(250)));
         assert_eq!(parse_duration("0"), Ok(Duration::ZERO));
     }
@@ -111,10 +159,60 @@ mod tests {
         assert!(parse_duration("1.5x").is_err());
     }
 
+    /// The same text under each format's rule: only the bare number differs.
     #[test]
-    fn durations_format_as_users_write_them() {
+    fn each_format_has_one_rule_for_a_bare_number() {
+        use DurationError::{NoUnit, NotUnderstood};
+        let ms = Duration::from_millis;
+        let cases = [
+            // text, command line, TOML, knockd.conf
+            ("5", Ok(ms(5)), Err(NoUnit), Ok(ms(5000))),
+            (" 30 ", Ok(ms(30)), Err(NoUnit), Ok(ms(30_000))),
+            ("1.5", Err(NotUnderstood), Err(NoUnit), Err(NotUnderstood)),
+            ("5s", Ok(ms(5000)), Ok(ms(5000)), Err(NotUnderstood)),
+            ("250ms", Ok(ms(250)), Ok(ms(250)), Err(NotUnderstood)),
+            (
+                "1h30m",
+                Ok(ms(5_400_000)),
+                Ok(ms(5_400_000)),
+                Err(NotUnderstood),
+            ),
+            ("1.5s", Ok(ms(1500)), Ok(ms(1500)), Err(NotUnderstood)),
+            (
+                "soon",
+                Err(NotUnderstood),
+                Err(NotUnderstood),
+                Err(NotUnderstood),
+            ),
+            (
+                "-5",
+                Err(NotUnderstood),
+                Err(NotUnderstood),
+                Err(NotUnderstood),
+            ),
+            (
+                "",
+                Err(NotUnderstood),
+                Err(NotUnderstood),
+                Err(NotUnderstood),
+            ),
+        ];
+        for (text, cli, toml, conf) in cases {
+            assert_eq!(parse(Rule::CommandLine, text), cli, "command line {text:?}");
+            assert_eq!(parse(Rule::Toml, text), toml, "TOML {text:?}");
+            assert_eq!(parse(Rule::KnockdConf, text), conf, "knockd.conf {text:?}");
+        }
+    }
+
+    #[test]
+    fn durations_format_as_users_write_them_in_every_format_with_units() {
         assert_eq!(format_duration(Duration::from_millis(200)), "200ms");
         assert_eq!(format_duration(Duration::from_secs(2)), "2s");
+        for d in [0, 1, 200, 1500, 90_000, 5_400_000].map(Duration::from_millis) {
+            let printed = format_duration(d);
+            assert_eq!(parse(Rule::CommandLine, &printed), Ok(d), "{printed}");
+            assert_eq!(parse(Rule::Toml, &printed), Ok(d), "{printed}");
+        }
     }
 
     #[test]

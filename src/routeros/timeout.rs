@@ -1,9 +1,11 @@
-//! RouterOS durations as address-list `timeout` takes them: `30s`, `5m`,
-//! `1h30m`, `2w3d`, `hh:mm:ss`, a bare number of seconds; at most
-//! `35w3d13h13m56s`. Pure parsing (formatting is the rule generator's
-//! [`format()`]), no I/O: the config checks a
-//! door's timeout with it, so a value the router would refuse is caught at
-//! start-up instead of on the first knock.
+//! RouterOS's own duration syntax, as address-list `timeout` takes it and the
+//! router prints it: `30s`, `5m`, `1h30m`, `2w3d`, `hh:mm:ss`, a bare number
+//! of seconds; at most `35w3d13h13m56s`. [`format()`] (the rule generator's)
+//! writes what is sent to the router, [`parse`] reads the router's notation.
+//! Pure, no I/O.
+//!
+//! Not for what users write: the config and the command line read durations
+//! by `core::units`' rules, so one value means the same in every key.
 
 use std::time::Duration;
 

@@ -153,8 +153,8 @@ pub fn filter_for(server: &Server) -> String {
         .iter()
         .filter_map(|d| d.otp.as_ref())
         .flat_map(|otp| {
-            let (low, high) = (otp.spec.low, otp.spec.high);
-            let protos = otp.spec.protos.iter();
+            let (low, high) = (otp.spec.low(), otp.spec.high());
+            let protos = otp.spec.protos().iter();
             protos.map(move |proto| format!("{} dst portrange {low}-{high}", proto.as_str()))
         })
         .collect();

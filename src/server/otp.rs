@@ -196,11 +196,9 @@ impl Slots {
     /// before the reload is still refused after it.
     pub fn carry_over(&mut self, old: &Slots) {
         for (r, rolling) in self.doors.iter_mut().enumerate() {
-            let Some((o, before)) =
-                old.doors.iter().enumerate().find(|(_, d)| {
-                    d.name == rolling.name && d.otp.spec.step == rolling.otp.spec.step
-                })
-            else {
+            let Some((o, before)) = old.doors.iter().enumerate().find(|(_, d)| {
+                d.name == rolling.name && d.otp.spec.step() == rolling.otp.spec.step()
+            }) else {
                 continue;
             };
             rolling.highest = rolling.highest.max(before.highest);
@@ -237,14 +235,7 @@ mod tests {
     const T: u64 = 60_000_000;
 
     fn spec() -> OtpSpec {
-        OtpSpec {
-            length: 4,
-            low: 10000,
-            high: 60000,
-            avoid: vec![],
-            protos: vec![Proto::Tcp, Proto::Udp],
-            step: STEP,
-        }
+        OtpSpec::new(4, 10000..=60000, vec![], vec![Proto::Tcp, Proto::Udp], STEP).unwrap()
     }
 
     fn secret(byte: u8) -> Secret {
@@ -396,7 +387,8 @@ mod tests {
     #[test]
     fn the_capture_filter_lets_in_the_whole_range_of_a_time_based_door() {
         let mut config = config(1, vec![client("alice", 1)]);
-        config.doors[1].otp.as_mut().unwrap().spec.protos = vec![Proto::Udp];
+        config.doors[1].otp.as_mut().unwrap().spec =
+            OtpSpec::new(4, 10000..=60000, vec![], vec![Proto::Udp], STEP).unwrap();
         let log = crate::server::log::Log::to_writer(Box::new(std::io::sink()), false, false);
         let server = crate::server::Server::new(config, log, true).unwrap();
         let filter = crate::server::filter_for(&server);

@@ -670,14 +670,8 @@ fn every_knocks_each_round_the_time_based_sequence_of_its_own_step() {
     send_signal(child.id(), "TERM");
     let last = now();
     assert_eq!(child.wait_with_output().unwrap().status.code(), Some(0));
-    let spec = knockr::core::otp::OtpSpec {
-        length: 3,
-        low: 47310,
-        high: 47329,
-        avoid: vec![],
-        protos: vec![knockr::core::knock::Proto::Udp],
-        step: 1,
-    };
+    let udp = vec![knockr::core::knock::Proto::Udp];
+    let spec = knockr::core::otp::OtpSpec::new(3, 47310..=47329, vec![], udp, 1).unwrap();
     let of_step = |step: u64| -> Vec<u16> {
         spec.sequence(b"12345678901234567890", "openSSH", step)
             .iter()
@@ -734,14 +728,8 @@ fn a_profile_with_a_secret_knocks_the_current_time_based_sequence() {
     );
     let secret = private_secret(&file);
 
-    let spec = knockr::core::otp::OtpSpec {
-        length: 3,
-        low: 47300,
-        high: 47309,
-        avoid: vec![],
-        protos: vec![knockr::core::knock::Proto::Udp],
-        step: 30,
-    };
+    let udp = vec![knockr::core::knock::Proto::Udp];
+    let spec = knockr::core::otp::OtpSpec::new(3, 47300..=47309, vec![], udp, 30).unwrap();
     let step = || {
         spec.step_of(
             std::time::SystemTime::now()

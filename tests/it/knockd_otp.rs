@@ -98,14 +98,7 @@ impl Case {
 
 /// The sequence a client with `secret` (base32) knocks for door "team" at `step`.
 fn sequence(secret: &str, step: u64) -> Vec<String> {
-    let spec = OtpSpec {
-        length: 4,
-        low: 20000,
-        high: 29999,
-        avoid: vec![],
-        protos: vec![Proto::Tcp, Proto::Udp],
-        step: STEP,
-    };
+    let spec = OtpSpec::new(4, 20000..=29999, vec![], vec![Proto::Tcp, Proto::Udp], STEP).unwrap();
     let secret = knockr::core::otp::parse_secret(secret).unwrap();
     spec.sequence(&secret, "team", step)
         .iter()
