@@ -6,9 +6,9 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use crate::cli::RulesArgs;
-use crate::client::plan::{self, DEFAULT_DELAY, PlanError};
-use crate::config::profiles::{Profile, Sequence};
-use crate::core::knock::{self, Family, Proto};
+use crate::client::plan::{self, DEFAULT_DELAY, PlanError, Target};
+use crate::config::profiles::{Overrides, Profile, Profiles, Sequence};
+use crate::core::knock::{self, Family, Knock, Proto};
 use crate::exit_codes::ExitCode;
 
 pub(super) fn rules(args: &RulesArgs, config: Option<PathBuf>) -> anyhow::Result<ExitCode> {
@@ -22,21 +22,9 @@ fn script(args: &RulesArgs, config: Option<PathBuf>) -> anyhow::Result<String> {
     let usage = |message: String| anyhow::Error::from(PlanError::Usage(message));
     let (sequence, delay, name) = match &args.profile {
         Some(profile) => {
-            let file = plan::load_profiles(args.config.clone().or(config))?;
-            let members = file.members(std::slice::from_ref(profile))?;
-            if let Some(Profile::Group { .. }) = file.profiles.get(profile) {
-                return Err(usage(format!(
-                    "profile `{profile}` is a group: name one of its profiles, whose sequence the router will detect"
-                )));
-            }
-            let first = &members[0];
-            let delay = first.settings.delay.unwrap_or(DEFAULT_DELAY);
-            let Sequence::Fixed(sequence) = &first.sequence else {
-                return Err(usage(format!(
-                    "profile `{profile}` uses time-based or one-time sequences, which the router cannot follow: give --sequence"
-                )));
-            };
-            (sequence.clone(), delay, format!("knockr-{profile}"))
+            let profiles = plan::load_profiles(args.config.clone().or(config))?;
+            let (sequence, delay) = router_knock(&profiles, profile)?;
+            (sequence, delay, format!("knockr-{profile}"))
         }
         None => {
             let sequence = args
@@ -67,6 +55,28 @@ fn script(args: &RulesArgs, config: Option<PathBuf>) -> anyhow::Result<String> {
         ipv6: family != Family::Ipv4,
     };
     crate::routeros::rules::script(&spec).map_err(usage)
+}
+
+/// The knocks and delay the router must detect for `profile`, as the planner
+/// knocks it: one profile (not a group) whose sequence is fixed, which a
+/// router can follow without a secret or a file of used lines.
+fn router_knock(profiles: &Profiles, profile: &str) -> Result<(Vec<Knock>, Duration), PlanError> {
+    let targets = plan::profile_targets(profiles, &[profile.to_string()], &Overrides::default())?;
+    if let Some(Profile::Group { .. }) = profiles.profiles.get(profile) {
+        return Err(PlanError::Usage(format!(
+            "profile `{profile}` is a group: name one of its profiles, whose sequence the router will detect"
+        )));
+    }
+    match targets.into_iter().next() {
+        Some(Target {
+            sequence: Sequence::Fixed(sequence),
+            settings,
+            ..
+        }) => Ok((sequence, settings.delay)),
+        _ => Err(PlanError::Usage(format!(
+            "profile `{profile}` uses time-based or one-time sequences, which the router cannot follow: give --sequence"
+        ))),
+    }
 }
 
 /// `knockr routeros check`: exit 0 when every router of every door is ready.

@@ -3,76 +3,89 @@
 //! but the relayed bytes may reach stdout; everything else goes to stderr.
 
 use std::net::{IpAddr, SocketAddr};
-use std::path::PathBuf;
 
 use anyhow::Context;
 use tokio::io::{AsyncWriteExt, copy};
 use tokio::net::TcpStream;
 
-use crate::client::plan::{self, Conduct, Output, Plan, PlanError, Target};
+use crate::client::plan::{self, Conduct, Output, Plan, PlanError, Run};
+use crate::config::profiles::{Overrides, Profiles};
 use crate::core::text::sanitize;
 use crate::exit_codes::ExitCode;
 
-/// Knocks the profile's first host and relays until both directions end.
-pub async fn connect(
-    profile: &str,
-    port: Option<u16>,
-    config: Option<PathBuf>,
-) -> anyhow::Result<ExitCode> {
-    let profiles = plan::load_profiles(config)?;
-    let member = profiles
-        .members(&[profile.to_string()])?
-        .into_iter()
-        .next()
-        .ok_or_else(|| {
+/// What `knockr connect PROFILE [PORT]` does: knock the profile's first host,
+/// its check waiting for `port`, then relay to that port.
+#[derive(Debug)]
+pub struct Connection {
+    /// The profile as the user named it (a group names its first member's host).
+    profile: String,
+    /// One target, knocked quietly: stdout carries only the relayed bytes.
+    plan: Plan,
+    /// The port relayed to once the check finds it open.
+    port: u16,
+}
+
+impl Connection {
+    /// Plans the connection with the planner every knock of a profile uses.
+    pub fn new(
+        profiles: &Profiles,
+        profile: &str,
+        port: Option<u16>,
+    ) -> Result<Connection, PlanError> {
+        let mut target =
+            plan::profile_targets(profiles, &[profile.to_string()], &Overrides::default())?
+                .into_iter()
+                .next()
+                .ok_or_else(|| {
+                    PlanError::Usage(format!(
+                        "profile `{}` has no host to connect to",
+                        sanitize(profile)
+                    ))
+                })?;
+        let settings = &mut target.settings;
+        let port = port.or(settings.check.map(|c| c.port)).ok_or_else(|| {
             PlanError::Usage(format!(
-                "profile `{}` has no host to connect to",
+                "no port to connect to: give one (knockr connect {} PORT) or set `check` in the profile",
                 sanitize(profile)
             ))
         })?;
-    let mut settings = plan::settle(member.settings);
-    let port = port.or(settings.check.map(|c| c.port)).ok_or_else(|| {
-        PlanError::Usage(format!(
-            "no port to connect to: give one (knockr connect {} PORT) or set `check` in the profile",
-            sanitize(profile)
-        ))
-    })?;
-    // The check waits until the port answers; give it the profile's check
-    // timings, or the defaults.
-    let check = settings.check.unwrap_or(plan::Check {
-        port,
-        timeout: plan::DEFAULT_CHECK_TIMEOUT,
-        retries: plan::DEFAULT_CHECK_RETRIES,
-    });
-    settings.check = Some(plan::Check { port, ..check });
-    let (sequence, one_time_line) = plan::current_sequence(
-        &member.profile,
-        &member.sequence,
-        std::time::SystemTime::now(),
-    )?;
-    let target = Target {
-        profile: Some(member.profile),
-        host: member.host,
-        sequence,
-        settings,
-        one_time_line,
-        // Knocked once, now: nothing to derive again.
-        rolling: None,
-    };
-    let plan = Plan {
-        targets: vec![target],
-        output: Output::Quiet,
-        conduct: Conduct::default(),
-    };
-    let report = crate::client::run(&plan).await;
-    for problem in plan::spend_one_time_lines(&plan, &report) {
+        // The check waits until the port answers; give it the profile's check
+        // timings, or the defaults.
+        let check = settings.check.unwrap_or(plan::Check {
+            port,
+            timeout: plan::DEFAULT_CHECK_TIMEOUT,
+            retries: plan::DEFAULT_CHECK_RETRIES,
+        });
+        settings.check = Some(plan::Check { port, ..check });
+        Ok(Connection {
+            profile: profile.to_string(),
+            plan: Plan {
+                targets: vec![target],
+                output: Output::Quiet,
+                conduct: Conduct::default(),
+            },
+            port,
+        })
+    }
+
+    /// The knock to read the sequences of ([`Plan::read_sequences`]) before connecting.
+    pub fn plan(&self) -> &Plan {
+        &self.plan
+    }
+}
+
+/// Knocks as `run` (this connection's plan, read) says, and relays until
+/// both directions end.
+pub async fn connect(connection: &Connection, run: &Run<'_>) -> anyhow::Result<ExitCode> {
+    let report = crate::client::run(run).await;
+    for problem in plan::spend_one_time_lines(run, &report) {
         eprintln!("knockr: {}", sanitize(&problem));
     }
     let target = &report.targets[0];
     if !target.ok {
         eprintln!(
             "knockr: {} {}: {}",
-            sanitize(profile),
+            sanitize(&connection.profile),
             sanitize(&target.host),
             sanitize(target.error.as_deref().unwrap_or("failed"))
         );
@@ -83,7 +96,7 @@ pub async fn connect(
         .as_deref()
         .and_then(|a| a.parse().ok())
         .context("the knocked address")?;
-    relay(SocketAddr::new(ip, port)).await?;
+    relay(SocketAddr::new(ip, connection.port)).await?;
     Ok(ExitCode::Success)
 }
 

@@ -1,12 +1,22 @@
-//! The plan: every (profile, host) to knock with its final settings, resolved
+//! The plan: every (profile, host) to knock with its final settings, made
 //! once from the command line and the profiles file. Precedence, highest first:
 //! command-line flags, the profile, `[defaults]`, the built-in defaults below.
+//!
+//! Planning reads no file and no clock itself: the profiles file comes in
+//! loaded ([`load_profiles`], called at the edge), and the knocks of one-time
+//! and time-based profiles are read when a run starts, for a time given as an
+//! argument ([`Plan::read_sequences`]). So the rules here are tested without
+//! files, and every subcommand that knocks a profile plans it the same way
+//! ([`profile_targets`]).
 
 use std::path::PathBuf;
-use std::time::Duration;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use crate::config::profiles::{self as config, ConfigError, Overrides, Profiles};
+use crate::config::profiles::{
+    self as config, ConfigError, OtpSequence, Overrides, Profiles, Sequence,
+};
 use crate::core::knock::{self, Family, Knock, Mode, Proto};
+use crate::core::secret::Secret;
 
 /// Built-in defaults, documented in `profiles.example.toml` and the README.
 pub const DEFAULT_DELAY: Duration = Duration::from_millis(200);
@@ -56,22 +66,53 @@ pub struct Check {
     pub retries: u32,
 }
 
-/// One host to knock.
+/// One host to knock, as planned: its settings are final, its knocks are
+/// found at the moment it is knocked ([`Plan::read_sequences`]).
 #[derive(Debug, Clone, PartialEq)]
 pub struct Target {
     /// The profile it came from; `None` in ad-hoc mode (`-p`).
     pub profile: Option<String>,
     /// The host as written: a name or an IP literal.
     pub host: String,
-    pub sequence: Vec<Knock>,
+    /// How its knocks are found: fixed (every ad-hoc target), the first
+    /// unused line of a one-time sequences file, or derived from a secret and
+    /// the time step.
+    pub sequence: Sequence,
+    /// Flags over the profile over `[defaults]` over the built-in defaults.
     pub settings: Settings,
+}
+
+/// What one target sends when knocked once: made by [`Plan::read_sequences`].
+#[derive(Debug, Clone, PartialEq)]
+pub struct Knocks {
+    /// The knocks, in the order they go out.
+    pub sequence: Vec<Knock>,
     /// For a one-time profile: the line of its file `sequence` comes from,
     /// marked used once knocked ([`spend_one_time_lines`]).
     pub one_time_line: Option<OneTimeLine>,
-    /// For a time-based profile: what derives `sequence`, so that each round
-    /// of `--every` knocks the sequence of its own time step ([`Plan::at`]);
-    /// the server refuses a step's sequence once used.
-    pub rolling: Option<Box<config::OtpSequence>>,
+}
+
+/// One run of a plan: every target with the knocks it sends this time, in
+/// plan order. Only [`Plan::read_sequences`] makes one, so each target has
+/// exactly one entry.
+#[derive(Debug)]
+pub struct Run<'p> {
+    /// The plan being run.
+    plan: &'p Plan,
+    /// `knocks[i]` is what `plan.targets[i]` sends.
+    knocks: Vec<Knocks>,
+}
+
+impl<'p> Run<'p> {
+    /// The plan this run knocks.
+    pub fn plan(&self) -> &'p Plan {
+        self.plan
+    }
+
+    /// Each target with its knocks, in plan order.
+    pub fn targets(&self) -> impl Iterator<Item = (&'p Target, &Knocks)> {
+        self.plan.targets.iter().zip(&self.knocks)
+    }
 }
 
 /// A line of a one-time sequences file.
@@ -162,96 +203,94 @@ pub enum PlanError {
     Usage(String),
 }
 
-impl Plan {
-    /// Builds the plan from the flags; `config` is the `-c`/`$KNOCKR_CONFIG` path.
-    pub fn new(args: &Request, config: Option<PathBuf>) -> Result<Plan, PlanError> {
-        let output = if args.json {
+impl Request {
+    /// How results are shown; `--color` auto asks the terminal and `NO_COLOR`.
+    fn output(&self) -> Output {
+        if self.json {
             Output::Json
-        } else if args.quiet {
+        } else if self.quiet {
             Output::Quiet
         } else {
             Output::Human {
-                verbose: args.verbose,
-                color: args.color.unwrap_or_else(|| {
+                verbose: self.verbose,
+                color: self.color.unwrap_or_else(|| {
                     // https://no-color.org: a non-empty NO_COLOR turns colour off.
                     use std::io::IsTerminal as _;
                     std::io::stdout().is_terminal()
                         && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty())
                 }),
             }
-        };
-        let flags = Overrides {
-            delay: args.delay,
-            timeout: args.timeout,
-            check: args.check,
+        }
+    }
+
+    /// The settings the flags say, which beat every profile's.
+    fn flags(&self) -> Overrides {
+        Overrides {
+            delay: self.delay,
+            timeout: self.timeout,
+            check: self.check,
             // A source address can only reach its own family.
-            family: if args.ipv4 || args.source.is_some_and(|s| s.is_ipv4()) {
+            family: if self.ipv4 || self.source.is_some_and(|s| s.is_ipv4()) {
                 Some(Family::Ipv4)
-            } else if args.ipv6 || args.source.is_some_and(|s| s.is_ipv6()) {
+            } else if self.ipv6 || self.source.is_some_and(|s| s.is_ipv6()) {
                 Some(Family::Ipv6)
             } else {
                 None
             },
-            mode: args.mode,
+            mode: self.mode,
             ..Overrides::default()
-        };
+        }
+    }
+}
 
-        let targets = if args.ports.is_empty() {
-            if args.targets.is_empty() {
+impl Plan {
+    /// The planner of `knockr [TARGET...]` and `--every`. `profiles` gives the
+    /// loaded profiles file ([`load_profiles`] at the edge, a parsed text in
+    /// tests); it is called only when the request names profiles, so ad-hoc
+    /// knocks (`-p`) never read the file and a broken one never blocks them.
+    /// Reads nothing else: the knocks themselves come from [`Plan::read_sequences`].
+    pub fn new(
+        request: &Request,
+        profiles: impl FnOnce() -> Result<Profiles, PlanError>,
+    ) -> Result<Plan, PlanError> {
+        let flags = request.flags();
+        let targets = if request.ports.is_empty() {
+            if request.targets.is_empty() {
                 return Err(PlanError::Usage(
                     "nothing to knock: name one or more profiles, or give ports with -p and hosts"
                         .into(),
                 ));
             }
-            let profiles = load_profiles(config)?;
-            profiles
-                .members(&args.targets)?
-                .into_iter()
-                .map(|member| {
-                    let (sequence, one_time_line) = current_sequence(
-                        &member.profile,
-                        &member.sequence,
-                        std::time::SystemTime::now(),
-                    )?;
-                    if one_time_line.is_some() && args.every.is_some() {
-                        return Err(PlanError::Usage(format!(
-                            "profile `{}` knocks one-time sequences, each good for one knock: \
-                             --every would repeat a used one; knock it without --every",
-                            member.profile
-                        )));
-                    }
-                    let rolling = match &member.sequence {
-                        config::Sequence::Otp(otp) => Some(otp.clone()),
-                        _ => None,
-                    };
-                    Ok(Target {
-                        sequence,
-                        one_time_line,
-                        rolling,
-                        profile: Some(member.profile),
-                        host: member.host,
-                        settings: settle(flags.clone().or(&member.settings)),
-                    })
-                })
-                .collect::<Result<Vec<_>, PlanError>>()?
+            let targets = profile_targets(&profiles()?, &request.targets, &flags)?;
+            if request.every.is_some()
+                && let Some(target) = targets
+                    .iter()
+                    .find(|t| matches!(t.sequence, Sequence::OneTime(_)))
+            {
+                return Err(PlanError::Usage(format!(
+                    "profile `{}` knocks one-time sequences, each good for one knock: \
+                     --every would repeat a used one; knock it without --every",
+                    target.profile.as_deref().unwrap_or_default()
+                )));
+            }
+            targets
         } else {
-            // Ad hoc: the profiles file is not read, so a broken one never blocks this.
-            if args.targets.is_empty() {
+            if request.targets.is_empty() {
                 return Err(PlanError::Usage(
                     "no host to knock: give one or more host names or addresses after the ports"
                         .into(),
                 ));
             }
             let mut sequence = Vec::new();
-            for spec in &args.ports {
-                let knock = knock::parse_knock(spec, args.network).map_err(|err| {
+            for spec in &request.ports {
+                let knock = knock::parse_knock(spec, request.network).map_err(|err| {
                     PlanError::Usage(format!("invalid value {spec:?} for -p/--port: {err}"))
                 })?;
                 sequence.push(knock);
             }
             let settings = settle(flags);
             let mut hosts: Vec<&String> = Vec::new();
-            for host in &args.targets {
+            for host in &request.targets {
                 if !hosts.contains(&host) {
                     hosts.push(host);
                 }
@@ -261,67 +300,86 @@ impl Plan {
                 .map(|host| Target {
                     profile: None,
                     host: host.clone(),
-                    sequence: sequence.clone(),
+                    sequence: Sequence::Fixed(sequence.clone()),
                     settings: settings.clone(),
-                    one_time_line: None,
-                    rolling: None,
                 })
                 .collect()
         };
-        if let Some(source) = args.source
-            && (args.ipv4 && source.is_ipv6() || args.ipv6 && source.is_ipv4())
+        if let Some(source) = request.source
+            && (request.ipv4 && source.is_ipv6() || request.ipv6 && source.is_ipv4())
         {
             return Err(PlanError::Usage(format!(
                 "--source {source} is of the other address family than {}",
-                if args.ipv4 { "-4" } else { "-6" }
+                if request.ipv4 { "-4" } else { "-6" }
             )));
         }
         Ok(Plan {
             targets,
-            output,
+            output: request.output(),
             conduct: Conduct {
-                dry_run: args.dry_run,
-                all_addresses: args.all_addresses,
-                retry: args.retry,
+                dry_run: request.dry_run,
+                all_addresses: request.all_addresses,
+                retry: request.retry,
                 bind: Bind {
-                    source: args.source,
-                    interface: args.interface.clone(),
+                    source: request.source,
+                    interface: request.interface.clone(),
                 },
             },
         })
     }
-}
 
-impl Plan {
-    /// The plan as it stands at `now`: time-based targets get the sequence
-    /// of the current time step (a secret file changed meanwhile is read again).
-    pub fn at(&self, now: std::time::SystemTime) -> Result<Plan, PlanError> {
-        let mut plan = self.clone();
-        for target in &mut plan.targets {
-            if let (Some(rolling), Some(profile)) = (&target.rolling, &target.profile) {
-                let sequence = config::Sequence::Otp(rolling.clone());
-                target.sequence = current_sequence(profile, &sequence, now)?.0;
-            }
-        }
-        Ok(plan)
+    /// Each target's knocks if knocked at `now`: the fixed ones, the first
+    /// unused line of a one-time sequences file, or the sequence a secret
+    /// gives for the time step of `now`. The one step of knocking that reads
+    /// those files (a secret again each time: `--every` picks up a changed one).
+    pub fn read_sequences(&self, now: SystemTime) -> Result<Run<'_>, PlanError> {
+        let knocks = self
+            .targets
+            .iter()
+            .map(|target| read_knocks(target, now))
+            .collect::<Result<_, _>>()?;
+        Ok(Run { plan: self, knocks })
     }
 }
 
-/// The knocks a profile sends at `now`: its fixed sequence, the one its
-/// secret gives for the current time step, or the first unused line of its
-/// one-time sequences file (returned too, to be marked once knocked).
-pub fn current_sequence(
-    profile: &str,
-    sequence: &config::Sequence,
-    now: std::time::SystemTime,
-) -> Result<(Vec<Knock>, Option<OneTimeLine>), PlanError> {
-    match sequence {
-        config::Sequence::Fixed(knocks) => Ok((knocks.clone(), None)),
-        config::Sequence::OneTime(file) => match crate::config::onetime::current(file, |_| None) {
-            Ok(Some((index, knocks))) => {
-                let file = file.clone();
-                Ok((knocks, Some(OneTimeLine { file, index })))
-            }
+/// The planner every subcommand that knocks a profile, or needs its knock,
+/// goes through (`knockr PROFILE...`, `--every`, `connect`, `routeros rules`):
+/// every host of the profiles `names` (groups expanded, each (profile, host)
+/// once, in order), with `flags` over each profile's settings.
+pub fn profile_targets(
+    profiles: &Profiles,
+    names: &[String],
+    flags: &Overrides,
+) -> Result<Vec<Target>, PlanError> {
+    Ok(profiles
+        .members(names)?
+        .into_iter()
+        .map(|member| Target {
+            settings: settle(flags.clone().or(&member.settings)),
+            profile: Some(member.profile),
+            host: member.host,
+            sequence: member.sequence,
+        })
+        .collect())
+}
+
+/// What `target` sends if knocked at `now`; reads its one-time file or secret.
+fn read_knocks(target: &Target, now: SystemTime) -> Result<Knocks, PlanError> {
+    // Only profiles have one-time and time-based sequences, so a name is there.
+    let profile = target.profile.as_deref().unwrap_or_default();
+    match &target.sequence {
+        Sequence::Fixed(knocks) => Ok(Knocks {
+            sequence: knocks.clone(),
+            one_time_line: None,
+        }),
+        Sequence::OneTime(file) => match crate::config::onetime::current(file, |_| None) {
+            Ok(Some((index, sequence))) => Ok(Knocks {
+                sequence,
+                one_time_line: Some(OneTimeLine {
+                    file: file.clone(),
+                    index,
+                }),
+            }),
             Ok(None) => Err(PlanError::Usage(format!(
                 "profile `{profile}`: every sequence in {} is used: append new lines (the same \
                  as the server's one_time_sequences file)",
@@ -332,28 +390,33 @@ pub fn current_sequence(
                 file.display()
             ))),
         },
-        config::Sequence::Otp(otp) => {
-            let secret = crate::config::secret::load(&otp.secret)
+        Sequence::Otp(otp) => {
+            let secret = crate::config::secret::load_secret(&otp.secret)
                 .map_err(|err| PlanError::Usage(format!("profile `{profile}`: {err}")))?;
-            let unix = now
-                .duration_since(std::time::UNIX_EPOCH)
-                .unwrap_or_default()
-                .as_secs();
-            let step = otp.spec.step_of(unix);
-            Ok((otp.spec.sequence(&secret, &otp.door, step), None))
+            Ok(Knocks {
+                sequence: time_based(otp, &secret, now),
+                one_time_line: None,
+            })
         }
     }
+}
+
+/// The time-based knocks of `otp` for the time step `now` falls in.
+fn time_based(otp: &OtpSequence, secret: &Secret, now: SystemTime) -> Vec<Knock> {
+    let unix = now.duration_since(UNIX_EPOCH).unwrap_or_default().as_secs();
+    otp.spec
+        .sequence(secret.bytes(), &otp.door, otp.spec.step_of(unix))
 }
 
 /// Marks used each one-time line whose knocks all went out to at least one
 /// address of its target (a dry run sends none, so marks none). A line that
 /// was not sent stays unused: the server is still waiting for it. Returns a
 /// message for each line that could not be marked.
-pub fn spend_one_time_lines(plan: &Plan, report: &crate::client::report::Report) -> Vec<String> {
+pub fn spend_one_time_lines(run: &Run, report: &crate::client::report::Report) -> Vec<String> {
     let mut spent: Vec<&OneTimeLine> = Vec::new();
     let mut problems = Vec::new();
-    for target in &plan.targets {
-        let Some(line) = &target.one_time_line else {
+    for (target, knocks) in run.targets() {
+        let Some(line) = &knocks.one_time_line else {
             continue;
         };
         let sent = report.targets.iter().any(|r| {
@@ -406,6 +469,11 @@ mod tests {
     use super::*;
     use crate::core::knock::Proto;
 
+    /// The profiles loader of an ad-hoc knock, which must never call it.
+    fn unread() -> Result<Profiles, PlanError> {
+        panic!("an ad-hoc knock read the profiles file")
+    }
+
     #[test]
     fn flags_beat_profile_beats_defaults_beats_builtin() {
         let defaults = Overrides {
@@ -442,11 +510,11 @@ mod tests {
             network: Proto::Udp,
             ..Default::default()
         };
-        let plan = Plan::new(&args, None).unwrap();
+        let plan = Plan::new(&args, unread).unwrap();
         assert_eq!(plan.targets.len(), 2);
         assert_eq!(
             plan.targets[0].sequence,
-            vec![
+            Sequence::Fixed(vec![
                 Knock {
                     port: 7000,
                     proto: Proto::Udp
@@ -455,7 +523,7 @@ mod tests {
                     port: 8000,
                     proto: Proto::Tcp
                 }
-            ]
+            ])
         );
         assert_eq!(plan.targets[1].host, "b");
         assert_eq!(plan.targets[0].profile, None);
@@ -468,7 +536,7 @@ mod tests {
             ports: vec!["70000".into()],
             ..Default::default()
         };
-        let err = Plan::new(&args, None).unwrap_err().to_string();
+        let err = Plan::new(&args, unread).unwrap_err().to_string();
         assert_eq!(
             err,
             "invalid value \"70000\" for -p/--port: port 70000 is out of range: expected 1..=65535"

@@ -55,16 +55,17 @@ impl KnockReport {
 }
 
 impl TargetReport {
-    /// Nothing sent yet: every knock listed as not sent.
+    /// Nothing sent yet: every knock of `sequence` listed as not sent.
     pub fn new(
         target: &crate::client::plan::Target,
+        sequence: &[crate::core::knock::Knock],
         address: Option<std::net::IpAddr>,
     ) -> TargetReport {
         TargetReport {
             profile: target.profile.clone(),
             host: target.host.clone(),
             address: address.map(|ip| ip.to_string()),
-            knocks: KnockReport::unsent(&target.sequence),
+            knocks: KnockReport::unsent(sequence),
             check: None,
             rounds: 0,
             ok: false,
