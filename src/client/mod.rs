@@ -42,6 +42,7 @@ pub async fn run(run: &Run<'_>) -> Report {
             knocks.sequence.len(),
         );
         let job = Job {
+            index,
             target: target.clone(),
             sequence: knocks.sequence.clone(),
         };
@@ -63,6 +64,8 @@ pub async fn run(run: &Run<'_>) -> Report {
 
 /// One target as its task knocks it: where and how, and this run's knocks.
 struct Job {
+    /// Its place in the plan, which its reports carry.
+    index: usize,
     /// The planned target: host, profile, settings.
     target: Target,
     /// What it sends this time, in order.
@@ -92,7 +95,7 @@ async fn knock_target(
         Err(err) => {
             progress.step(format!("FAILED: {err}"));
             progress.finish();
-            let mut report = TargetReport::new(target, &job.sequence, None);
+            let mut report = TargetReport::new(job.index, target, &job.sequence, None);
             report.error = Some(err.to_string());
             return vec![report];
         }
@@ -144,7 +147,7 @@ async fn knock_address(
     progress: &TargetProgress,
     conduct: &Conduct,
 ) -> TargetReport {
-    let mut report = TargetReport::new(&job.target, &job.sequence, Some(ip));
+    let mut report = TargetReport::new(job.index, &job.target, &job.sequence, Some(ip));
     if conduct.dry_run {
         report.ok = true;
         return report;

@@ -12,6 +12,7 @@
 use std::path::PathBuf;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use crate::client::report::Report;
 use crate::config::profiles::{
     self as config, ConfigError, OtpSequence, Overrides, Profiles, Sequence,
 };
@@ -412,23 +413,9 @@ fn time_based(otp: &OtpSequence, secret: &Secret, now: SystemTime) -> Vec<Knock>
 /// address of its target (a dry run sends none, so marks none). A line that
 /// was not sent stays unused: the server is still waiting for it. Returns a
 /// message for each line that could not be marked.
-pub fn spend_one_time_lines(run: &Run, report: &crate::client::report::Report) -> Vec<String> {
-    let mut spent: Vec<&OneTimeLine> = Vec::new();
+pub fn spend_one_time_lines(run: &Run, report: &Report) -> Vec<String> {
     let mut problems = Vec::new();
-    for (target, knocks) in run.targets() {
-        let Some(line) = &knocks.one_time_line else {
-            continue;
-        };
-        let sent = report.targets.iter().any(|r| {
-            r.profile == target.profile
-                && r.host == target.host
-                && !r.knocks.is_empty()
-                && r.knocks.iter().all(|k| k.sent)
-        });
-        if !sent || spent.contains(&line) {
-            continue;
-        }
-        spent.push(line);
+    for line in knocked_lines(run, report) {
         if let Err(err) = crate::config::onetime::consume(&line.file, line.index) {
             problems.push(format!(
                 "the one-time sequence on line {} of {} was knocked but cannot be marked used \
@@ -439,6 +426,26 @@ pub fn spend_one_time_lines(run: &Run, report: &crate::client::report::Report) -
         }
     }
     problems
+}
+
+/// The one-time lines of `run` that a target sent in full to one of its
+/// addresses, each once (hosts of one profile share a line). A report is tied
+/// to its target by the target's index, never by names that could repeat.
+fn knocked_lines<'r>(run: &'r Run, report: &Report) -> Vec<&'r OneTimeLine> {
+    let mut knocked: Vec<&OneTimeLine> = Vec::new();
+    for (index, (_, knocks)) in run.targets().enumerate() {
+        let Some(line) = &knocks.one_time_line else {
+            continue;
+        };
+        let sent = report
+            .targets
+            .iter()
+            .any(|r| r.target == index && !r.knocks.is_empty() && r.knocks.iter().all(|k| k.sent));
+        if sent && !knocked.contains(&line) {
+            knocked.push(line);
+        }
+    }
+    knocked
 }
 
 /// Loads the profiles file named by `-c`/`$KNOCKR_CONFIG`, else the default one.
@@ -541,5 +548,92 @@ mod tests {
             err,
             "invalid value \"70000\" for -p/--port: port 70000 is out of range: expected 1..=65535"
         );
+    }
+
+    /// A report of `target` whose knocks were sent (`sent` of them) or not.
+    fn reported(target: usize, sent: &[bool]) -> crate::client::report::TargetReport {
+        let plan_target = Target {
+            profile: Some("p".into()),
+            host: "h".into(),
+            sequence: Sequence::Fixed(Vec::new()),
+            settings: settle(Overrides::default()),
+        };
+        let knocks: Vec<Knock> = sent
+            .iter()
+            .map(|_| Knock {
+                port: 1,
+                proto: Proto::Udp,
+            })
+            .collect();
+        let mut report =
+            crate::client::report::TargetReport::new(target, &plan_target, &knocks, None);
+        for (knock, sent) in report.knocks.iter_mut().zip(sent) {
+            knock.sent = *sent;
+        }
+        report
+    }
+
+    #[test]
+    fn a_one_time_line_is_spent_once_and_only_by_its_own_target_sending_it_all() {
+        let line = |file: &str| OneTimeLine {
+            file: PathBuf::from(file),
+            index: 3,
+        };
+        let target = |profile: &str, host: &str| Target {
+            profile: Some(profile.into()),
+            host: host.into(),
+            sequence: Sequence::OneTime(PathBuf::from("a")),
+            settings: settle(Overrides::default()),
+        };
+        // Two hosts of one profile share line 4 of `a`; a third target of
+        // another profile has line 4 of `b`.
+        let plan = Plan {
+            targets: vec![
+                target("once", "h1"),
+                target("once", "h2"),
+                target("other", "h3"),
+            ],
+            output: Output::Quiet,
+            conduct: Conduct::default(),
+        };
+        let knocks = |file: &str| Knocks {
+            sequence: vec![Knock {
+                port: 1,
+                proto: Proto::Udp,
+            }],
+            one_time_line: Some(line(file)),
+        };
+        let run = Run {
+            plan: &plan,
+            knocks: vec![knocks("a"), knocks("a"), knocks("b")],
+        };
+        let report = |targets| Report {
+            ok: true,
+            dry_run: false,
+            targets,
+        };
+        // h1 sent all, h2 too: `a` is spent once; h3's second address sent
+        // only part, its first nothing: `b` stays unused.
+        let both = report(vec![
+            reported(0, &[true]),
+            reported(1, &[true]),
+            reported(2, &[false]),
+            reported(2, &[true, false]),
+        ]);
+        assert_eq!(knocked_lines(&run, &both), [&line("a")]);
+        // Only the third target sent: its own line, not the first two's.
+        let third = report(vec![
+            reported(0, &[false]),
+            reported(1, &[true, false]),
+            reported(2, &[true]),
+        ]);
+        assert_eq!(knocked_lines(&run, &third), [&line("b")]);
+        // A dry run sends nothing, so spends nothing.
+        let dry = report(vec![
+            reported(0, &[false]),
+            reported(1, &[false]),
+            reported(2, &[false]),
+        ]);
+        assert!(knocked_lines(&run, &dry).is_empty());
     }
 }

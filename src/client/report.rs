@@ -21,9 +21,13 @@ pub struct Report {
     pub targets: Vec<TargetReport>,
 }
 
-/// One (profile, host) pair.
+/// One (profile, host) pair, or one address of it with `--all-addresses`.
 #[derive(Debug, Clone, Serialize)]
 pub struct TargetReport {
+    /// Which of the plan's targets this reports on: its index in plan order.
+    /// Not in the JSON, which lists targets in that order.
+    #[serde(skip)]
+    pub target: usize,
     pub profile: Option<String>,
     pub host: String,
     /// The address knocked; `None` when the host did not resolve.
@@ -56,12 +60,15 @@ impl KnockReport {
 
 impl TargetReport {
     /// Nothing sent yet: every knock of `sequence` listed as not sent.
+    /// `index` is the target's place in the plan.
     pub fn new(
+        index: usize,
         target: &crate::client::plan::Target,
         sequence: &[crate::core::knock::Knock],
         address: Option<std::net::IpAddr>,
     ) -> TargetReport {
         TargetReport {
+            target: index,
             profile: target.profile.clone(),
             host: target.host.clone(),
             address: address.map(|ip| ip.to_string()),
@@ -311,6 +318,7 @@ mod tests {
             dry_run: false,
             targets: vec![
                 TargetReport {
+                    target: 0,
                     profile: Some("home".into()),
                     host: "127.0.0.1".into(),
                     address: Some("127.0.0.1".into()),
@@ -334,6 +342,7 @@ mod tests {
                     error: None,
                 },
                 TargetReport {
+                    target: 1,
                     profile: None,
                     host: "nowhere.invalid".into(),
                     address: None,
