@@ -2,7 +2,7 @@
 //! relay stdin and stdout to it — what ssh's `ProxyCommand` wants. Nothing
 //! but the relayed bytes may reach stdout; everything else goes to stderr.
 
-use std::net::{IpAddr, SocketAddr};
+use std::net::SocketAddr;
 
 use anyhow::Context;
 use tokio::io::{AsyncWriteExt, copy};
@@ -91,11 +91,8 @@ pub async fn connect(connection: &Connection, run: &Run<'_>) -> anyhow::Result<E
         );
         return Ok(ExitCode::Failure);
     }
-    let ip: IpAddr = target
-        .address
-        .as_deref()
-        .and_then(|a| a.parse().ok())
-        .context("the knocked address")?;
+    // A target that is ok was knocked, so it has an address.
+    let ip = target.address.context("the knocked address")?;
     relay(SocketAddr::new(ip, connection.port)).await?;
     Ok(ExitCode::Success)
 }

@@ -66,7 +66,7 @@ fn sources(report: &Report) -> Vec<Option<IpAddr>> {
     report
         .targets
         .iter()
-        .filter_map(|t| t.address.as_deref()?.parse::<IpAddr>().ok())
+        .filter_map(|t| t.address)
         .map(route_source)
         .collect()
 }

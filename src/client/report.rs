@@ -4,6 +4,7 @@
 //! reaches a terminal; JSON escapes it by itself.
 
 use std::io::{self, Write};
+use std::net::IpAddr;
 use std::time::Duration;
 
 use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
@@ -30,8 +31,9 @@ pub struct TargetReport {
     pub target: usize,
     pub profile: Option<String>,
     pub host: String,
-    /// The address knocked; `None` when the host did not resolve.
-    pub address: Option<String>,
+    /// The address knocked; `None` when the host did not resolve. JSON has
+    /// it as the string `IpAddr` displays.
+    pub address: Option<IpAddr>,
     pub knocks: Vec<KnockReport>,
     pub check: Option<CheckReport>,
     /// Rounds of knocks sent: 1, more with `--retry` when the check found the port closed.
@@ -65,13 +67,13 @@ impl TargetReport {
         index: usize,
         target: &crate::client::plan::Target,
         sequence: &[crate::core::knock::Knock],
-        address: Option<std::net::IpAddr>,
+        address: Option<IpAddr>,
     ) -> TargetReport {
         TargetReport {
             target: index,
             profile: target.profile.clone(),
             host: target.host.clone(),
-            address: address.map(|ip| ip.to_string()),
+            address,
             knocks: KnockReport::unsent(sequence),
             check: None,
             rounds: 0,
@@ -158,7 +160,7 @@ fn write_summary(report: &Report, color: bool, out: &mut dyn Write) -> io::Resul
                 .profile
                 .as_deref()
                 .map_or("-".into(), |p| sanitize(p).into_owned());
-            let address = t.address.clone().unwrap_or_else(|| "-".into());
+            let address = t.address.map_or("-".into(), |ip| ip.to_string());
             let sent = t.knocks.iter().filter(|k| k.sent).count();
             let result = if report.dry_run {
                 let knocks: Vec<String> = t
@@ -321,7 +323,7 @@ mod tests {
                     target: 0,
                     profile: Some("home".into()),
                     host: "127.0.0.1".into(),
-                    address: Some("127.0.0.1".into()),
+                    address: Some(IpAddr::from([127, 0, 0, 1])),
                     knocks: vec![KnockReport {
                         port: 7000,
                         proto: "tcp",
@@ -382,5 +384,30 @@ mod tests {
         )
         .unwrap();
         insta::assert_snapshot!(String::from_utf8(out).unwrap());
+    }
+
+    /// The report keeps addresses as `IpAddr`; scripts still read the string.
+    #[test]
+    fn addresses_are_written_as_they_display_in_json_and_the_summary() {
+        let mut report = sample();
+        report.targets[0].address = Some("2001:db8::7".parse().unwrap());
+        let json = serde_json::to_string(&report).unwrap();
+        assert!(json.contains(r#""address":"2001:db8::7""#), "{json}");
+        assert!(json.contains(r#""address":null"#), "{json}");
+        let mut out = Vec::new();
+        write(
+            &report,
+            Output::Human {
+                verbose: false,
+                color: false,
+            },
+            &mut out,
+        )
+        .unwrap();
+        let summary = String::from_utf8(out).unwrap();
+        assert!(
+            summary.lines().next().unwrap().contains("  2001:db8::7  "),
+            "{summary}"
+        );
     }
 }
