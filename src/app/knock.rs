@@ -22,7 +22,7 @@ pub(super) fn run(args: &KnockArgs, config: Option<PathBuf>) -> anyhow::Result<E
     report::failures_if_quiet(&report, plan.output);
     let unmarked = plan::spend_one_time_lines(&run, &report);
     for problem in &unmarked {
-        eprintln!("knockr: {}", sanitize(problem));
+        eprintln!("knockr: {}", sanitize(&problem.to_string()));
     }
     let code = ExitCode::from_ok(report.ok && unmarked.is_empty());
     match report::write(&report, plan.output, &mut stdout).and_then(|()| stdout.flush()) {

@@ -79,7 +79,7 @@ impl Connection {
 pub async fn connect(connection: &Connection, run: &Run<'_>) -> anyhow::Result<ExitCode> {
     let report = crate::client::run(run).await;
     for problem in plan::spend_one_time_lines(run, &report) {
-        eprintln!("knockr: {}", sanitize(&problem));
+        eprintln!("knockr: {}", sanitize(&problem.to_string()));
     }
     let target = &report.targets[0];
     if !target.ok {

@@ -16,7 +16,7 @@ use crate::client::report::Report;
 use crate::config::profiles::{
     self as config, ConfigError, OtpSequence, Overrides, Profiles, Sequence,
 };
-use crate::core::knock::{self, Family, Knock, Mode, Proto};
+use crate::core::knock::{self, Family, Knock, Mode, Proto, SpecError};
 use crate::core::secret::Secret;
 
 /// Built-in defaults, documented in `profiles.example.toml` and the README.
@@ -195,11 +195,58 @@ pub struct Request {
     pub color: Option<bool>,
 }
 
-/// A plan that cannot be made; exits 2.
+/// A plan that cannot be made: nothing is sent, and knockr exits 2. Each
+/// message is one sentence naming the value and what would be accepted.
 #[derive(Debug, thiserror::Error)]
 pub enum PlanError {
+    /// The profiles file is refused, or names no such profile.
     #[error(transparent)]
     Config(#[from] ConfigError),
+    #[error("nothing to knock: name one or more profiles, or give ports with -p and hosts")]
+    NothingToKnock,
+    #[error("no host to knock: give one or more host names or addresses after the ports")]
+    NoHost,
+    #[error("invalid value {spec:?} for -p/--port: {error}")]
+    BadPort { spec: String, error: SpecError },
+    #[error("--source {address} is of the other address family than {flag}")]
+    SourceFamily {
+        /// The `--source` address.
+        address: std::net::IpAddr,
+        /// `-4` or `-6`.
+        flag: &'static str,
+    },
+    #[error(
+        "profile `{profile}` knocks one-time sequences, each good for one knock: \
+         --every would repeat a used one; knock it without --every"
+    )]
+    EveryOneTime { profile: String },
+    #[error(
+        "profile `{profile}`: every sequence in {} is used: append new lines (the same \
+         as the server's one_time_sequences file)",
+        file.display()
+    )]
+    OneTimeUsedUp { profile: String, file: PathBuf },
+    #[error(
+        "profile `{profile}`: cannot read its one_time_sequences file {}: {error}",
+        file.display()
+    )]
+    OneTimeUnreadable {
+        profile: String,
+        file: PathBuf,
+        error: std::io::Error,
+    },
+    /// The secret file or variable of a time-based profile; `error` names it.
+    #[error("profile `{profile}`: {error}")]
+    Secret { profile: String, error: String },
+    #[error("cannot find the home directory for the profiles file: give one with -c FILE")]
+    NoHome,
+    #[error(
+        "there is no profiles file at {}: create one (see profiles.example.toml), \
+         name one with -c FILE, or knock ad hoc with -p PORT HOST",
+        path.display()
+    )]
+    NoProfilesFile { path: PathBuf },
+    /// Another usage error of a subcommand, said in a sentence of its own.
     #[error("{0}")]
     Usage(String),
 }
@@ -257,10 +304,7 @@ impl Plan {
         let flags = request.flags();
         let targets = if request.ports.is_empty() {
             if request.targets.is_empty() {
-                return Err(PlanError::Usage(
-                    "nothing to knock: name one or more profiles, or give ports with -p and hosts"
-                        .into(),
-                ));
+                return Err(PlanError::NothingToKnock);
             }
             let targets = profile_targets(&profiles()?, &request.targets, &flags)?;
             if request.every.is_some()
@@ -268,24 +312,22 @@ impl Plan {
                     .iter()
                     .find(|t| matches!(t.sequence, Sequence::OneTime(_)))
             {
-                return Err(PlanError::Usage(format!(
-                    "profile `{}` knocks one-time sequences, each good for one knock: \
-                     --every would repeat a used one; knock it without --every",
-                    target.profile.as_deref().unwrap_or_default()
-                )));
+                return Err(PlanError::EveryOneTime {
+                    profile: target.profile.clone().unwrap_or_default(),
+                });
             }
             targets
         } else {
             if request.targets.is_empty() {
-                return Err(PlanError::Usage(
-                    "no host to knock: give one or more host names or addresses after the ports"
-                        .into(),
-                ));
+                return Err(PlanError::NoHost);
             }
             let mut sequence = Vec::new();
             for spec in &request.ports {
-                let knock = knock::parse_knock(spec, request.network).map_err(|err| {
-                    PlanError::Usage(format!("invalid value {spec:?} for -p/--port: {err}"))
+                let knock = knock::parse_knock(spec, request.network).map_err(|error| {
+                    PlanError::BadPort {
+                        spec: spec.clone(),
+                        error,
+                    }
                 })?;
                 sequence.push(knock);
             }
@@ -309,10 +351,10 @@ impl Plan {
         if let Some(source) = request.source
             && (request.ipv4 && source.is_ipv6() || request.ipv6 && source.is_ipv4())
         {
-            return Err(PlanError::Usage(format!(
-                "--source {source} is of the other address family than {}",
-                if request.ipv4 { "-4" } else { "-6" }
-            )));
+            return Err(PlanError::SourceFamily {
+                address: source,
+                flag: if request.ipv4 { "-4" } else { "-6" },
+            });
         }
         Ok(Plan {
             targets,
@@ -381,19 +423,23 @@ fn read_knocks(target: &Target, now: SystemTime) -> Result<Knocks, PlanError> {
                     index,
                 }),
             }),
-            Ok(None) => Err(PlanError::Usage(format!(
-                "profile `{profile}`: every sequence in {} is used: append new lines (the same \
-                 as the server's one_time_sequences file)",
-                file.display()
-            ))),
-            Err(err) => Err(PlanError::Usage(format!(
-                "profile `{profile}`: cannot read its one_time_sequences file {}: {err}",
-                file.display()
-            ))),
+            Ok(None) => Err(PlanError::OneTimeUsedUp {
+                profile: profile.to_string(),
+                file: file.clone(),
+            }),
+            Err(error) => Err(PlanError::OneTimeUnreadable {
+                profile: profile.to_string(),
+                file: file.clone(),
+                error,
+            }),
         },
         Sequence::Otp(otp) => {
-            let secret = crate::config::secret::load_secret(&otp.secret)
-                .map_err(|err| PlanError::Usage(format!("profile `{profile}`: {err}")))?;
+            let secret = crate::config::secret::load_secret(&otp.secret).map_err(|error| {
+                PlanError::Secret {
+                    profile: profile.to_string(),
+                    error,
+                }
+            })?;
             Ok(Knocks {
                 sequence: time_based(otp, &secret, now),
                 one_time_line: None,
@@ -411,21 +457,35 @@ fn time_based(otp: &OtpSequence, secret: &Secret, now: SystemTime) -> Vec<Knock>
 
 /// Marks used each one-time line whose knocks all went out to at least one
 /// address of its target (a dry run sends none, so marks none). A line that
-/// was not sent stays unused: the server is still waiting for it. Returns a
-/// message for each line that could not be marked.
-pub fn spend_one_time_lines(run: &Run, report: &Report) -> Vec<String> {
-    let mut problems = Vec::new();
-    for line in knocked_lines(run, report) {
-        if let Err(err) = crate::config::onetime::consume(&line.file, line.index) {
-            problems.push(format!(
-                "the one-time sequence on line {} of {} was knocked but cannot be marked used \
-                 ({err}): put a # at the start of that line, or the next knock repeats it",
-                line.index + 1,
-                line.file.display()
-            ));
-        }
-    }
-    problems
+/// was not sent stays unused: the server is still waiting for it. Returns the
+/// lines that could not be marked.
+pub fn spend_one_time_lines(run: &Run, report: &Report) -> Vec<Unmarked> {
+    knocked_lines(run, report)
+        .into_iter()
+        .filter_map(|line| {
+            let error = crate::config::onetime::consume(&line.file, line.index).err()?;
+            Some(Unmarked {
+                line: line.clone(),
+                error,
+            })
+        })
+        .collect()
+}
+
+/// A one-time line that was knocked but could not be marked used: the run
+/// fails (exit 1), since the next knock would repeat it.
+#[derive(Debug, thiserror::Error)]
+#[error(
+    "the one-time sequence on line {} of {} was knocked but cannot be marked used \
+     ({error}): put a # at the start of that line, or the next knock repeats it",
+    line.index + 1,
+    line.file.display()
+)]
+pub struct Unmarked {
+    /// The line knocked.
+    pub line: OneTimeLine,
+    /// Why it could not be rewritten.
+    pub error: std::io::Error,
 }
 
 /// The one-time lines of `run` that a target sent in full to one of its
@@ -453,18 +513,9 @@ pub fn load_profiles(config: Option<PathBuf>) -> Result<Profiles, PlanError> {
     match config {
         Some(path) => Ok(Profiles::load(&path)?),
         None => {
-            let path = config::default_path().ok_or_else(|| {
-                PlanError::Usage(
-                    "cannot find the home directory for the profiles file: give one with -c FILE"
-                        .into(),
-                )
-            })?;
+            let path = config::default_path().ok_or(PlanError::NoHome)?;
             if !path.exists() {
-                return Err(PlanError::Usage(format!(
-                    "there is no profiles file at {}: create one (see profiles.example.toml), \
-                     name one with -c FILE, or knock ad hoc with -p PORT HOST",
-                    path.display()
-                )));
+                return Err(PlanError::NoProfilesFile { path });
             }
             Ok(Profiles::load(&path)?)
         }
@@ -635,5 +686,49 @@ mod tests {
             reported(2, &[false]),
         ]);
         assert!(knocked_lines(&run, &dry).is_empty());
+    }
+
+    #[test]
+    fn a_knocked_line_that_cannot_be_marked_says_which_and_what_to_do() {
+        let plan = Plan {
+            targets: vec![Target {
+                profile: Some("once".into()),
+                host: "h".into(),
+                sequence: Sequence::OneTime(PathBuf::from("/nonexistent/list")),
+                settings: settle(Overrides::default()),
+            }],
+            output: Output::Quiet,
+            conduct: Conduct::default(),
+        };
+        let run = Run {
+            plan: &plan,
+            knocks: vec![Knocks {
+                sequence: vec![Knock {
+                    port: 1,
+                    proto: Proto::Udp,
+                }],
+                one_time_line: Some(OneTimeLine {
+                    file: PathBuf::from("/nonexistent/list"),
+                    index: 1,
+                }),
+            }],
+        };
+        let report = Report {
+            ok: true,
+            dry_run: false,
+            targets: vec![reported(0, &[true])],
+        };
+        let unmarked: Vec<String> = spend_one_time_lines(&run, &report)
+            .iter()
+            .map(ToString::to_string)
+            .collect();
+        assert_eq!(
+            unmarked,
+            [
+                "the one-time sequence on line 2 of /nonexistent/list was knocked but cannot be \
+              marked used (No such file or directory (os error 2)): put a # at the start of \
+              that line, or the next knock repeats it"
+            ]
+        );
     }
 }
