@@ -24,7 +24,10 @@ pub(super) fn run(args: &KnockArgs, config: Option<PathBuf>) -> anyhow::Result<E
     for problem in &unmarked {
         eprintln!("knockr: {}", sanitize(&problem.to_string()));
     }
-    let code = ExitCode::from_ok(report.ok && unmarked.is_empty());
+    // A line knocked but not marked used fails the run: the next knock would repeat it.
+    let code = report
+        .exit_code()
+        .merge(ExitCode::from_ok(unmarked.is_empty()));
     match report::write(&report, plan.output, &mut stdout).and_then(|()| stdout.flush()) {
         // The reader went away; the knocks were still made, so the status stands.
         Err(err) if err.kind() == io::ErrorKind::BrokenPipe => Ok(code),

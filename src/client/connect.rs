@@ -82,14 +82,15 @@ pub async fn connect(connection: &Connection, run: &Run<'_>) -> anyhow::Result<E
         eprintln!("knockr: {}", sanitize(&problem.to_string()));
     }
     let target = &report.targets[0];
-    if !target.ok {
+    let code = report.exit_code();
+    if code != ExitCode::Success {
         eprintln!(
             "knockr: {} {}: {}",
             sanitize(&connection.profile),
             sanitize(&target.host),
             sanitize(target.error.as_deref().unwrap_or("failed"))
         );
-        return Ok(ExitCode::Failure);
+        return Ok(code);
     }
     // A target that is ok was knocked, so it has an address.
     let ip = target.address.context("the knocked address")?;

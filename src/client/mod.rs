@@ -54,12 +54,10 @@ pub async fn run(run: &Run<'_>) -> Report {
         let (index, reports) = joined.expect("a knock task panicked");
         targets[index] = reports;
     }
-    let targets: Vec<TargetReport> = targets.into_iter().flatten().collect();
-    Report {
-        ok: targets.iter().all(|t| t.ok),
-        dry_run: plan.conduct.dry_run,
-        targets,
-    }
+    Report::new(
+        plan.conduct.dry_run,
+        targets.into_iter().flatten().collect(),
+    )
 }
 
 /// One target as its task knocks it: where and how, and this run's knocks.

@@ -12,14 +12,41 @@ use serde::Serialize;
 
 use crate::client::plan::Output;
 use crate::core::text::sanitize;
+use crate::exit_codes::ExitCode;
 
 /// The result of a whole run.
 #[derive(Debug, Clone, Serialize)]
 pub struct Report {
-    /// Every target knocked and every requested check open.
+    /// Every target knocked and every requested check open: the targets'
+    /// merged exit code is success ([`Report::exit_code`]).
     pub ok: bool,
+    /// Nothing was sent: the knocks are what would have been.
     pub dry_run: bool,
+    /// Every target's report, in plan order.
     pub targets: Vec<TargetReport>,
+}
+
+impl Report {
+    /// The report of a run of `targets`.
+    pub fn new(dry_run: bool, targets: Vec<TargetReport>) -> Report {
+        Report {
+            ok: merged(&targets) == ExitCode::Success,
+            dry_run,
+            targets,
+        }
+    }
+
+    /// The run's exit status: every target's, merged (the worst wins).
+    pub fn exit_code(&self) -> ExitCode {
+        merged(&self.targets)
+    }
+}
+
+fn merged(targets: &[TargetReport]) -> ExitCode {
+    targets
+        .iter()
+        .map(TargetReport::exit_code)
+        .fold(ExitCode::Success, ExitCode::merge)
 }
 
 /// One (profile, host) pair, or one address of it with `--all-addresses`.
@@ -61,6 +88,11 @@ impl KnockReport {
 }
 
 impl TargetReport {
+    /// This target's part of the exit status.
+    pub fn exit_code(&self) -> ExitCode {
+        ExitCode::from_ok(self.ok)
+    }
+
     /// Nothing sent yet: every knock of `sequence` listed as not sent.
     /// `index` is the target's place in the plan.
     pub fn new(
@@ -409,5 +441,24 @@ mod tests {
             summary.lines().next().unwrap().contains("  2001:db8::7  "),
             "{summary}"
         );
+    }
+
+    #[test]
+    fn one_failed_target_fails_the_run_and_none_is_a_success() {
+        let [good, bad] = sample().targets.try_into().unwrap();
+        let run = |targets: Vec<TargetReport>| {
+            let report = Report::new(false, targets);
+            (report.exit_code(), report.ok)
+        };
+        assert_eq!(
+            run(vec![good.clone(), good.clone()]),
+            (ExitCode::Success, true)
+        );
+        assert_eq!(
+            run(vec![good.clone(), bad.clone(), good]),
+            (ExitCode::Failure, false)
+        );
+        assert_eq!(run(vec![bad]), (ExitCode::Failure, false));
+        assert_eq!(run(vec![]), (ExitCode::Success, true), "nothing failed");
     }
 }
