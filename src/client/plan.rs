@@ -525,6 +525,7 @@ pub fn load_profiles(config: Option<PathBuf>) -> Result<Profiles, PlanError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::config::profiles::Profile;
     use crate::core::knock::Proto;
 
     /// The profiles loader of an ad-hoc knock, which must never call it.
@@ -729,6 +730,169 @@ mod tests {
               marked used (No such file or directory (os error 2)): put a # at the start of \
               that line, or the next knock repeats it"
             ]
+        );
+    }
+
+    /// A profiles file as text: planning needs it loaded, never read.
+    fn profiles(text: &str) -> Profiles {
+        Profiles::parse(std::path::Path::new("profiles.toml"), text).unwrap()
+    }
+
+    const FILE: &str = r#"
+        [defaults]
+        delay = "1ms"
+        timeout = "2ms"
+        check = 22
+        [profiles.home]
+        hosts = ["h1", "h2"]
+        sequence = ["7000", "8000:udp"]
+        delay = "10ms"
+        [profiles.once]
+        host = "h3"
+        one_time_sequences = "/nonexistent/one-time"
+        [profiles.rolling]
+        host = "h4"
+        secret_env = "KNOCKR_TEST_UNSET_SECRET"
+        otp_step = "30s"
+        [profiles.all]
+        include = ["home", "once", "home"]
+    "#;
+
+    fn knock_profiles(targets: &[&str]) -> Request {
+        Request {
+            targets: targets.iter().map(|t| t.to_string()).collect(),
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn every_subcommand_gets_flags_over_the_profile_over_defaults_over_builtins() {
+        let file = profiles(FILE);
+        let flags = Overrides {
+            timeout: Some(Duration::from_millis(5)),
+            ..Default::default()
+        };
+        let targets = profile_targets(&file, &["all".into()], &flags).unwrap();
+        let hosts: Vec<(&str, &str)> = targets
+            .iter()
+            .map(|t| (t.profile.as_deref().unwrap(), t.host.as_str()))
+            .collect();
+        assert_eq!(hosts, [("home", "h1"), ("home", "h2"), ("once", "h3")]);
+        let home = &targets[0].settings;
+        assert_eq!(home.delay, Duration::from_millis(10), "the profile's");
+        assert_eq!(home.timeout, Duration::from_millis(5), "the flag's");
+        assert_eq!(home.check.map(|c| c.port), Some(22), "[defaults]'");
+        assert_eq!(
+            home.check.map(|c| c.retries),
+            Some(DEFAULT_CHECK_RETRIES),
+            "built in"
+        );
+        assert_eq!(targets[2].settings.delay, Duration::from_millis(1));
+        // The knock command plans the same targets from the same rules.
+        let request = Request {
+            timeout: Some(Duration::from_millis(5)),
+            ..knock_profiles(&["all"])
+        };
+        let plan = Plan::new(&request, || Ok(file.clone())).unwrap();
+        assert_eq!(plan.targets, targets);
+    }
+
+    #[test]
+    fn nothing_to_knock_is_said_before_any_profiles_file_is_read() {
+        let err = Plan::new(&Request::default(), unread).unwrap_err();
+        assert!(matches!(err, PlanError::NothingToKnock), "{err}");
+        let ad_hoc = Request {
+            ports: vec!["7000".into()],
+            ..Default::default()
+        };
+        let err = Plan::new(&ad_hoc, unread).unwrap_err();
+        assert!(matches!(err, PlanError::NoHost), "{err}");
+    }
+
+    #[test]
+    fn every_is_refused_for_a_one_time_profile_without_reading_its_file() {
+        let file = profiles(FILE);
+        let request = Request {
+            every: Some(Duration::from_secs(60)),
+            ..knock_profiles(&["home", "once"])
+        };
+        let err = Plan::new(&request, || Ok(file.clone())).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "profile `once` knocks one-time sequences, each good for one knock: --every would \
+             repeat a used one; knock it without --every"
+        );
+        // Without --every the plan is made; its file is read when the run starts.
+        let plan = Plan::new(&knock_profiles(&["once"]), || Ok(file.clone())).unwrap();
+        let err = plan.read_sequences(UNIX_EPOCH).unwrap_err();
+        assert!(
+            err.to_string().starts_with(
+                "profile `once`: cannot read its one_time_sequences file /nonexistent/one-time: "
+            ),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn a_source_address_picks_the_family_and_one_of_the_other_family_is_refused() {
+        let ad_hoc = |source: &str, ipv4: bool| Request {
+            targets: vec!["gw".into()],
+            ports: vec!["7000".into()],
+            source: Some(source.parse().unwrap()),
+            ipv4,
+            ..Default::default()
+        };
+        let plan = Plan::new(&ad_hoc("2001:db8::1", false), unread).unwrap();
+        assert_eq!(plan.targets[0].settings.family, Family::Ipv6);
+        assert_eq!(
+            plan.conduct.bind.source,
+            Some("2001:db8::1".parse().unwrap())
+        );
+        let err = Plan::new(&ad_hoc("2001:db8::1", true), unread).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "--source 2001:db8::1 is of the other address family than -4"
+        );
+    }
+
+    #[test]
+    fn fixed_sequences_are_read_without_a_file_and_keep_their_order() {
+        let file = profiles(FILE);
+        let plan = Plan::new(&knock_profiles(&["home"]), || Ok(file.clone())).unwrap();
+        let run = plan.read_sequences(UNIX_EPOCH).unwrap();
+        let knocks: Vec<&Knocks> = run.targets().map(|(_, k)| k).collect();
+        assert_eq!(knocks.len(), 2);
+        assert_eq!(knocks[0].sequence.len(), 2);
+        assert_eq!(knocks[0].sequence[1].to_string(), "8000:udp");
+        assert_eq!(knocks[0].one_time_line, None);
+    }
+
+    /// `--every` knocks each round the sequence of that round's step; the
+    /// step must come from the time given, in seconds of the step length.
+    #[test]
+    fn time_based_knocks_are_those_of_the_step_the_given_time_falls_in() {
+        let file = profiles(FILE);
+        let Some(Profile::Hosts {
+            sequence: Sequence::Otp(otp),
+            ..
+        }) = file.profiles.get("rolling")
+        else {
+            panic!("`rolling` is time-based")
+        };
+        let secret = Secret::new(b"12345678901234567890".to_vec());
+        let at = |seconds: u64| time_based(otp, &secret, UNIX_EPOCH + Duration::from_secs(seconds));
+        let of_step = |step: u64| otp.spec.sequence(secret.bytes(), "rolling", step);
+        assert_eq!(at(1_800_000_000), of_step(60_000_000));
+        assert_eq!(at(1_800_000_029), of_step(60_000_000), "the same 30 s step");
+        assert_eq!(at(1_800_000_030), of_step(60_000_001), "the next step");
+        assert_ne!(at(1_800_000_029), at(1_800_000_030));
+        // A secret that cannot be read stops the run before anything is sent.
+        let plan = Plan::new(&knock_profiles(&["rolling"]), || Ok(file.clone())).unwrap();
+        let err = plan.read_sequences(UNIX_EPOCH).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "profile `rolling`: the environment variable KNOCKR_TEST_UNSET_SECRET named by \
+             secret_env is not set (or not UTF-8)"
         );
     }
 }
