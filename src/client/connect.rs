@@ -130,3 +130,67 @@ async fn relay(addr: SocketAddr) -> anyhow::Result<()> {
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn profiles(text: &str) -> Profiles {
+        Profiles::parse(std::path::Path::new("profiles.toml"), text).unwrap()
+    }
+
+    const FILE: &str = r#"
+        [profiles.box]
+        hosts = ["b1", "b2"]
+        sequence = ["7000"]
+        check = 22
+        check_retries = 3
+        [profiles.bare]
+        host = "b3"
+        sequence = ["7000"]
+        [profiles.group]
+        include = ["bare", "box"]
+    "#;
+
+    #[test]
+    fn connect_knocks_the_first_host_quietly_and_waits_for_the_port_it_relays_to() {
+        let file = profiles(FILE);
+        let connection = Connection::new(&file, "box", None).unwrap();
+        assert_eq!(connection.port, 22, "the profile's check port");
+        let [target] = connection.plan.targets.as_slice() else {
+            panic!("one target: {:?}", connection.plan.targets)
+        };
+        assert_eq!(target.host, "b1");
+        assert_eq!(
+            target.settings.check,
+            Some(plan::Check {
+                port: 22,
+                timeout: plan::DEFAULT_CHECK_TIMEOUT,
+                retries: 3
+            })
+        );
+        assert_eq!(
+            connection.plan.output,
+            Output::Quiet,
+            "stdout is the relay's"
+        );
+        // A port given beats the profile's check port, keeping its timings.
+        let connection = Connection::new(&file, "box", Some(2222)).unwrap();
+        assert_eq!(connection.port, 2222);
+        let check = connection.plan.targets[0].settings.check.unwrap();
+        assert_eq!((check.port, check.retries), (2222, 3));
+        // A group connects to its first member's first host.
+        let connection = Connection::new(&file, "group", Some(80)).unwrap();
+        assert_eq!(connection.plan.targets[0].host, "b3");
+        assert_eq!(connection.profile, "group", "messages name it as asked");
+    }
+
+    #[test]
+    fn connect_without_a_port_or_a_check_in_the_profile_is_refused() {
+        let err = Connection::new(&profiles(FILE), "bare", None).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "no port to connect to: give one (knockr connect bare PORT) or set `check` in the profile"
+        );
+    }
+}
