@@ -32,31 +32,28 @@ impl Connection {
         profile: &str,
         port: Option<u16>,
     ) -> Result<Connection, PlanError> {
-        let mut target =
-            plan::profile_targets(profiles, &[profile.to_string()], &Overrides::default())?
-                .into_iter()
-                .next()
-                .ok_or_else(|| {
-                    PlanError::Usage(format!(
-                        "profile `{}` has no host to connect to",
-                        sanitize(profile)
-                    ))
-                })?;
-        let settings = &mut target.settings;
-        let port = port.or(settings.check.map(|c| c.port)).ok_or_else(|| {
+        // The check waits until the port answers: a port given is a flag over
+        // the profile's `check`, as `knockr --check PORT PROFILE` is, so the
+        // profile's check timings apply to it as well.
+        let flags = Overrides {
+            check: port,
+            ..Overrides::default()
+        };
+        let target = plan::profile_targets(profiles, &[profile.to_string()], &flags)?
+            .into_iter()
+            .next()
+            .ok_or_else(|| {
+                PlanError::Usage(format!(
+                    "profile `{}` has no host to connect to",
+                    sanitize(profile)
+                ))
+            })?;
+        let port = target.settings.check.map(|c| c.port).ok_or_else(|| {
             PlanError::Usage(format!(
                 "no port to connect to: give one (knockr connect {} PORT) or set `check` in the profile",
                 sanitize(profile)
             ))
         })?;
-        // The check waits until the port answers; give it the profile's check
-        // timings, or the defaults.
-        let check = settings.check.unwrap_or(plan::Check {
-            port,
-            timeout: plan::DEFAULT_CHECK_TIMEOUT,
-            retries: plan::DEFAULT_CHECK_RETRIES,
-        });
-        settings.check = Some(plan::Check { port, ..check });
         Ok(Connection {
             profile: profile.to_string(),
             plan: Plan {
@@ -191,6 +188,24 @@ mod tests {
         assert_eq!(
             err.to_string(),
             "no port to connect to: give one (knockr connect bare PORT) or set `check` in the profile"
+        );
+    }
+
+    /// The profile's check timings held only when it also set `check`:
+    /// `connect PROFILE PORT` waited 3 s where the profile said 300 ms.
+    #[test]
+    fn regression_a_port_given_to_connect_ignored_the_profiles_check_timings() {
+        let file = profiles(
+            "[defaults]\ncheck_retries = 1\n[profiles.p]\nhost = \"h\"\nsequence = [\"7000\"]\ncheck_timeout = \"300ms\"\n",
+        );
+        let connection = Connection::new(&file, "p", Some(22)).unwrap();
+        assert_eq!(
+            connection.plan.targets[0].settings.check,
+            Some(plan::Check {
+                port: 22,
+                timeout: std::time::Duration::from_millis(300),
+                retries: 1
+            })
         );
     }
 }
