@@ -67,13 +67,17 @@ fn router_knock(profiles: &Profiles, profile: &str) -> Result<(Vec<Knock>, Durat
             "profile `{profile}` is a group: name one of its profiles, whose sequence the router will detect"
         )));
     }
-    match targets.into_iter().next() {
-        Some(Target {
-            sequence: Sequence::Fixed(sequence),
-            settings,
-            ..
-        }) => Ok((sequence, settings.delay)),
-        _ => Err(PlanError::Usage(format!(
+    // A profile of hosts has at least one (the profiles file says so): its
+    // first is planned like any other.
+    let Some(Target {
+        sequence, settings, ..
+    }) = targets.into_iter().next()
+    else {
+        return Err(PlanError::Usage(format!("profile `{profile}` has no host")));
+    };
+    match sequence {
+        Sequence::Fixed(sequence) => Ok((sequence, settings.delay)),
+        Sequence::Otp(_) | Sequence::OneTime(_) => Err(PlanError::Usage(format!(
             "profile `{profile}` uses time-based or one-time sequences, which the router cannot follow: give --sequence"
         ))),
     }
@@ -102,4 +106,41 @@ pub(super) fn check(args: &crate::cli::CheckArgs) -> anyhow::Result<ExitCode> {
     let checks = super::runtime()?.block_on(check::check(routers));
     let ready = check::print(&checks, &mut std::io::stdout().lock())?;
     Ok(ExitCode::from_ok(ready))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rules_take_a_fixed_profiles_planned_delay_and_refuse_what_the_router_cannot_follow() {
+        let profiles = Profiles::parse(
+            std::path::Path::new("profiles.toml"),
+            r#"
+            [defaults]
+            delay = "3s"
+            [profiles.home]
+            host = "gw"
+            sequence = ["7000", "8000:udp"]
+            [profiles.once]
+            host = "gw"
+            one_time_sequences = "/nonexistent/one-time"
+            [profiles.all]
+            include = ["home"]
+            "#,
+        )
+        .unwrap();
+        let (sequence, delay) = router_knock(&profiles, "home").unwrap();
+        assert_eq!(sequence.len(), 2);
+        assert_eq!(
+            delay,
+            Duration::from_secs(3),
+            "[defaults] through the planner"
+        );
+        // Refused from the profile alone: its one-time file is never read.
+        let err = router_knock(&profiles, "once").unwrap_err().to_string();
+        assert!(err.contains("which the router cannot follow"), "{err}");
+        let err = router_knock(&profiles, "all").unwrap_err().to_string();
+        assert!(err.contains("is a group"), "{err}");
+    }
 }
