@@ -175,12 +175,16 @@ async fn knock_address(
 
 /// Pause before the first retry; it doubles each round up to `RETRY_MAX_PAUSE`.
 pub const RETRY_FIRST_PAUSE: Duration = Duration::from_secs(1);
+/// The longest pause between two retries.
 pub const RETRY_MAX_PAUSE: Duration = Duration::from_secs(8);
 
 /// What one round of knocks (and its check) did.
 struct Round {
+    /// Every knock of the sequence, sent or not.
     knocks: Vec<KnockReport>,
+    /// The check, when asked for and every knock went out.
     check: Option<CheckReport>,
+    /// Why the round failed: a knock not sent, or the port still closed.
     error: Option<String>,
 }
 

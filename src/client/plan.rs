@@ -50,8 +50,11 @@ pub struct Settings {
     pub delay: Duration,
     /// How long to watch for an answer to each knock.
     pub timeout: Duration,
+    /// TCP knocks as one bare SYN, or as a full connect.
     pub mode: Mode,
+    /// The addresses of the host that may be knocked.
     pub family: Family,
+    /// What each UDP knock carries.
     pub udp_payload: Vec<u8>,
     /// The destination check after the last knock, if requested.
     pub check: Option<Check>,
@@ -60,6 +63,7 @@ pub struct Settings {
 /// The destination check: connect to `port` until it opens or `timeout` passes.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Check {
+    /// The TCP port that should open.
     pub port: u16,
     /// Total time allowed for the check, from its first attempt.
     pub timeout: Duration,
@@ -119,6 +123,7 @@ impl<'p> Run<'p> {
 /// A line of a one-time sequences file.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct OneTimeLine {
+    /// The profile's `one_time_sequences` file.
     pub file: PathBuf,
     /// 0-based, as [`crate::config::onetime`] counts.
     pub index: usize,
@@ -139,8 +144,11 @@ pub enum Output {
 /// Everything the client will do.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Plan {
+    /// Every (profile, host) to knock, in the order they were named.
     pub targets: Vec<Target>,
+    /// How results are shown.
     pub output: Output,
+    /// The command line's choices that hold for every target.
     pub conduct: Conduct,
 }
 
@@ -160,7 +168,9 @@ pub struct Conduct {
 /// The local end of every knock and check (`--source`, `--interface`).
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Bind {
+    /// `--source`: the local address knocks and the check are sent from.
     pub source: Option<std::net::IpAddr>,
+    /// `--interface`: the device they go out of (`SO_BINDTODEVICE`).
     pub interface: Option<String>,
 }
 
@@ -174,22 +184,35 @@ pub struct Request {
     pub ports: Vec<String>,
     /// The protocol of `ports` written without one.
     pub network: Proto,
+    /// `-d/--delay`, over the profiles'.
     pub delay: Option<Duration>,
+    /// `-t/--timeout`, over the profiles'.
     pub timeout: Option<Duration>,
+    /// `--check PORT`, over the profiles'.
     pub check: Option<u16>,
+    /// `--mode`, over the profiles'.
     pub mode: Option<Mode>,
-    /// `-4` / `-6`.
+    /// `-4`: IPv4 addresses only.
     pub ipv4: bool,
+    /// `-6`: IPv6 addresses only.
     pub ipv6: bool,
+    /// `--source`; its family is the only one it can reach.
     pub source: Option<std::net::IpAddr>,
+    /// `--interface`.
     pub interface: Option<String>,
+    /// `--all-addresses`.
     pub all_addresses: bool,
+    /// `--retry N`.
     pub retry: u32,
     /// `--every`: one-time profiles refuse it.
     pub every: Option<Duration>,
+    /// `--dry-run`.
     pub dry_run: bool,
+    /// `-v`.
     pub verbose: bool,
+    /// `-q`.
     pub quiet: bool,
+    /// `--json`.
     pub json: bool,
     /// `--color`: `None` is auto (a terminal, unless NO_COLOR is set).
     pub color: Option<bool>,

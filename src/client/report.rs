@@ -56,15 +56,20 @@ pub struct TargetReport {
     /// Not in the JSON, which lists targets in that order.
     #[serde(skip)]
     pub target: usize,
+    /// The profile it came from; `None` for an ad-hoc knock.
     pub profile: Option<String>,
+    /// The host as written.
     pub host: String,
     /// The address knocked; `None` when the host did not resolve. JSON has
     /// it as the string `IpAddr` displays.
     pub address: Option<IpAddr>,
+    /// Every knock of the sequence, sent or not, as of the last round.
     pub knocks: Vec<KnockReport>,
+    /// The last round's check, when one was asked for and the knocks went out.
     pub check: Option<CheckReport>,
     /// Rounds of knocks sent: 1, more with `--retry` when the check found the port closed.
     pub rounds: u32,
+    /// Every knock sent and, when asked for, the port found open.
     pub ok: bool,
     /// Why the target failed, when it did.
     pub error: Option<String>,
@@ -118,24 +123,32 @@ impl TargetReport {
 /// One knock of a target's sequence.
 #[derive(Debug, Clone, Serialize)]
 pub struct KnockReport {
+    /// The port knocked, or an ICMP knock's payload size.
     pub port: u16,
+    /// "tcp", "udp" or "icmp".
     pub proto: &'static str,
+    /// It left this machine.
     pub sent: bool,
     /// "none", "refused" or "open" once sent (see `send::Answer`).
     pub answer: Option<&'static str>,
     /// Milliseconds from the target's first knock to this one's send.
     pub ms: Option<u64>,
+    /// Why it could not be sent, when it could not.
     pub error: Option<String>,
 }
 
 /// The destination check.
 #[derive(Debug, Clone, Serialize)]
 pub struct CheckReport {
+    /// The TCP port checked.
     pub port: u16,
+    /// It accepted a connection.
     pub open: bool,
     /// From the first connect attempt to the port opening, or to giving up.
     pub ms: u64,
+    /// Connection attempts made.
     pub attempts: u32,
+    /// The last attempt's failure, when closed.
     pub error: Option<String>,
 }
 
@@ -250,15 +263,21 @@ fn write_summary(report: &Report, color: bool, out: &mut dyn Write) -> io::Resul
 /// Progress while knocking: one bar per target on a terminal's stderr, and
 /// with `-v` one line per knock.
 pub struct Progress {
+    /// The bars' shared stderr; `None` when nothing is drawn (quiet, JSON, dry run).
     multi: Option<MultiProgress>,
+    /// `-v`: a line per step.
     verbose: bool,
 }
 
 /// The progress of one target.
 pub struct TargetProgress {
+    /// This target's bar, when bars are drawn.
     bar: Option<ProgressBar>,
+    /// "profile host", sanitized, that starts each `-v` line.
     label: String,
+    /// `-v`: a line per step.
     verbose: bool,
+    /// Where `-v` lines go above the bars, when bars are drawn.
     multi: Option<MultiProgress>,
 }
 
