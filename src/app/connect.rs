@@ -1,7 +1,10 @@
 //! `knockr connect PROFILE [PORT]`: knock, then relay stdin/stdout (ssh's ProxyCommand).
 
 use std::path::PathBuf;
+use std::time::SystemTime;
 
+use crate::client::connect::{self, Connection};
+use crate::client::plan;
 use crate::exit_codes::ExitCode;
 
 pub(super) fn run(
@@ -9,8 +12,10 @@ pub(super) fn run(
     port: Option<u16>,
     config: Option<PathBuf>,
 ) -> anyhow::Result<ExitCode> {
+    let connection = Connection::new(&plan::load_profiles(config)?, profile, port)?;
+    let run = connection.plan().read_sequences(SystemTime::now())?;
     let runtime = super::runtime()?;
-    let result = runtime.block_on(crate::client::connect::connect(profile, port, config));
+    let result = runtime.block_on(connect::connect(&connection, &run));
     // A read of stdin may still be blocked in its thread: do not wait for it.
     runtime.shutdown_background();
     result

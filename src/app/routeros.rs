@@ -6,9 +6,9 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use crate::cli::RulesArgs;
-use crate::client::plan::{self, DEFAULT_DELAY, PlanError};
-use crate::config::profiles::{Profile, Sequence};
-use crate::core::knock::{self, Family, Proto};
+use crate::client::plan::{self, DEFAULT_DELAY, PlanError, Target};
+use crate::config::profiles::{Overrides, Profile, Profiles, Sequence};
+use crate::core::knock::{self, Family, Knock, Proto};
 use crate::exit_codes::ExitCode;
 
 pub(super) fn rules(args: &RulesArgs, config: Option<PathBuf>) -> anyhow::Result<ExitCode> {
@@ -22,21 +22,9 @@ fn script(args: &RulesArgs, config: Option<PathBuf>) -> anyhow::Result<String> {
     let usage = |message: String| anyhow::Error::from(PlanError::Usage(message));
     let (sequence, delay, name) = match &args.profile {
         Some(profile) => {
-            let file = plan::load_profiles(args.config.clone().or(config))?;
-            let members = file.members(std::slice::from_ref(profile))?;
-            if let Some(Profile::Group { .. }) = file.profiles.get(profile) {
-                return Err(usage(format!(
-                    "profile `{profile}` is a group: name one of its profiles, whose sequence the router will detect"
-                )));
-            }
-            let first = &members[0];
-            let delay = first.settings.delay.unwrap_or(DEFAULT_DELAY);
-            let Sequence::Fixed(sequence) = &first.sequence else {
-                return Err(usage(format!(
-                    "profile `{profile}` uses time-based or one-time sequences, which the router cannot follow: give --sequence"
-                )));
-            };
-            (sequence.clone(), delay, format!("knockr-{profile}"))
+            let profiles = plan::load_profiles(args.config.clone().or(config))?;
+            let (sequence, delay) = router_knock(&profiles, profile)?;
+            (sequence, delay, format!("knockr-{profile}"))
         }
         None => {
             let sequence = args
@@ -69,6 +57,32 @@ fn script(args: &RulesArgs, config: Option<PathBuf>) -> anyhow::Result<String> {
     crate::routeros::rules::script(&spec).map_err(usage)
 }
 
+/// The knocks and delay the router must detect for `profile`, as the planner
+/// knocks it: one profile (not a group) whose sequence is fixed, which a
+/// router can follow without a secret or a file of used lines.
+fn router_knock(profiles: &Profiles, profile: &str) -> Result<(Vec<Knock>, Duration), PlanError> {
+    let targets = plan::profile_targets(profiles, &[profile.to_string()], &Overrides::default())?;
+    if let Some(Profile::Group { .. }) = profiles.profiles.get(profile) {
+        return Err(PlanError::Usage(format!(
+            "profile `{profile}` is a group: name one of its profiles, whose sequence the router will detect"
+        )));
+    }
+    // A profile of hosts has at least one (the profiles file says so): its
+    // first is planned like any other.
+    let Some(Target {
+        sequence, settings, ..
+    }) = targets.into_iter().next()
+    else {
+        return Err(PlanError::Usage(format!("profile `{profile}` has no host")));
+    };
+    match sequence {
+        Sequence::Fixed(sequence) => Ok((sequence, settings.delay)),
+        Sequence::Otp(_) | Sequence::OneTime(_) => Err(PlanError::Usage(format!(
+            "profile `{profile}` uses time-based or one-time sequences, which the router cannot follow: give --sequence"
+        ))),
+    }
+}
+
 /// `knockr routeros check`: exit 0 when every router of every door is ready.
 #[cfg(feature = "server")]
 pub(super) fn check(args: &crate::cli::CheckArgs) -> anyhow::Result<ExitCode> {
@@ -92,4 +106,41 @@ pub(super) fn check(args: &crate::cli::CheckArgs) -> anyhow::Result<ExitCode> {
     let checks = super::runtime()?.block_on(check::check(routers));
     let ready = check::print(&checks, &mut std::io::stdout().lock())?;
     Ok(ExitCode::from_ok(ready))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rules_take_a_fixed_profiles_planned_delay_and_refuse_what_the_router_cannot_follow() {
+        let profiles = Profiles::parse(
+            std::path::Path::new("profiles.toml"),
+            r#"
+            [defaults]
+            delay = "3s"
+            [profiles.home]
+            host = "gw"
+            sequence = ["7000", "8000:udp"]
+            [profiles.once]
+            host = "gw"
+            one_time_sequences = "/nonexistent/one-time"
+            [profiles.all]
+            include = ["home"]
+            "#,
+        )
+        .unwrap();
+        let (sequence, delay) = router_knock(&profiles, "home").unwrap();
+        assert_eq!(sequence.len(), 2);
+        assert_eq!(
+            delay,
+            Duration::from_secs(3),
+            "[defaults] through the planner"
+        );
+        // Refused from the profile alone: its one-time file is never read.
+        let err = router_knock(&profiles, "once").unwrap_err().to_string();
+        assert!(err.contains("which the router cannot follow"), "{err}");
+        let err = router_knock(&profiles, "all").unwrap_err().to_string();
+        assert!(err.contains("is a group"), "{err}");
+    }
 }

@@ -26,8 +26,8 @@ pub async fn repeat(plan: &Plan, every: Duration, out: &mut dyn Write) -> anyhow
     loop {
         round += 1;
         // Time-based profiles: this round's step, never the first round's.
-        let plan = plan.at(SystemTime::now())?;
-        let report = crate::client::run(&plan).await;
+        let run = plan.read_sequences(SystemTime::now())?;
+        let report = crate::client::run(&run).await;
         crate::client::report::failures_if_quiet(&report, plan.output);
         if let Err(err) = write_round(out, plan.output, round, &report) {
             if err.kind() == std::io::ErrorKind::BrokenPipe {
@@ -66,7 +66,7 @@ fn sources(report: &Report) -> Vec<Option<IpAddr>> {
     report
         .targets
         .iter()
-        .filter_map(|t| t.address.as_deref()?.parse::<IpAddr>().ok())
+        .filter_map(|t| t.address)
         .map(route_source)
         .collect()
 }

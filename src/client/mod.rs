@@ -20,48 +20,64 @@ use std::time::{Duration, Instant};
 use tokio::task::JoinSet;
 
 use crate::client::resolve::Resolver;
-use plan::{Bind, Conduct, Plan, Target};
+use crate::core::knock::Knock;
+use plan::{Bind, Conduct, Run, Target};
 use report::{CheckReport, KnockReport, Progress, Report, TargetProgress, TargetReport, millis};
 
 /// Time the server gets to act on the last knock before the check's first attempt.
 pub const CHECK_SETTLE: Duration = Duration::from_millis(100);
 
-/// Runs the plan and reports on every target (every address of it with
-/// `--all-addresses`), in plan order.
-pub async fn run(plan: &Plan) -> Report {
+/// Knocks every target of `run` and reports on each (every address of it
+/// with `--all-addresses`), in plan order.
+pub async fn run(run: &Run<'_>) -> Report {
+    let plan = run.plan();
     let resolver = Resolver::new();
     let progress = Progress::new(plan.output, plan.conduct.dry_run);
     let mut tasks = JoinSet::new();
-    for (index, target) in plan.targets.iter().cloned().enumerate() {
+    for (index, (target, knocks)) in run.targets().enumerate() {
         let resolver = resolver.clone();
         let bar = progress.target(
             target.profile.as_deref(),
             &target.host,
-            target.sequence.len(),
+            knocks.sequence.len(),
         );
+        let job = Job {
+            index,
+            target: target.clone(),
+            sequence: knocks.sequence.clone(),
+        };
         let conduct = plan.conduct.clone();
-        tasks.spawn(async move { (index, knock_target(target, &resolver, bar, &conduct).await) });
+        tasks.spawn(async move { (index, knock_target(job, &resolver, bar, &conduct).await) });
     }
     let mut targets: Vec<Vec<TargetReport>> = vec![Vec::new(); plan.targets.len()];
     while let Some(joined) = tasks.join_next().await {
         let (index, reports) = joined.expect("a knock task panicked");
         targets[index] = reports;
     }
-    let targets: Vec<TargetReport> = targets.into_iter().flatten().collect();
-    Report {
-        ok: targets.iter().all(|t| t.ok),
-        dry_run: plan.conduct.dry_run,
-        targets,
-    }
+    Report::new(
+        plan.conduct.dry_run,
+        targets.into_iter().flatten().collect(),
+    )
+}
+
+/// One target as its task knocks it: where and how, and this run's knocks.
+struct Job {
+    /// Its place in the plan, which its reports carry.
+    index: usize,
+    /// The planned target: host, profile, settings.
+    target: Target,
+    /// What it sends this time, in order.
+    sequence: Vec<Knock>,
 }
 
 /// Resolves a target and knocks its address (or all of them, concurrently).
 async fn knock_target(
-    target: Target,
+    job: Job,
     resolver: &Resolver,
     progress: TargetProgress,
     conduct: &Conduct,
 ) -> Vec<TargetReport> {
+    let target = &job.target;
     let addresses = if conduct.all_addresses {
         resolver
             .resolve_all(&target.host, target.settings.family)
@@ -77,7 +93,7 @@ async fn knock_target(
         Err(err) => {
             progress.step(format!("FAILED: {err}"));
             progress.finish();
-            let mut report = TargetReport::new(&target, None);
+            let mut report = TargetReport::new(job.index, target, &job.sequence, None);
             report.error = Some(err.to_string());
             return vec![report];
         }
@@ -85,7 +101,7 @@ async fn knock_target(
     let reports = futures_join_all(
         addresses
             .into_iter()
-            .map(|ip| knock_address(&target, ip, &progress, conduct)),
+            .map(|ip| knock_address(&job, ip, &progress, conduct)),
     )
     .await;
     progress.finish();
@@ -124,19 +140,19 @@ async fn futures_join_all<F: std::future::Future>(
 /// Knocks one address, then checks it; with `--retry`, knocks again while
 /// the check finds the port closed, waiting longer each time.
 async fn knock_address(
-    target: &Target,
+    job: &Job,
     ip: IpAddr,
     progress: &TargetProgress,
     conduct: &Conduct,
 ) -> TargetReport {
-    let mut report = TargetReport::new(target, Some(ip));
+    let mut report = TargetReport::new(job.index, &job.target, &job.sequence, Some(ip));
     if conduct.dry_run {
         report.ok = true;
         return report;
     }
     loop {
         report.rounds += 1;
-        let round = knock_round(target, ip, progress, &conduct.bind).await;
+        let round = knock_round(job, ip, progress, &conduct.bind).await;
         let closed = round.check.as_ref().is_some_and(|c| !c.open);
         report.knocks = round.knocks;
         report.check = round.check;
@@ -159,27 +175,31 @@ async fn knock_address(
 
 /// Pause before the first retry; it doubles each round up to `RETRY_MAX_PAUSE`.
 pub const RETRY_FIRST_PAUSE: Duration = Duration::from_secs(1);
+/// The longest pause between two retries.
 pub const RETRY_MAX_PAUSE: Duration = Duration::from_secs(8);
 
 /// What one round of knocks (and its check) did.
 struct Round {
+    /// Every knock of the sequence, sent or not.
     knocks: Vec<KnockReport>,
+    /// The check, when asked for and every knock went out.
     check: Option<CheckReport>,
+    /// Why the round failed: a knock not sent, or the port still closed.
     error: Option<String>,
 }
 
-async fn knock_round(target: &Target, ip: IpAddr, progress: &TargetProgress, bind: &Bind) -> Round {
-    let settings = &target.settings;
+async fn knock_round(job: &Job, ip: IpAddr, progress: &TargetProgress, bind: &Bind) -> Round {
+    let settings = &job.target.settings;
     let mut round = Round {
-        knocks: KnockReport::unsent(&target.sequence),
+        knocks: KnockReport::unsent(&job.sequence),
         check: None,
         error: None,
     };
-    let count = target.sequence.len();
+    let count = job.sequence.len();
     let start = Instant::now();
     let mut next_send = start;
     let mut last_sent = start;
-    for (index, knock) in target.sequence.iter().enumerate() {
+    for (index, knock) in job.sequence.iter().enumerate() {
         tokio::time::sleep_until(next_send.into()).await;
         let sent_at = Instant::now();
         let entry = &mut round.knocks[index];

@@ -4,6 +4,7 @@
 //! reaches a terminal; JSON escapes it by itself.
 
 use std::io::{self, Write};
+use std::net::IpAddr;
 use std::time::Duration;
 
 use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
@@ -11,27 +12,64 @@ use serde::Serialize;
 
 use crate::client::plan::Output;
 use crate::core::text::sanitize;
+use crate::exit_codes::ExitCode;
 
 /// The result of a whole run.
 #[derive(Debug, Clone, Serialize)]
 pub struct Report {
-    /// Every target knocked and every requested check open.
+    /// Every target knocked and every requested check open: the targets'
+    /// merged exit code is success ([`Report::exit_code`]).
     pub ok: bool,
+    /// Nothing was sent: the knocks are what would have been.
     pub dry_run: bool,
+    /// Every target's report, in plan order.
     pub targets: Vec<TargetReport>,
 }
 
-/// One (profile, host) pair.
+impl Report {
+    /// The report of a run of `targets`.
+    pub fn new(dry_run: bool, targets: Vec<TargetReport>) -> Report {
+        Report {
+            ok: merged(&targets) == ExitCode::Success,
+            dry_run,
+            targets,
+        }
+    }
+
+    /// The run's exit status: every target's, merged (the worst wins).
+    pub fn exit_code(&self) -> ExitCode {
+        merged(&self.targets)
+    }
+}
+
+fn merged(targets: &[TargetReport]) -> ExitCode {
+    targets
+        .iter()
+        .map(TargetReport::exit_code)
+        .fold(ExitCode::Success, ExitCode::merge)
+}
+
+/// One (profile, host) pair, or one address of it with `--all-addresses`.
 #[derive(Debug, Clone, Serialize)]
 pub struct TargetReport {
+    /// Which of the plan's targets this reports on: its index in plan order.
+    /// Not in the JSON, which lists targets in that order.
+    #[serde(skip)]
+    pub target: usize,
+    /// The profile it came from; `None` for an ad-hoc knock.
     pub profile: Option<String>,
+    /// The host as written.
     pub host: String,
-    /// The address knocked; `None` when the host did not resolve.
-    pub address: Option<String>,
+    /// The address knocked; `None` when the host did not resolve. JSON has
+    /// it as the string `IpAddr` displays.
+    pub address: Option<IpAddr>,
+    /// Every knock of the sequence, sent or not, as of the last round.
     pub knocks: Vec<KnockReport>,
+    /// The last round's check, when one was asked for and the knocks went out.
     pub check: Option<CheckReport>,
     /// Rounds of knocks sent: 1, more with `--retry` when the check found the port closed.
     pub rounds: u32,
+    /// Every knock sent and, when asked for, the port found open.
     pub ok: bool,
     /// Why the target failed, when it did.
     pub error: Option<String>,
@@ -55,16 +93,25 @@ impl KnockReport {
 }
 
 impl TargetReport {
-    /// Nothing sent yet: every knock listed as not sent.
+    /// This target's part of the exit status.
+    pub fn exit_code(&self) -> ExitCode {
+        ExitCode::from_ok(self.ok)
+    }
+
+    /// Nothing sent yet: every knock of `sequence` listed as not sent.
+    /// `index` is the target's place in the plan.
     pub fn new(
+        index: usize,
         target: &crate::client::plan::Target,
-        address: Option<std::net::IpAddr>,
+        sequence: &[crate::core::knock::Knock],
+        address: Option<IpAddr>,
     ) -> TargetReport {
         TargetReport {
+            target: index,
             profile: target.profile.clone(),
             host: target.host.clone(),
-            address: address.map(|ip| ip.to_string()),
-            knocks: KnockReport::unsent(&target.sequence),
+            address,
+            knocks: KnockReport::unsent(sequence),
             check: None,
             rounds: 0,
             ok: false,
@@ -76,24 +123,32 @@ impl TargetReport {
 /// One knock of a target's sequence.
 #[derive(Debug, Clone, Serialize)]
 pub struct KnockReport {
+    /// The port knocked, or an ICMP knock's payload size.
     pub port: u16,
+    /// "tcp", "udp" or "icmp".
     pub proto: &'static str,
+    /// It left this machine.
     pub sent: bool,
     /// "none", "refused" or "open" once sent (see `send::Answer`).
     pub answer: Option<&'static str>,
     /// Milliseconds from the target's first knock to this one's send.
     pub ms: Option<u64>,
+    /// Why it could not be sent, when it could not.
     pub error: Option<String>,
 }
 
 /// The destination check.
 #[derive(Debug, Clone, Serialize)]
 pub struct CheckReport {
+    /// The TCP port checked.
     pub port: u16,
+    /// It accepted a connection.
     pub open: bool,
     /// From the first connect attempt to the port opening, or to giving up.
     pub ms: u64,
+    /// Connection attempts made.
     pub attempts: u32,
+    /// The last attempt's failure, when closed.
     pub error: Option<String>,
 }
 
@@ -150,7 +205,7 @@ fn write_summary(report: &Report, color: bool, out: &mut dyn Write) -> io::Resul
                 .profile
                 .as_deref()
                 .map_or("-".into(), |p| sanitize(p).into_owned());
-            let address = t.address.clone().unwrap_or_else(|| "-".into());
+            let address = t.address.map_or("-".into(), |ip| ip.to_string());
             let sent = t.knocks.iter().filter(|k| k.sent).count();
             let result = if report.dry_run {
                 let knocks: Vec<String> = t
@@ -208,15 +263,21 @@ fn write_summary(report: &Report, color: bool, out: &mut dyn Write) -> io::Resul
 /// Progress while knocking: one bar per target on a terminal's stderr, and
 /// with `-v` one line per knock.
 pub struct Progress {
+    /// The bars' shared stderr; `None` when nothing is drawn (quiet, JSON, dry run).
     multi: Option<MultiProgress>,
+    /// `-v`: a line per step.
     verbose: bool,
 }
 
 /// The progress of one target.
 pub struct TargetProgress {
+    /// This target's bar, when bars are drawn.
     bar: Option<ProgressBar>,
+    /// "profile host", sanitized, that starts each `-v` line.
     label: String,
+    /// `-v`: a line per step.
     verbose: bool,
+    /// Where `-v` lines go above the bars, when bars are drawn.
     multi: Option<MultiProgress>,
 }
 
@@ -310,9 +371,10 @@ mod tests {
             dry_run: false,
             targets: vec![
                 TargetReport {
+                    target: 0,
                     profile: Some("home".into()),
                     host: "127.0.0.1".into(),
-                    address: Some("127.0.0.1".into()),
+                    address: Some(IpAddr::from([127, 0, 0, 1])),
                     knocks: vec![KnockReport {
                         port: 7000,
                         proto: "tcp",
@@ -333,6 +395,7 @@ mod tests {
                     error: None,
                 },
                 TargetReport {
+                    target: 1,
                     profile: None,
                     host: "nowhere.invalid".into(),
                     address: None,
@@ -372,5 +435,49 @@ mod tests {
         )
         .unwrap();
         insta::assert_snapshot!(String::from_utf8(out).unwrap());
+    }
+
+    /// The report keeps addresses as `IpAddr`; scripts still read the string.
+    #[test]
+    fn addresses_are_written_as_they_display_in_json_and_the_summary() {
+        let mut report = sample();
+        report.targets[0].address = Some("2001:db8::7".parse().unwrap());
+        let json = serde_json::to_string(&report).unwrap();
+        assert!(json.contains(r#""address":"2001:db8::7""#), "{json}");
+        assert!(json.contains(r#""address":null"#), "{json}");
+        let mut out = Vec::new();
+        write(
+            &report,
+            Output::Human {
+                verbose: false,
+                color: false,
+            },
+            &mut out,
+        )
+        .unwrap();
+        let summary = String::from_utf8(out).unwrap();
+        assert!(
+            summary.lines().next().unwrap().contains("  2001:db8::7  "),
+            "{summary}"
+        );
+    }
+
+    #[test]
+    fn one_failed_target_fails_the_run_and_none_is_a_success() {
+        let [good, bad] = sample().targets.try_into().unwrap();
+        let run = |targets: Vec<TargetReport>| {
+            let report = Report::new(false, targets);
+            (report.exit_code(), report.ok)
+        };
+        assert_eq!(
+            run(vec![good.clone(), good.clone()]),
+            (ExitCode::Success, true)
+        );
+        assert_eq!(
+            run(vec![good.clone(), bad.clone(), good]),
+            (ExitCode::Failure, false)
+        );
+        assert_eq!(run(vec![bad]), (ExitCode::Failure, false));
+        assert_eq!(run(vec![]), (ExitCode::Success, true), "nothing failed");
     }
 }

@@ -8,6 +8,7 @@ use std::sync::Arc;
 
 use hickory_resolver::TokioResolver;
 use hickory_resolver::config::LookupIpStrategy;
+use hickory_resolver::net::NetError;
 use tokio::sync::{OnceCell, Semaphore};
 
 use crate::core::knock::Family;
@@ -30,11 +31,22 @@ pub enum ResolveError {
     },
 }
 
+/// Why the shared DNS resolver could not be built; every lookup of the run
+/// then fails saying so.
+#[derive(Debug, thiserror::Error)]
+enum DnsUnavailable {
+    #[error("cannot read the system's resolver configuration: {0}")]
+    Config(NetError),
+    #[error("cannot start the resolver: {0}")]
+    Start(NetError),
+}
+
 /// Shared by every host of a run.
 #[derive(Clone)]
 pub struct Resolver {
     /// Built on first use: a run of IP literals never reads the system's DNS configuration.
-    dns: Arc<OnceCell<Result<TokioResolver, String>>>,
+    dns: Arc<OnceCell<Result<TokioResolver, DnsUnavailable>>>,
+    /// Lookups allowed to start now; one permit per lookup in flight.
     in_flight: Arc<Semaphore>,
 }
 
@@ -81,18 +93,14 @@ impl Resolver {
         let dns = self
             .dns
             .get_or_init(|| async {
-                let mut builder = TokioResolver::builder_tokio().map_err(|err| {
-                    format!("cannot read the system's resolver configuration: {err}")
-                })?;
+                let mut builder = TokioResolver::builder_tokio().map_err(DnsUnavailable::Config)?;
                 builder.options_mut().ip_strategy = LookupIpStrategy::Ipv4AndIpv6;
-                builder
-                    .build()
-                    .map_err(|err| format!("cannot start the resolver: {err}"))
+                builder.build().map_err(DnsUnavailable::Start)
             })
             .await;
         let dns = dns.as_ref().map_err(|reason| ResolveError::Lookup {
             host: host.to_string(),
-            reason: reason.clone(),
+            reason: reason.to_string(),
         })?;
         let _permit = self
             .in_flight

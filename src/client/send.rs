@@ -218,9 +218,11 @@ fn is_echo_reply(packet: &[u8], ipv6: bool, raw: bool, ident: u16) -> bool {
 /// The outcome of the destination check.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CheckOutcome {
+    /// The port accepted a connection.
     pub open: bool,
     /// From the first attempt to the connection (or to giving up).
     pub elapsed: Duration,
+    /// Connection attempts made.
     pub attempts: u32,
     /// The last failure, when closed: "connection refused", "timed out", ...
     pub last_error: Option<String>,
