@@ -20,7 +20,7 @@ pub(super) fn run(args: &KnockArgs, config: Option<PathBuf>) -> anyhow::Result<E
     let run = plan.read_sequences(SystemTime::now())?;
     let report = super::runtime()?.block_on(client::run(&run));
     report::failures_if_quiet(&report, plan.output);
-    let unmarked = plan::spend_one_time_lines(&run, &report);
+    let unmarked = plan::spend_one_time_lines(&run, |t| report.sent_in_full(t));
     for problem in &unmarked {
         eprintln!("knockr: {}", sanitize(&problem.to_string()));
     }

@@ -5,7 +5,7 @@ use std::io::Write as _;
 use crate::exit_codes::ExitCode;
 
 pub(super) fn new() -> anyhow::Result<ExitCode> {
-    let (base32, hex) = crate::core::otp::new_secret().map_err(anyhow::Error::msg)?;
+    let (base32, hex) = crate::config::secret::new_secret().map_err(anyhow::Error::msg)?;
     let mut stdout = std::io::stdout().lock();
     writeln!(stdout, "base32: {base32}\nhex:    {hex}")?;
     writeln!(

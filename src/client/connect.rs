@@ -75,7 +75,7 @@ impl Connection {
 /// both directions end.
 pub async fn connect(connection: &Connection, run: &Run<'_>) -> anyhow::Result<ExitCode> {
     let report = crate::client::run(run).await;
-    for problem in plan::spend_one_time_lines(run, &report) {
+    for problem in plan::spend_one_time_lines(run, |t| report.sent_in_full(t)) {
         eprintln!("knockr: {}", sanitize(&problem.to_string()));
     }
     let target = &report.targets[0];

@@ -12,7 +12,6 @@
 use std::path::PathBuf;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use crate::client::report::Report;
 use crate::config::profiles::{
     self as config, ConfigError, OtpSequence, Overrides, Profiles, Sequence,
 };
@@ -482,8 +481,8 @@ fn time_based(otp: &OtpSequence, secret: &Secret, now: SystemTime) -> Vec<Knock>
 /// address of its target (a dry run sends none, so marks none). A line that
 /// was not sent stays unused: the server is still waiting for it. Returns the
 /// lines that could not be marked.
-pub fn spend_one_time_lines(run: &Run, report: &Report) -> Vec<Unmarked> {
-    knocked_lines(run, report)
+pub fn spend_one_time_lines(run: &Run, sent_in_full: impl Fn(usize) -> bool) -> Vec<Unmarked> {
+    knocked_lines(run, sent_in_full)
         .into_iter()
         .filter_map(|line| {
             let error = crate::config::onetime::consume(&line.file, line.index).err()?;
@@ -512,19 +511,16 @@ pub struct Unmarked {
 }
 
 /// The one-time lines of `run` that a target sent in full to one of its
-/// addresses, each once (hosts of one profile share a line). A report is tied
-/// to its target by the target's index, never by names that could repeat.
-fn knocked_lines<'r>(run: &'r Run, report: &Report) -> Vec<&'r OneTimeLine> {
+/// addresses, each once (hosts of one profile share a line), as
+/// `sent_in_full(target index)` says (the report knows): a report is tied to
+/// its target by the target's index, never by names that could repeat.
+fn knocked_lines<'r>(run: &'r Run, sent_in_full: impl Fn(usize) -> bool) -> Vec<&'r OneTimeLine> {
     let mut knocked: Vec<&OneTimeLine> = Vec::new();
     for (index, (_, knocks)) in run.targets().enumerate() {
         let Some(line) = &knocks.one_time_line else {
             continue;
         };
-        let sent = report
-            .targets
-            .iter()
-            .any(|r| r.target == index && !r.knocks.is_empty() && r.knocks.iter().all(|k| k.sent));
-        if sent && !knocked.contains(&line) {
+        if sent_in_full(index) && !knocked.contains(&line) {
             knocked.push(line);
         }
     }
@@ -548,6 +544,7 @@ pub fn load_profiles(config: Option<PathBuf>) -> Result<Profiles, PlanError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::client::report::Report;
     use crate::config::profiles::Profile;
     use crate::core::knock::Proto;
 
@@ -695,21 +692,21 @@ mod tests {
             reported(2, &[false]),
             reported(2, &[true, false]),
         ]);
-        assert_eq!(knocked_lines(&run, &both), [&line("a")]);
+        assert_eq!(knocked_lines(&run, |t| both.sent_in_full(t)), [&line("a")]);
         // Only the third target sent: its own line, not the first two's.
         let third = report(vec![
             reported(0, &[false]),
             reported(1, &[true, false]),
             reported(2, &[true]),
         ]);
-        assert_eq!(knocked_lines(&run, &third), [&line("b")]);
+        assert_eq!(knocked_lines(&run, |t| third.sent_in_full(t)), [&line("b")]);
         // A dry run sends nothing, so spends nothing.
         let dry = report(vec![
             reported(0, &[false]),
             reported(1, &[false]),
             reported(2, &[false]),
         ]);
-        assert!(knocked_lines(&run, &dry).is_empty());
+        assert!(knocked_lines(&run, |t| dry.sent_in_full(t)).is_empty());
     }
 
     #[test]
@@ -742,7 +739,7 @@ mod tests {
             dry_run: false,
             targets: vec![reported(0, &[true])],
         };
-        let unmarked: Vec<String> = spend_one_time_lines(&run, &report)
+        let unmarked: Vec<String> = spend_one_time_lines(&run, |t| report.sent_in_full(t))
             .iter()
             .map(ToString::to_string)
             .collect();

@@ -27,6 +27,14 @@ pub struct Report {
 }
 
 impl Report {
+    /// Whether target `target` (its index in the plan) sent every knock to
+    /// at least one of its addresses.
+    pub fn sent_in_full(&self, target: usize) -> bool {
+        self.targets
+            .iter()
+            .any(|r| r.target == target && !r.knocks.is_empty() && r.knocks.iter().all(|k| k.sent))
+    }
+
     /// The report of a run of `targets`.
     pub fn new(dry_run: bool, targets: Vec<TargetReport>) -> Report {
         Report {

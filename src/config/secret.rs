@@ -7,6 +7,15 @@
 use crate::core::otp;
 use crate::core::secret::{Secret, SecretSource};
 
+/// A fresh random 160-bit secret (the RFC 4226 recommendation), in base32
+/// and hex ([`otp::spell_secret`]); drawn from the system's random source.
+pub fn new_secret() -> Result<(String, String), String> {
+    let mut bytes = [0u8; 20];
+    getrandom::fill(&mut bytes)
+        .map_err(|err| format!("the system's random source failed: {err}"))?;
+    Ok(otp::spell_secret(&bytes))
+}
+
 /// Reads and decodes the secret at `source` into a [`Secret`].
 pub fn load_secret(source: &SecretSource) -> Result<Secret, String> {
     load(source).map(Secret::new)
@@ -69,6 +78,17 @@ fn read(source: &SecretSource, key: &str) -> Result<(String, String), String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_new_secret_is_random_and_its_two_spellings_are_the_same_bytes() {
+        let (b32, hex) = new_secret().unwrap();
+        assert_eq!(
+            otp::parse_secret(&b32).unwrap(),
+            otp::parse_secret(&hex).unwrap()
+        );
+        assert_eq!(otp::parse_secret(&b32).unwrap().len(), 20);
+        assert_ne!(new_secret().unwrap(), new_secret().unwrap());
+    }
     use std::os::unix::fs::PermissionsExt as _;
 
     #[test]

@@ -287,7 +287,7 @@ fn at_exit_knockd_reports_the_capture_counters_and_a_burst_is_not_dropped() {
 /// A fresh secret in `dir/name`, readable by its owner only.
 fn secret_file(dir: &std::path::Path, name: &str) -> std::path::PathBuf {
     use std::os::unix::fs::PermissionsExt as _;
-    let (base32, _) = knockr::core::otp::new_secret().unwrap();
+    let (base32, _) = knockr::config::secret::new_secret().unwrap();
     let path = dir.join(name);
     std::fs::write(&path, format!("{base32}\n")).unwrap();
     std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).unwrap();

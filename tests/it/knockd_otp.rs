@@ -53,7 +53,7 @@ impl Case {
 
     /// A fresh secret in file `name` (mode `mode`): its base32 and hex spellings.
     fn secret(&self, name: &str, mode: u32) -> (String, String) {
-        let (base32, hex) = knockr::core::otp::new_secret().unwrap();
+        let (base32, hex) = knockr::config::secret::new_secret().unwrap();
         std::fs::write(self.path(name), format!("{base32}\n")).unwrap();
         std::fs::set_permissions(self.path(name), std::fs::Permissions::from_mode(mode)).unwrap();
         (base32, hex)

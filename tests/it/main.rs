@@ -14,5 +14,6 @@ mod knockd_faults;
 mod knockd_live;
 mod knockd_offline;
 mod knockd_otp;
+mod layers;
 mod routeros;
 mod routeros_emulator;
