@@ -1,5 +1,5 @@
 //! Command-line definitions only. The doc comments here are the `--help` text;
-//! `knock::plan` turns the parsed flags into a plan, so nothing else sees clap.
+//! `client::plan` takes what `KnockArgs::request` gives, so nothing else sees clap.
 
 use std::path::PathBuf;
 use std::time::Duration;
