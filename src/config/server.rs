@@ -18,7 +18,7 @@ use toml::{Spanned, Value};
 
 use crate::config::profiles::{ConfigError, OtpKeys, PortRange, PortValue, first_line, line_col};
 use crate::core::knock::{self, Knock, Proto};
-use crate::core::matcher::{Door, FlagRule};
+use crate::core::matcher::{Door, FlagRule, Sequence};
 use crate::core::otp::OtpSpec;
 use crate::core::packet::tcp_flags;
 use crate::core::secret::{Secret, SecretSource};
@@ -209,7 +209,7 @@ pub fn lint(config: &ServerConfig) -> Vec<Lint> {
                 message,
             });
         };
-        let ports: Vec<u16> = door.sequence.iter().map(|k| k.port).collect();
+        let ports: Vec<u16> = door.sequence.knocks().map(|k| k.port).collect();
         let ascending = ports.is_sorted_by(|a, b| a < b);
         if ports.len() >= 2 && (ascending || ports.is_sorted_by(|a, b| a > b)) {
             let order = if ascending { "ascending" } else { "descending" };
@@ -223,7 +223,7 @@ pub fn lint(config: &ServerConfig) -> Vec<Lint> {
             .is_some_and(|o| o.spec.protos.contains(&Proto::Tcp));
         let tcp = entry.one_time_sequences.is_some()
             || otp_tcp
-            || door.sequence.iter().any(|k| k.proto == Proto::Tcp);
+            || door.sequence.knocks().any(|k| k.proto == Proto::Tcp);
         if tcp && door.flags.set & tcp_flags::SYN == 0 {
             warn(format!(
                 "has TCP knocks but does not require the SYN flag, so SSH traffic or a kernel RST \
@@ -233,20 +233,20 @@ pub fn lint(config: &ServerConfig) -> Vec<Lint> {
         if door.seq_timeout.is_zero() {
             warn("has a seq_timeout of zero, so no sequence can complete in time".into());
         }
-        for knock in &door.sequence {
-            match users.get(knock) {
+        for knock in door.sequence.knocks() {
+            match users.get(&knock) {
                 Some(&other) if other != name => warn(format!(
                     "knocks on {knock} like door `{other}`, so a knock meant for one also moves \
                      or resets the other"
                 )),
                 Some(_) => {}
-                None => _ = users.insert(*knock, name),
+                None => _ = users.insert(knock, name),
             }
         }
         for other in &config.doors {
             let Some(otp) = &other.otp else { continue };
             let spec = &otp.spec;
-            let inside = door.sequence.iter().find(|k| {
+            let inside = door.sequence.knocks().find(|k| {
                 (spec.low..=spec.high).contains(&k.port)
                     && spec.protos.contains(&k.proto)
                     && !spec.avoid.contains(&k.port)
@@ -309,7 +309,7 @@ impl DoorConfig {
         DoorConfig {
             door: Door {
                 name: name.to_string(),
-                sequence: Vec::new(),
+                sequence: Sequence::default(),
                 seq_timeout: DEFAULT_SEQ_TIMEOUT,
                 flags: FlagRule::default(),
                 target: None,
@@ -365,6 +365,8 @@ fn error_at(path: &Path, position: Option<(usize, usize)>, message: String) -> C
 /// A door as read from either format, before the rules common to both are checked.
 struct Draft {
     config: DoorConfig,
+    /// The sequence as written; checked, it becomes `config.door.sequence`.
+    knocks: Vec<Knock>,
     /// Where the name, the sequence, the one-time sequences file and the
     /// secret (or first client) were written.
     name_at: (usize, usize),
@@ -383,7 +385,7 @@ fn check_doors(path: &Path, drafts: Vec<Draft>) -> Result<Vec<DoorConfig>, Confi
     let mut lines: HashMap<String, usize> = HashMap::new();
     let mut doors = Vec::new();
     for draft in drafts {
-        let (name, knocks) = (&draft.config.door.name, draft.config.door.sequence.len());
+        let (name, knocks) = (&draft.config.door.name, draft.knocks.len());
         let (at, message) = match (draft.sequence_at, draft.one_time_at) {
             (Some(_), _) | (_, Some(_)) if draft.otp_at.is_some() => (
                 draft.otp_at.expect("checked"),
@@ -425,13 +427,16 @@ fn check_doors(path: &Path, drafts: Vec<Draft>) -> Result<Vec<DoorConfig>, Confi
                 at,
                 format!("door `{name}` has {knocks} knocks: expected 1 to {MAX_KNOCKS}"),
             ),
-            (Some(at), None) if icmp(&draft.config.door.sequence).is_some() => (
-                at,
-                format!(
-                    "door `{name}` has the ICMP knock {}: {ICMP_REFUSED}",
-                    icmp(&draft.config.door.sequence).expect("checked")
-                ),
-            ),
+            (Some(at), None) => match Sequence::new(&draft.knocks) {
+                Err(icmp) => (at, format!("door `{name}` has {icmp}")),
+                Ok(sequence) => {
+                    lines.insert(name.clone(), draft.config.line);
+                    let mut config = draft.config;
+                    config.door.sequence = sequence;
+                    doors.push(config.with_fallbacks());
+                    continue;
+                }
+            },
             _ => {
                 lines.insert(name.clone(), draft.config.line);
                 doors.push(draft.config.with_fallbacks());
@@ -443,19 +448,10 @@ fn check_doors(path: &Path, drafts: Vec<Draft>) -> Result<Vec<DoorConfig>, Confi
     Ok(doors)
 }
 
-/// Why a door may not have an ICMP knock: the matcher and the capture filter
-/// know TCP and UDP only; routers match ICMP knocks by packet size themselves.
-pub const ICMP_REFUSED: &str = "knockr knockd matches TCP and UDP knocks only; \
-     ICMP knocks are for the router's native rules (knockr routeros rules)";
-
-/// The first ICMP knock of a sequence, which knockd refuses.
-pub fn icmp(sequence: &[Knock]) -> Option<Knock> {
-    sequence.iter().copied().find(|k| k.proto == Proto::Icmp)
-}
-
-/// Why knockd cannot use a one-time line, for [`crate::config::onetime::current`].
+/// Why knockd cannot use a one-time line, for [`crate::config::onetime::current`]:
+/// the matcher's sequences are TCP and UDP only (see [`Sequence::new`]).
 pub fn refuse_line(sequence: &[Knock]) -> Option<String> {
-    icmp(sequence).map(|knock| format!("the ICMP knock {knock}: {ICMP_REFUSED}"))
+    Sequence::new(sequence).err().map(|icmp| icmp.to_string())
 }
 
 fn parse_toml(path: &Path, text: &str) -> Result<ServerConfig, ConfigError> {
@@ -476,7 +472,6 @@ fn parse_toml(path: &Path, text: &str) -> Result<ServerConfig, ConfigError> {
         let sequence_at = raw.sequence.as_ref().map(|s| at(s.span()));
         let one_time_at = raw.one_time_sequences.as_ref().map(|f| at(f.span()));
         let sequence = raw.sequence.map(Spanned::into_inner).unwrap_or_default();
-        config.door.sequence = sequence;
         config.one_time_sequences = raw.one_time_sequences.map(Spanned::into_inner);
         config.door.seq_timeout = raw.seq_timeout.map_or(DEFAULT_SEQ_TIMEOUT, |d| d.0);
         config.door.flags = raw.tcp_flags.map(|f| f.0).unwrap_or_default();
@@ -496,6 +491,7 @@ fn parse_toml(path: &Path, text: &str) -> Result<ServerConfig, ConfigError> {
         }
         drafts.push(Draft {
             config,
+            knocks: sequence,
             name_at: at(name.span()),
             sequence_at,
             one_time_at,
@@ -835,6 +831,7 @@ fn parse_knockd_conf(path: &Path, text: &str) -> Result<ServerConfig, ConfigErro
                 _ if name == "options" => Section::Options,
                 name => Section::Door(Box::new(Draft {
                     config: DoorConfig::new(name, index + 1),
+                    knocks: Vec::new(),
                     name_at: at(name),
                     sequence_at: None,
                     one_time_at: None,
@@ -938,7 +935,7 @@ fn door_directive<'t>(
             let knock = |item: &'t str| {
                 knock::parse_knock(item, Proto::Tcp).map_err(|e| (item.trim(), e.to_string()))
             };
-            door.door.sequence = value.split(',').map(knock).collect::<Result<_, _>>()?;
+            draft.knocks = value.split(',').map(knock).collect::<Result<_, _>>()?;
             draft.sequence_at = Some(key_at);
         }
         "one_time_sequences" => {
@@ -1073,8 +1070,8 @@ conf: empty file               |
         parse(Path::new("knockd.conf"), text).expect("the knockd.conf loads")
     }
 
-    fn knocks(spec: &str) -> Vec<Knock> {
-        knock::parse_list(spec, Proto::Tcp).unwrap()
+    fn knocks(spec: &str) -> Sequence {
+        Sequence::new(&knock::parse_list(spec, Proto::Tcp).unwrap()).unwrap()
     }
 
     /// A knockd.conf door in one line: `seq_timeout cmd_timeout: start start6 stop stop6`.

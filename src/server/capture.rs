@@ -67,7 +67,7 @@ pub fn bpf_filter_with(doors: &[Door], extra: &[String]) -> String {
     let ports = |proto: Proto| -> Vec<String> {
         let mut ports: Vec<u16> = doors
             .iter()
-            .flat_map(|d| d.sequence.iter())
+            .flat_map(|d| d.sequence.knocks())
             .filter(|k| k.proto == proto)
             .map(|k| k.port)
             .collect();
@@ -483,7 +483,7 @@ mod tests {
     fn door(sequence: Vec<Knock>) -> Door {
         Door {
             name: "d".into(),
-            sequence,
+            sequence: crate::core::matcher::Sequence::new(&sequence).unwrap(),
             seq_timeout: Duration::from_secs(5),
             flags: FlagRule::default(),
             target: None,

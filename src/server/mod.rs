@@ -22,7 +22,7 @@ use anyhow::Context;
 
 use crate::config::onetime;
 use crate::config::server::{self as config, Action, ServerConfig};
-use crate::core::matcher::{Door, Event, EventKind, Matcher};
+use crate::core::matcher::{Door, DoorId, Event, EventKind, Matcher, Sequence};
 use capture::{Control, Seen};
 use commands::{Doorman, Run, RunKind};
 use log::Log;
@@ -158,7 +158,10 @@ pub fn filter_for(server: &Server) -> String {
             protos.map(move |proto| format!("{} dst portrange {low}-{high}", proto.as_str()))
         })
         .collect();
-    capture::bpf_filter_with(&server.matcher.doors()[..config.doors.len()], &ranges)
+    let doors: Vec<Door> = (server.ids[..config.doors.len()].iter())
+        .map(|&id| server.matcher.door(id).clone())
+        .collect();
+    capture::bpf_filter_with(&doors, &ranges)
 }
 
 /// Interfaces captured when neither `-i` nor the config names any.
@@ -179,20 +182,27 @@ pub fn doors(config: &ServerConfig) -> anyhow::Result<Vec<Door>> {
         .map(|d| {
             let mut door = d.door.clone();
             if let Some(path) = &d.one_time_sequences {
-                door.sequence = onetime::current(path, config::refuse_line)
-                    .with_context(|| {
-                        format!(
-                            "door {}: cannot read its one-time sequences {}",
-                            d.door.name,
-                            path.display()
-                        )
-                    })?
-                    .map(|(_, knocks)| knocks)
-                    .unwrap_or_default();
+                door.sequence = one_time_sequence(path).with_context(|| {
+                    format!(
+                        "door {}: cannot read its one-time sequences {}",
+                        d.door.name,
+                        path.display()
+                    )
+                })?;
             }
             Ok(door)
         })
         .collect()
+}
+
+/// The first unused line of a one-time sequences file, as a matcher
+/// sequence; empty when every line is used (the door is then disabled).
+fn one_time_sequence(path: &Path) -> std::io::Result<Sequence> {
+    let knocks = onetime::current(path, config::refuse_line)?;
+    let knocks = knocks.map(|(_, knocks)| knocks).unwrap_or_default();
+    // `refuse_line` already turned ICMP knocks away, naming the line.
+    Sequence::new(&knocks)
+        .map_err(|icmp| std::io::Error::new(std::io::ErrorKind::InvalidData, icmp))
 }
 
 /// The matcher for `config` (its doors, then the slot doors of its
@@ -212,7 +222,11 @@ pub struct Server {
     /// and their replay cache.
     otp: otp::Slots,
     /// Reused for the slots' new sequences: no allocation per packet.
-    changes: Vec<(usize, Vec<crate::core::knock::Knock>)>,
+    changes: Vec<(usize, Sequence)>,
+    /// The same as matcher changes.
+    moved: Vec<(DoorId, Sequence)>,
+    /// The matcher's door ids, by index.
+    ids: Vec<DoorId>,
     pub doorman: Doorman,
     pub log: Arc<Mutex<Log>>,
     /// The doors' RouterOS address-list updates: queues and workers.
@@ -232,9 +246,11 @@ impl Server {
         let routers = routers_for(&config, dry_run, log.clone())?;
         Ok(Server {
             config,
+            ids: matcher.ids().collect(),
             matcher,
             otp,
             changes: Vec::new(),
+            moved: Vec::new(),
             doorman: Doorman::default(),
             log_every_event,
             log,
@@ -253,7 +269,10 @@ impl Server {
     /// Time-based doors' slots whose step changed by `at` get their new sequence.
     fn roll(&mut self, at: Duration) {
         self.otp.advance(at, &mut self.changes);
-        self.matcher.set_sequences(&mut self.changes);
+        let ids = &self.ids;
+        self.moved
+            .extend(self.changes.drain(..).map(|(i, s)| (ids[i], s)));
+        self.matcher.set_sequences(&mut self.moved);
     }
 
     /// One packet at `seen.at`: returns the commands it makes due.
@@ -291,13 +310,14 @@ impl Server {
     /// Logs and acts on `events`, leaving the vector empty for reuse.
     fn events(&mut self, at: Duration, events: &mut Vec<Event>) -> Vec<Run> {
         let mut runs = Vec::new();
-        for mut event in events.drain(..) {
+        for event in events.drain(..) {
             // A time-based door's slot stands for the door and one client.
             let opening = match event.kind {
-                EventKind::Open => self.otp.open(event.door),
+                EventKind::Open => self.otp.open(event.door.index()),
                 _ => otp::Opening::Plain,
             };
-            let (door, client) = self.otp.who(event.door).unwrap_or((event.door, None));
+            let index = event.door.index();
+            let (door, client) = self.otp.who(index).unwrap_or((index, None));
             let name = &self.config.doors[door].door.name;
             if opening == otp::Opening::Replay {
                 let mut log = self.log.lock().unwrap_or_else(|p| p.into_inner());
@@ -308,7 +328,6 @@ impl Server {
                 let mut log = self.log.lock().unwrap_or_else(|p| p.into_inner());
                 log.client_event(at, name, client, event.src, event.kind);
             }
-            event.door = door;
             if event.kind == EventKind::Evicted {
                 let evictions = self.matcher.evictions();
                 if evictions.is_power_of_two() {
@@ -318,11 +337,8 @@ impl Server {
             if event.kind != EventKind::Open {
                 continue;
             }
-            self.use_one_time_sequence(at, event.door);
-            runs.extend(
-                self.doorman
-                    .opened(&self.config.doors, event.door, event.src, at),
-            );
+            self.use_one_time_sequence(at, door);
+            runs.extend(self.doorman.opened(&self.config.doors, door, event.src, at));
         }
         runs
     }
@@ -340,15 +356,15 @@ impl Server {
         });
         let next = if self.dry_run {
             // Nothing is written in a dry run; later knocks still see the next line.
-            Ok(Vec::new())
+            Ok(Sequence::default())
         } else {
-            onetime::current(&path, config::refuse_line)
-                .map(|line| line.map(|(_, knocks)| knocks).unwrap_or_default())
+            one_time_sequence(&path)
         };
         match (spent, next) {
             (Err(err), _) => {
                 self.log().note(at, &format!("{name}: cannot mark the used one-time sequence in {}: {err}; the door is disabled", path.display()));
-                self.matcher.set_sequence(door, Vec::new());
+                self.matcher
+                    .set_sequence(self.ids[door], Sequence::default());
             }
             // A bad next line (a typo, an ICMP knock) disables the door and says why.
             (Ok(()), Err(err)) => {
@@ -356,7 +372,8 @@ impl Server {
                     at,
                     &format!("{name}: cannot read the next one-time sequence: {err}; the door is disabled"),
                 );
-                self.matcher.set_sequence(door, Vec::new());
+                self.matcher
+                    .set_sequence(self.ids[door], Sequence::default());
             }
             (Ok(()), Ok(next)) => {
                 if next.is_empty() && !self.dry_run {
@@ -369,7 +386,7 @@ impl Server {
                     );
                 }
                 if !self.dry_run {
-                    self.matcher.set_sequence(door, next);
+                    self.matcher.set_sequence(self.ids[door], next);
                 }
             }
         }
@@ -817,6 +834,7 @@ fn reload(server: &mut Server, path: &std::path::Path) -> Vec<Run> {
             };
             let closing = server.doorman.rekey(&server.config.doors, new_index);
             slots.carry_over(&server.otp);
+            server.ids = matcher.ids().collect();
             server.matcher = matcher;
             server.otp = slots;
             server.log().note(

@@ -15,8 +15,7 @@ use std::collections::HashSet;
 use std::time::Duration;
 
 use crate::config::server::{OtpDoor, ServerConfig};
-use crate::core::knock::Knock;
-use crate::core::matcher::Door;
+use crate::core::matcher::{Door, Sequence};
 
 /// The slot doors of every OTP door of a configuration, and what was used.
 #[derive(Debug)]
@@ -122,7 +121,7 @@ impl Slots {
         self.slots
             .iter()
             .map(|slot| Door {
-                sequence: Vec::new(),
+                sequence: Sequence::default(),
                 ..self.doors[slot.rolling].template.clone()
             })
             .collect()
@@ -131,7 +130,7 @@ impl Slots {
     /// Brings every slot to the time `now` (since the Unix epoch): appends
     /// (matcher door, sequence) for each slot whose step changed. Cheap when
     /// no step boundary was crossed.
-    pub fn advance(&mut self, now: Duration, changes: &mut Vec<(usize, Vec<Knock>)>) {
+    pub fn advance(&mut self, now: Duration, changes: &mut Vec<(usize, Sequence)>) {
         for (r, rolling) in self.doors.iter_mut().enumerate() {
             let step = rolling.otp.spec.step_of(now.as_secs());
             if rolling.current == Some(step) {
@@ -153,9 +152,12 @@ impl Slots {
                 }
                 slot.step = wanted;
                 let secret = rolling.otp.clients[slot.client].secret.bytes();
-                let sequence = wanted.map_or_else(Vec::new, |s| {
-                    rolling.otp.spec.sequence(secret, &rolling.name, s)
-                });
+                // The configuration allows time-based knocks on TCP and UDP
+                // only; were an ICMP one derived, the slot would stay shut.
+                let sequence = wanted
+                    .map(|s| rolling.otp.spec.sequence(secret, &rolling.name, s))
+                    .and_then(|knocks| Sequence::new(&knocks).ok())
+                    .unwrap_or_default();
                 changes.push((self.base + index, sequence));
             }
         }
@@ -266,7 +268,7 @@ mod tests {
         let mut config =
             crate::config::server::parse(std::path::Path::new("k.toml"), text).unwrap();
         let team: &mut DoorConfig = &mut config.doors[1];
-        team.door.sequence.clear();
+        team.door.sequence = Sequence::default();
         team.otp = Some(OtpDoor {
             spec: spec(),
             window,
@@ -280,14 +282,18 @@ mod tests {
     }
 
     /// The (client, step) each slot door holds, from the sequences set so far.
-    fn held(slots: &Slots, sequences: &[Vec<Knock>], clients: &[u8]) -> Vec<(usize, Option<u64>)> {
+    fn held(slots: &Slots, sequences: &[Sequence], clients: &[u8]) -> Vec<(usize, Option<u64>)> {
         sequences
             .iter()
             .enumerate()
             .map(|(i, sequence)| {
                 let client = slots.slots[i].client;
                 let step = (T - 5..T + 5).find(|s| {
-                    *sequence == spec().sequence(secret(clients[client]).bytes(), "team", *s)
+                    sequence.knocks().eq(spec().sequence(
+                        secret(clients[client]).bytes(),
+                        "team",
+                        *s,
+                    ))
                 });
                 (client, step)
             })
@@ -298,7 +304,7 @@ mod tests {
     fn the_window_holds_each_clients_sequences_of_t_minus_w_to_t_plus_w() {
         let mut slots = Slots::new(&config(1, vec![client("alice", 1), client("bob", 2)]));
         assert_eq!(slots.matcher_doors().len(), 6, "2 clients x 3 steps");
-        let mut sequences = vec![Vec::new(); 6];
+        let mut sequences = vec![Sequence::default(); 6];
         let mut changes = Vec::new();
         slots.advance(at(T), &mut changes);
         assert_eq!(changes.len(), 6);
