@@ -55,15 +55,12 @@ pub struct Seen {
 /// The kernel-side filter: coarse on purpose (ports and protocols only, with
 /// and without a VLAN tag); flags, order and addresses are checked in
 /// userspace, where IPv6 works too. A strict door needs every TCP and UDP packet.
-pub fn bpf_filter(doors: &[Door]) -> String {
-    bpf_filter_with(doors, &[])
-}
-
-/// [`bpf_filter`] that also lets in `extra` clauses, such as a time-based
-/// door's `udp dst portrange 20000-29999`. They go inside the same VLAN
-/// wrapping: after `vlan`, libpcap reads every later clause at the tagged
-/// offsets, so untagged clauses must all come before it.
-pub fn bpf_filter_with(doors: &[Door], extra: &[String]) -> String {
+///
+/// `extra` clauses are let in too, such as a time-based door's
+/// `udp dst portrange 20000-29999`. They go inside the same VLAN wrapping:
+/// after `vlan`, libpcap reads every later clause at the tagged offsets, so
+/// untagged clauses must all come before it.
+pub fn bpf_filter(doors: &[&Door], extra: &[String]) -> String {
     let ports = |proto: Proto| -> Vec<String> {
         let mut ports: Vec<u16> = doors
             .iter()
@@ -227,6 +224,27 @@ impl Control {
     }
 }
 
+/// A reader that stopped reading, as it tells the run loop.
+#[derive(Debug)]
+pub struct Ended {
+    /// The interface it read.
+    pub interface: String,
+    /// Why it stopped, when not because it was told to.
+    pub failure: Option<String>,
+    /// Its libpcap counters at the end.
+    pub drops: Drops,
+}
+
+impl Ended {
+    /// Why reading ended, in one sentence.
+    pub fn why(&self) -> String {
+        match &self.failure {
+            Some(failure) => failure.clone(),
+            None => format!("capture on {} stopped", self.interface),
+        }
+    }
+}
+
 /// Counters from libpcap (`pcap_stats`) since the capture was opened:
 /// packets the kernel dropped before we read them. On Linux libpcap keeps
 /// them as 32-bit counters, which wrap.
@@ -253,13 +271,13 @@ impl Live {
     /// to `deliver` (which may block: the kernel buffers meanwhile and counts
     /// what it drops). A failed capture is re-opened if it can be within
     /// [`REOPEN_FOR`]; `notice` hears of the failure and of the recovery.
-    /// `on_end` hears why reading ended, if not because of `stop`.
+    /// `on_end` hears that reading ended, and why if not because of `stop`.
     pub fn spawn(
         mut self,
         control: Control,
         deliver: impl Fn(Seen) -> bool + Send + 'static,
         notice: impl Fn(String) + Send + 'static,
-        on_end: impl FnOnce(String, Option<anyhow::Error>, Drops) + Send + 'static,
+        on_end: impl FnOnce(Ended) + Send + 'static,
     ) -> std::thread::JoinHandle<()> {
         control
             .readers
@@ -344,7 +362,11 @@ impl Live {
                 };
                 let drops = self.drops().unwrap_or_default();
                 control.set_drops(&self.interface, drops);
-                on_end(self.interface.clone(), error, drops);
+                on_end(Ended {
+                    interface: self.interface.clone(),
+                    failure: error.map(|err| format!("{err:#}")),
+                    drops,
+                });
             })
             .expect("a thread can be started")
     }
@@ -509,14 +531,20 @@ mod tests {
     #[test]
     fn the_filter_compiles_for_doors_with_and_without_sequences() {
         let knock = |port, proto| Knock { port, proto };
-        let with = bpf_filter(&[door(vec![knock(7000, Proto::Udp), knock(8000, Proto::Tcp)])]);
+        let with = bpf_filter(
+            &[&door(vec![
+                knock(7000, Proto::Udp),
+                knock(8000, Proto::Tcp),
+            ])],
+            &[],
+        );
         assert_eq!(
             passes_udp_7000(&with).map_err(|e| format!("{with}: {e}")),
             Ok(true)
         );
         // Every one-time line used: the door has no sequence, and knockd must
         // still start (and reload) with a filter that lets nothing in.
-        let none = bpf_filter(&[door(Vec::new())]);
+        let none = bpf_filter(&[&door(Vec::new())], &[]);
         assert_eq!(
             passes_udp_7000(&none).map_err(|e| format!("{none}: {e}")),
             Ok(false)

@@ -16,6 +16,7 @@ use tokio::sync::mpsc;
 use tokio::time::Instant;
 
 use crate::config::routeros::RouterosAction;
+use crate::config::server::ServerConfig;
 use crate::routeros::rest::{self, AddressList, Entry, Outcome, RestError, Router};
 use crate::routeros::timeout;
 use crate::server::log::Log;
@@ -56,14 +57,22 @@ struct Queue {
     dropped: Arc<AtomicU64>,
 }
 
+/// One door's routers.
+struct DoorRouters {
+    /// The door's name, as runs name it.
+    door: Arc<str>,
+    /// The door's list, timeout and retry bound.
+    action: RouterosAction,
+    /// The clients, made (passwords read) at load time; taken by [`Routers::start`].
+    clients: Vec<AddressList>,
+    /// The queues, once [`Routers::start`] ran in a runtime, in router order.
+    queues: Vec<Queue>,
+}
+
 /// Every door's routers: their clients until started, then their queues.
 pub struct Routers {
-    /// Per door (config order): the clients, made (passwords read) at load time.
-    clients: Vec<Vec<AddressList>>,
-    /// Per door: the queues, once [`Routers::start`] ran in a runtime.
-    queues: Vec<Vec<Queue>>,
-    /// Per door: the action's list, timeout and retry bound.
-    actions: Vec<Option<RouterosAction>>,
+    /// The doors that have routers, in config order.
+    doors: Vec<DoorRouters>,
     /// The workers, awaited by [`Routers::finish`].
     workers: Vec<tokio::task::JoinHandle<()>>,
     /// Print what would be sent instead of sending (`--dry-run`).
@@ -76,47 +85,47 @@ impl Routers {
     /// Reads every router's password and prepares its client (no connection
     /// yet); in a dry run nothing is read. Call before dropping privileges.
     pub fn new(
-        actions: Vec<Option<RouterosAction>>,
+        config: &ServerConfig,
         dry_run: bool,
         log: Arc<Mutex<Log>>,
     ) -> anyhow::Result<Routers> {
-        let mut clients = Vec::new();
-        for action in &actions {
-            let mut door = Vec::new();
-            for router in action.iter().flat_map(|a| &a.routers) {
+        let mut doors = Vec::new();
+        for door in &config.doors {
+            let Some(action) = &door.routeros else {
+                continue;
+            };
+            let mut clients = Vec::new();
+            for router in &action.routers {
                 for warning in router.warnings() {
                     lock(&log).note(now(), &warning);
                 }
                 if !dry_run {
                     let password = crate::config::secret::load_password(&router.password)
                         .map_err(|err| anyhow::anyhow!("router {}: {err}", router.url))?;
-                    door.push(AddressList::new(router, password).map_err(anyhow::Error::msg)?);
+                    clients.push(AddressList::new(router, password).map_err(anyhow::Error::msg)?);
                 }
             }
-            clients.push(door);
+            doors.push(DoorRouters {
+                door: Arc::from(door.door.name.as_str()),
+                action: action.clone(),
+                clients,
+                queues: Vec::new(),
+            });
         }
         Ok(Routers {
-            clients,
-            queues: Vec::new(),
-            actions,
+            doors,
             workers: Vec::new(),
             dry_run,
             log,
         })
     }
 
-    /// Whether any door has routers.
-    pub fn any(&self) -> bool {
-        self.actions.iter().any(Option::is_some)
-    }
-
     /// Starts one worker per router; must run inside a tokio runtime.
     pub fn start(&mut self) {
-        for door in std::mem::take(&mut self.clients) {
-            let mut queues = Vec::new();
-            for client in door {
+        for door in &mut self.doors {
+            for client in std::mem::take(&mut door.clients) {
                 let (sender, receiver) = mpsc::channel(QUEUE);
-                queues.push(Queue {
+                door.queues.push(Queue {
                     url: client.router.url.clone(),
                     sender,
                     dropped: Arc::default(),
@@ -124,16 +133,16 @@ impl Routers {
                 self.workers
                     .push(tokio::spawn(work(client, receiver, self.log.clone())));
             }
-            self.queues.push(queues);
         }
     }
 
-    /// Queues `change` of `src` on every router of door `door` (named
-    /// `name`); never waits. A full queue drops the update and logs it.
-    pub fn submit(&self, door: usize, name: &str, src: IpAddr, change: Change, at: Duration) {
-        let Some(Some(action)) = self.actions.get(door) else {
+    /// Queues `change` of `src` on every router of the door named `name`, if
+    /// it has any; never waits. A full queue drops the update and logs it.
+    pub fn submit(&self, name: &str, src: IpAddr, change: Change, at: Duration) {
+        let Some(door) = self.doors.iter().find(|d| *d.door == *name) else {
             return;
         };
+        let action = &door.action;
         let src = src.to_canonical();
         if self.dry_run {
             for router in &action.routers {
@@ -142,7 +151,7 @@ impl Routers {
             }
             return;
         }
-        for queue in self.queues.get(door).into_iter().flatten() {
+        for queue in &door.queues {
             let job = Job {
                 change,
                 door: name.to_string(),
@@ -163,10 +172,9 @@ impl Routers {
 
     /// The longest retry bound of any door: how long [`Routers::finish`] may wait.
     pub fn longest_retry(&self) -> Duration {
-        self.actions
+        self.doors
             .iter()
-            .flatten()
-            .map(|a| a.retry)
+            .map(|d| d.action.retry)
             .max()
             .unwrap_or_default()
     }
@@ -174,7 +182,9 @@ impl Routers {
     /// Closes the queues and waits for the pending updates to be sent or
     /// given up, at most `limit`.
     pub async fn finish(&mut self, limit: Duration) {
-        self.queues.clear();
+        for door in &mut self.doors {
+            door.queues.clear();
+        }
         let workers = std::mem::take(&mut self.workers);
         let all = async {
             for worker in workers {
