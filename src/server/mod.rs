@@ -30,6 +30,7 @@ use crate::config::onetime;
 use crate::config::server::{self as config, Action, ServerConfig};
 use crate::core::matcher::{DoorId, EventKind, Sequence};
 use crate::core::packet::Hit;
+use crate::routeros::worker::Change;
 use capture::{Control, Seen};
 use commands::{Run, RunKind};
 use engine::{Engine, Firing};
@@ -439,8 +440,8 @@ impl Server {
     /// any (in a dry run: logs what would be sent). Never waits.
     fn update_routers(&self, at: Duration, run: &Run) {
         let change = match run.kind {
-            RunKind::Start => routers::Change::Grant,
-            RunKind::Stop => routers::Change::Remove,
+            RunKind::Start => Change::Grant,
+            RunKind::Stop => Change::Remove,
         };
         self.routers.submit(&run.door, run.src, change, at);
     }
@@ -483,6 +484,8 @@ impl Server {
     }
 }
 
+/// The log, even if a thread panicked while holding it: losing every later
+/// line would be worse than one line left unfinished.
 fn lock(log: &Mutex<Log>) -> std::sync::MutexGuard<'_, Log> {
     log.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
 }
