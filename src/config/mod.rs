@@ -7,6 +7,10 @@
 
 pub mod onetime;
 pub mod profiles;
+// The server's configuration needs the RouterOS REST client's types, which
+// only exist with the server.
+#[cfg(feature = "server")]
 pub mod routeros;
 pub mod secret;
+#[cfg(feature = "server")]
 pub mod server;
