@@ -346,7 +346,7 @@ impl Live {
                                 )),
                                 Err(None) => break None,
                                 Err(Some(last)) => {
-                                    let within = if lacks_permission(&last) {
+                                    let within = if lacks_permission() {
                                         String::new()
                                     } else {
                                         format!(" within {}s", REOPEN_FOR.as_secs())
@@ -409,7 +409,7 @@ impl Live {
                 }
                 // Not something waiting mends: after a privilege drop
                 // (`user =`) the capability to capture is gone for good.
-                Err(err) if lacks_permission(&err) => {
+                Err(err) if lacks_permission() => {
                     return Err(Some(err.context(
                         "re-opening a capture needs root or CAP_NET_RAW, given up when privileges were dropped",
                     )));
@@ -423,11 +423,17 @@ impl Live {
     }
 }
 
-/// Whether opening a capture failed for want of privileges (libpcap's
-/// wording for EPERM/EACCES), not because the interface is missing.
-fn lacks_permission(err: &anyhow::Error) -> bool {
-    let text = format!("{err:#}").to_ascii_lowercase();
-    text.contains("operation not permitted") || text.contains("permission")
+/// Whether this process lacks the privilege to capture at all (root or
+/// CAP_NET_RAW), as opposed to an interface that is missing for now. The
+/// kernel is asked with a packet socket, which is what libpcap opens: the
+/// pcap crate keeps only libpcap's message of a failed activation, not its
+/// status (`PCAP_ERROR_PERM_DENIED`), and messages are no interface.
+fn lacks_permission() -> bool {
+    use socket2::{Domain, Socket, Type};
+    match Socket::new(Domain::PACKET, Type::RAW, None) {
+        Ok(_) => false,
+        Err(err) => err.kind() == std::io::ErrorKind::PermissionDenied,
+    }
 }
 
 /// Replays a capture file, calling `each` for every possible knock in file order.
@@ -526,6 +532,18 @@ mod tests {
             .write(&mut frame, &[0])
             .unwrap();
         Ok(program.filter(&frame))
+    }
+
+    /// Root (or CAP_NET_RAW) may capture and is told so; anyone else lacks
+    /// permission, and libpcap agrees: opening `lo` fails for them too.
+    #[test]
+    fn lacking_permission_is_what_the_kernel_says_and_libpcap_agrees() {
+        let may_capture = open_live("lo", "less 1").is_ok();
+        assert_eq!(lacks_permission(), !may_capture);
+        // SAFETY: geteuid has no preconditions.
+        if unsafe { libc::geteuid() } == 0 {
+            assert!(!lacks_permission(), "root may capture");
+        }
     }
 
     #[test]
