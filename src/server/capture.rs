@@ -463,45 +463,6 @@ fn timestamp(sec: i64, usec: i64) -> Duration {
     Duration::from_secs(sec.max(0) as u64) + Duration::from_micros(usec.clamp(0, 999_999) as u64)
 }
 
-/// Writes frames to a capture file (for tests and benchmarks).
-pub struct Writer {
-    savefile: pcap::Savefile,
-}
-
-impl Writer {
-    pub fn create(path: &Path, link: LinkType) -> anyhow::Result<Writer> {
-        let dead = Capture::dead(Linktype(link.dlt())).context("cannot create a pcap writer")?;
-        let savefile = dead
-            .savefile(path)
-            .with_context(|| format!("cannot write {}", path.display()))?;
-        Ok(Writer { savefile })
-    }
-
-    /// Appends one frame captured at `at` (since the Unix epoch).
-    pub fn write(&mut self, at: Duration, frame: &[u8]) {
-        let len = u32::try_from(frame.len()).expect("a frame fits in u32");
-        let header = pcap::PacketHeader {
-            ts: libc_timeval(at),
-            caplen: len,
-            len,
-        };
-        self.savefile.write(&pcap::Packet::new(&header, frame));
-    }
-
-    pub fn finish(mut self) -> anyhow::Result<()> {
-        self.savefile
-            .flush()
-            .context("cannot flush the capture file")
-    }
-}
-
-fn libc_timeval(at: Duration) -> libc::timeval {
-    libc::timeval {
-        tv_sec: at.as_secs() as _,
-        tv_usec: at.subsec_micros() as _,
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
