@@ -778,3 +778,140 @@ fn log_drops(server: &Server, control: &Control) {
 }
 
 type Tasks = tokio::task::JoinSet<()>;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Capturing on `lo` needs root (CAP_NET_RAW): under CI=true the test
+    /// must run; elsewhere without root it skips, saying why.
+    fn can_capture() -> bool {
+        // SAFETY: geteuid has no preconditions.
+        if unsafe { libc::geteuid() } == 0 {
+            return true;
+        }
+        assert!(
+            std::env::var("CI").as_deref() != Ok("true"),
+            "live test cannot run under CI: it needs root to capture on lo"
+        );
+        eprintln!("skipping live test: it needs root to capture on lo");
+        false
+    }
+
+    /// What `path` holds once it contains `needle` (waiting up to 10 s).
+    fn wait_for(path: &Path, needle: &str) -> String {
+        let until = std::time::Instant::now() + Duration::from_secs(10);
+        loop {
+            let text = std::fs::read_to_string(path).unwrap_or_default();
+            if text.contains(needle) {
+                return text;
+            }
+            assert!(
+                std::time::Instant::now() < until,
+                "no {needle:?} in {}:\n{text}",
+                path.display()
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// A door knocked with UDP datagrams to 127.0.0.1, recording its
+    /// commands in `dir/ran`; `stop` names its stop command.
+    fn door(dir: &Path, name: &str, ports: [u16; 2], stop: &str) -> String {
+        let ran = dir.join("ran").display().to_string();
+        format!(
+            "[[door]]\nname = \"{name}\"\nsequence = [\"{}:udp\", \"{}:udp\"]\n\
+             start = [\"/bin/sh\", \"-c\", \"echo start {name} %IP% >> {ran}\"]\n\
+             stop = [\"/bin/sh\", \"-c\", \"echo {stop} %IP% >> {ran}\"]\ncmd_timeout = \"60s\"\n",
+            ports[0], ports[1]
+        )
+    }
+
+    /// serve driven through its request channel, as the binary's signal
+    /// handlers drive it: a reload that drops a door closes that door's open
+    /// knocker at once, under its own name and with its own stop command (a
+    /// reload once announced it against the new file's doors by index), and
+    /// a stop runs what is still pending.
+    #[test]
+    fn serve_reloads_and_stops_on_request_running_the_pending_stop_commands() {
+        if !can_capture() {
+            return;
+        }
+        let dir = tempfile::tempdir().unwrap();
+        let (kept, removed) = ([47301, 47302], [47311, 47312]);
+        let log = dir.path().join("knockd.log");
+        let options = format!("[knockd]\nlog_file = \"{}\"\n", log.display());
+        let path = dir.path().join("knockd.toml");
+        let first = format!(
+            "{options}{}{}",
+            door(dir.path(), "kept", kept, "stop kept"),
+            door(dir.path(), "removed", removed, "stop removed")
+        );
+        std::fs::write(&path, first).unwrap();
+
+        let (requests, received) = tokio::sync::mpsc::channel(8);
+        let serving = {
+            let path = path.clone();
+            std::thread::spawn(move || {
+                let config = config::load(&path).unwrap();
+                let options = Options {
+                    interfaces: vec!["lo".into()],
+                    ..Options::default()
+                };
+                let started = start(config, &path, &options).unwrap();
+                let runtime = tokio::runtime::Runtime::new().unwrap();
+                runtime.block_on(serve(started, received)).unwrap()
+            })
+        };
+        wait_for(&log, "listening: 2 doors, 1 readers");
+        let socket = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+        for port in kept.into_iter().chain(removed) {
+            socket.send_to(&[0], ("127.0.0.1", port)).unwrap();
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let ran = dir.path().join("ran");
+        wait_for(&ran, "start kept 127.0.0.1");
+        wait_for(&ran, "start removed 127.0.0.1");
+
+        let second = format!(
+            "{options}{}",
+            door(dir.path(), "kept", kept, "stop-v2 kept")
+        );
+        std::fs::write(&path, second).unwrap();
+        requests.blocking_send(Request::Reload).unwrap();
+        wait_for(&log, "reloaded");
+        wait_for(&ran, "stop removed 127.0.0.1");
+        let text = wait_for(&log, "127.0.0.1: removed: closing");
+        assert!(
+            text.contains(
+                "removed: running stop command: /bin/sh -c 'echo stop removed 127.0.0.1 >> "
+            ),
+            "{text}"
+        );
+
+        requests.blocking_send(Request::Stop).unwrap();
+        assert_eq!(serving.join().unwrap(), Ending::Asked);
+        let text = std::fs::read_to_string(&log).unwrap();
+        assert!(
+            text.contains("stopping: running 1 pending stop command(s)"),
+            "{text}"
+        );
+        assert!(text.contains("127.0.0.1: kept: closing"), "{text}");
+        let mut lines: Vec<String> = std::fs::read_to_string(&ran)
+            .unwrap()
+            .lines()
+            .map(String::from)
+            .collect();
+        lines.sort();
+        assert_eq!(
+            lines,
+            [
+                "start kept 127.0.0.1",
+                "start removed 127.0.0.1",
+                "stop removed 127.0.0.1",
+                "stop-v2 kept 127.0.0.1"
+            ],
+            "the kept door's stop is the reloaded one's"
+        );
+    }
+}
