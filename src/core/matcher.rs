@@ -82,7 +82,9 @@ impl DoorId {
 /// One knock of a sequence, as the matcher compares packets with it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 struct Watched {
+    /// The destination port.
     port: u16,
+    /// TCP or UDP.
     transport: Transport,
 }
 
@@ -209,6 +211,7 @@ struct Attempt {
 /// Everything in progress for one source address.
 #[derive(Debug)]
 struct Source {
+    /// The source address.
     src: IpAddr,
     /// Inline for the usual one: no allocation and no pointer to
     /// chase per source, which under a flood is most of the cost.
@@ -229,6 +232,7 @@ type Slot = u32;
 /// (the slot itself), not several.
 #[derive(Debug, Default)]
 struct Table {
+    /// The sources, by slot; a free slot has `since` 0.
     slots: Vec<Source>,
     /// Slots freed for reuse: the slab never outgrows the most sources
     /// tracked at once.
@@ -300,8 +304,9 @@ impl Table {
     }
 }
 
-/// The (protocol, port) pairs some door knocks on, as one bit each: the
-/// first question for every packet, answered without hashing.
+/// The (transport, port) pairs some door knocks on, as one bit each: the
+/// first question for every packet, answered without hashing. One bitmap per
+/// [`Transport`], indexed by it: there is none for ICMP, and no door can ask.
 #[derive(Debug, Clone)]
 struct PortSet([Box<[u64; 1024]>; 2]);
 
@@ -365,6 +370,7 @@ fn ids(count: usize) -> impl ExactSizeIterator<Item = DoorId> {
 /// stale entries outnumber live ones, so memory stays bounded by `max_sources`.
 #[derive(Debug)]
 pub struct Matcher {
+    /// The doors, by [`DoorId`].
     doors: Vec<Door>,
     /// Every knock some door watches: for non-strict doors the only packets
     /// that count at all, as if the capture filter let nothing else in.
@@ -390,7 +396,9 @@ pub struct Matcher {
     attempts: usize,
     /// Bumped for every newly tracked source; orders `arrivals`.
     clock: u64,
+    /// The most sources tracked at once; a new one beyond evicts the oldest.
     max_sources: usize,
+    /// Sources evicted so, since the start.
     evictions: u64,
 }
 

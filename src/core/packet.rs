@@ -40,7 +40,9 @@ pub enum LinkType {
 /// One TCP segment or UDP datagram that could be a knock.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Hit {
+    /// The sender: the knocker (IPv4-mapped IPv6 addresses made IPv4).
     pub src: IpAddr,
+    /// Where it was sent: a door with a `target` only counts knocks to it.
     pub dst: IpAddr,
     /// TCP or UDP: the only packets that can be knocks on a port.
     pub transport: Transport,

@@ -48,20 +48,25 @@ pub struct Target {
 pub enum Outcome {
     /// A new entry on the list.
     Added {
+        /// The address list.
         list: String,
+        /// The entry's timeout on the router.
         timeout: Duration,
         /// The router's id of the entry.
         id: String,
     },
     /// The knocker was on the list already: its timeout was set again.
     Refreshed {
+        /// The address list.
         list: String,
+        /// The timeout set again.
         timeout: Duration,
         /// The router's id of the entry.
         id: String,
     },
     /// The knocker's entries were taken off the list.
     Removed {
+        /// The address list.
         list: String,
         /// How many (an address may have been on the list twice).
         entries: usize,
@@ -79,8 +84,11 @@ pub enum Outcome {
 /// Why an update was never sent.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Dropped {
-    /// The router's queue was full; `so_far` updates were refused so since the start.
-    QueueFull { so_far: u64 },
+    /// The router's queue was full.
+    QueueFull {
+        /// Updates refused so since the start, this one included.
+        so_far: u64,
+    },
     /// It waited in the queue (the router failing or slow) past its retry time.
     Expired,
 }

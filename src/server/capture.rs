@@ -48,7 +48,9 @@ const BUFFER_BYTES: i32 = 8 << 20;
 /// A packet that could be a knock, and when it was captured (since the Unix epoch).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Seen {
+    /// The packet, parsed.
     pub hit: Hit,
+    /// Its capture time: the clock the matcher runs on.
     pub at: Duration,
 }
 
@@ -96,8 +98,11 @@ pub fn bpf_filter(doors: &[&Door], extra: &[String]) -> String {
 /// An opened live capture, not yet reading: opened as root, read after
 /// privileges are dropped.
 pub struct Live {
+    /// The interface, as given (`any` for all).
     pub interface: String,
+    /// libpcap's handle, replaced when the capture is re-opened.
     capture: Capture<Active>,
+    /// How its frames are framed, for the parser.
     link: LinkType,
     /// The kernel filter in force: a re-opened capture gets it again.
     filter: String,

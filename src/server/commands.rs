@@ -49,9 +49,12 @@ impl Run {
     }
 }
 
+/// Which of a door's commands a run is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum RunKind {
+    /// The knocker completed the sequence: open.
     Start,
+    /// `cmd_timeout` later, or at exit or when the door is removed: close.
     Stop,
 }
 

@@ -27,7 +27,7 @@ use crate::core::packet::Hit;
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Firing {
     /// A source's attempt at a door moved: a stage, the opening, a reset, a
-    /// timeout, an eviction. Every kind comes out; the log picks what it shows.
+    /// timeout, an eviction (only openings with [`Knocks::Openings`]).
     Knock {
         /// The configuration door's name.
         door: Arc<str>,
@@ -71,6 +71,16 @@ pub enum Firing {
     Run(Run),
 }
 
+/// Which matcher events become [`Firing::Knock`]s: what the log shows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Knocks {
+    /// Openings only, as knockd logs without `-v`: a flood of first knocks
+    /// then costs no firing per packet.
+    Openings,
+    /// Every stage, reset, timeout and eviction too (`-v`, `--json`).
+    Every,
+}
+
 /// A door of the configuration in force, by its place in its `doors`. Valid
 /// until the next reload: nothing that outlives one (open knockers, runs)
 /// holds it; they name the door instead.
@@ -89,11 +99,13 @@ enum Stands {
 
 /// The matcher doors of a configuration and what each stands for.
 struct Layout {
+    /// The per-source state machine over all of them.
     matcher: Matcher,
-    /// By [`DoorId::index`].
+    /// What each matcher door stands for, by [`DoorId::index`].
     stands: Vec<Stands>,
-    /// Each slot's matcher door, by slot.
+    /// Each slot's matcher door, by [`SlotId::index`].
     slot_doors: Vec<DoorId>,
+    /// The time-based doors' slots: their steps and replay cache.
     slots: Slots,
 }
 
@@ -134,6 +146,8 @@ impl Layout {
 pub struct Engine {
     /// The configuration in force; replaced by [`Engine::reload`].
     config: ServerConfig,
+    /// Which knock events to fire; set once.
+    knocks: Knocks,
     /// The configuration's doors' names, by [`ConfigDoor`], shared by the
     /// firings that name them (no allocation per event).
     names: Vec<Arc<str>>,
@@ -152,14 +166,15 @@ pub struct Engine {
 }
 
 impl Engine {
-    /// The engine for `config`. A one-time door matches the sequence its
-    /// `door.sequence` holds: the caller puts the file's current line there
-    /// (the engine reads no files).
-    pub fn new(config: ServerConfig) -> Engine {
+    /// The engine for `config`, firing `knocks`. A one-time door matches the
+    /// sequence its `door.sequence` holds: the caller puts the file's current
+    /// line there (the engine reads no files).
+    pub fn new(config: ServerConfig, knocks: Knocks) -> Engine {
         Engine {
             names: names(&config),
             layout: Layout::new(&config),
             config,
+            knocks,
             doorman: Doorman::default(),
             events: Vec::new(),
             moved: Vec::new(),
@@ -287,12 +302,14 @@ impl Engine {
                 });
                 continue;
             }
-            out.push(Firing::Knock {
-                door: name.clone(),
-                client,
-                src: event.src,
-                kind: event.kind,
-            });
+            if self.knocks == Knocks::Every || event.kind == EventKind::Open {
+                out.push(Firing::Knock {
+                    door: name.clone(),
+                    client,
+                    src: event.src,
+                    kind: event.kind,
+                });
+            }
             match event.kind {
                 EventKind::Evicted => {
                     let dropped = self.layout.matcher.evictions();
@@ -409,9 +426,13 @@ mod tests {
 
     const NANO: Duration = Duration::from_nanos(1);
 
+    fn every(config: ServerConfig) -> Engine {
+        Engine::new(config, Knocks::Every)
+    }
+
     #[test]
     fn each_door_that_opens_fires_its_own_start_after_the_knocks_it_saw() {
-        let mut engine = Engine::new(config(
+        let mut engine = every(config(
             r#"
 [[door]]
 name = "a"
@@ -455,8 +476,26 @@ start = ["c-on"]
     }
 
     #[test]
+    fn with_openings_only_the_knocks_before_the_last_fire_nothing() {
+        let mut engine = Engine::new(
+            config("[[door]]\nname = \"ssh\"\nsequence = [\"7000\", \"8000\"]\nstart = [\"on\"]\n"),
+            Knocks::Openings,
+        );
+        assert!(packet(&mut engine, at(0), &hit("10.0.0.1", "7000")).is_empty());
+        assert!(packet(&mut engine, at(1), &hit("10.0.0.2", "7000")).is_empty());
+        assert!(
+            packet(&mut engine, at(2), &hit("10.0.0.2", "7000")).is_empty(),
+            "a reset"
+        );
+        assert_eq!(
+            packet(&mut engine, at(3), &hit("10.0.0.1", "8000")),
+            ["ssh 10.0.0.1 Open", "start ssh 10.0.0.1: on"]
+        );
+    }
+
+    #[test]
     fn timeouts_and_stops_fire_at_their_exact_deadline_not_a_nanosecond_before() {
-        let mut engine = Engine::new(config(
+        let mut engine = every(config(
             r#"
 [[door]]
 name = "ssh"
@@ -495,7 +534,7 @@ cmd_timeout = "10s"
             "[[door]]\nname = \"gone\"\nsequence = [\"6000\"]\nstop = [\"gone-off\", \"%IP%\"]\ncmd_timeout = \"30s\"\n{ssh}\
              [[door]]\nname = \"two\"\nsequence = [\"5000\", \"5001\"]\n"
         );
-        let mut engine = Engine::new(config(&old));
+        let mut engine = every(config(&old));
         packet(&mut engine, at(0), &hit("10.0.0.7", "6000"));
         packet(&mut engine, at(1_000), &hit("10.0.0.8", "7000"));
         packet(&mut engine, at(1_000), &hit("10.0.0.9", "5000"));
@@ -563,7 +602,7 @@ secret_file = "{}"
             "the test needs two steps that start apart"
         );
         let boundary = Duration::from_secs((step + 1) * 30);
-        let mut engine = Engine::new(config);
+        let mut engine = Engine::new(config, Knocks::Every);
         assert_eq!(
             knock(&mut engine, boundary - NANO, "10.0.0.1", &this),
             [
@@ -593,7 +632,7 @@ secret_file = "{}"
         let dir = tempfile::tempdir().unwrap();
         let config = team(dir.path(), 1);
         let this = sequence(&config, T0.as_secs() / 30);
-        let mut engine = Engine::new(config);
+        let mut engine = Engine::new(config, Knocks::Every);
         let first = knock(&mut engine, at(0), "10.0.0.1", &this);
         assert_eq!(first.last().unwrap(), "start team 10.0.0.1: on 10.0.0.1");
         assert_eq!(
@@ -605,7 +644,7 @@ secret_file = "{}"
 
     #[test]
     fn a_full_table_drops_the_oldest_attempt_and_says_so_at_powers_of_two() {
-        let mut engine = Engine::new(config(
+        let mut engine = every(config(
             "[knockd]\nmax_sources = 1\n[[door]]\nname = \"ssh\"\nsequence = [\"7000\", \"8000\"]\n",
         ));
         packet(&mut engine, at(0), &hit("10.0.0.1", "7000"));
@@ -632,7 +671,7 @@ secret_file = "{}"
         // The dispatcher reads the file; the engine is handed the line.
         let line = |text| Sequence::new(&crate::core::knock::parse_list(text, Proto::Tcp).unwrap());
         config.doors[0].door.sequence = line("7000,8000").unwrap();
-        let mut engine = Engine::new(config);
+        let mut engine = Engine::new(config, Knocks::Every);
         packet(&mut engine, at(0), &hit("10.0.0.1", "7000"));
         let mut out = Vec::new();
         engine.packet(at(1), &hit("10.0.0.1", "8000"), &mut out);

@@ -17,6 +17,7 @@ pub struct Log {
     sink: Option<Box<dyn Write + Send>>,
     /// Also send each line to syslog (knockd's `UseSyslog`).
     syslog: bool,
+    /// One JSON object per line instead of knockd-style text.
     json: bool,
     /// Debug lines (`-v`): packets seen, commands' output.
     pub verbose: bool,

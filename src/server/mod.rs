@@ -28,12 +28,12 @@ use anyhow::Context;
 
 use crate::config::onetime;
 use crate::config::server::{self as config, Action, ServerConfig};
-use crate::core::matcher::{DoorId, EventKind, Sequence};
+use crate::core::matcher::{DoorId, Sequence};
 use crate::core::packet::Hit;
 use crate::routeros::worker::Change;
 use capture::{Control, Seen};
 use commands::{Run, RunKind};
-use engine::{Engine, Firing};
+use engine::{Engine, Firing, Knocks};
 use log::Log;
 
 /// How the server runs, as the command line says.
@@ -236,9 +236,6 @@ pub struct Server {
     engine: Engine,
     /// Where every line goes; shared with router workers and running commands.
     log: Arc<Mutex<Log>>,
-    /// Whether every matcher event is logged (`-v` or `--json`), or only
-    /// openings: asked once, checked per event without taking the lock.
-    log_every_event: bool,
     /// The doors' RouterOS address-list updates: queues and workers.
     routers: routers::Routers,
     /// Print commands and router updates instead of carrying them out.
@@ -251,14 +248,18 @@ impl Server {
     /// Reads the one-time doors' current lines and the routers' passwords
     /// (so: before dropping privileges).
     pub fn new(config: ServerConfig, log: Log, dry_run: bool) -> anyhow::Result<Server> {
-        let engine = Engine::new(with_one_time_sequences(config)?);
-        let log_every_event = log.every_event();
+        // The log shows every knock event with -v or --json, else openings.
+        let knocks = if log.every_event() {
+            Knocks::Every
+        } else {
+            Knocks::Openings
+        };
+        let engine = Engine::new(with_one_time_sequences(config)?, knocks);
         let log = Arc::new(Mutex::new(log));
         let routers = routers::Routers::new(engine.config(), dry_run, log.clone())?;
         Ok(Server {
             engine,
             log,
-            log_every_event,
             routers,
             dry_run,
             firings: Vec::new(),
@@ -274,20 +275,18 @@ impl Server {
         lock(&self.log)
     }
 
-    /// One packet at `seen.at`, and what it makes due.
+    /// One packet seen at `at`, and what it makes due.
     fn packet(&mut self, at: Duration, hit: &Hit, commands: &mut Commands) {
         let mut firings = std::mem::take(&mut self.firings);
         self.engine.packet(at, hit, &mut firings);
-        self.dispatch_all(at, &mut firings, commands);
-        self.firings = firings;
+        self.dispatch_all(at, firings, commands);
     }
 
     /// Time passed with no packet: timeouts and due stop commands.
     fn tick(&mut self, at: Duration, commands: &mut Commands) {
         let mut firings = std::mem::take(&mut self.firings);
         self.engine.tick(at, &mut firings);
-        self.dispatch_all(at, &mut firings, commands);
-        self.firings = firings;
+        self.dispatch_all(at, firings, commands);
     }
 
     /// Every pending stop command, at the end of a run.
@@ -299,8 +298,7 @@ impl Server {
             at,
             &format!("stopping: running {closing} pending stop command(s)"),
         );
-        self.dispatch_all(at, &mut firings, commands);
-        self.firings = firings;
+        self.dispatch_all(at, firings, commands);
     }
 
     /// SIGHUP: the new config replaces the old only if it loads (its one-time
@@ -337,8 +335,7 @@ impl Server {
         self.engine.reload(config, &mut firings);
         self.log()
             .note(at, &format!("reloaded {}: {doors} doors", path.display()));
-        self.dispatch_all(at, &mut firings, commands);
-        self.firings = firings;
+        self.dispatch_all(at, firings, commands);
         // The old routers' queued updates go out in the background.
         routers.start();
         let mut old = std::mem::replace(&mut self.routers, routers);
@@ -346,10 +343,13 @@ impl Server {
         tokio::spawn(async move { old.finish(grace).await });
     }
 
-    fn dispatch_all(&mut self, at: Duration, firings: &mut Vec<Firing>, commands: &mut Commands) {
+    /// Dispatches `firings` in order, then keeps the emptied vector for the
+    /// next engine call.
+    fn dispatch_all(&mut self, at: Duration, mut firings: Vec<Firing>, commands: &mut Commands) {
         for firing in firings.drain(..) {
             self.dispatch(at, firing, commands);
         }
+        self.firings = firings;
     }
 
     /// Carries out one firing of the engine at `at`: logs it, spends a
@@ -362,12 +362,9 @@ impl Server {
                 client,
                 src,
                 kind,
-            } => {
-                if self.log_every_event || kind == EventKind::Open {
-                    self.log()
-                        .client_event(at, &door, client.as_deref(), src, kind);
-                }
-            }
+            } => self
+                .log()
+                .client_event(at, &door, client.as_deref(), src, kind),
             Firing::Replay { door, client, src } => {
                 self.log().replay(at, &door, client.as_deref(), src);
             }
@@ -383,11 +380,10 @@ impl Server {
             Firing::Run(run) => {
                 self.announce(at, &run);
                 self.update_routers(at, &run);
-                let Some(action) = run.action.clone().filter(|_| !self.dry_run) else {
-                    return;
-                };
-                let what = format!("{} command for {}", run.kind.as_str(), run.src);
-                commands.run(execute(self.log.clone(), run.door.to_string(), what, action));
+                if let Some(action) = run.action.filter(|_| !self.dry_run) {
+                    let what = format!("{} command for {}", run.kind.as_str(), run.src);
+                    commands.run(execute(self.log.clone(), run.door.to_string(), what, action));
+                }
             }
         }
     }
@@ -570,7 +566,7 @@ fn replay(server: &mut Server, path: &Path) -> anyhow::Result<u64> {
     catch_up(server, last, commands);
     let mut firings = std::mem::take(&mut server.firings);
     server.engine.close_all(&mut firings);
-    server.dispatch_all(last, &mut firings, commands);
+    server.dispatch_all(last, firings, commands);
     // The router updates still queued are sent (or given up) before the replay ends.
     let grace = router_grace(&server.routers);
     runtime.block_on(server.routers.finish(grace));
