@@ -4,7 +4,7 @@
 //! and their RouterOS address-list updates (see [`routers`]).
 //!
 //! The engine is pure; this module is its I/O. Live and replay drive it the
-//! same way and dispatch its firings with one function, [`Server::dispatch`];
+//! same way and dispatch its firings with one function, `Server::dispatch`;
 //! they differ only in the clock and in how commands run (live: each in a
 //! task of its own; replay: one after another).
 //!
