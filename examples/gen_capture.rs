@@ -19,8 +19,10 @@ use std::time::Duration;
 use Packet::{Syn, Udp};
 use clap::Parser;
 use etherparse::PacketBuilder;
-use knockr::core::packet::LinkType;
-use knockr::server::capture::Writer;
+use pcap_file::Writer;
+
+#[path = "../tests/it/support/pcap_file.rs"]
+mod pcap_file;
 
 /// The address every packet is sent to.
 const DOOR: Ipv4Addr = Ipv4Addr::new(192, 0, 2, 1);
@@ -104,7 +106,7 @@ fn main() -> anyhow::Result<()> {
     // (a u8 wraps at 256, a multiple of the cycle's length).
     let mut seen = vec![false; sources as usize];
     let mut place = vec![0u8; sources as usize];
-    let mut writer = Writer::create(&args.out, LinkType::Ethernet)?;
+    let mut writer = Writer::create(&args.out)?;
     let mut frame = Vec::with_capacity(64);
     let mut write = |at: Duration, src: Ipv4Addr, packet: Packet, rng: &mut SplitMix| {
         let port = 32_768 + rng.below(28_232) as u16;

@@ -5,7 +5,7 @@
 #![no_main]
 
 use knockr::core::packet::{LinkType, parse, parse_general};
-use knockr::core::knock::Proto;
+use knockr::core::knock::Transport;
 use libfuzzer_sys::fuzz_target;
 
 const LINKS: [LinkType; 8] = [
@@ -27,7 +27,7 @@ fuzz_target!(|data: &[u8]| {
     let hit = parse(link, frame);
     assert_eq!(hit, parse_general(link, frame), "{link:?} {frame:02x?}");
     if let Some(hit) = hit {
-        if hit.proto == Proto::Udp {
+        if hit.transport == Transport::Udp {
             assert_eq!(hit.flags, 0, "a UDP hit carries no TCP flags");
         }
     }

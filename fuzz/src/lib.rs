@@ -29,7 +29,7 @@ pub fn check_server_config(config: &ServerConfig) {
             ),
         }
         assert!(
-            door.door.sequence.iter().all(|k| k.port != 0),
+            door.door.sequence.knocks().all(|k| k.port != 0),
             "door {name:?} knocks port 0"
         );
         assert_eq!(

@@ -105,7 +105,7 @@ fn check(config: &ServerConfig) -> anyhow::Result<ExitCode> {
             (None, None) => door
                 .door
                 .sequence
-                .iter()
+                .knocks()
                 .map(|k| k.to_string())
                 .collect::<Vec<_>>()
                 .join(","),

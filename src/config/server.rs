@@ -19,7 +19,7 @@ use toml::{Spanned, Value};
 use crate::config::profiles::{ConfigError, OtpKeys, first_line, line_col};
 use crate::config::value::{DurationKey, DurationValue, PortRange, PortValue};
 use crate::core::knock::{self, Knock, Proto};
-use crate::core::matcher::{Door, FlagRule};
+use crate::core::matcher::{Door, FlagRule, Sequence};
 use crate::core::otp::OtpSpec;
 use crate::core::packet::tcp_flags;
 use crate::core::secret::{Secret, SecretSource};
@@ -210,7 +210,7 @@ pub fn lint(config: &ServerConfig) -> Vec<Lint> {
                 message,
             });
         };
-        let ports: Vec<u16> = door.sequence.iter().map(|k| k.port).collect();
+        let ports: Vec<u16> = door.sequence.knocks().map(|k| k.port).collect();
         let ascending = ports.is_sorted_by(|a, b| a < b);
         if ports.len() >= 2 && (ascending || ports.is_sorted_by(|a, b| a > b)) {
             let order = if ascending { "ascending" } else { "descending" };
@@ -224,7 +224,7 @@ pub fn lint(config: &ServerConfig) -> Vec<Lint> {
             .is_some_and(|o| o.spec.protos().contains(&Proto::Tcp));
         let tcp = entry.one_time_sequences.is_some()
             || otp_tcp
-            || door.sequence.iter().any(|k| k.proto == Proto::Tcp);
+            || door.sequence.knocks().any(|k| k.proto == Proto::Tcp);
         if tcp && door.flags.set & tcp_flags::SYN == 0 {
             warn(format!(
                 "has TCP knocks but does not require the SYN flag, so SSH traffic or a kernel RST \
@@ -234,20 +234,20 @@ pub fn lint(config: &ServerConfig) -> Vec<Lint> {
         if door.seq_timeout.is_zero() {
             warn("has a seq_timeout of zero, so no sequence can complete in time".into());
         }
-        for knock in &door.sequence {
-            match users.get(knock) {
+        for knock in door.sequence.knocks() {
+            match users.get(&knock) {
                 Some(&other) if other != name => warn(format!(
                     "knocks on {knock} like door `{other}`, so a knock meant for one also moves \
                      or resets the other"
                 )),
                 Some(_) => {}
-                None => _ = users.insert(*knock, name),
+                None => _ = users.insert(knock, name),
             }
         }
         for other in &config.doors {
             let Some(otp) = &other.otp else { continue };
             let spec = &otp.spec;
-            let inside = door.sequence.iter().find(|k| {
+            let inside = door.sequence.knocks().find(|k| {
                 (spec.low()..=spec.high()).contains(&k.port)
                     && spec.protos().contains(&k.proto)
                     && !spec.avoid().contains(&k.port)
@@ -310,7 +310,7 @@ impl DoorConfig {
         DoorConfig {
             door: Door {
                 name: name.to_string(),
-                sequence: Vec::new(),
+                sequence: Sequence::default(),
                 seq_timeout: DEFAULT_SEQ_TIMEOUT,
                 flags: FlagRule::default(),
                 target: None,
@@ -366,6 +366,8 @@ fn error_at(path: &Path, position: Option<(usize, usize)>, message: String) -> C
 /// A door as read from either format, before the rules common to both are checked.
 struct Draft {
     config: DoorConfig,
+    /// The sequence as written; checked, it becomes `config.door.sequence`.
+    knocks: Vec<Knock>,
     /// Where the name, the sequence, the one-time sequences file and the
     /// secret (or first client) were written.
     name_at: (usize, usize),
@@ -384,15 +386,24 @@ fn check_doors(path: &Path, drafts: Vec<Draft>) -> Result<Vec<DoorConfig>, Confi
     let mut lines: HashMap<String, usize> = HashMap::new();
     let mut doors = Vec::new();
     for draft in drafts {
-        check_door(&draft, &lines).map_err(|(at, message)| error_at(path, Some(at), message))?;
+        let sequence = check_door(&draft, &lines)
+            .map_err(|(at, message)| error_at(path, Some(at), message))?;
         lines.insert(draft.config.door.name.clone(), draft.config.line);
-        doors.push(draft.config.with_fallbacks());
+        let mut config = draft.config;
+        if let Some(sequence) = sequence {
+            config.door.sequence = sequence;
+        }
+        doors.push(config.with_fallbacks());
     }
     Ok(doors)
 }
 
-/// Why `draft` cannot be a door, given the doors before it (name -> line).
-fn check_door(draft: &Draft, lines: &HashMap<String, usize>) -> Result<(), (Position, String)> {
+/// Why `draft` cannot be a door, given the doors before it (name -> line);
+/// for a door with a fixed sequence, that sequence as the matcher takes it.
+fn check_door(
+    draft: &Draft,
+    lines: &HashMap<String, usize>,
+) -> Result<Option<Sequence>, (Position, String)> {
     let name = &draft.config.door.name;
     if name.trim().is_empty() || sanitize(name) != name.as_str() {
         let message = format!(
@@ -406,7 +417,7 @@ fn check_door(draft: &Draft, lines: &HashMap<String, usize>) -> Result<(), (Posi
             format!("door name `{name}` is already used on line {line}: expected unique names");
         return Err((draft.name_at, message));
     }
-    let sequence = &draft.config.door.sequence;
+    let knocks = &draft.knocks;
     match (draft.sequence_at, draft.one_time_at, draft.otp_at) {
         (Some(_), _, Some(at)) | (_, Some(_), Some(at)) => Err((
             at,
@@ -425,37 +436,24 @@ fn check_door(draft: &Draft, lines: &HashMap<String, usize>) -> Result<(), (Posi
             draft.name_at,
             format!("door `{name}` has no sequence: expected sequence or one_time_sequences"),
         )),
-        (None, None, Some(_)) | (None, Some(_), None) => Ok(()),
-        (Some(at), None, None) if !(1..=MAX_KNOCKS).contains(&sequence.len()) => Err((
+        (None, None, Some(_)) | (None, Some(_), None) => Ok(None),
+        (Some(at), None, None) if !(1..=MAX_KNOCKS).contains(&knocks.len()) => Err((
             at,
             format!(
                 "door `{name}` has {} knocks: expected 1 to {MAX_KNOCKS}",
-                sequence.len()
+                knocks.len()
             ),
         )),
-        (Some(at), None, None) => match icmp(sequence) {
-            Some(knock) => Err((
-                at,
-                format!("door `{name}` has the ICMP knock {knock}: {ICMP_REFUSED}"),
-            )),
-            None => Ok(()),
-        },
+        (Some(at), None, None) => Sequence::new(knocks)
+            .map(Some)
+            .map_err(|icmp| (at, format!("door `{name}` has {icmp}"))),
     }
 }
 
-/// Why a door may not have an ICMP knock: the matcher and the capture filter
-/// know TCP and UDP only; routers match ICMP knocks by packet size themselves.
-pub const ICMP_REFUSED: &str = "knockr knockd matches TCP and UDP knocks only; \
-     ICMP knocks are for the router's native rules (knockr routeros rules)";
-
-/// The first ICMP knock of a sequence, which knockd refuses.
-pub fn icmp(sequence: &[Knock]) -> Option<Knock> {
-    sequence.iter().copied().find(|k| k.proto == Proto::Icmp)
-}
-
-/// Why knockd cannot use a one-time line, for [`crate::config::onetime::current`].
+/// Why knockd cannot use a one-time line, for [`crate::config::onetime::current`]:
+/// the matcher's sequences are TCP and UDP only (see [`Sequence::new`]).
 pub fn refuse_line(sequence: &[Knock]) -> Option<String> {
-    icmp(sequence).map(|knock| format!("the ICMP knock {knock}: {ICMP_REFUSED}"))
+    Sequence::new(sequence).err().map(|icmp| icmp.to_string())
 }
 
 fn parse_toml(path: &Path, text: &str) -> Result<ServerConfig, ConfigError> {
@@ -476,7 +474,6 @@ fn parse_toml(path: &Path, text: &str) -> Result<ServerConfig, ConfigError> {
         let sequence_at = raw.sequence.as_ref().map(|s| at(s.span()));
         let one_time_at = raw.one_time_sequences.as_ref().map(|f| at(f.span()));
         let sequence = raw.sequence.map(Spanned::into_inner).unwrap_or_default();
-        config.door.sequence = sequence;
         config.one_time_sequences = raw.one_time_sequences.map(Spanned::into_inner);
         let duration = |key: &DurationKey, value: &Option<Spanned<DurationValue>>| {
             let read = value.as_ref().map(|v| key.read(v)).transpose();
@@ -501,6 +498,7 @@ fn parse_toml(path: &Path, text: &str) -> Result<ServerConfig, ConfigError> {
         }
         drafts.push(Draft {
             config,
+            knocks: sequence,
             name_at: at(name.span()),
             sequence_at,
             one_time_at,
@@ -819,6 +817,7 @@ fn parse_knockd_conf(path: &Path, text: &str) -> Result<ServerConfig, ConfigErro
                 _ if name == "options" => Section::Options,
                 name => Section::Door(Box::new(Draft {
                     config: DoorConfig::new(name, index + 1),
+                    knocks: Vec::new(),
                     name_at: at(name),
                     sequence_at: None,
                     one_time_at: None,
@@ -923,7 +922,7 @@ fn door_directive<'t>(
             let knock = |item: &'t str| {
                 knock::parse_knock(item, Proto::Tcp).map_err(|e| (item.trim(), e.to_string()))
             };
-            door.door.sequence = value.split(',').map(knock).collect::<Result<_, _>>()?;
+            draft.knocks = value.split(',').map(knock).collect::<Result<_, _>>()?;
             draft.sequence_at = Some(key_at);
         }
         "one_time_sequences" => {
@@ -1062,8 +1061,8 @@ conf: empty file               |
         parse(Path::new("knockd.conf"), text).expect("the knockd.conf loads")
     }
 
-    fn knocks(spec: &str) -> Vec<Knock> {
-        knock::parse_list(spec, Proto::Tcp).unwrap()
+    fn knocks(spec: &str) -> Sequence {
+        Sequence::new(&knock::parse_list(spec, Proto::Tcp).unwrap()).unwrap()
     }
 
     /// A knockd.conf door in one line: `seq_timeout cmd_timeout: start start6 stop stop6`.

@@ -41,6 +41,35 @@ impl fmt::Display for Proto {
     }
 }
 
+/// The protocols a packet capture can match a knock by: a TCP segment or a
+/// UDP datagram to a port. The knock server's packets and doors use it, so
+/// an ICMP knock (which has no port) cannot reach its matcher.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Transport {
+    Tcp,
+    Udp,
+}
+
+impl From<Transport> for Proto {
+    fn from(transport: Transport) -> Proto {
+        match transport {
+            Transport::Tcp => Proto::Tcp,
+            Transport::Udp => Proto::Udp,
+        }
+    }
+}
+
+impl Knock {
+    /// How a capture would see this knock; `None` for an ICMP knock.
+    pub fn transport(self) -> Option<Transport> {
+        match self.proto {
+            Proto::Tcp => Some(Transport::Tcp),
+            Proto::Udp => Some(Transport::Udp),
+            Proto::Icmp => None,
+        }
+    }
+}
+
 /// Which address family of a host to knock.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Deserialize)]
 #[serde(rename_all = "lowercase")]

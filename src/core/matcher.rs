@@ -6,8 +6,8 @@ use std::hash::BuildHasher;
 use std::net::IpAddr;
 use std::time::Duration;
 
-use crate::core::knock::Knock;
-use crate::core::packet::tcp_flags;
+use crate::core::knock::{Knock, Transport};
+use crate::core::packet::{Hit, tcp_flags};
 
 /// Which TCP flags a door pays attention to: `tcp_flags = "syn,!ack"` means
 /// SYN must be set and ACK must not. TCP packets that do not fit are ignored
@@ -66,12 +66,99 @@ impl FlagRule {
     }
 }
 
+/// A door of a [`Matcher`], by its place among the doors it was built with.
+/// Only the matcher hands them out ([`Matcher::ids`]), so an index into some
+/// other list (the configuration's doors) cannot pass for one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct DoorId(u32);
+
+impl DoorId {
+    /// Its place among the matcher's doors: for tables kept beside the matcher.
+    pub fn index(self) -> usize {
+        self.0 as usize
+    }
+}
+
+/// One knock of a sequence, as the matcher compares packets with it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+struct Watched {
+    /// The destination port.
+    port: u16,
+    /// TCP or UDP.
+    transport: Transport,
+}
+
+impl Watched {
+    fn of(hit: &Hit) -> Watched {
+        Watched {
+            port: hit.port,
+            transport: hit.transport,
+        }
+    }
+}
+
+/// A door's knocks in order, each TCP or UDP: what a capture can match.
+/// [`Sequence::new`] refuses ICMP knocks (they have no port; routers match
+/// them by size with their own rules), so no matcher door can hold one.
+/// Empty: the door is disabled (a one-time door whose lines are used up).
+#[derive(Clone, Default, PartialEq, Eq)]
+pub struct Sequence(Vec<Watched>);
+
+/// Why a [`Sequence`] was refused: it holds this ICMP knock.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error(
+    "the ICMP knock {0}: knockr knockd matches TCP and UDP knocks only; \
+     ICMP knocks are for the router's native rules (knockr routeros rules)"
+)]
+pub struct IcmpKnock(pub Knock);
+
+impl Sequence {
+    /// `knocks` as a matcher sequence; the first ICMP knock refuses it.
+    pub fn new(knocks: &[Knock]) -> Result<Sequence, IcmpKnock> {
+        knocks
+            .iter()
+            .map(|&knock| {
+                let transport = knock.transport().ok_or(IcmpKnock(knock))?;
+                Ok(Watched {
+                    port: knock.port,
+                    transport,
+                })
+            })
+            .collect::<Result<_, _>>()
+            .map(Sequence)
+    }
+
+    /// The knocks in order.
+    pub fn knocks(&self) -> impl ExactSizeIterator<Item = Knock> + '_ {
+        self.0.iter().map(|w| Knock {
+            port: w.port,
+            proto: w.transport.into(),
+        })
+    }
+
+    pub fn len(&self) -> usize {
+        self.0.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+}
+
+/// As the list of knocks it holds (a configuration's `Debug` shows sequences so).
+impl std::fmt::Debug for Sequence {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_list().entries(self.knocks()).finish()
+    }
+}
+
 /// A door as the matcher sees it: what to match, not what to do.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Door {
+    /// For messages; the matcher itself goes by [`DoorId`].
     pub name: String,
     /// The knocks in order (for a one-time door: the current sequence).
-    pub sequence: Vec<Knock>,
+    pub sequence: Sequence,
     /// The whole sequence must arrive within this time of its first knock.
     pub seq_timeout: Duration,
     pub flags: FlagRule,
@@ -99,19 +186,22 @@ pub enum EventKind {
     Evicted,
 }
 
+/// Something that happened to one source's attempt at one door.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Event {
-    /// Index of the door in the matcher's door list.
-    pub door: usize,
+    /// The door it happened at.
+    pub door: DoorId,
+    /// The knocking source.
     pub src: IpAddr,
+    /// What happened.
     pub kind: EventKind,
 }
 
 /// One source's progress through one door.
 #[derive(Debug, Clone, Copy)]
 struct Attempt {
-    /// Index of the door; a source has at most one attempt per door.
-    door: u32,
+    /// The door; a source has at most one attempt per door.
+    door: DoorId,
     /// Knocks matched so far (1..len-1 while in progress).
     stage: u32,
     /// When its first knock arrived; the timeout counts from here.
@@ -121,6 +211,7 @@ struct Attempt {
 /// Everything in progress for one source address.
 #[derive(Debug)]
 struct Source {
+    /// The source address.
     src: IpAddr,
     /// Inline for the usual one: no allocation and no pointer to
     /// chase per source, which under a flood is most of the cost.
@@ -141,6 +232,7 @@ type Slot = u32;
 /// (the slot itself), not several.
 #[derive(Debug, Default)]
 struct Table {
+    /// The sources, by slot; a free slot has `since` 0.
     slots: Vec<Source>,
     /// Slots freed for reuse: the slab never outgrows the most sources
     /// tracked at once.
@@ -212,22 +304,24 @@ impl Table {
     }
 }
 
-/// The (protocol, port) pairs some door knocks on, as one bit each: the
-/// first question for every packet, answered without hashing.
+/// The (transport, port) pairs some door knocks on, as one bit each: the
+/// first question for every packet, answered without hashing. One bitmap per
+/// [`Transport`], indexed by it: there is none for ICMP, and no door can ask.
 #[derive(Debug, Clone)]
 struct PortSet([Box<[u64; 1024]>; 2]);
 
 impl PortSet {
     fn new(doors: &[Door]) -> PortSet {
         let mut set = PortSet([Box::new([0; 1024]), Box::new([0; 1024])]);
-        for knock in doors.iter().flat_map(|d| d.sequence.iter()) {
-            set.0[knock.proto as usize][usize::from(knock.port) / 64] |= 1 << (knock.port % 64);
+        for knock in doors.iter().flat_map(|d| d.sequence.0.iter()) {
+            set.0[knock.transport as usize][usize::from(knock.port) / 64] |= 1 << (knock.port % 64);
         }
         set
     }
 
-    fn contains(&self, knock: Knock) -> bool {
-        self.0[knock.proto as usize][usize::from(knock.port) / 64] & (1 << (knock.port % 64)) != 0
+    fn contains(&self, knock: Watched) -> bool {
+        self.0[knock.transport as usize][usize::from(knock.port) / 64] & (1 << (knock.port % 64))
+            != 0
     }
 }
 
@@ -241,23 +335,28 @@ struct Deadline {
     started: Duration,
     since: u64,
     slot: Slot,
-    door: u32,
+    door: DoorId,
 }
 
 /// Doors by their first knock, each list in door order.
-type FirstKnocks = std::collections::HashMap<Knock, smallvec::SmallVec<[u32; 2]>, Hasher>;
+type FirstKnocks = std::collections::HashMap<Watched, smallvec::SmallVec<[DoorId; 2]>, Hasher>;
 
 /// Indexes doors by first knock: a packet that may begin an attempt visits
 /// only the doors it can begin, however many there are (a time-based door
 /// with many clients is hundreds of matcher doors).
 fn by_first_knock(doors: &[Door]) -> FirstKnocks {
     let mut index = FirstKnocks::default();
-    for (door, d) in doors.iter().enumerate() {
-        if let Some(first) = d.sequence.first() {
-            index.entry(*first).or_default().push(door as u32);
+    for (door, d) in ids(doors.len()).zip(doors) {
+        if let Some(first) = d.sequence.0.first() {
+            index.entry(*first).or_default().push(door);
         }
     }
     index
+}
+
+/// The ids of a matcher's `count` doors, in order.
+fn ids(count: usize) -> impl ExactSizeIterator<Item = DoorId> {
+    (0..count as u32).map(DoorId)
 }
 
 /// The per-source state machine of all doors. Compatible with the C knockd's
@@ -271,6 +370,7 @@ fn by_first_knock(doors: &[Door]) -> FirstKnocks {
 /// stale entries outnumber live ones, so memory stays bounded by `max_sources`.
 #[derive(Debug)]
 pub struct Matcher {
+    /// The doors, by [`DoorId`].
     doors: Vec<Door>,
     /// Every knock some door watches: for non-strict doors the only packets
     /// that count at all, as if the capture filter let nothing else in.
@@ -296,12 +396,15 @@ pub struct Matcher {
     attempts: usize,
     /// Bumped for every newly tracked source; orders `arrivals`.
     clock: u64,
+    /// The most sources tracked at once; a new one beyond evicts the oldest.
     max_sources: usize,
+    /// Sources evicted so, since the start.
     evictions: u64,
 }
 
 impl Matcher {
-    /// `max_sources` (at least 1) bounds the sources tracked at once.
+    /// `max_sources` (at least 1) bounds the sources tracked at once. The
+    /// doors get their [`DoorId`]s in order (see [`Matcher::ids`]).
     pub fn new(doors: Vec<Door>, max_sources: usize) -> Matcher {
         let mut timeouts: Vec<Duration> = Vec::new();
         let queue_of = doors
@@ -332,8 +435,14 @@ impl Matcher {
         }
     }
 
-    pub fn doors(&self) -> &[Door] {
-        &self.doors
+    /// The doors' ids, in the order [`Matcher::new`] was given the doors.
+    pub fn ids(&self) -> impl ExactSizeIterator<Item = DoorId> + use<> {
+        ids(self.doors.len())
+    }
+
+    /// The door `door` as it is now (a one-time door: its current sequence).
+    pub fn door(&self, door: DoorId) -> &Door {
+        &self.doors[door.index()]
     }
 
     /// Sources with a knock in progress.
@@ -357,32 +466,32 @@ impl Matcher {
 
     /// Replaces a door's sequence (a one-time door moving to its next line;
     /// empty disables the door). Attempts on its old sequence are dropped.
-    pub fn set_sequence(&mut self, door: usize, sequence: Vec<Knock>) {
+    pub fn set_sequence(&mut self, door: DoorId, sequence: Sequence) {
         self.set_sequences(&mut vec![(door, sequence)]);
     }
 
     /// [`Matcher::set_sequence`] for several doors at once (time-based doors
     /// moving to a new step), with one rebuild of the watched ports and one
     /// pass over the sources instead of one per door. Drains `changes`.
-    pub fn set_sequences(&mut self, changes: &mut Vec<(usize, Vec<Knock>)>) {
+    pub fn set_sequences(&mut self, changes: &mut Vec<(DoorId, Sequence)>) {
         if changes.is_empty() {
             return;
         }
         let mut changed = vec![false; self.doors.len()];
         for (door, sequence) in changes.drain(..) {
-            changed[door] = true;
-            self.doors[door].sequence = sequence;
+            changed[door.index()] = true;
+            self.doors[door.index()].sequence = sequence;
         }
         self.watched = PortSet::new(&self.doors);
         self.first_knocks = by_first_knock(&self.doors);
         let affected: Vec<Slot> = (0..self.table.slots.len() as Slot)
             .filter(|&slot| {
                 let source = &self.table.slots[slot as usize];
-                source.since != 0 && source.attempts.iter().any(|a| changed[a.door as usize])
+                source.since != 0 && source.attempts.iter().any(|a| changed[a.door.index()])
             })
             .collect();
         for slot in affected {
-            self.end_attempts(slot, |a| changed[a.door as usize]);
+            self.end_attempts(slot, |a| changed[a.door.index()]);
         }
     }
 
@@ -403,7 +512,7 @@ impl Matcher {
                 let door = entry.door;
                 if self.end_attempts(entry.slot, |a| a.door == door && a.started == entry.started) {
                     events.push(Event {
-                        door: door as usize,
+                        door,
                         src,
                         kind: EventKind::Timeout,
                     });
@@ -423,28 +532,20 @@ impl Matcher {
     /// Whether `hit` can neither be a knock nor reset one, whatever the
     /// state: the common case under a flood, so callers may skip all other
     /// per-packet work for it ([`Matcher::hit`] would do nothing).
-    pub fn ignores(&self, hit: &crate::core::packet::Hit) -> bool {
-        let knock = Knock {
-            port: hit.port,
-            proto: hit.proto,
-        };
+    pub fn ignores(&self, hit: &Hit) -> bool {
         // What a strict door counts as a knock: a connection attempt or a datagram.
-        let strict_kind =
-            hit.proto != crate::core::knock::Proto::Tcp || hit.flags & tcp_flags::SYN != 0;
-        !(self.watched.contains(knock) || (strict_kind && self.any_strict))
+        let strict_kind = hit.transport != Transport::Tcp || hit.flags & tcp_flags::SYN != 0;
+        !(self.watched.contains(Watched::of(hit)) || (strict_kind && self.any_strict))
     }
 
     /// Feeds one packet seen at `now`; what it caused is appended to `events`.
-    pub fn hit(&mut self, hit: &crate::core::packet::Hit, now: Duration, events: &mut Vec<Event>) {
+    pub fn hit(&mut self, hit: &Hit, now: Duration, events: &mut Vec<Event>) {
         if self.ignores(hit) {
             return;
         }
-        let knock = Knock {
-            port: hit.port,
-            proto: hit.proto,
-        };
+        let knock = Watched::of(hit);
         let watched = self.watched.contains(knock);
-        let is_tcp = hit.proto == crate::core::knock::Proto::Tcp;
+        let is_tcp = hit.transport == Transport::Tcp;
         let strict_kind = !is_tcp || hit.flags & tcp_flags::SYN != 0;
         self.expire(now, events);
 
@@ -459,7 +560,7 @@ impl Matcher {
         let (mut concerned, mut index) = (false, 0);
         while index < source.attempts.len() {
             let attempt = source.attempts[index];
-            let door = &self.doors[attempt.door as usize];
+            let door = &self.doors[attempt.door.index()];
             if door.target.is_some_and(|t| t != hit.dst) {
                 index += 1;
                 continue;
@@ -474,15 +575,15 @@ impl Matcher {
             {
                 None
             } else {
-                if door.sequence[stage] == knock {
+                if door.sequence.0[stage] == knock {
                     events.push(Event {
-                        door: attempt.door as usize,
+                        door: attempt.door,
                         src: hit.src,
                         kind: EventKind::Stage(stage + 1),
                     });
                     source.attempts[index].stage += 1;
                     (stage + 1 == door.sequence.len()).then_some(EventKind::Open)
-                } else if door.tolerate_repeats && door.sequence[stage - 1] == knock {
+                } else if door.tolerate_repeats && door.sequence.0[stage - 1] == knock {
                     // A retransmitted SYN or a doubled datagram of the knock just matched.
                     None
                 } else {
@@ -494,7 +595,7 @@ impl Matcher {
                     source.attempts.remove(index);
                     self.attempts -= 1;
                     events.push(Event {
-                        door: attempt.door as usize,
+                        door: attempt.door,
                         src: hit.src,
                         kind,
                     });
@@ -512,21 +613,15 @@ impl Matcher {
 
     /// No attempt of this source is in progress here: the packet may begin one
     /// at every door whose first knock it is.
-    fn start(
-        &mut self,
-        hit: &crate::core::packet::Hit,
-        knock: Knock,
-        now: Duration,
-        events: &mut Vec<Event>,
-    ) {
-        let is_tcp = hit.proto == crate::core::knock::Proto::Tcp;
+    fn start(&mut self, hit: &Hit, knock: Watched, now: Duration, events: &mut Vec<Event>) {
+        let is_tcp = hit.transport == Transport::Tcp;
         let Some(doors) = self.first_knocks.get(&knock) else {
             return;
         };
         // Copied out: tracking below needs `self` mutably.
         let doors = doors.clone();
-        for door in doors.into_iter().map(|d| d as usize) {
-            let d = &self.doors[door];
+        for door in doors {
+            let d = &self.doors[door.index()];
             let starts =
                 (!is_tcp || d.flags.matches(hit.flags)) && d.target.is_none_or(|t| t == hit.dst);
             if !starts {
@@ -537,7 +632,7 @@ impl Matcher {
                 self.track(
                     hit.src,
                     Attempt {
-                        door: door as u32,
+                        door,
                         stage: 1,
                         started: now,
                     },
@@ -576,7 +671,7 @@ impl Matcher {
         };
         let source = &mut self.table.slots[slot as usize];
         source.attempts.push(attempt);
-        let door = attempt.door as usize;
+        let door = attempt.door.index();
         self.deadlines[self.queue_of[door] as usize].push_back(Deadline {
             deadline: attempt.started + self.doors[door].seq_timeout,
             started: attempt.started,
@@ -594,12 +689,12 @@ impl Matcher {
                 continue;
             };
             let src = source.src;
-            let doors: smallvec::SmallVec<[u32; 2]> =
+            let doors: smallvec::SmallVec<[DoorId; 2]> =
                 source.attempts.iter().map(|a| a.door).collect();
             self.end_attempts(slot, |_| true);
             self.evictions += 1;
             events.extend(doors.into_iter().map(|door| Event {
-                door: door as usize,
+                door,
                 src,
                 kind: EventKind::Evicted,
             }));
@@ -659,13 +754,18 @@ mod tests {
     fn door(name: &str, sequence: &str) -> Door {
         Door {
             name: name.into(),
-            sequence: parse_list(sequence, Proto::Tcp).unwrap(),
+            sequence: seq(sequence),
             seq_timeout: Duration::from_secs(5),
             flags: FlagRule::default(),
             target: None,
             strict: false,
             tolerate_repeats: false,
         }
+    }
+
+    /// `"7000,8000:udp"` as a matcher sequence.
+    fn seq(knocks: &str) -> Sequence {
+        Sequence::new(&parse_list(knocks, Proto::Tcp).unwrap()).unwrap()
     }
 
     fn ip(text: &str) -> IpAddr {
@@ -678,7 +778,7 @@ mod tests {
         Hit {
             src: ip(src),
             dst: ip("192.0.2.1"),
-            proto: knock.proto,
+            transport: knock.transport().unwrap(),
             port: knock.port,
             flags,
         }
@@ -696,7 +796,7 @@ mod tests {
         }
         events
             .into_iter()
-            .map(|e| (e.door, e.src.to_string(), e.kind))
+            .map(|e| (e.door.index(), e.src.to_string(), e.kind))
             .collect()
     }
 
@@ -929,7 +1029,7 @@ mod tests {
         assert_eq!(
             events,
             [Event {
-                door: 0,
+                door: DoorId(0),
                 src: ip("10.0.0.1"),
                 kind: Timeout
             }]
@@ -1032,7 +1132,7 @@ mod tests {
             let hit = Hit {
                 src,
                 dst: ip("192.0.2.1"),
-                proto: Proto::Tcp,
+                transport: Transport::Tcp,
                 port: 7000,
                 flags: SYN,
             };
@@ -1075,7 +1175,7 @@ mod tests {
             assert_eq!(
                 events
                     .drain(..)
-                    .map(|e| (e.door, e.kind))
+                    .map(|e| (e.door.index(), e.kind))
                     .collect::<Vec<_>>(),
                 [(door, Timeout)],
                 "at {at} ms"
@@ -1142,7 +1242,7 @@ mod tests {
     fn a_new_sequence_drops_attempts_on_the_old_one_and_empty_disables() {
         let mut m = Matcher::new(vec![door("otp", "7000,8000")], 10);
         run(&mut m, &[(0, pkt("10.0.0.1", "7000", SYN))]);
-        m.set_sequence(0, parse_list("7100,8100", Proto::Tcp).unwrap());
+        m.set_sequence(DoorId(0), seq("7100,8100"));
         assert_eq!(m.tracked_sources(), 0);
         assert!(
             run(&mut m, &[(1, pkt("10.0.0.1", "8000", SYN))]).is_empty(),
@@ -1156,8 +1256,48 @@ mod tests {
             ],
         );
         assert_eq!(got.last(), Some(&ev(0, "10.0.0.1", Open)));
-        m.set_sequence(0, Vec::new());
+        m.set_sequence(DoorId(0), Sequence::default());
         assert!(run(&mut m, &[(4, pkt("10.0.0.1", "7100", SYN))]).is_empty());
+    }
+
+    /// `Matcher::new` once indexed its port bitmap by the knock's protocol,
+    /// and ICMP (a valid `Knock`) was past its end: a panic. A matcher door's
+    /// sequence is now TCP and UDP only, so an ICMP knock is refused when the
+    /// sequence is made and never reaches the matcher.
+    #[test]
+    fn an_icmp_knock_is_refused_by_the_sequence_instead_of_panicking_the_matcher() {
+        let knocks = parse_list("7000,56:icmp", Proto::Tcp).unwrap();
+        let refused = Sequence::new(&knocks).unwrap_err();
+        assert_eq!(refused, IcmpKnock(knocks[1]));
+        assert_eq!(
+            refused.to_string(),
+            "the ICMP knock 56:icmp: knockr knockd matches TCP and UDP knocks only; \
+             ICMP knocks are for the router's native rules (knockr routeros rules)"
+        );
+        // What is accepted round-trips, protocol and order kept.
+        let knocks = parse_list("7000,8000:udp,7000:udp", Proto::Tcp).unwrap();
+        let sequence = Sequence::new(&knocks).unwrap();
+        assert_eq!(sequence.knocks().collect::<Vec<_>>(), knocks);
+        assert_eq!(format!("{sequence:?}"), format!("{knocks:?}"));
+        // A door may use the same port over both transports; each is its own knock.
+        let mut m = Matcher::new(vec![door("mixed", "7000,8000:udp,7000:udp")], 10);
+        let got = run(
+            &mut m,
+            &[
+                (0, pkt("10.0.0.1", "7000", SYN)),
+                (1, pkt("10.0.0.1", "8000:udp", 0)),
+                (2, pkt("10.0.0.1", "7000:udp", 0)),
+            ],
+        );
+        assert_eq!(got.last(), Some(&ev(0, "10.0.0.1", Open)));
+    }
+
+    #[test]
+    fn door_ids_follow_the_order_the_doors_were_given_in() {
+        let m = Matcher::new(vec![door("a", "7000"), door("b", "8000")], 10);
+        let ids: Vec<DoorId> = m.ids().collect();
+        assert_eq!(ids, [DoorId(0), DoorId(1)]);
+        assert_eq!(m.door(ids[1]).name, "b");
     }
 
     #[test]

@@ -6,7 +6,7 @@ use std::net::IpAddr;
 
 use etherparse::{EtherType, NetSlice, SlicedPacket, TransportSlice};
 
-use crate::core::knock::Proto;
+use crate::core::knock::Transport;
 
 /// TCP flag bits as they sit in the TCP header's flags byte.
 pub mod tcp_flags {
@@ -40,9 +40,12 @@ pub enum LinkType {
 /// One TCP segment or UDP datagram that could be a knock.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Hit {
+    /// The sender: the knocker (IPv4-mapped IPv6 addresses made IPv4).
     pub src: IpAddr,
+    /// Where it was sent: a door with a `target` only counts knocks to it.
     pub dst: IpAddr,
-    pub proto: Proto,
+    /// TCP or UDP: the only packets that can be knocks on a port.
+    pub transport: Transport,
     /// Destination port.
     pub port: u16,
     /// The TCP flags byte (see [`tcp_flags`]); 0 for UDP.
@@ -135,7 +138,7 @@ fn plain_ipv4(link: LinkType, frame: &[u8]) -> Option<Hit> {
             Some(Hit {
                 src,
                 dst,
-                proto: Proto::Tcp,
+                transport: Transport::Tcp,
                 port: port(2)?,
                 flags: payload[13],
             })
@@ -143,7 +146,7 @@ fn plain_ipv4(link: LinkType, frame: &[u8]) -> Option<Hit> {
         17 if usize::from(port(4)?) == payload.len() && payload.len() >= 8 => Some(Hit {
             src,
             dst,
-            proto: Proto::Udp,
+            transport: Transport::Udp,
             port: port(2)?,
             flags: 0,
         }),
@@ -225,13 +228,13 @@ fn hit(packet: &SlicedPacket<'_>) -> Option<Hit> {
     // etherparse leaves `transport` empty for a fragment (its payload is not
     // a whole segment) and fails on a cut-off transport header, so neither
     // reaches this point.
-    let (proto, port, flags) = match packet.transport.as_ref()? {
+    let (transport, port, flags) = match packet.transport.as_ref()? {
         TransportSlice::Tcp(tcp) => (
-            Proto::Tcp,
+            Transport::Tcp,
             tcp.destination_port(),
             *tcp.header_slice().get(13)?,
         ),
-        TransportSlice::Udp(udp) => (Proto::Udp, udp.destination_port(), 0),
+        TransportSlice::Udp(udp) => (Transport::Udp, udp.destination_port(), 0),
         TransportSlice::Icmpv4(_) | TransportSlice::Icmpv6(_) | TransportSlice::Igmp(_) => {
             return None;
         }
@@ -239,7 +242,7 @@ fn hit(packet: &SlicedPacket<'_>) -> Option<Hit> {
     Some(Hit {
         src,
         dst,
-        proto,
+        transport,
         port,
         flags,
     })
@@ -287,14 +290,14 @@ mod tests {
     fn hit(
         src: impl Into<IpAddr>,
         dst: impl Into<IpAddr>,
-        proto: Proto,
+        transport: Transport,
         port: u16,
         flags: u8,
     ) -> Hit {
         Hit {
             src: src.into(),
             dst: dst.into(),
-            proto,
+            transport,
             port,
             flags,
         }
@@ -397,7 +400,7 @@ mod tests {
 
     #[test]
     fn a_hand_written_ethernet_syn_is_read_with_or_without_padding() {
-        let expected = Some(hit(SRC4, DST4, Proto::Tcp, 7000, SYN));
+        let expected = Some(hit(SRC4, DST4, Transport::Tcp, 7000, SYN));
         assert_eq!(parse(LinkType::Ethernet, &HAND_WRITTEN_SYN), expected);
         let padded = [&HAND_WRITTEN_SYN[..], &[0; 6]].concat();
         assert_eq!(parse(LinkType::Ethernet, &padded), expected);
@@ -407,7 +410,7 @@ mod tests {
     fn every_link_type_carries_an_ipv4_syn() {
         let ip = ipv4_tcp(7000, SYN);
         for link in ALL.into_iter().filter(|&l| l != LinkType::Ipv6) {
-            let expected = hit(SRC4, DST4, Proto::Tcp, 7000, SYN);
+            let expected = hit(SRC4, DST4, Transport::Tcp, 7000, SYN);
             assert_eq!(parse(link, &framed(link, &ip)), Some(expected), "{link:?}");
         }
     }
@@ -416,7 +419,7 @@ mod tests {
     fn every_link_type_carries_an_ipv6_udp_datagram() {
         let ip = ipv6_udp(8000);
         for link in ALL.into_iter().filter(|&l| l != LinkType::Ipv4) {
-            let expected = hit(SRC6, DST6, Proto::Udp, 8000, 0);
+            let expected = hit(SRC6, DST6, Transport::Udp, 8000, 0);
             assert_eq!(parse(link, &framed(link, &ip)), Some(expected), "{link:?}");
         }
     }
@@ -461,7 +464,7 @@ mod tests {
             .write(&mut single, &[])
             .unwrap();
         assert_eq!(single[12..14], [0x81, 0x00]);
-        let expected = hit(SRC4, DST4, Proto::Tcp, 7000, SYN);
+        let expected = hit(SRC4, DST4, Transport::Tcp, 7000, SYN);
         assert_eq!(parse(LinkType::Ethernet, &single), Some(expected));
 
         let mut double = Vec::new();
@@ -473,7 +476,7 @@ mod tests {
             .unwrap();
         assert_eq!(double[12..14], [0x88, 0xa8]);
         assert_eq!(double[16..18], [0x81, 0x00]);
-        let expected = hit(SRC6, DST6, Proto::Udp, 8000, 0);
+        let expected = hit(SRC6, DST6, Transport::Udp, 8000, 0);
         assert_eq!(parse(LinkType::Ethernet, &double), Some(expected));
     }
 
@@ -486,7 +489,7 @@ mod tests {
             6, 0, 1, 4, 0, 0, 0, 0, // destination options, PadN, next: TCP
         ];
         let packet = ipv6_by_hand(0, &[&exts[..], &tcp_bytes(7000, SYN)].concat());
-        let expected = hit(SRC6, DST6, Proto::Tcp, 7000, SYN);
+        let expected = hit(SRC6, DST6, Transport::Tcp, 7000, SYN);
         assert_eq!(parse(LinkType::Raw, &packet), Some(expected));
     }
 
@@ -521,7 +524,7 @@ mod tests {
             44,
             &[&[6, 0, 0, 0, 0, 0, 0, 42][..], &tcp_bytes(7000, SYN)].concat(),
         );
-        let expected = hit(SRC6, DST6, Proto::Tcp, 7000, SYN);
+        let expected = hit(SRC6, DST6, Transport::Tcp, 7000, SYN);
         assert_eq!(parse(LinkType::Raw, &packet), Some(expected));
     }
 
@@ -666,15 +669,15 @@ mod tests {
                 _ => unreachable!("address_pair yields one family"),
             };
             let mut frame = Vec::new();
-            let (proto, flags) = if udp {
+            let (transport, flags) = if udp {
                 builder.udp(src_port, dst_port).write(&mut frame, &payload).unwrap();
-                (Proto::Udp, 0)
+                (Transport::Udp, 0)
             } else {
                 let tcp = tcp_header(src_port, dst_port, flags);
                 builder.tcp_header(tcp).write(&mut frame, &payload).unwrap();
-                (Proto::Tcp, flags)
+                (Transport::Tcp, flags)
             };
-            let expected = hit(src.to_canonical(), dst.to_canonical(), proto, dst_port, flags);
+            let expected = hit(src.to_canonical(), dst.to_canonical(), transport, dst_port, flags);
             prop_assert_eq!(parse(LinkType::Ethernet, &frame), Some(expected));
         }
     }

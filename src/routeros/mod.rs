@@ -1,6 +1,10 @@
 //! MikroTik RouterOS: the native knock-rule generator (`knockr routeros
 //! rules`), the timeout syntax, and (with the `server` feature) the REST
-//! client that puts knockers on address lists and `knockr routeros check`.
+//! client that puts knockers on address lists, the per-router worker that
+//! sends a door's updates, and `knockr routeros check`.
+//!
+//! Uses [`crate::core`] only: the configuration's types stay in `config`,
+//! and the server hands the worker what it needs.
 
 #[cfg(feature = "server")]
 pub mod check;
@@ -10,3 +14,5 @@ pub mod rules;
 pub mod timeout;
 #[cfg(feature = "server")]
 pub mod tls;
+#[cfg(feature = "server")]
+pub mod worker;

@@ -48,26 +48,25 @@ const BUFFER_BYTES: i32 = 8 << 20;
 /// A packet that could be a knock, and when it was captured (since the Unix epoch).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Seen {
+    /// The packet, parsed.
     pub hit: Hit,
+    /// Its capture time: the clock the matcher runs on.
     pub at: Duration,
 }
 
 /// The kernel-side filter: coarse on purpose (ports and protocols only, with
 /// and without a VLAN tag); flags, order and addresses are checked in
 /// userspace, where IPv6 works too. A strict door needs every TCP and UDP packet.
-pub fn bpf_filter(doors: &[Door]) -> String {
-    bpf_filter_with(doors, &[])
-}
-
-/// [`bpf_filter`] that also lets in `extra` clauses, such as a time-based
-/// door's `udp dst portrange 20000-29999`. They go inside the same VLAN
-/// wrapping: after `vlan`, libpcap reads every later clause at the tagged
-/// offsets, so untagged clauses must all come before it.
-pub fn bpf_filter_with(doors: &[Door], extra: &[String]) -> String {
+///
+/// `extra` clauses are let in too, such as a time-based door's
+/// `udp dst portrange 20000-29999`. They go inside the same VLAN wrapping:
+/// after `vlan`, libpcap reads every later clause at the tagged offsets, so
+/// untagged clauses must all come before it.
+pub fn bpf_filter(doors: &[&Door], extra: &[String]) -> String {
     let ports = |proto: Proto| -> Vec<String> {
         let mut ports: Vec<u16> = doors
             .iter()
-            .flat_map(|d| d.sequence.iter())
+            .flat_map(|d| d.sequence.knocks())
             .filter(|k| k.proto == proto)
             .map(|k| k.port)
             .collect();
@@ -99,8 +98,11 @@ pub fn bpf_filter_with(doors: &[Door], extra: &[String]) -> String {
 /// An opened live capture, not yet reading: opened as root, read after
 /// privileges are dropped.
 pub struct Live {
+    /// The interface, as given (`any` for all).
     pub interface: String,
+    /// libpcap's handle, replaced when the capture is re-opened.
     capture: Capture<Active>,
+    /// How its frames are framed, for the parser.
     link: LinkType,
     /// The kernel filter in force: a re-opened capture gets it again.
     filter: String,
@@ -227,6 +229,27 @@ impl Control {
     }
 }
 
+/// A reader that stopped reading, as it tells the run loop.
+#[derive(Debug)]
+pub struct Ended {
+    /// The interface it read.
+    pub interface: String,
+    /// Why it stopped, when not because it was told to.
+    pub failure: Option<String>,
+    /// Its libpcap counters at the end.
+    pub drops: Drops,
+}
+
+impl Ended {
+    /// Why reading ended, in one sentence.
+    pub fn why(&self) -> String {
+        match &self.failure {
+            Some(failure) => failure.clone(),
+            None => format!("capture on {} stopped", self.interface),
+        }
+    }
+}
+
 /// Counters from libpcap (`pcap_stats`) since the capture was opened:
 /// packets the kernel dropped before we read them. On Linux libpcap keeps
 /// them as 32-bit counters, which wrap.
@@ -253,13 +276,13 @@ impl Live {
     /// to `deliver` (which may block: the kernel buffers meanwhile and counts
     /// what it drops). A failed capture is re-opened if it can be within
     /// [`REOPEN_FOR`]; `notice` hears of the failure and of the recovery.
-    /// `on_end` hears why reading ended, if not because of `stop`.
+    /// `on_end` hears that reading ended, and why if not because of `stop`.
     pub fn spawn(
         mut self,
         control: Control,
         deliver: impl Fn(Seen) -> bool + Send + 'static,
         notice: impl Fn(String) + Send + 'static,
-        on_end: impl FnOnce(String, Option<anyhow::Error>, Drops) + Send + 'static,
+        on_end: impl FnOnce(Ended) + Send + 'static,
     ) -> std::thread::JoinHandle<()> {
         control
             .readers
@@ -328,7 +351,7 @@ impl Live {
                                 )),
                                 Err(None) => break None,
                                 Err(Some(last)) => {
-                                    let within = if lacks_permission(&last) {
+                                    let within = if lacks_permission() {
                                         String::new()
                                     } else {
                                         format!(" within {}s", REOPEN_FOR.as_secs())
@@ -344,7 +367,11 @@ impl Live {
                 };
                 let drops = self.drops().unwrap_or_default();
                 control.set_drops(&self.interface, drops);
-                on_end(self.interface.clone(), error, drops);
+                on_end(Ended {
+                    interface: self.interface.clone(),
+                    failure: error.map(|err| format!("{err:#}")),
+                    drops,
+                });
             })
             .expect("a thread can be started")
     }
@@ -387,7 +414,7 @@ impl Live {
                 }
                 // Not something waiting mends: after a privilege drop
                 // (`user =`) the capability to capture is gone for good.
-                Err(err) if lacks_permission(&err) => {
+                Err(err) if lacks_permission() => {
                     return Err(Some(err.context(
                         "re-opening a capture needs root or CAP_NET_RAW, given up when privileges were dropped",
                     )));
@@ -401,11 +428,17 @@ impl Live {
     }
 }
 
-/// Whether opening a capture failed for want of privileges (libpcap's
-/// wording for EPERM/EACCES), not because the interface is missing.
-fn lacks_permission(err: &anyhow::Error) -> bool {
-    let text = format!("{err:#}").to_ascii_lowercase();
-    text.contains("operation not permitted") || text.contains("permission")
+/// Whether this process lacks the privilege to capture at all (root or
+/// CAP_NET_RAW), as opposed to an interface that is missing for now. The
+/// kernel is asked with a packet socket, which is what libpcap opens: the
+/// pcap crate keeps only libpcap's message of a failed activation, not its
+/// status (`PCAP_ERROR_PERM_DENIED`), and messages are no interface.
+fn lacks_permission() -> bool {
+    use socket2::{Domain, Socket, Type};
+    match Socket::new(Domain::PACKET, Type::RAW, None) {
+        Ok(_) => false,
+        Err(err) => err.kind() == std::io::ErrorKind::PermissionDenied,
+    }
 }
 
 /// Replays a capture file, calling `each` for every possible knock in file order.
@@ -435,45 +468,6 @@ fn timestamp(sec: i64, usec: i64) -> Duration {
     Duration::from_secs(sec.max(0) as u64) + Duration::from_micros(usec.clamp(0, 999_999) as u64)
 }
 
-/// Writes frames to a capture file (for tests and benchmarks).
-pub struct Writer {
-    savefile: pcap::Savefile,
-}
-
-impl Writer {
-    pub fn create(path: &Path, link: LinkType) -> anyhow::Result<Writer> {
-        let dead = Capture::dead(Linktype(link.dlt())).context("cannot create a pcap writer")?;
-        let savefile = dead
-            .savefile(path)
-            .with_context(|| format!("cannot write {}", path.display()))?;
-        Ok(Writer { savefile })
-    }
-
-    /// Appends one frame captured at `at` (since the Unix epoch).
-    pub fn write(&mut self, at: Duration, frame: &[u8]) {
-        let len = u32::try_from(frame.len()).expect("a frame fits in u32");
-        let header = pcap::PacketHeader {
-            ts: libc_timeval(at),
-            caplen: len,
-            len,
-        };
-        self.savefile.write(&pcap::Packet::new(&header, frame));
-    }
-
-    pub fn finish(mut self) -> anyhow::Result<()> {
-        self.savefile
-            .flush()
-            .context("cannot flush the capture file")
-    }
-}
-
-fn libc_timeval(at: Duration) -> libc::timeval {
-    libc::timeval {
-        tv_sec: at.as_secs() as _,
-        tv_usec: at.subsec_micros() as _,
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -483,7 +477,7 @@ mod tests {
     fn door(sequence: Vec<Knock>) -> Door {
         Door {
             name: "d".into(),
-            sequence,
+            sequence: crate::core::matcher::Sequence::new(&sequence).unwrap(),
             seq_timeout: Duration::from_secs(5),
             flags: FlagRule::default(),
             target: None,
@@ -506,17 +500,35 @@ mod tests {
         Ok(program.filter(&frame))
     }
 
+    /// Root (or CAP_NET_RAW) may capture and is told so; anyone else lacks
+    /// permission, and libpcap agrees: opening `lo` fails for them too.
+    #[test]
+    fn lacking_permission_is_what_the_kernel_says_and_libpcap_agrees() {
+        let may_capture = open_live("lo", "less 1").is_ok();
+        assert_eq!(lacks_permission(), !may_capture);
+        // SAFETY: geteuid has no preconditions.
+        if unsafe { libc::geteuid() } == 0 {
+            assert!(!lacks_permission(), "root may capture");
+        }
+    }
+
     #[test]
     fn the_filter_compiles_for_doors_with_and_without_sequences() {
         let knock = |port, proto| Knock { port, proto };
-        let with = bpf_filter(&[door(vec![knock(7000, Proto::Udp), knock(8000, Proto::Tcp)])]);
+        let with = bpf_filter(
+            &[&door(vec![
+                knock(7000, Proto::Udp),
+                knock(8000, Proto::Tcp),
+            ])],
+            &[],
+        );
         assert_eq!(
             passes_udp_7000(&with).map_err(|e| format!("{with}: {e}")),
             Ok(true)
         );
         // Every one-time line used: the door has no sequence, and knockd must
         // still start (and reload) with a filter that lets nothing in.
-        let none = bpf_filter(&[door(Vec::new())]);
+        let none = bpf_filter(&[&door(Vec::new())], &[]);
         assert_eq!(
             passes_udp_7000(&none).map_err(|e| format!("{none}: {e}")),
             Ok(false)

@@ -3,30 +3,36 @@
 //! argument, so replayed captures and live traffic share it; `execute` runs
 //! a command without ever blocking the capture loop.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::net::IpAddr;
 use std::process::Stdio;
+use std::sync::Arc;
 use std::time::Duration;
 
 use crate::config::server::{Action, DoorConfig};
 
 /// A door opening or closing for a knocker: its command, already
 /// substituted, and (for doors with `[door.routeros]`) a router update.
+/// It names its door, so it still says the right one when a reload has
+/// removed the door meanwhile.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Run {
-    pub door: usize,
+    /// The door's name: what the run is logged as, and whose routers it updates.
+    pub door: Arc<str>,
+    /// The knocker, as `%IP%` was filled in.
     pub src: IpAddr,
+    /// Opening (start) or closing (stop).
     pub kind: RunKind,
     /// The command to run; `None` for a door that only updates routers.
     pub action: Option<Action>,
 }
 
 impl Run {
-    /// `action` of door `door` for knocker `src`, with `%IP%` and `%DOOR%`
+    /// `action` of `config` for knocker `src`, with `%IP%` and `%DOOR%`
     /// filled in; `None` when the door has neither that command nor routers.
     fn new(
         config: &DoorConfig,
-        door: usize,
+        door: Arc<str>,
         src: IpAddr,
         kind: RunKind,
         action: Option<&Action>,
@@ -43,113 +49,132 @@ impl Run {
     }
 }
 
+/// Which of a door's commands a run is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum RunKind {
+    /// The knocker completed the sequence: open.
     Start,
+    /// `cmd_timeout` later, or at exit or when the door is removed: close.
     Stop,
 }
 
-/// Which knockers are open at which door, and when each closes.
+impl RunKind {
+    /// As the log says it: "start command", "stop command".
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RunKind::Start => "start",
+            RunKind::Stop => "stop",
+        }
+    }
+}
+
+/// An open knocker: the door's name and the knocker's address.
+type Key = (Arc<str>, IpAddr);
+
+/// Which knockers are open at which door, and when each closes. Doors are
+/// known by name, so a reload keeps the knockers of the doors that remain
+/// whatever their new place in the file.
 #[derive(Debug, Default)]
 pub struct Doorman {
     /// (door, knocker) -> when its stop command is due.
-    open: BTreeMap<(usize, IpAddr), Duration>,
+    open: BTreeMap<Key, Duration>,
     /// The same, ordered by when: what is due is found without a scan.
-    by_due: std::collections::BTreeSet<(Duration, usize, IpAddr)>,
+    by_due: BTreeSet<(Duration, Key)>,
 }
 
 impl Doorman {
     /// A knocker completed door `door` at `now`. A knocker that is already open
     /// gets its stop moved later instead of a second start (no duplicate
     /// firewall rules). Without a stop command every success runs start.
-    pub fn opened(
-        &mut self,
-        doors: &[DoorConfig],
-        door: usize,
-        src: IpAddr,
-        now: Duration,
-    ) -> Option<Run> {
-        let config = &doors[door];
+    pub fn opened(&mut self, door: &DoorConfig, src: IpAddr, now: Duration) -> Option<Run> {
+        let name: Arc<str> = Arc::from(door.door.name.as_str());
         // A router entry is removed when the door closes, like a stop command.
-        let closes = (stop_action(config, src).is_some() || config.routeros.is_some())
-            .then_some(config.cmd_timeout)
+        let closes = (stop_action(door, src).is_some() || door.routeros.is_some())
+            .then_some(door.cmd_timeout)
             .flatten();
         if let Some(after) = closes {
-            let already_open = self.open.contains_key(&(door, src));
-            self.set_due((door, src), now + after);
+            let key = (name.clone(), src);
+            let already_open = self.open.contains_key(&key);
+            self.set_due(key, now + after);
             if already_open {
                 return None;
             }
         }
-        Run::new(config, door, src, RunKind::Start, start_action(config, src))
+        Run::new(door, name, src, RunKind::Start, start_action(door, src))
     }
 
-    /// Stop commands due at `now`.
+    /// Stop commands due at `now`, with the commands of `doors` (the
+    /// configuration in force).
     pub fn due(&mut self, doors: &[DoorConfig], now: Duration) -> Vec<Run> {
         let mut runs = Vec::new();
-        while let Some(&(at, door, src)) = self.by_due.first() {
-            if at > now {
+        while let Some((at, key)) = self.by_due.first() {
+            if *at > now {
                 break;
             }
-            runs.extend(self.close(doors, (door, src)));
+            let key = key.clone();
+            runs.extend(self.close(doors, &key));
         }
         runs
     }
 
     /// When the next stop command is due.
     pub fn next_due(&self) -> Option<Duration> {
-        self.by_due.first().map(|(at, _, _)| *at)
+        self.by_due.first().map(|(at, _)| *at)
     }
 
-    fn set_due(&mut self, key: (usize, IpAddr), at: Duration) {
-        if let Some(old) = self.open.insert(key, at) {
-            self.by_due.remove(&(old, key.0, key.1));
+    fn set_due(&mut self, key: Key, at: Duration) {
+        if let Some(old) = self.open.insert(key.clone(), at) {
+            self.by_due.remove(&(old, key.clone()));
         }
-        self.by_due.insert((at, key.0, key.1));
+        self.by_due.insert((at, key));
     }
 
     /// Every pending stop command, for a clean exit: no hole stays open.
+    /// In the order of `doors`, then of the knockers' addresses.
     pub fn close_all(&mut self, doors: &[DoorConfig]) -> Vec<Run> {
-        let keys: Vec<(usize, IpAddr)> = self.open.keys().copied().collect();
-        keys.into_iter()
+        let place = |name: &str| doors.iter().position(|d| d.door.name == name);
+        let mut keys: Vec<Key> = self.open.keys().cloned().collect();
+        keys.sort_by_key(|(name, src)| (place(name), *src));
+        keys.iter()
             .filter_map(|key| self.close(doors, key))
             .collect()
     }
 
-    /// After a reload: moves open knockers to their door's new index, and
-    /// closes (returns the stop commands of) those whose door is gone; `doors`
-    /// is the old configuration.
-    pub fn rekey(
-        &mut self,
-        doors: &[DoorConfig],
-        new_index: impl Fn(usize) -> Option<usize>,
-    ) -> Vec<Run> {
-        let old = std::mem::take(&mut self.open);
-        self.by_due.clear();
+    /// A reload replaces `old` by `new`: knockers at doors `new` still has
+    /// (by name) keep their due stop, which runs `new`'s command; the others
+    /// are closed now, with `old`'s commands (returned).
+    pub fn reload(&mut self, old: &[DoorConfig], new: &[DoorConfig]) -> Vec<Run> {
+        let gone: Vec<&DoorConfig> = old
+            .iter()
+            .filter(|o| !new.iter().any(|n| n.door.name == o.door.name))
+            .collect();
         let mut closing = Vec::new();
-        for ((door, src), due) in old {
-            match new_index(door) {
-                Some(index) => self.set_due((index, src), due),
-                None => {
-                    self.set_due((door, src), due);
-                    closing.extend(self.close(doors, (door, src)));
-                }
-            }
+        for door in gone {
+            let keys: Vec<Key> = self
+                .open
+                .keys()
+                .filter(|(name, _)| **name == *door.door.name)
+                .cloned()
+                .collect();
+            closing.extend(keys.iter().filter_map(|key| self.close(old, key)));
         }
         closing
     }
 
-    /// Knockers currently open.
-    pub fn open_count(&self) -> usize {
-        self.open.len()
-    }
-
-    fn close(&mut self, doors: &[DoorConfig], key: (usize, IpAddr)) -> Option<Run> {
-        let at = self.open.remove(&key)?;
-        self.by_due.remove(&(at, key.0, key.1));
-        let (door, src) = key;
-        let config = doors.get(door)?;
-        Run::new(config, door, src, RunKind::Stop, stop_action(config, src))
+    /// Forgets the knocker `key` and returns its stop run, with the command
+    /// of its door in `doors`.
+    fn close(&mut self, doors: &[DoorConfig], key: &Key) -> Option<Run> {
+        let at = self.open.remove(key)?;
+        self.by_due.remove(&(at, key.clone()));
+        let (name, src) = key;
+        let door = doors.iter().find(|d| d.door.name == **name)?;
+        Run::new(
+            door,
+            name.clone(),
+            *src,
+            RunKind::Stop,
+            stop_action(door, *src),
+        )
     }
 }
 
@@ -245,5 +270,217 @@ pub async fn execute(action: &Action) -> Finished {
                 stderr: stderr.join(" | "),
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const AT: Duration = Duration::from_secs(1_795_000_000);
+
+    fn secs(n: u64) -> Duration {
+        AT + Duration::from_secs(n)
+    }
+
+    fn ip(text: &str) -> IpAddr {
+        text.parse().unwrap()
+    }
+
+    fn doors(text: &str) -> Vec<DoorConfig> {
+        crate::config::server::parse(std::path::Path::new("k.toml"), text)
+            .unwrap()
+            .doors
+    }
+
+    /// Door "ssh": start and stop for both families, closing after 10 s.
+    const SSH: &str = r#"
+[[door]]
+name = "ssh"
+sequence = ["7000"]
+start = ["open", "%IP%", "%DOOR%"]
+stop = ["close", "%IP%"]
+start6 = ["open6", "%IP%"]
+stop6 = ["close6", "%IP%"]
+cmd_timeout = "10s"
+"#;
+
+    fn argv(words: &[&str]) -> Option<Action> {
+        Some(Action::Argv(words.iter().map(|w| w.to_string()).collect()))
+    }
+
+    fn run(door: &str, src: &str, kind: RunKind, action: &[&str]) -> Run {
+        Run {
+            door: Arc::from(door),
+            src: ip(src),
+            kind,
+            action: argv(action),
+        }
+    }
+
+    #[test]
+    fn an_opening_runs_start_now_and_its_stop_falls_due_after_cmd_timeout_not_before() {
+        let doors = doors(SSH);
+        let mut doorman = Doorman::default();
+        let opened = doorman.opened(&doors[0], ip("192.0.2.7"), secs(0));
+        assert_eq!(
+            opened,
+            Some(run(
+                "ssh",
+                "192.0.2.7",
+                RunKind::Start,
+                &["open", "192.0.2.7", "ssh"]
+            ))
+        );
+        assert_eq!(doorman.next_due(), Some(secs(10)));
+        let just_before = secs(10) - Duration::from_nanos(1);
+        assert_eq!(doorman.due(&doors, just_before), []);
+        assert_eq!(
+            doorman.due(&doors, secs(10)),
+            [run(
+                "ssh",
+                "192.0.2.7",
+                RunKind::Stop,
+                &["close", "192.0.2.7"]
+            )]
+        );
+        assert_eq!(doorman.next_due(), None, "a closed knocker is forgotten");
+        assert_eq!(doorman.due(&doors, secs(100)), []);
+    }
+
+    #[test]
+    fn a_knocker_already_open_gets_its_stop_moved_later_not_a_second_start() {
+        let doors = doors(SSH);
+        let mut doorman = Doorman::default();
+        assert!(
+            doorman
+                .opened(&doors[0], ip("192.0.2.7"), secs(0))
+                .is_some()
+        );
+        assert_eq!(doorman.opened(&doors[0], ip("192.0.2.7"), secs(5)), None);
+        assert_eq!(doorman.next_due(), Some(secs(15)));
+        assert_eq!(
+            doorman.due(&doors, secs(10)),
+            [],
+            "the old due time is gone"
+        );
+        assert_eq!(doorman.due(&doors, secs(15)).len(), 1);
+    }
+
+    #[test]
+    fn ipv6_knockers_get_the_ipv6_commands() {
+        let doors = doors(SSH);
+        let mut doorman = Doorman::default();
+        let opened = doorman.opened(&doors[0], ip("2001:db8::7"), secs(0));
+        assert_eq!(
+            opened.and_then(|r| r.action),
+            argv(&["open6", "2001:db8::7"])
+        );
+        let closed = doorman.due(&doors, secs(10));
+        assert_eq!(
+            closed[0].action,
+            argv(&["close6", "2001:db8::7"]),
+            "{closed:?}"
+        );
+    }
+
+    #[test]
+    fn without_a_stop_command_every_success_runs_start_and_nothing_is_kept() {
+        let doors = doors("[[door]]\nname = \"once\"\nsequence = [\"7000\"]\nstart = [\"go\"]\n");
+        let mut doorman = Doorman::default();
+        for at in [0, 1] {
+            assert_eq!(
+                doorman.opened(&doors[0], ip("192.0.2.7"), secs(at)),
+                Some(run("once", "192.0.2.7", RunKind::Start, &["go"]))
+            );
+        }
+        assert_eq!(doorman.next_due(), None);
+        assert_eq!(doorman.close_all(&doors), []);
+    }
+
+    #[test]
+    fn a_door_with_nothing_to_run_gives_no_run() {
+        let doors = doors("[[door]]\nname = \"quiet\"\nsequence = [\"7000\"]\n");
+        let mut doorman = Doorman::default();
+        assert_eq!(doorman.opened(&doors[0], ip("192.0.2.7"), secs(0)), None);
+    }
+
+    #[test]
+    fn stops_fall_due_in_time_order_and_close_all_goes_in_door_order() {
+        let text = format!(
+            "{SSH}\n[[door]]\nname = \"a-web\"\nsequence = [\"8000\"]\nstop = [\"web-off\"]\ncmd_timeout = \"3s\"\n"
+        );
+        let doors = doors(&text);
+        let mut doorman = Doorman::default();
+        doorman.opened(&doors[0], ip("192.0.2.9"), secs(0));
+        doorman.opened(&doors[0], ip("192.0.2.8"), secs(1));
+        doorman.opened(&doors[1], ip("192.0.2.7"), secs(2));
+        let due: Vec<(String, IpAddr)> = doorman
+            .due(&doors, secs(11))
+            .into_iter()
+            .map(|r| (r.door.to_string(), r.src))
+            .collect();
+        assert_eq!(
+            due,
+            [
+                ("a-web".to_string(), ip("192.0.2.7")),
+                ("ssh".to_string(), ip("192.0.2.9")),
+                ("ssh".to_string(), ip("192.0.2.8"))
+            ]
+        );
+        doorman.opened(&doors[1], ip("192.0.2.7"), secs(20));
+        doorman.opened(&doors[0], ip("192.0.2.9"), secs(20));
+        doorman.opened(&doors[0], ip("192.0.2.8"), secs(20));
+        let closing: Vec<(String, IpAddr)> = doorman
+            .close_all(&doors)
+            .into_iter()
+            .map(|r| (r.door.to_string(), r.src))
+            .collect();
+        // The file's order ("ssh" first), not the names' order.
+        assert_eq!(
+            closing,
+            [
+                ("ssh".to_string(), ip("192.0.2.8")),
+                ("ssh".to_string(), ip("192.0.2.9")),
+                ("a-web".to_string(), ip("192.0.2.7"))
+            ]
+        );
+        assert_eq!(doorman.next_due(), None);
+    }
+
+    /// Before open knockers were kept by name, a reload renumbered them and
+    /// returned the removed doors' stop runs by their old index, which then
+    /// named whatever door the new file had there (or none: a panic).
+    #[test]
+    fn a_reload_keeps_knockers_of_doors_that_remain_and_closes_the_others_with_their_old_commands()
+    {
+        let old = doors(&format!(
+            "[[door]]\nname = \"gone\"\nsequence = [\"6000\"]\nstop = [\"gone-off\", \"%IP%\"]\n{SSH}"
+        ));
+        let new = doors(&SSH.replace("\"close\"", "\"close-v2\""));
+        let mut doorman = Doorman::default();
+        doorman.opened(&old[0], ip("192.0.2.7"), secs(0));
+        doorman.opened(&old[1], ip("192.0.2.8"), secs(5));
+        let closing = doorman.reload(&old, &new);
+        assert_eq!(
+            closing,
+            [run(
+                "gone",
+                "192.0.2.7",
+                RunKind::Stop,
+                &["gone-off", "192.0.2.7"]
+            )]
+        );
+        // The knocker at "ssh" keeps its due time and closes with the new command.
+        assert_eq!(doorman.next_due(), Some(secs(15)));
+        assert_eq!(
+            doorman.due(&new, secs(15)),
+            [run(
+                "ssh",
+                "192.0.2.8",
+                RunKind::Stop,
+                &["close-v2", "192.0.2.8"]
+            )]
+        );
     }
 }

@@ -10,12 +10,14 @@ use std::path::Path;
 use std::time::{Duration, UNIX_EPOCH};
 
 use crate::core::matcher::EventKind;
+use crate::routeros::worker::{Outcome, Report};
 
 pub struct Log {
     /// Where lines go; `None` when syslog is the only destination.
     sink: Option<Box<dyn Write + Send>>,
     /// Also send each line to syslog (knockd's `UseSyslog`).
     syslog: bool,
+    /// One JSON object per line instead of knockd-style text.
     json: bool,
     /// Debug lines (`-v`): packets seen, commands' output.
     pub verbose: bool,
@@ -191,18 +193,26 @@ impl Log {
         }
     }
 
-    /// A router update's outcome for `src` at door `door`: `event` is
-    /// `granted`, `refreshed`, `removed`, `failed` or `dropped`; `detail` is
-    /// one sentence without secrets.
-    pub fn router(
-        &mut self,
-        at: Duration,
-        door: &str,
-        src: IpAddr,
-        event: &str,
-        router: &str,
-        detail: &str,
-    ) {
+    /// A router update's outcome, as its worker reported it. A refusal
+    /// repeated from the report before is a debug line: said once is enough.
+    pub fn router(&mut self, at: Duration, report: &Report) {
+        let event = match &report.outcome {
+            Outcome::Added { .. } => "granted",
+            Outcome::Refreshed { .. } => "refreshed",
+            Outcome::Removed { .. } => "removed",
+            Outcome::Failed(_) => "failed",
+            Outcome::Dropped(_) => "dropped",
+            Outcome::RefusedAgain => {
+                let line = format!(
+                    "{}: router {}: {}",
+                    report.door, report.router, report.outcome
+                );
+                self.debug(at, &line);
+                return;
+            }
+        };
+        let detail = report.outcome.to_string();
+        let (door, src, router) = (&*report.door, report.src, &*report.router);
         if self.json {
             let line = serde_json::json!({
                 "time": rfc3339(at),
@@ -219,7 +229,7 @@ impl Log {
                 stamp(at),
                 sanitize(door),
                 sanitize(router),
-                sanitize(detail)
+                sanitize(&detail)
             ));
         }
     }
@@ -461,6 +471,51 @@ mod tests {
             text,
             "[2026-11-18 11:06] 192.0.2.7: team (client bob): OPEN SESAME\n\
              [2026-11-18 11:06] 192.0.2.7: team: sequence already used in its time step: refused as a replay\n"
+        );
+    }
+
+    #[test]
+    fn router_reports_read_as_one_line_and_a_repeated_refusal_only_with_v() {
+        use crate::routeros::worker::{Dropped, Outcome, Report};
+        let report = |outcome| Report {
+            door: "winbox".into(),
+            src: "192.0.2.7".parse().unwrap(),
+            router: "https://192.168.88.1".into(),
+            outcome,
+        };
+        let added = report(Outcome::Added {
+            list: "knocked".into(),
+            timeout: Duration::from_secs(3600),
+            id: "*1".into(),
+        });
+        let out = Shared::default();
+        let mut log = Log::to_writer(Box::new(out.clone()), false, false);
+        log.router(AT, &added);
+        log.router(AT, &report(Outcome::Dropped(Dropped::Expired)));
+        log.router(AT, &report(Outcome::RefusedAgain));
+        let text = String::from_utf8(out.0.lock().unwrap().clone()).unwrap();
+        assert_eq!(
+            text,
+            "[2026-11-18 11:06] 192.0.2.7: winbox: router https://192.168.88.1: granted: added to list knocked with timeout 1h (*1)\n\
+             [2026-11-18 11:06] 192.0.2.7: winbox: router https://192.168.88.1: dropped: not sent: it waited in the queue past the door's retry time\n"
+        );
+
+        let out = Shared::default();
+        let mut log = Log::to_writer(Box::new(out.clone()), true, true);
+        log.router(AT, &added);
+        log.router(AT, &report(Outcome::RefusedAgain));
+        let text = String::from_utf8(out.0.lock().unwrap().clone()).unwrap();
+        let lines: Vec<serde_json::Value> = text
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect();
+        assert_eq!(
+            lines[0],
+            serde_json::json!({"time": "2026-11-18T11:06:40.123Z", "door": "winbox", "src": "192.0.2.7", "event": "granted", "router": "https://192.168.88.1", "detail": "added to list knocked with timeout 1h (*1)"})
+        );
+        assert_eq!(
+            lines[1]["message"],
+            "winbox: router https://192.168.88.1: refused again (said above)"
         );
     }
 

@@ -1,14 +1,20 @@
 //! The knock server, `knockr knockd`: loads doors, watches traffic (live, or
 //! replayed from a capture file with its timestamps as the clock), feeds the
-//! matcher, and runs the doors' commands (and queues their RouterOS
-//! address-list updates, see [`routeros`]).
+//! [`engine`], and carries out what it fires: log lines, the doors' commands
+//! and their RouterOS address-list updates (see [`routers`]).
 //!
-//! The capture readers are threads of their own; this loop only matches and
+//! The engine is pure; this module is its I/O. Live and replay drive it the
+//! same way and dispatch its firings with one function, `Server::dispatch`;
+//! they differ only in the clock and in how commands run (live: each in a
+//! task of its own; replay: one after another).
+//!
+//! The capture readers are threads of their own; the loop only matches and
 //! schedules, and commands run in tasks of their own, so neither a slow
 //! command nor a flood can stall the other.
 
 pub mod capture;
 pub mod commands;
+pub mod engine;
 pub mod log;
 pub mod otp;
 pub mod privileges;
@@ -22,9 +28,12 @@ use anyhow::Context;
 
 use crate::config::onetime;
 use crate::config::server::{self as config, Action, ServerConfig};
-use crate::core::matcher::{Door, Event, EventKind, Matcher};
+use crate::core::matcher::{DoorId, Sequence};
+use crate::core::packet::Hit;
+use crate::routeros::worker::Change;
 use capture::{Control, Seen};
-use commands::{Doorman, Run, RunKind};
+use commands::{Run, RunKind};
+use engine::{Engine, Firing, Knocks};
 use log::Log;
 
 /// How the server runs, as the command line says.
@@ -63,7 +72,9 @@ pub fn replay_file(config: ServerConfig, path: &Path, options: &Options) -> anyh
 /// A live server ready to [`serve`]: its log open, its captures open, its pid
 /// file written and privileges dropped; no runtime needed yet.
 pub struct Started {
+    /// The engine and its outputs.
     server: Server,
+    /// One per interface, opened as root, read once serving.
     captures: Vec<capture::Live>,
     /// Read again on [`Request::Reload`].
     config_path: PathBuf,
@@ -72,7 +83,7 @@ pub struct Started {
 impl Started {
     /// The pid file to remove once [`serve`] returned.
     pub fn pid_file(&self) -> Option<PathBuf> {
-        self.server.config.pid_file.clone()
+        self.server.config().pid_file.clone()
     }
 }
 
@@ -109,11 +120,11 @@ pub fn start(
         .iter()
         .map(|i| capture::open_live(i, &filter))
         .collect::<anyhow::Result<Vec<_>>>()?;
-    if let Some(pid_file) = &server.config.pid_file {
+    if let Some(pid_file) = &server.config().pid_file {
         std::fs::write(pid_file, format!("{}\n", std::process::id()))
             .with_context(|| format!("cannot write the pid file {}", pid_file.display()))?;
     }
-    if let Some(user) = server.config.user.clone() {
+    if let Some(user) = server.config().user.clone() {
         privileges::drop_to(&user)?;
         server.log().note(
             now(),
@@ -143,11 +154,11 @@ pub enum Request {
 /// not known yet: then every TCP/UDP packet goes through and the matcher picks.
 /// Time-based doors move within their port range: the filter lets the range in.
 pub fn filter_for(server: &Server) -> String {
-    let config = &server.config;
+    let config = server.config();
     if config.doors.iter().any(|d| d.one_time_sequences.is_some()) {
         return "tcp or udp or (vlan and (tcp or udp))".to_string();
     }
-    // The configuration's own doors come first; time-based ones are empty there.
+    // Time-based doors' own sequences are empty: their range stands for them.
     let ranges: Vec<String> = config
         .doors
         .iter()
@@ -158,7 +169,8 @@ pub fn filter_for(server: &Server) -> String {
             protos.map(move |proto| format!("{} dst portrange {low}-{high}", proto.as_str()))
         })
         .collect();
-    capture::bpf_filter_with(&server.matcher.doors()[..config.doors.len()], &ranges)
+    let doors: Vec<&crate::core::matcher::Door> = config.doors.iter().map(|d| &d.door).collect();
+    capture::bpf_filter(&doors, &ranges)
 }
 
 /// Interfaces captured when neither `-i` nor the config names any.
@@ -171,184 +183,229 @@ pub fn now() -> Duration {
         .unwrap_or_default()
 }
 
-/// The matcher's doors, with one-time doors given their current sequence.
-pub fn doors(config: &ServerConfig) -> anyhow::Result<Vec<Door>> {
-    config
-        .doors
-        .iter()
-        .map(|d| {
-            let mut door = d.door.clone();
-            if let Some(path) = &d.one_time_sequences {
-                door.sequence = onetime::current(path, config::refuse_line)
-                    .with_context(|| {
-                        format!(
-                            "door {}: cannot read its one-time sequences {}",
-                            d.door.name,
-                            path.display()
-                        )
-                    })?
-                    .map(|(_, knocks)| knocks)
-                    .unwrap_or_default();
+/// `config` with each one-time door's sequence set to its file's current
+/// line, as the engine wants it.
+fn with_one_time_sequences(mut config: ServerConfig) -> anyhow::Result<ServerConfig> {
+    for door in &mut config.doors {
+        if let Some(path) = &door.one_time_sequences {
+            door.door.sequence = one_time_sequence(path).with_context(|| {
+                format!(
+                    "door {}: cannot read its one-time sequences {}",
+                    door.door.name,
+                    path.display()
+                )
+            })?;
+        }
+    }
+    Ok(config)
+}
+
+/// The first unused line of a one-time sequences file, as a matcher
+/// sequence; empty when every line is used (the door is then disabled).
+fn one_time_sequence(path: &Path) -> std::io::Result<Sequence> {
+    let knocks = onetime::current(path, config::refuse_line)?;
+    let knocks = knocks.map(|(_, knocks)| knocks).unwrap_or_default();
+    // `refuse_line` already turned ICMP knocks away, naming the line.
+    Sequence::new(&knocks)
+        .map_err(|icmp| std::io::Error::new(std::io::ErrorKind::InvalidData, icmp))
+}
+
+/// How dispatched commands run.
+enum Commands<'a> {
+    /// Live: each in a task of its own, so a slow one stalls nothing.
+    Spawn(&'a mut Tasks),
+    /// Replay: one after another, each to its end before the next packet.
+    Block(&'a tokio::runtime::Runtime),
+}
+
+impl Commands<'_> {
+    fn run(&mut self, command: impl std::future::Future<Output = ()> + Send + 'static) {
+        match self {
+            Commands::Spawn(tasks) => {
+                tasks.spawn(command);
             }
-            Ok(door)
-        })
-        .collect()
+            Commands::Block(runtime) => runtime.block_on(command),
+        }
+    }
 }
 
-/// The matcher for `config` (its doors, then the slot doors of its
-/// time-based doors) and those slots.
-fn matcher_for(config: &ServerConfig) -> anyhow::Result<(Matcher, otp::Slots)> {
-    let slots = otp::Slots::new(config);
-    let mut doors = doors(config)?;
-    doors.extend(slots.matcher_doors());
-    Ok((Matcher::new(doors, config.max_sources), slots))
-}
-
-/// The state shared by live and offline runs: matching, bookkeeping, logging.
+/// The engine and its outputs: the log, the routers, the commands. What
+/// live runs and replays share.
 pub struct Server {
-    pub config: ServerConfig,
-    pub matcher: Matcher,
-    /// The time-based doors' slots in the matcher, moved on by packet time,
-    /// and their replay cache.
-    otp: otp::Slots,
-    /// Reused for the slots' new sequences: no allocation per packet.
-    changes: Vec<(usize, Vec<crate::core::knock::Knock>)>,
-    pub doorman: Doorman,
-    pub log: Arc<Mutex<Log>>,
+    /// The pure state machine: doors, knocks in progress, open knockers.
+    engine: Engine,
+    /// Where every line goes; shared with router workers and running commands.
+    log: Arc<Mutex<Log>>,
     /// The doors' RouterOS address-list updates: queues and workers.
-    pub routers: routers::Routers,
-    pub dry_run: bool,
-    /// Whether every matcher event is logged (`-v` or `--json`), or only openings.
-    log_every_event: bool,
-    /// Reused for each packet's events: no allocation per packet.
-    events: Vec<Event>,
+    routers: routers::Routers,
+    /// Print commands and router updates instead of carrying them out.
+    dry_run: bool,
+    /// Reused for each engine call's firings: no allocation per packet.
+    firings: Vec<Firing>,
 }
 
 impl Server {
+    /// Reads the one-time doors' current lines and the routers' passwords
+    /// (so: before dropping privileges).
     pub fn new(config: ServerConfig, log: Log, dry_run: bool) -> anyhow::Result<Server> {
-        let (matcher, otp) = matcher_for(&config)?;
-        let log_every_event = log.every_event();
+        // The log shows every knock event with -v or --json, else openings.
+        let knocks = if log.every_event() {
+            Knocks::Every
+        } else {
+            Knocks::Openings
+        };
+        let engine = Engine::new(with_one_time_sequences(config)?, knocks);
         let log = Arc::new(Mutex::new(log));
-        let routers = routers_for(&config, dry_run, log.clone())?;
+        let routers = routers::Routers::new(engine.config(), dry_run, log.clone())?;
         Ok(Server {
-            config,
-            matcher,
-            otp,
-            changes: Vec::new(),
-            doorman: Doorman::default(),
-            log_every_event,
+            engine,
             log,
             routers,
             dry_run,
-            events: Vec::new(),
+            firings: Vec::new(),
         })
     }
 
+    /// The configuration in force.
+    pub fn config(&self) -> &ServerConfig {
+        self.engine.config()
+    }
+
     fn log(&self) -> std::sync::MutexGuard<'_, Log> {
-        self.log
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
+        lock(&self.log)
     }
 
-    /// Time-based doors' slots whose step changed by `at` get their new sequence.
-    fn roll(&mut self, at: Duration) {
-        self.otp.advance(at, &mut self.changes);
-        self.matcher.set_sequences(&mut self.changes);
-    }
-
-    /// One packet at `seen.at`: returns the commands it makes due.
-    pub fn packet(&mut self, seen: Seen) -> Vec<Run> {
-        self.roll(seen.at);
-        let mut runs = self.doorman.due(&self.config.doors, seen.at);
-        let mut events = std::mem::take(&mut self.events);
-        self.matcher.hit(&seen.hit, seen.at, &mut events);
-        if !events.is_empty() {
-            runs.extend(self.events(seen.at, &mut events));
-        }
-        self.events = events;
-        runs
+    /// One packet seen at `at`, and what it makes due.
+    fn packet(&mut self, at: Duration, hit: &Hit, commands: &mut Commands) {
+        let mut firings = std::mem::take(&mut self.firings);
+        self.engine.packet(at, hit, &mut firings);
+        self.dispatch_all(at, firings, commands);
     }
 
     /// Time passed with no packet: timeouts and due stop commands.
-    pub fn tick(&mut self, at: Duration) -> Vec<Run> {
-        self.roll(at);
-        let mut events = std::mem::take(&mut self.events);
-        self.matcher.expire(at, &mut events);
-        let mut runs = self.events(at, &mut events);
-        self.events = events;
-        runs.extend(self.doorman.due(&self.config.doors, at));
-        runs
+    fn tick(&mut self, at: Duration, commands: &mut Commands) {
+        let mut firings = std::mem::take(&mut self.firings);
+        self.engine.tick(at, &mut firings);
+        self.dispatch_all(at, firings, commands);
     }
 
-    /// The next moment `tick` has work to do.
-    pub fn next_deadline(&self) -> Option<Duration> {
-        match (self.matcher.next_expiry(), self.doorman.next_due()) {
-            (Some(a), Some(b)) => Some(a.min(b)),
-            (a, b) => a.or(b),
+    /// Every pending stop command, at the end of a run.
+    fn close_all(&mut self, at: Duration, commands: &mut Commands) {
+        let mut firings = std::mem::take(&mut self.firings);
+        self.engine.close_all(&mut firings);
+        let closing = firings.len();
+        self.log().note(
+            at,
+            &format!("stopping: running {closing} pending stop command(s)"),
+        );
+        self.dispatch_all(at, firings, commands);
+    }
+
+    /// SIGHUP: the new config replaces the old only if it loads (its one-time
+    /// files and router passwords included); knocks in progress restart.
+    /// Open knockers keep their pending stop commands, matched to the new
+    /// doors by name; those whose door is gone are closed now, their router
+    /// entries removed through the old routers (the new ones lack the door).
+    fn reload(&mut self, path: &Path, commands: &mut Commands) {
+        let loaded = config::load(path)
+            .map_err(anyhow::Error::from)
+            .and_then(with_one_time_sequences)
+            .and_then(|c| {
+                Ok((
+                    routers::Routers::new(&c, self.dry_run, self.log.clone())?,
+                    c,
+                ))
+            });
+        let at = now();
+        let (mut routers, config) = match loaded {
+            Ok(loaded) => loaded,
+            Err(err) => {
+                self.log().note(
+                    at,
+                    &format!(
+                        "reload of {} refused, the old configuration keeps running: {err:#}",
+                        path.display()
+                    ),
+                );
+                return;
+            }
+        };
+        let doors = config.doors.len();
+        let mut firings = std::mem::take(&mut self.firings);
+        self.engine.reload(config, &mut firings);
+        self.log()
+            .note(at, &format!("reloaded {}: {doors} doors", path.display()));
+        self.dispatch_all(at, firings, commands);
+        // The old routers' queued updates go out in the background.
+        routers.start();
+        let mut old = std::mem::replace(&mut self.routers, routers);
+        let grace = router_grace(&old);
+        tokio::spawn(async move { old.finish(grace).await });
+    }
+
+    /// Dispatches `firings` in order, then keeps the emptied vector for the
+    /// next engine call.
+    fn dispatch_all(&mut self, at: Duration, mut firings: Vec<Firing>, commands: &mut Commands) {
+        for firing in firings.drain(..) {
+            self.dispatch(at, firing, commands);
         }
+        self.firings = firings;
     }
 
-    /// Logs and acts on `events`, leaving the vector empty for reuse.
-    fn events(&mut self, at: Duration, events: &mut Vec<Event>) -> Vec<Run> {
-        let mut runs = Vec::new();
-        for mut event in events.drain(..) {
-            // A time-based door's slot stands for the door and one client.
-            let opening = match event.kind {
-                EventKind::Open => self.otp.open(event.door),
-                _ => otp::Opening::Plain,
-            };
-            let (door, client) = self.otp.who(event.door).unwrap_or((event.door, None));
-            let name = &self.config.doors[door].door.name;
-            if opening == otp::Opening::Replay {
-                let mut log = self.log.lock().unwrap_or_else(|p| p.into_inner());
-                log.replay(at, name, client, event.src);
-                continue;
+    /// Carries out one firing of the engine at `at`: logs it, spends a
+    /// one-time line, queues a run's router updates and hands its command
+    /// to `commands` (unless this is a dry run).
+    fn dispatch(&mut self, at: Duration, firing: Firing, commands: &mut Commands) {
+        match firing {
+            Firing::Knock {
+                door,
+                client,
+                src,
+                kind,
+            } => self
+                .log()
+                .client_event(at, &door, client.as_deref(), src, kind),
+            Firing::Replay { door, client, src } => {
+                self.log().replay(at, &door, client.as_deref(), src);
             }
-            if self.log_every_event || event.kind == EventKind::Open {
-                let mut log = self.log.lock().unwrap_or_else(|p| p.into_inner());
-                log.client_event(at, name, client, event.src, event.kind);
+            Firing::TableFull { dropped } => self.log().note(
+                at,
+                &format!(
+                    "{dropped} knocks in progress dropped so far: the table of sources is full (max_sources)"
+                ),
+            ),
+            Firing::OneTimeUsed { door, name, path } => {
+                self.use_one_time_sequence(at, door, &name, &path)
             }
-            event.door = door;
-            if event.kind == EventKind::Evicted {
-                let evictions = self.matcher.evictions();
-                if evictions.is_power_of_two() {
-                    self.log().note(at, &format!("{evictions} knocks in progress dropped so far: the table of sources is full (max_sources)"));
+            Firing::Run(run) => {
+                self.announce(at, &run);
+                self.update_routers(at, &run);
+                if let Some(action) = run.action.filter(|_| !self.dry_run) {
+                    let what = format!("{} command for {}", run.kind.as_str(), run.src);
+                    commands.run(execute(self.log.clone(), run.door.to_string(), what, action));
                 }
             }
-            if event.kind != EventKind::Open {
-                continue;
-            }
-            self.use_one_time_sequence(at, event.door);
-            runs.extend(
-                self.doorman
-                    .opened(&self.config.doors, event.door, event.src, at),
-            );
         }
-        runs
     }
 
     /// A one-time door opened: its line is spent before the command runs, so
-    /// a crash afterwards can never offer it again.
-    fn use_one_time_sequence(&mut self, at: Duration, door: usize) {
-        let Some(path) = self.config.doors[door].one_time_sequences.clone() else {
-            return;
-        };
-        let name = self.config.doors[door].door.name.clone();
-        let spent = onetime::current(&path, config::refuse_line).and_then(|line| match line {
-            Some((index, _)) if !self.dry_run => onetime::consume(&path, index),
+    /// a crash afterwards can never offer it again; the door moves to the
+    /// next line (or is disabled, saying why).
+    fn use_one_time_sequence(&mut self, at: Duration, door: DoorId, name: &str, path: &Path) {
+        let spent = onetime::current(path, config::refuse_line).and_then(|line| match line {
+            Some((index, _)) if !self.dry_run => onetime::consume(path, index),
             _ => Ok(()),
         });
         let next = if self.dry_run {
             // Nothing is written in a dry run; later knocks still see the next line.
-            Ok(Vec::new())
+            Ok(Sequence::default())
         } else {
-            onetime::current(&path, config::refuse_line)
-                .map(|line| line.map(|(_, knocks)| knocks).unwrap_or_default())
+            one_time_sequence(path)
         };
         match (spent, next) {
             (Err(err), _) => {
                 self.log().note(at, &format!("{name}: cannot mark the used one-time sequence in {}: {err}; the door is disabled", path.display()));
-                self.matcher.set_sequence(door, Vec::new());
+                self.engine.set_sequence(door, Sequence::default());
             }
             // A bad next line (a typo, an ICMP knock) disables the door and says why.
             (Ok(()), Err(err)) => {
@@ -356,7 +413,7 @@ impl Server {
                     at,
                     &format!("{name}: cannot read the next one-time sequence: {err}; the door is disabled"),
                 );
-                self.matcher.set_sequence(door, Vec::new());
+                self.engine.set_sequence(door, Sequence::default());
             }
             (Ok(()), Ok(next)) => {
                 if next.is_empty() && !self.dry_run {
@@ -369,37 +426,25 @@ impl Server {
                     );
                 }
                 if !self.dry_run {
-                    self.matcher.set_sequence(door, next);
+                    self.engine.set_sequence(door, next);
                 }
             }
         }
-    }
-
-    /// The future that runs `run`'s command and logs how it ended; `None`
-    /// when the door has no command for it.
-    fn execution(
-        &self,
-        run: Run,
-    ) -> Option<impl std::future::Future<Output = ()> + Send + 'static> {
-        let door = self.config.doors[run.door].door.name.clone();
-        let what = format!("{} command for {}", kind_name(run.kind), run.src);
-        Some(execute(self.log.clone(), door, what, run.action?))
     }
 
     /// Queues `run`'s address-list update on the door's routers, if it has
     /// any (in a dry run: logs what would be sent). Never waits.
     fn update_routers(&self, at: Duration, run: &Run) {
         let change = match run.kind {
-            RunKind::Start => routers::Change::Grant,
-            RunKind::Stop => routers::Change::Remove,
+            RunKind::Start => Change::Grant,
+            RunKind::Stop => Change::Remove,
         };
-        let name = &self.config.doors[run.door].door.name;
-        self.routers.submit(run.door, name, run.src, change, at);
+        self.routers.submit(&run.door, run.src, change, at);
     }
 
     /// Logs a command about to run (or, in a dry run, what would run).
     fn announce(&self, at: Duration, run: &Run) {
-        let name = &self.config.doors[run.door].door.name;
+        let name = &run.door;
         let verb = if self.dry_run { "would run" } else { "running" };
         if run.kind == RunKind::Stop {
             self.log().close(at, name, run.src);
@@ -411,34 +456,40 @@ impl Server {
             at,
             &format!(
                 "{name}: {verb} {} command: {}",
-                kind_name(run.kind),
+                run.kind.as_str(),
                 describe(action)
             ),
         );
     }
+
+    /// Runs a door's setup or teardown command (`what`) to its end.
+    async fn run_now(&self, door: &str, action: &Action, what: &str) {
+        self.log().note(
+            now(),
+            &format!("{door}: running {what} command: {}", describe(action)),
+        );
+        if !self.dry_run {
+            execute(
+                self.log.clone(),
+                door.to_string(),
+                format!("{what} command"),
+                action.clone(),
+            )
+            .await;
+        }
+    }
 }
 
-/// The doors' routers, their passwords read now (before any privilege drop).
-fn routers_for(
-    config: &ServerConfig,
-    dry_run: bool,
-    log: Arc<Mutex<Log>>,
-) -> anyhow::Result<routers::Routers> {
-    let actions = config.doors.iter().map(|d| d.routeros.clone()).collect();
-    routers::Routers::new(actions, dry_run, log)
+/// The log, even if a thread panicked while holding it: losing every later
+/// line would be worse than one line left unfinished.
+fn lock(log: &Mutex<Log>) -> std::sync::MutexGuard<'_, Log> {
+    log.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
 /// How long an exit waits for pending router updates: their retry bound and
 /// a request's time limit.
-fn router_grace(server: &Server) -> Duration {
-    server.routers.longest_retry() + crate::routeros::rest::REQUEST_LIMIT
-}
-
-fn kind_name(kind: RunKind) -> &'static str {
-    match kind {
-        RunKind::Start => "start",
-        RunKind::Stop => "stop",
-    }
+fn router_grace(routers: &routers::Routers) -> Duration {
+    routers.longest_retry() + crate::routeros::rest::REQUEST_LIMIT
 }
 
 /// A command as it would be typed: argv words quoted where needed.
@@ -462,10 +513,10 @@ pub fn describe(action: &Action) -> String {
     }
 }
 
-/// Runs `run` and logs how it ended; never fails.
+/// Runs `action` (door `door`'s `what`) and logs how it ended; never fails.
 async fn execute(log: Arc<Mutex<Log>>, door: String, what: String, action: Action) {
     let finished = commands::execute(&action).await;
-    let mut log = log.lock().unwrap_or_else(|p| p.into_inner());
+    let mut log = lock(&log);
     if finished.success {
         log.debug(now(), &format!("{door}: {what} finished"));
     } else {
@@ -488,7 +539,7 @@ async fn execute(log: Arc<Mutex<Log>>, door: String, what: String, action: Actio
 /// Commands run one after another (or are printed, with `dry_run`); stop
 /// commands still pending at the end of the file run then, so a replay
 /// leaves no hole open either. Returns the number of packets read.
-pub fn replay(server: &mut Server, path: &std::path::Path) -> anyhow::Result<u64> {
+fn replay(server: &mut Server, path: &Path) -> anyhow::Result<u64> {
     // One worker thread: router updates proceed while packets are read.
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(1)
@@ -498,54 +549,35 @@ pub fn replay(server: &mut Server, path: &std::path::Path) -> anyhow::Result<u64
         let _runtime = runtime.enter();
         server.routers.start();
     }
+    let commands = &mut Commands::Block(&runtime);
     let mut last = Duration::ZERO;
-    let mut pending: Vec<(Duration, Run)> = Vec::new();
-    let act = |server: &mut Server, pending: &mut Vec<(Duration, Run)>| {
-        for (at, run) in pending.drain(..) {
-            server.announce(at, &run);
-            server.update_routers(at, &run);
-            if let Some(execution) = server.execution(run).filter(|_| !server.dry_run) {
-                runtime.block_on(execution);
-            }
-        }
-    };
     let packets = read_ahead(path, |seen| {
         last = seen.at;
         // Changes nothing; what falls due meanwhile is handled, at its own
-        // time, before the next packet that matters (or at the end). With
-        // time-based doors the ports watched change at each step, so every
-        // packet goes through `packet`, which rolls them first.
-        if server.otp.is_empty() && server.matcher.ignores(&seen.hit) {
+        // time, before the next packet that matters (or at the end).
+        if server.engine.ignores(&seen.hit) {
             return;
         }
-        catch_up(server, seen.at, &mut pending);
-        let runs = server.packet(seen);
-        pending.extend(runs.into_iter().map(|r| (seen.at, r)));
-        act(server, &mut pending);
+        catch_up(server, seen.at, commands);
+        server.packet(seen.at, &seen.hit, commands);
     })?;
     // Timeouts and stop commands that fell due after the last knock, as a
     // live server would have seen them; then what is still open closes.
-    catch_up(server, last, &mut pending);
-    pending.extend(
-        server
-            .doorman
-            .close_all(&server.config.doors)
-            .into_iter()
-            .map(|r| (last, r)),
-    );
-    act(server, &mut pending);
+    catch_up(server, last, commands);
+    let mut firings = std::mem::take(&mut server.firings);
+    server.engine.close_all(&mut firings);
+    server.dispatch_all(last, firings, commands);
     // The router updates still queued are sent (or given up) before the replay ends.
-    let grace = router_grace(server);
+    let grace = router_grace(&server.routers);
     runtime.block_on(server.routers.finish(grace));
     Ok(packets)
 }
 
-/// Everything that falls due up to `until`, each at its own moment: attempts
-/// timing out, stop commands due (added to `pending`).
-fn catch_up(server: &mut Server, until: Duration, pending: &mut Vec<(Duration, Run)>) {
-    while let Some(deadline) = server.next_deadline().filter(|d| *d <= until) {
-        let runs = server.tick(deadline);
-        pending.extend(runs.into_iter().map(|r| (deadline, r)));
+/// Everything that falls due up to `until`, each at its own moment:
+/// attempts timing out, stop commands due.
+fn catch_up(server: &mut Server, until: Duration, commands: &mut Commands) {
+    while let Some(deadline) = server.engine.next_deadline().filter(|d| *d <= until) {
+        server.tick(deadline, commands);
     }
 }
 
@@ -613,8 +645,7 @@ pub async fn serve(
         config_path,
     } = started;
     let (tx, mut rx) = tokio::sync::mpsc::channel::<Seen>(65_536);
-    let (ended_tx, mut ended_rx) =
-        tokio::sync::mpsc::unbounded_channel::<(String, Option<String>, capture::Drops)>();
+    let (ended_tx, mut ended_rx) = tokio::sync::mpsc::unbounded_channel::<capture::Ended>();
     // A reader's news while it goes on: its capture failed, or came back.
     let (notice_tx, mut notice_rx) = tokio::sync::mpsc::unbounded_channel::<String>();
     let control = Control::default();
@@ -629,8 +660,8 @@ pub async fn serve(
             move |news| {
                 let _ = notice_tx.send(news);
             },
-            move |name, error, drops| {
-                let _ = ended_tx.send((name, error.map(|e| format!("{e:#}")), drops));
+            move |ended| {
+                let _ = ended_tx.send(ended);
             },
         ));
     }
@@ -641,16 +672,16 @@ pub async fn serve(
     let mut tasks = Tasks::new();
     server.routers.start();
 
-    for door in server.config.doors.clone() {
+    for door in server.config().doors.clone() {
         if let Some(setup) = &door.setup {
-            run_now(&server, &door.door.name, setup, "setup").await;
+            server.run_now(&door.door.name, setup, "setup").await;
         }
     }
     server.log().note(
         now(),
         &format!(
             "listening: {} doors, {} readers",
-            server.config.doors.len(),
+            server.config().doors.len(),
             readers.len()
         ),
     );
@@ -666,42 +697,34 @@ pub async fn serve(
     let ending = loop {
         let due = drops_due;
         let wait = server
+            .engine
             .next_deadline()
             .map(|d| d.saturating_sub(now()))
             .unwrap_or(Duration::from_secs(3600));
         tokio::select! {
             seen = rx.recv() => match seen {
-                Some(seen) => {
-                    for run in server.packet(seen) {
-                        spawn_run(&server, &mut tasks, run);
-                    }
-                }
+                Some(seen) => server.packet(seen.at, &seen.hit, &mut Commands::Spawn(&mut tasks)),
                 None => break Ending::CaptureFailed("every capture ended".into()),
             },
-            () = tokio::time::sleep(wait) => {
-                for run in server.tick(now()) {
-                    spawn_run(&server, &mut tasks, run);
-                }
-            }
+            () = tokio::time::sleep(wait) => server.tick(now(), &mut Commands::Spawn(&mut tasks)),
             Some(_) = tasks.join_next(), if !tasks.is_empty() => {}
             Some(news) = notice_rx.recv() => {
                 // Said on stderr too when the log goes elsewhere: the
                 // journal then shows it even if the log file is what fails.
-                if server.config.log_file.is_some() || server.config.use_syslog {
+                if server.config().log_file.is_some() || server.config().use_syslog {
                     eprintln!("knockr knockd: {news}");
                 }
                 server.log().note(now(), &news);
             }
-            Some((name, error, drops)) = ended_rx.recv() => {
-                let why = error.unwrap_or_else(|| format!("capture on {name} stopped"));
+            Some(ended) = ended_rx.recv() => {
+                let why = ended.why();
+                let drops = ended.drops;
                 server.log().note(now(), &format!("{why} (kernel dropped {} of {} packets)", drops.dropped, drops.received));
                 break Ending::CaptureFailed(why);
             }
             request = requests.recv() => match request {
                 Some(Request::Reload) => {
-                    for run in reload(&mut server, &config_path) {
-                        spawn_run(&server, &mut tasks, run);
-                    }
+                    server.reload(&config_path, &mut Commands::Spawn(&mut tasks));
                     control.set_filter(filter_for(&server));
                 }
                 Some(Request::Stop) | None => break Ending::Asked,
@@ -724,23 +747,13 @@ pub async fn serve(
         let _ = reader.join();
     }
     log_drops(&server, &control);
-    let closing = server.doorman.close_all(&server.config.doors);
-    server.log().note(
-        now(),
-        &format!(
-            "stopping: running {} pending stop command(s)",
-            closing.len()
-        ),
-    );
-    for run in closing {
-        spawn_run(&server, &mut tasks, run);
-    }
+    server.close_all(now(), &mut Commands::Spawn(&mut tasks));
     while tasks.join_next().await.is_some() {}
-    let grace = router_grace(&server);
+    let grace = router_grace(&server.routers);
     server.routers.finish(grace).await;
-    for door in server.config.doors.clone() {
+    for door in server.config().doors.clone() {
         if let Some(teardown) = &door.teardown {
-            run_now(&server, &door.door.name, teardown, "teardown").await;
+            server.run_now(&door.door.name, teardown, "teardown").await;
         }
     }
     Ok(ending)
@@ -762,79 +775,139 @@ fn log_drops(server: &Server, control: &Control) {
 
 type Tasks = tokio::task::JoinSet<()>;
 
-fn spawn_run(server: &Server, tasks: &mut Tasks, run: Run) {
-    let at = now();
-    server.announce(at, &run);
-    server.update_routers(at, &run);
-    if let Some(execution) = server.execution(run).filter(|_| !server.dry_run) {
-        tasks.spawn(execution);
-    }
-}
+#[cfg(test)]
+mod tests {
+    use super::*;
 
-async fn run_now(server: &Server, door: &str, action: &Action, what: &str) {
-    server.log().note(
-        now(),
-        &format!("{door}: running {what} command: {}", describe(action)),
-    );
-    if !server.dry_run {
-        execute(
-            server.log.clone(),
-            door.to_string(),
-            format!("{what} command"),
-            action.clone(),
+    /// Capturing on `lo` needs root (CAP_NET_RAW): under CI=true the test
+    /// must run; elsewhere without root it skips, saying why.
+    fn can_capture() -> bool {
+        // SAFETY: geteuid has no preconditions.
+        if unsafe { libc::geteuid() } == 0 {
+            return true;
+        }
+        assert!(
+            std::env::var("CI").as_deref() != Ok("true"),
+            "live test cannot run under CI: it needs root to capture on lo"
+        );
+        eprintln!("skipping live test: it needs root to capture on lo");
+        false
+    }
+
+    /// What `path` holds once it contains `needle` (waiting up to 10 s).
+    fn wait_for(path: &Path, needle: &str) -> String {
+        let until = std::time::Instant::now() + Duration::from_secs(10);
+        loop {
+            let text = std::fs::read_to_string(path).unwrap_or_default();
+            if text.contains(needle) {
+                return text;
+            }
+            assert!(
+                std::time::Instant::now() < until,
+                "no {needle:?} in {}:\n{text}",
+                path.display()
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// A door knocked with UDP datagrams to 127.0.0.1, recording its
+    /// commands in `dir/ran`; `stop` names its stop command.
+    fn door(dir: &Path, name: &str, ports: [u16; 2], stop: &str) -> String {
+        let ran = dir.join("ran").display().to_string();
+        format!(
+            "[[door]]\nname = \"{name}\"\nsequence = [\"{}:udp\", \"{}:udp\"]\n\
+             start = [\"/bin/sh\", \"-c\", \"echo start {name} %IP% >> {ran}\"]\n\
+             stop = [\"/bin/sh\", \"-c\", \"echo {stop} %IP% >> {ran}\"]\ncmd_timeout = \"60s\"\n",
+            ports[0], ports[1]
         )
-        .await;
     }
-}
 
-/// SIGHUP: the new config replaces the old only if it loads; knocks in
-/// progress restart. Open knockers keep their pending stop commands, matched
-/// to the new doors by name; those whose door is gone are closed now (the
-/// returned commands).
-fn reload(server: &mut Server, path: &std::path::Path) -> Vec<Run> {
-    let loaded = config::load(path)
-        .map_err(anyhow::Error::from)
-        .and_then(|c| Ok((matcher_for(&c)?, c)))
-        .and_then(|(m, c)| Ok((m, routers_for(&c, server.dry_run, server.log.clone())?, c)));
-    match loaded {
-        Ok(((matcher, mut slots), mut routers, config)) => {
-            // The old routers' queued updates go out in the background.
-            routers.start();
-            let mut old = std::mem::replace(&mut server.routers, routers);
-            let grace = router_grace(server);
-            tokio::spawn(async move { old.finish(grace).await });
-            let old_names: Vec<String> = server
-                .config
-                .doors
-                .iter()
-                .map(|d| d.door.name.clone())
-                .collect();
-            let new_index = |old: usize| {
-                config
-                    .doors
-                    .iter()
-                    .position(|d| d.door.name == old_names[old])
-            };
-            let closing = server.doorman.rekey(&server.config.doors, new_index);
-            slots.carry_over(&server.otp);
-            server.matcher = matcher;
-            server.otp = slots;
-            server.log().note(
-                now(),
-                &format!("reloaded {}: {} doors", path.display(), config.doors.len()),
-            );
-            server.config = config;
-            closing
+    /// serve driven through its request channel, as the binary's signal
+    /// handlers drive it: a reload that drops a door closes that door's open
+    /// knocker at once, under its own name and with its own stop command (a
+    /// reload once announced it against the new file's doors by index), and
+    /// a stop runs what is still pending.
+    #[test]
+    fn serve_reloads_and_stops_on_request_running_the_pending_stop_commands() {
+        if !can_capture() {
+            return;
         }
-        Err(err) => {
-            server.log().note(
-                now(),
-                &format!(
-                    "reload of {} refused, the old configuration keeps running: {err:#}",
-                    path.display()
-                ),
-            );
-            Vec::new()
+        let dir = tempfile::tempdir().unwrap();
+        let (kept, removed) = ([47301, 47302], [47311, 47312]);
+        let log = dir.path().join("knockd.log");
+        let options = format!("[knockd]\nlog_file = \"{}\"\n", log.display());
+        let path = dir.path().join("knockd.toml");
+        let first = format!(
+            "{options}{}{}",
+            door(dir.path(), "kept", kept, "stop kept"),
+            door(dir.path(), "removed", removed, "stop removed")
+        );
+        std::fs::write(&path, first).unwrap();
+
+        let (requests, received) = tokio::sync::mpsc::channel(8);
+        let serving = {
+            let path = path.clone();
+            std::thread::spawn(move || {
+                let config = config::load(&path).unwrap();
+                let options = Options {
+                    interfaces: vec!["lo".into()],
+                    ..Options::default()
+                };
+                let started = start(config, &path, &options).unwrap();
+                let runtime = tokio::runtime::Runtime::new().unwrap();
+                runtime.block_on(serve(started, received)).unwrap()
+            })
+        };
+        wait_for(&log, "listening: 2 doors, 1 readers");
+        let socket = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+        for port in kept.into_iter().chain(removed) {
+            socket.send_to(&[0], ("127.0.0.1", port)).unwrap();
+            std::thread::sleep(Duration::from_millis(20));
         }
+        let ran = dir.path().join("ran");
+        wait_for(&ran, "start kept 127.0.0.1");
+        wait_for(&ran, "start removed 127.0.0.1");
+
+        let second = format!(
+            "{options}{}",
+            door(dir.path(), "kept", kept, "stop-v2 kept")
+        );
+        std::fs::write(&path, second).unwrap();
+        requests.blocking_send(Request::Reload).unwrap();
+        wait_for(&log, "reloaded");
+        wait_for(&ran, "stop removed 127.0.0.1");
+        let text = wait_for(&log, "127.0.0.1: removed: closing");
+        assert!(
+            text.contains(
+                "removed: running stop command: /bin/sh -c 'echo stop removed 127.0.0.1 >> "
+            ),
+            "{text}"
+        );
+
+        requests.blocking_send(Request::Stop).unwrap();
+        assert_eq!(serving.join().unwrap(), Ending::Asked);
+        let text = std::fs::read_to_string(&log).unwrap();
+        assert!(
+            text.contains("stopping: running 1 pending stop command(s)"),
+            "{text}"
+        );
+        assert!(text.contains("127.0.0.1: kept: closing"), "{text}");
+        let mut lines: Vec<String> = std::fs::read_to_string(&ran)
+            .unwrap()
+            .lines()
+            .map(String::from)
+            .collect();
+        lines.sort();
+        assert_eq!(
+            lines,
+            [
+                "start kept 127.0.0.1",
+                "start removed 127.0.0.1",
+                "stop removed 127.0.0.1",
+                "stop-v2 kept 127.0.0.1"
+            ],
+            "the kept door's stop is the reloaded one's"
+        );
     }
 }

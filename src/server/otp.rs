@@ -1,5 +1,5 @@
 //! Pure: the server's side of time-based sequences (docs/otp-sequences.md).
-//! Each OTP door becomes matcher doors, one per (client, step slot) with
+//! Each OTP door becomes slot doors, one per (client, step slot) with
 //! slot = step mod (2 window + 1). When the clock (packet time) crosses a
 //! step boundary only the slot whose step left the window takes the step
 //! that entered it, so knocks in progress on steps still valid go on.
@@ -8,25 +8,35 @@
 //! refused until that step leaves the window, whatever the source address.
 //! The used sequence stays watched, so a replay is seen and can be logged.
 //!
-//! No I/O, no clock (time is an argument) and no logging: the run loop acts
-//! on what it returns. Secrets stay inside; only names come out.
+//! No I/O, no clock (time is an argument) and no logging: the engine acts
+//! on what it returns. It knows slots by [`SlotId`]; where their matcher
+//! doors sit is the engine's business. Secrets stay inside; only names come out.
 
 use std::collections::HashSet;
+use std::sync::Arc;
 use std::time::Duration;
 
+use super::engine::ConfigDoor;
 use crate::config::server::{OtpDoor, ServerConfig};
-use crate::core::knock::Knock;
-use crate::core::matcher::Door;
+use crate::core::matcher::{Door, Sequence};
+
+/// One slot door of a [`Slots`], by its place among them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SlotId(usize);
+
+impl SlotId {
+    /// Its place among the slots: for tables kept beside them.
+    pub fn index(self) -> usize {
+        self.0
+    }
+}
 
 /// The slot doors of every OTP door of a configuration, and what was used.
 #[derive(Debug)]
 pub struct Slots {
-    /// Matcher index of the first slot door: the configuration's own doors
-    /// come first, at their own indices (an OTP door's own is left empty).
-    base: usize,
     /// One per OTP door, in configuration order.
     doors: Vec<Rolling>,
-    /// One per slot door, in matcher order from `base`.
+    /// One per slot door, by [`SlotId`].
     slots: Vec<Slot>,
     /// (index in `doors`, client, step) that opened. Steps that left their
     /// door's window are dropped as the clock moves, so it never holds more
@@ -37,11 +47,14 @@ pub struct Slots {
 /// One OTP door as the clock moves.
 #[derive(Debug)]
 struct Rolling {
-    /// Index in the configuration's doors.
-    door: usize,
+    /// The configuration door it is.
+    door: ConfigDoor,
     /// The door's name: part of the derivation.
     name: String,
+    /// Its secrets, window and what its sequences look like.
     otp: OtpDoor,
+    /// Its clients' names as the engine's firings carry them, by client.
+    clients: Vec<Option<Arc<str>>>,
     /// The matcher door its slots copy (timeout, flags, target, modes).
     template: Door,
     /// The step of the latest time seen; `None` before any.
@@ -65,11 +78,9 @@ struct Slot {
     step: Option<u64>,
 }
 
-/// What an opening of a matcher door means.
+/// What an opening of a slot door means.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Opening {
-    /// Not a slot door: a fixed or one-time door of the configuration.
-    Plain,
     /// A client's sequence for a step, the first time: the door opens.
     Fresh,
     /// That client's sequence for that step opened before: refused.
@@ -96,42 +107,46 @@ impl Slots {
                 }
             }
             doors.push(Rolling {
-                door: index,
+                door: ConfigDoor(index),
                 name: entry.door.name.clone(),
                 otp: otp.clone(),
+                clients: otp
+                    .clients
+                    .iter()
+                    .map(|c| c.name.as_deref().map(Arc::from))
+                    .collect(),
                 template: entry.door.clone(),
                 current: None,
                 highest: 0,
             });
         }
         Slots {
-            base: config.doors.len(),
             doors,
             slots,
             used: HashSet::new(),
         }
     }
 
-    /// The slot doors, to append to the configuration's matcher doors.
     /// Whether no door is time-based (then no sequence changes with time).
     pub fn is_empty(&self) -> bool {
         self.doors.is_empty()
     }
 
-    pub fn matcher_doors(&self) -> Vec<Door> {
-        self.slots
-            .iter()
-            .map(|slot| Door {
-                sequence: Vec::new(),
+    /// The slot doors for the matcher, each still without a sequence.
+    pub fn matcher_doors(&self) -> impl Iterator<Item = (SlotId, Door)> + '_ {
+        self.slots.iter().enumerate().map(|(index, slot)| {
+            let door = Door {
+                sequence: Sequence::default(),
                 ..self.doors[slot.rolling].template.clone()
-            })
-            .collect()
+            };
+            (SlotId(index), door)
+        })
     }
 
     /// Brings every slot to the time `now` (since the Unix epoch): appends
-    /// (matcher door, sequence) for each slot whose step changed. Cheap when
-    /// no step boundary was crossed.
-    pub fn advance(&mut self, now: Duration, changes: &mut Vec<(usize, Vec<Knock>)>) {
+    /// (slot, sequence) for each slot whose step changed. Cheap when no step
+    /// boundary was crossed.
+    pub fn advance(&mut self, now: Duration, changes: &mut Vec<(SlotId, Sequence)>) {
         for (r, rolling) in self.doors.iter_mut().enumerate() {
             let step = rolling.otp.spec.step_of(now.as_secs());
             if rolling.current == Some(step) {
@@ -153,32 +168,28 @@ impl Slots {
                 }
                 slot.step = wanted;
                 let secret = rolling.otp.clients[slot.client].secret.bytes();
-                let sequence = wanted.map_or_else(Vec::new, |s| {
-                    rolling.otp.spec.sequence(secret, &rolling.name, s)
-                });
-                changes.push((self.base + index, sequence));
+                // The configuration allows time-based knocks on TCP and UDP
+                // only; were an ICMP one derived, the slot would stay shut.
+                let sequence = wanted
+                    .map(|s| rolling.otp.spec.sequence(secret, &rolling.name, s))
+                    .and_then(|knocks| Sequence::new(&knocks).ok())
+                    .unwrap_or_default();
+                changes.push((SlotId(index), sequence));
             }
         }
     }
 
-    /// The configuration door and client a matcher door stands for; `None`
-    /// for the configuration's own doors.
-    pub fn who(&self, matcher_door: usize) -> Option<(usize, Option<&str>)> {
-        let slot = self.slots.get(matcher_door.checked_sub(self.base)?)?;
+    /// The configuration door and client `slot` stands for.
+    pub fn who(&self, slot: SlotId) -> (ConfigDoor, Option<&Arc<str>>) {
+        let slot = &self.slots[slot.0];
         let rolling = &self.doors[slot.rolling];
-        let client = rolling.otp.clients[slot.client].name.as_deref();
-        Some((rolling.door, client))
+        (rolling.door, rolling.clients[slot.client].as_ref())
     }
 
-    /// Matcher door `matcher_door` opened: a slot's first opening is fresh
-    /// and recorded, any later one (from any source) a replay.
-    pub fn open(&mut self, matcher_door: usize) -> Opening {
-        let Some(slot) = matcher_door
-            .checked_sub(self.base)
-            .and_then(|i| self.slots.get(i))
-        else {
-            return Opening::Plain;
-        };
+    /// `slot` opened: its first opening for a step is fresh and recorded,
+    /// any later one (from any source) a replay.
+    pub fn open(&mut self, slot: SlotId) -> Opening {
+        let slot = &self.slots[slot.0];
         match slot.step {
             Some(step) if self.used.insert((slot.rolling, slot.client, step)) => Opening::Fresh,
             // A slot without a step has no sequence, so it cannot open: refuse anyway.
@@ -257,7 +268,7 @@ mod tests {
         let mut config =
             crate::config::server::parse(std::path::Path::new("k.toml"), text).unwrap();
         let team: &mut DoorConfig = &mut config.doors[1];
-        team.door.sequence.clear();
+        team.door.sequence = Sequence::default();
         team.otp = Some(OtpDoor {
             spec: spec(),
             window,
@@ -271,14 +282,18 @@ mod tests {
     }
 
     /// The (client, step) each slot door holds, from the sequences set so far.
-    fn held(slots: &Slots, sequences: &[Vec<Knock>], clients: &[u8]) -> Vec<(usize, Option<u64>)> {
+    fn held(slots: &Slots, sequences: &[Sequence], clients: &[u8]) -> Vec<(usize, Option<u64>)> {
         sequences
             .iter()
             .enumerate()
             .map(|(i, sequence)| {
                 let client = slots.slots[i].client;
                 let step = (T - 5..T + 5).find(|s| {
-                    *sequence == spec().sequence(secret(clients[client]).bytes(), "team", *s)
+                    sequence.knocks().eq(spec().sequence(
+                        secret(clients[client]).bytes(),
+                        "team",
+                        *s,
+                    ))
                 });
                 (client, step)
             })
@@ -288,29 +303,28 @@ mod tests {
     #[test]
     fn the_window_holds_each_clients_sequences_of_t_minus_w_to_t_plus_w() {
         let mut slots = Slots::new(&config(1, vec![client("alice", 1), client("bob", 2)]));
-        assert_eq!(slots.matcher_doors().len(), 6, "2 clients x 3 steps");
-        let mut sequences = vec![Vec::new(); 6];
+        assert_eq!(slots.matcher_doors().count(), 6, "2 clients x 3 steps");
+        let mut sequences = vec![Sequence::default(); 6];
         let mut changes = Vec::new();
         slots.advance(at(T), &mut changes);
         assert_eq!(changes.len(), 6);
-        for (door, sequence) in changes.drain(..) {
-            assert!(door >= 2, "slot doors come after the configuration's doors");
-            sequences[door - 2] = sequence;
+        for (slot, sequence) in changes.drain(..) {
+            sequences[slot.0] = sequence;
         }
         let mut got = held(&slots, &sequences, &[1, 2]);
         got.sort();
         let expected = [0, 1].map(|c| [T - 1, T, T + 1].map(|s| (c, Some(s))));
         assert_eq!(got, expected.concat());
-        assert_eq!(slots.who(2), Some((1, Some("alice"))));
-        assert_eq!(slots.who(1), None);
+        let (door, client) = slots.who(SlotId(0));
+        assert_eq!((door, client.map(|c| &**c)), (ConfigDoor(1), Some("alice")));
 
         // Within the step nothing moves; at the next one, one slot per client.
         slots.advance(at(T) + Duration::from_secs(20), &mut changes);
         assert!(changes.is_empty());
         slots.advance(at(T + 1), &mut changes);
         assert_eq!(changes.len(), 2);
-        for (door, sequence) in changes.drain(..) {
-            sequences[door - 2] = sequence;
+        for (slot, sequence) in changes.drain(..) {
+            sequences[slot.0] = sequence;
         }
         let mut got = held(&slots, &sequences, &[1, 2]);
         got.sort();
@@ -323,8 +337,7 @@ mod tests {
         let mut slots = Slots::new(&config(1, vec![client("alice", 1)]));
         let mut changes = Vec::new();
         slots.advance(at(T), &mut changes);
-        let door = changes.iter().map(|c| c.0).max().unwrap();
-        assert_eq!(slots.open(0), Opening::Plain);
+        let door = changes.iter().map(|c| c.0.0).max().map(SlotId).unwrap();
         assert_eq!(slots.open(door), Opening::Fresh);
         assert_eq!(slots.open(door), Opening::Replay);
         assert_eq!(slots.used(), 1);
@@ -354,16 +367,16 @@ mod tests {
         let mut old = Slots::new(&config(1, clients()));
         let mut changes = Vec::new();
         old.advance(at(T), &mut changes);
-        for door in 2..8 {
-            assert_eq!(old.open(door), Opening::Fresh);
+        for slot in 0..6 {
+            assert_eq!(old.open(SlotId(slot)), Opening::Fresh);
         }
         // bob is gone after the reload; alice's used sequences stay used.
         let mut new = Slots::new(&config(1, vec![client("alice", 1)]));
         new.carry_over(&old);
         new.advance(at(T), &mut changes);
         assert_eq!(new.used(), 3);
-        for door in 2..5 {
-            assert_eq!(new.open(door), Opening::Replay);
+        for slot in 0..3 {
+            assert_eq!(new.open(SlotId(slot)), Opening::Replay);
         }
     }
 

@@ -1,74 +1,42 @@
-//! The RouterOS door action: a door's `[door.routeros]` table, and the
-//! workers that put knockers on (and take them off) its routers' address lists.
+//! The RouterOS door action on the server's side: each door's
+//! `[door.routeros]` routers, one [`Worker`] per router (see
+//! [`crate::routeros::worker`]), and the log lines of what they report.
 //!
-//! The capture loop only ever calls [`Routers::submit`], which never waits:
-//! each router has a bounded queue feeding one async worker (RouterOS runs a
-//! user's requests one at a time anyway), and a full queue drops the update
-//! and says so. Several routers of a door are updated concurrently. Nothing
-//! here may log a password; the REST client itself keeps it out of errors.
+//! The capture loop only ever calls [`Routers::submit`], which never waits;
+//! a full queue drops the update and says so. Several routers of a door are
+//! updated concurrently. Nothing here may log a password; the REST client
+//! itself keeps it out of errors.
 
 use std::net::IpAddr;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use tokio::sync::mpsc;
-use tokio::time::Instant;
-
 use crate::config::routeros::RouterosAction;
-use crate::routeros::rest::{self, AddressList, Entry, Outcome, RestError, Router};
-use crate::routeros::timeout;
+use crate::config::server::ServerConfig;
+use crate::routeros::rest::{self, AddressList, Entry, Router};
+use crate::routeros::worker::{Change, Report, Reporter, Target, Worker};
 use crate::server::log::Log;
-use crate::server::now;
+use crate::server::{lock, now};
 
-/// Updates waiting per router before new ones are dropped.
-pub const QUEUE: usize = 256;
-
-/// What a router update does.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Change {
-    /// Put the knocker on the list (or refresh its timeout).
-    Grant,
-    /// Take the knocker off the list (the door closed).
-    Remove,
+/// One door's routers.
+struct DoorRouters {
+    /// The door's name, as runs name it.
+    door: Arc<str>,
+    /// The door's list, timeout, retry bound and routers.
+    action: RouterosAction,
+    /// The clients, made (passwords read) at load time; taken by [`Routers::start`].
+    clients: Vec<AddressList>,
+    /// The workers, once [`Routers::start`] ran in a runtime, in router order.
+    workers: Vec<Worker>,
 }
 
-/// One update waiting for its router.
-struct Job {
-    /// Add/refresh or remove.
-    change: Change,
-    /// The door's name, for the comment and the log.
-    door: String,
-    /// The knocker, IPv4-mapped addresses already made IPv4.
-    src: IpAddr,
-    /// The list and the entry's timeout, from the door's action.
-    list: String,
-    timeout: Duration,
-    /// Retries stop here: the knock's time plus the door's `retry`.
-    deadline: Instant,
-}
-
-/// One router's queue and what the capture loop needs to know about it.
-struct Queue {
-    url: String,
-    sender: mpsc::Sender<Job>,
-    /// Updates dropped because the queue was full.
-    dropped: Arc<AtomicU64>,
-}
-
-/// Every door's routers: their clients until started, then their queues.
+/// Every door's routers: their clients until started, then their workers.
 pub struct Routers {
-    /// Per door (config order): the clients, made (passwords read) at load time.
-    clients: Vec<Vec<AddressList>>,
-    /// Per door: the queues, once [`Routers::start`] ran in a runtime.
-    queues: Vec<Vec<Queue>>,
-    /// Per door: the action's list, timeout and retry bound.
-    actions: Vec<Option<RouterosAction>>,
-    /// The workers, awaited by [`Routers::finish`].
-    workers: Vec<tokio::task::JoinHandle<()>>,
+    /// The doors that have routers, in config order.
+    doors: Vec<DoorRouters>,
     /// Print what would be sent instead of sending (`--dry-run`).
     dry_run: bool,
-    /// The server's log, shared with the workers.
+    /// The server's log: the workers' reports go there.
     log: Arc<Mutex<Log>>,
 }
 
@@ -76,97 +44,85 @@ impl Routers {
     /// Reads every router's password and prepares its client (no connection
     /// yet); in a dry run nothing is read. Call before dropping privileges.
     pub fn new(
-        actions: Vec<Option<RouterosAction>>,
+        config: &ServerConfig,
         dry_run: bool,
         log: Arc<Mutex<Log>>,
     ) -> anyhow::Result<Routers> {
-        let mut clients = Vec::new();
-        for action in &actions {
-            let mut door = Vec::new();
-            for router in action.iter().flat_map(|a| &a.routers) {
+        let mut doors = Vec::new();
+        for door in &config.doors {
+            let Some(action) = &door.routeros else {
+                continue;
+            };
+            let mut clients = Vec::new();
+            for router in &action.routers {
                 for warning in router.warnings() {
                     lock(&log).note(now(), &warning);
                 }
                 if !dry_run {
                     let password = crate::config::secret::load_password(&router.password)
                         .map_err(|err| anyhow::anyhow!("router {}: {err}", router.url))?;
-                    door.push(AddressList::new(router, password).map_err(anyhow::Error::msg)?);
+                    clients.push(AddressList::new(router, password).map_err(anyhow::Error::msg)?);
                 }
             }
-            clients.push(door);
+            doors.push(DoorRouters {
+                door: Arc::from(door.door.name.as_str()),
+                action: action.clone(),
+                clients,
+                workers: Vec::new(),
+            });
         }
         Ok(Routers {
-            clients,
-            queues: Vec::new(),
-            actions,
-            workers: Vec::new(),
+            doors,
             dry_run,
             log,
         })
     }
 
-    /// Whether any door has routers.
-    pub fn any(&self) -> bool {
-        self.actions.iter().any(Option::is_some)
-    }
-
     /// Starts one worker per router; must run inside a tokio runtime.
     pub fn start(&mut self) {
-        for door in std::mem::take(&mut self.clients) {
-            let mut queues = Vec::new();
-            for client in door {
-                let (sender, receiver) = mpsc::channel(QUEUE);
-                queues.push(Queue {
-                    url: client.router.url.clone(),
-                    sender,
-                    dropped: Arc::default(),
-                });
-                self.workers
-                    .push(tokio::spawn(work(client, receiver, self.log.clone())));
+        let log = self.log.clone();
+        // Reports come from the workers' tasks and are logged as they come.
+        let report: Reporter = Arc::new(move |report: Report| lock(&log).router(now(), &report));
+        for door in &mut self.doors {
+            let target = Target {
+                door: door.door.clone(),
+                list: door.action.list.clone(),
+                timeout: door.action.timeout,
+                retry: door.action.retry,
+            };
+            for client in std::mem::take(&mut door.clients) {
+                let worker = Worker::spawn(client, target.clone(), report.clone());
+                door.workers.push(worker);
             }
-            self.queues.push(queues);
         }
     }
 
-    /// Queues `change` of `src` on every router of door `door` (named
-    /// `name`); never waits. A full queue drops the update and logs it.
-    pub fn submit(&self, door: usize, name: &str, src: IpAddr, change: Change, at: Duration) {
-        let Some(Some(action)) = self.actions.get(door) else {
+    /// Queues `change` of `src` on every router of the door named `name`, if
+    /// it has any; never waits. A full queue drops the update and logs it.
+    pub fn submit(&self, name: &str, src: IpAddr, change: Change, at: Duration) {
+        let Some(door) = self.doors.iter().find(|d| *d.door == *name) else {
             return;
         };
-        let src = src.to_canonical();
         if self.dry_run {
-            for router in &action.routers {
-                let line = describe(router, action, name, src, change);
+            let src = src.to_canonical();
+            for router in &door.action.routers {
+                let line = describe(router, &door.action, name, src, change);
                 lock(&self.log).note(at, &format!("{name}: would send to router {line}"));
             }
             return;
         }
-        for queue in self.queues.get(door).into_iter().flatten() {
-            let job = Job {
-                change,
-                door: name.to_string(),
-                src,
-                list: action.list.clone(),
-                timeout: action.timeout,
-                deadline: Instant::now() + action.retry,
-            };
-            if queue.sender.try_send(job).is_err() {
-                let dropped = queue.dropped.fetch_add(1, Ordering::Relaxed) + 1;
-                let detail = format!(
-                    "queue full ({QUEUE} updates pending): this update is dropped ({dropped} so far)"
-                );
-                lock(&self.log).router(at, name, src, "dropped", &queue.url, &detail);
+        for worker in &door.workers {
+            if let Err(dropped) = worker.submit(src, change) {
+                lock(&self.log).router(at, &dropped);
             }
         }
     }
 
     /// The longest retry bound of any door: how long [`Routers::finish`] may wait.
     pub fn longest_retry(&self) -> Duration {
-        self.actions
+        self.doors
             .iter()
-            .flatten()
-            .map(|a| a.retry)
+            .map(|d| d.action.retry)
             .max()
             .unwrap_or_default()
     }
@@ -174,21 +130,21 @@ impl Routers {
     /// Closes the queues and waits for the pending updates to be sent or
     /// given up, at most `limit`.
     pub async fn finish(&mut self, limit: Duration) {
-        self.queues.clear();
-        let workers = std::mem::take(&mut self.workers);
+        let tasks: Vec<_> = self
+            .doors
+            .iter_mut()
+            .flat_map(|d| std::mem::take(&mut d.workers))
+            .map(Worker::close)
+            .collect();
         let all = async {
-            for worker in workers {
-                let _ = worker.await;
+            for task in tasks {
+                let _ = task.await;
             }
         };
         if tokio::time::timeout(limit, all).await.is_err() {
             lock(&self.log).note(now(), "router updates still pending at exit were abandoned");
         }
     }
-}
-
-fn lock(log: &Arc<Mutex<Log>>) -> std::sync::MutexGuard<'_, Log> {
-    log.lock().unwrap_or_else(|p| p.into_inner())
 }
 
 /// What a dry run prints: the request that would be sent (no password).
@@ -223,81 +179,6 @@ fn describe(
             action.list,
             router.user
         ),
-    }
-}
-
-/// One router's worker: its queue's updates, in order, over one connection.
-async fn work(client: AddressList, mut jobs: mpsc::Receiver<Job>, log: Arc<Mutex<Log>>) {
-    let url = client.router.url.clone();
-    // A permission or password problem is said once, as one sentence, until it is fixed.
-    let mut denied_said = false;
-    while let Some(job) = jobs.recv().await {
-        if Instant::now() >= job.deadline {
-            // The router was failing or slow while this waited: its retry time is used up.
-            let detail = "not sent: it waited in the queue past the door's retry time";
-            lock(&log).router(now(), &job.door, job.src, "dropped", &url, detail);
-            continue;
-        }
-        let result = match job.change {
-            Change::Grant => {
-                let entry = Entry {
-                    list: job.list.clone(),
-                    address: job.src,
-                    timeout: job.timeout,
-                    comment: rest::comment_for(&job.door),
-                };
-                client.grant(&entry, job.deadline).await
-            }
-            Change::Remove => client.remove(job.src, &job.list, job.deadline).await,
-        };
-        let mut log = lock(&log);
-        let (event, detail) = match result {
-            Ok(outcome) => {
-                denied_said = false;
-                match outcome {
-                    Outcome::Added(id) => (
-                        "granted",
-                        format!(
-                            "added to list {} with timeout {} ({id})",
-                            job.list,
-                            timeout::format(job.timeout)
-                        ),
-                    ),
-                    Outcome::Refreshed(id) => (
-                        "refreshed",
-                        format!(
-                            "already on list {}: timeout set again to {} ({id})",
-                            job.list,
-                            timeout::format(job.timeout)
-                        ),
-                    ),
-                    Outcome::Removed(n) => (
-                        "removed",
-                        format!(
-                            "removed from list {} ({n} entr{})",
-                            job.list,
-                            if n == 1 { "y" } else { "ies" }
-                        ),
-                    ),
-                }
-            }
-            Err(RestError::Denied(sentence) | RestError::Certificate(sentence)) => {
-                if denied_said {
-                    log.debug(
-                        now(),
-                        &format!("{}: router {url}: refused again (said above)", job.door),
-                    );
-                    continue;
-                }
-                denied_said = true;
-                ("failed", sentence)
-            }
-            Err(err @ RestError::Unavailable { .. }) => {
-                ("failed", format!("{err}; the update is dropped"))
-            }
-            Err(err) => ("failed", err.to_string()),
-        };
-        log.router(now(), &job.door, job.src, event, &url, &detail);
     }
 }
 

@@ -3,6 +3,8 @@
 
 #[cfg(feature = "server")]
 pub mod netns;
+#[cfg(feature = "server")]
+pub mod pcap_file;
 pub mod routeros;
 
 use std::io::Read;
@@ -259,9 +261,7 @@ pub fn frame_with_flags(src: &str, dst: &str, knock: &str, flags: u8) -> Vec<u8>
 #[cfg(feature = "server")]
 pub fn pcap_file(path: &Path, packets: &[(u64, Vec<u8>)]) {
     let start = Duration::from_secs(1_795_000_000);
-    let mut writer =
-        knockr::server::capture::Writer::create(path, knockr::core::packet::LinkType::Ethernet)
-            .unwrap();
+    let mut writer = pcap_file::Writer::create(path).unwrap();
     for (ms, frame) in packets {
         writer.write(start + Duration::from_millis(*ms), frame);
     }
