@@ -15,11 +15,13 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
+mod otp;
+
 use super::commands::{Doorman, Run};
-use super::otp::{self, SlotId, Slots};
 use crate::config::server::ServerConfig;
 use crate::core::matcher::{DoorId, Event, EventKind, Matcher, Sequence};
 use crate::core::packet::Hit;
+use otp::{SlotId, Slots};
 
 /// What a call to the engine caused, for the dispatcher to log and act on.
 /// Within one call, what the matcher saw comes first and the commands it

@@ -16,7 +16,6 @@ pub mod capture;
 pub mod commands;
 pub mod engine;
 pub mod log;
-pub mod otp;
 pub mod privileges;
 pub mod routers;
 

@@ -117,8 +117,11 @@ fn no_two_modules_depend_on_each_other_even_through_others() {
     for (file, text) in &files {
         let targets = edges.entry(file.clone()).or_default();
         for path in crate_paths(text).into_iter().chain(super_paths(file, text)) {
+            // A child naming its parent's items is how Rust nests modules
+            // (the parent owns the child); only the parent's edge counts.
             if let Some(target) = resolve(&known, &path)
                 && &target != file
+                && !is_ancestor(&target, file)
             {
                 targets.insert(target);
             }
@@ -139,6 +142,22 @@ fn the_cycle_finder_finds_a_planted_cycle() {
     assert_eq!(find_cycle(&acyclic), None);
     let cyclic = BTreeMap::from([edge("a", "b"), edge("b", "c"), edge("c", "a")]);
     assert!(find_cycle(&cyclic).is_some_and(|c| c.len() == 4));
+    assert!(is_ancestor(
+        Path::new("server/engine.rs"),
+        Path::new("server/engine/otp.rs")
+    ));
+    assert!(is_ancestor(
+        Path::new("server/mod.rs"),
+        Path::new("server/engine.rs")
+    ));
+    assert!(!is_ancestor(
+        Path::new("server/engine.rs"),
+        Path::new("server/log.rs")
+    ));
+    assert!(!is_ancestor(
+        Path::new("server/log.rs"),
+        Path::new("server/log.rs")
+    ));
     let text = "use crate::client::plan::{self, Plan};\nuse crate::{core::knock::Knock, config};\nfn f() { crate::server::run() }";
     assert_eq!(
         crate_paths(text),
@@ -309,6 +328,17 @@ fn segments(text: &str) -> Vec<String> {
         }
     }
     segments
+}
+
+/// Whether the module in file `ancestor` encloses the module in file `file`
+/// (`server/engine.rs` encloses `server/engine/otp.rs`; a `mod.rs` its folder).
+fn is_ancestor(ancestor: &Path, file: &Path) -> bool {
+    let module = if ancestor.ends_with("mod.rs") {
+        ancestor.parent().unwrap().to_path_buf()
+    } else {
+        ancestor.with_extension("")
+    };
+    !module.as_os_str().is_empty() && file.starts_with(&module) && file != ancestor
 }
 
 /// The file that defines the longest module prefix of `path`.

@@ -16,7 +16,7 @@ use std::collections::HashSet;
 use std::sync::Arc;
 use std::time::Duration;
 
-use super::engine::ConfigDoor;
+use super::ConfigDoor;
 use crate::config::server::{OtpDoor, ServerConfig};
 use crate::core::matcher::{Door, Sequence};
 
