@@ -379,7 +379,7 @@ impl From<FamilyArg> for Family {
 
 impl KnockArgs {
     /// The knock as the client's planner takes it.
-    pub fn request(&self) -> crate::client::plan::Request {
+    pub(crate) fn request(&self) -> crate::client::plan::Request {
         crate::client::plan::Request {
             targets: self.targets.clone(),
             ports: self.ports.clone(),

@@ -4,12 +4,14 @@
 //! [`core`] <- [`routeros`] <- [`config`] <- [`client`] | [`server`] <- [`app`].
 //! The binary is a thin shell around [`app::run`].
 
+#![warn(unreachable_pub)]
+
 pub mod app;
 pub mod cli;
-pub mod client;
+mod client;
 pub mod config;
 pub mod core;
 pub mod exit_codes;
 pub mod routeros;
 #[cfg(feature = "server")]
-pub mod server;
+mod server;

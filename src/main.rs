@@ -4,8 +4,6 @@ use std::process::ExitCode as ProcessExitCode;
 
 use clap::Parser;
 use knockr::cli::Cli;
-use knockr::client::plan::PlanError;
-use knockr::config::profiles::ConfigError;
 use knockr::exit_codes::ExitCode;
 
 fn main() -> ProcessExitCode {
@@ -26,15 +24,7 @@ fn main() -> ProcessExitCode {
                 return ExitCode::Success.into();
             }
             eprintln!("knockr: {err:#}");
-            // Usage and configuration errors: nothing was sent or started.
-            if err.downcast_ref::<PlanError>().is_some()
-                || err.downcast_ref::<ConfigError>().is_some()
-            {
-                ExitCode::Usage
-            } else {
-                ExitCode::Failure
-            }
-            .into()
+            knockr::app::status_of(&err).into()
         }
     }
 }

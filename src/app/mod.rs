@@ -43,6 +43,22 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     }
 }
 
+/// The exit status for an error [`run`] returned: 2 for usage and
+/// configuration errors (nothing was sent or started), 1 for the rest.
+pub fn status_of(err: &anyhow::Error) -> ExitCode {
+    let usage = err
+        .downcast_ref::<crate::client::plan::PlanError>()
+        .is_some()
+        || err
+            .downcast_ref::<crate::config::profiles::ConfigError>()
+            .is_some();
+    if usage {
+        ExitCode::Usage
+    } else {
+        ExitCode::Failure
+    }
+}
+
 /// A current-thread tokio runtime: the client and the checks wait on sockets
 /// and timers, so one thread is plenty.
 fn runtime() -> std::io::Result<tokio::runtime::Runtime> {

@@ -16,7 +16,7 @@ use crate::exit_codes::ExitCode;
 /// What `knockr connect PROFILE [PORT]` does: knock the profile's first host,
 /// its check waiting for `port`, then relay to that port.
 #[derive(Debug)]
-pub struct Connection {
+pub(crate) struct Connection {
     /// The profile as the user named it (a group names its first member's host).
     profile: String,
     /// One target, knocked quietly: stdout carries only the relayed bytes.
@@ -27,7 +27,7 @@ pub struct Connection {
 
 impl Connection {
     /// Plans the connection with the planner every knock of a profile uses.
-    pub fn new(
+    pub(crate) fn new(
         profiles: &Profiles,
         profile: &str,
         port: Option<u16>,
@@ -66,14 +66,14 @@ impl Connection {
     }
 
     /// The knock to read the sequences of ([`Plan::read_sequences`]) before connecting.
-    pub fn plan(&self) -> &Plan {
+    pub(crate) fn plan(&self) -> &Plan {
         &self.plan
     }
 }
 
 /// Knocks as `run` (this connection's plan, read) says, and relays until
 /// both directions end.
-pub async fn connect(connection: &Connection, run: &Run<'_>) -> anyhow::Result<ExitCode> {
+pub(crate) async fn connect(connection: &Connection, run: &Run<'_>) -> anyhow::Result<ExitCode> {
     let report = crate::client::run(run).await;
     for problem in plan::spend_one_time_lines(run, |t| report.sent_in_full(t)) {
         eprintln!("knockr: {}", sanitize(&problem.to_string()));

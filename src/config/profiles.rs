@@ -640,7 +640,7 @@ pub(crate) struct OtpKeys<'a> {
 
 impl OtpKeys<'_> {
     /// The keys that were written, with where.
-    pub fn written(&self) -> Vec<(&'static str, Range<usize>)> {
+    pub(crate) fn written(&self) -> Vec<(&'static str, Range<usize>)> {
         let spans = [
             ("otp_length", self.length.map(Spanned::span)),
             ("otp_ports", self.ports.map(Spanned::span)),
@@ -658,7 +658,7 @@ impl OtpKeys<'_> {
     /// 10000-60000, steps of 30 s, TCP, nothing avoided). An error carries
     /// the span of the key at fault when one is; one about how the keys go
     /// together names `owner` (e.g. "door `ssh`").
-    pub fn spec(&self, owner: &str) -> Result<OtpSpec, (Option<Range<usize>>, String)> {
+    pub(crate) fn spec(&self, owner: &str) -> Result<OtpSpec, (Option<Range<usize>>, String)> {
         let step = match self.step {
             Some(step) => OTP_STEP
                 .read(step)

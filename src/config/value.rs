@@ -41,7 +41,7 @@ pub(crate) struct DurationKey {
 
 impl DurationKey {
     /// A key that takes any duration.
-    pub const fn any(name: &'static str) -> DurationKey {
+    pub(crate) const fn any(name: &'static str) -> DurationKey {
         DurationKey {
             name,
             range: Duration::ZERO..=Duration::MAX,
@@ -53,7 +53,10 @@ impl DurationKey {
     /// The duration `value` holds by the TOML files' rule ([`Rule::Toml`]: a
     /// unit is required), if the key takes it; else one sentence naming the
     /// key, the value as written and what to write, with the value's span.
-    pub fn read(&self, value: &Spanned<DurationValue>) -> Result<Duration, (Range<usize>, String)> {
+    pub(crate) fn read(
+        &self,
+        value: &Spanned<DurationValue>,
+    ) -> Result<Duration, (Range<usize>, String)> {
         let (key, written) = (self.name, &value.get_ref().0);
         let text = match written {
             Value::String(text) => text.clone(),

@@ -35,7 +35,7 @@ const READ_TIMEOUT_MS: i32 = 100;
 /// How long a reader tries to re-open its capture after the interface went
 /// away: long enough for a VPN or a veth to be recreated, short enough that
 /// systemd restarts the server soon after an interface that stays gone.
-pub const REOPEN_FOR: Duration = Duration::from_secs(20);
+pub(crate) const REOPEN_FOR: Duration = Duration::from_secs(20);
 
 /// Pause between two attempts to re-open a capture.
 const REOPEN_PAUSE: Duration = Duration::from_millis(250);
@@ -47,11 +47,11 @@ const BUFFER_BYTES: i32 = 8 << 20;
 
 /// A packet that could be a knock, and when it was captured (since the Unix epoch).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Seen {
+pub(crate) struct Seen {
     /// The packet, parsed.
-    pub hit: Hit,
+    pub(crate) hit: Hit,
     /// Its capture time: the clock the matcher runs on.
-    pub at: Duration,
+    pub(crate) at: Duration,
 }
 
 /// The kernel-side filter: coarse on purpose (ports and protocols only, with
@@ -62,7 +62,7 @@ pub struct Seen {
 /// `udp dst portrange 20000-29999`. They go inside the same VLAN wrapping:
 /// after `vlan`, libpcap reads every later clause at the tagged offsets, so
 /// untagged clauses must all come before it.
-pub fn bpf_filter(doors: &[&Door], extra: &[String]) -> String {
+pub(crate) fn bpf_filter(doors: &[&Door], extra: &[String]) -> String {
     let ports = |proto: Proto| -> Vec<String> {
         let mut ports: Vec<u16> = doors
             .iter()
@@ -97,9 +97,9 @@ pub fn bpf_filter(doors: &[&Door], extra: &[String]) -> String {
 
 /// An opened live capture, not yet reading: opened as root, read after
 /// privileges are dropped.
-pub struct Live {
+pub(crate) struct Live {
     /// The interface, as given (`any` for all).
-    pub interface: String,
+    pub(crate) interface: String,
     /// libpcap's handle, replaced when the capture is re-opened.
     capture: Capture<Active>,
     /// How its frames are framed, for the parser.
@@ -109,7 +109,7 @@ pub struct Live {
 }
 
 /// Opens `interface` ("any" for all) in immediate mode, inbound packets only.
-pub fn open_live(interface: &str, filter: &str) -> anyhow::Result<Live> {
+pub(crate) fn open_live(interface: &str, filter: &str) -> anyhow::Result<Live> {
     let mut capture = Capture::from_device(interface)
         .and_then(|c| {
             c.immediate_mode(true)
@@ -153,7 +153,7 @@ fn link_type(linktype: Linktype, source: &str) -> anyhow::Result<LinkType> {
 /// breaks the readers out of their blocking read (libpcap's `pcap_breakloop`
 /// wakes a waiting reader on Linux).
 #[derive(Clone, Default)]
-pub struct Control {
+pub(crate) struct Control {
     /// Set by `stop`; each reader checks it before each read.
     stopped: Arc<AtomicBool>,
     /// A filter each reader applies before its next read; bumped `generation` says which is new.
@@ -168,13 +168,13 @@ pub struct Control {
 }
 
 impl Control {
-    pub fn stop(&self) {
+    pub(crate) fn stop(&self) {
         self.stopped.store(true, Ordering::Relaxed);
         self.wake();
     }
 
     /// Replaces the kernel filter of every reader.
-    pub fn set_filter(&self, filter: String) {
+    pub(crate) fn set_filter(&self, filter: String) {
         {
             let mut current = self.filter.lock().unwrap_or_else(|p| p.into_inner());
             current.0 += 1;
@@ -200,7 +200,7 @@ impl Control {
 
     /// Asks every reader to refresh its counters in [`Control::drops`] (at
     /// once if it is waiting for packets, else after the packet in hand).
-    pub fn refresh_drops(&self) {
+    pub(crate) fn refresh_drops(&self) {
         self.drops_wanted.fetch_add(1, Ordering::Relaxed);
         self.wake();
     }
@@ -210,7 +210,7 @@ impl Control {
     }
 
     /// Every reader's libpcap counters as last refreshed, by interface.
-    pub fn drops(&self) -> Vec<(String, Drops)> {
+    pub(crate) fn drops(&self) -> Vec<(String, Drops)> {
         self.drops.lock().unwrap_or_else(|p| p.into_inner()).clone()
     }
 
@@ -231,18 +231,18 @@ impl Control {
 
 /// A reader that stopped reading, as it tells the run loop.
 #[derive(Debug)]
-pub struct Ended {
+pub(crate) struct Ended {
     /// The interface it read.
-    pub interface: String,
+    pub(crate) interface: String,
     /// Why it stopped, when not because it was told to.
-    pub failure: Option<String>,
+    pub(crate) failure: Option<String>,
     /// Its libpcap counters at the end.
-    pub drops: Drops,
+    pub(crate) drops: Drops,
 }
 
 impl Ended {
     /// Why reading ended, in one sentence.
-    pub fn why(&self) -> String {
+    pub(crate) fn why(&self) -> String {
         match &self.failure {
             Some(failure) => failure.clone(),
             None => format!("capture on {} stopped", self.interface),
@@ -254,13 +254,13 @@ impl Ended {
 /// packets the kernel dropped before we read them. On Linux libpcap keeps
 /// them as 32-bit counters, which wrap.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct Drops {
+pub(crate) struct Drops {
     /// Packets that passed the kernel filter (dropped ones included).
-    pub received: u32,
+    pub(crate) received: u32,
     /// Packets the kernel dropped because the capture buffer was full: we read too slowly.
-    pub dropped: u32,
+    pub(crate) dropped: u32,
     /// Packets the interface itself dropped (all of its traffic, not only ours).
-    pub if_dropped: u32,
+    pub(crate) if_dropped: u32,
 }
 
 impl Live {
@@ -277,7 +277,7 @@ impl Live {
     /// what it drops). A failed capture is re-opened if it can be within
     /// [`REOPEN_FOR`]; `notice` hears of the failure and of the recovery.
     /// `on_end` hears that reading ended, and why if not because of `stop`.
-    pub fn spawn(
+    pub(crate) fn spawn(
         mut self,
         control: Control,
         deliver: impl Fn(Seen) -> bool + Send + 'static,
@@ -442,7 +442,7 @@ fn lacks_permission() -> bool {
 }
 
 /// Replays a capture file, calling `each` for every possible knock in file order.
-pub fn read_file(path: &Path, mut each: impl FnMut(Seen)) -> anyhow::Result<u64> {
+pub(crate) fn read_file(path: &Path, mut each: impl FnMut(Seen)) -> anyhow::Result<u64> {
     let mut capture = Capture::from_file(path)
         .with_context(|| format!("cannot read capture file {}", path.display()))?;
     let link = link_type(capture.get_datalink(), &path.display().to_string())?;

@@ -16,15 +16,15 @@ use crate::config::server::{Action, DoorConfig};
 /// It names its door, so it still says the right one when a reload has
 /// removed the door meanwhile.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Run {
+pub(crate) struct Run {
     /// The door's name: what the run is logged as, and whose routers it updates.
-    pub door: Arc<str>,
+    pub(crate) door: Arc<str>,
     /// The knocker, as `%IP%` was filled in.
-    pub src: IpAddr,
+    pub(crate) src: IpAddr,
     /// Opening (start) or closing (stop).
-    pub kind: RunKind,
+    pub(crate) kind: RunKind,
     /// The command to run; `None` for a door that only updates routers.
-    pub action: Option<Action>,
+    pub(crate) action: Option<Action>,
 }
 
 impl Run {
@@ -51,7 +51,7 @@ impl Run {
 
 /// Which of a door's commands a run is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum RunKind {
+pub(crate) enum RunKind {
     /// The knocker completed the sequence: open.
     Start,
     /// `cmd_timeout` later, or at exit or when the door is removed: close.
@@ -60,7 +60,7 @@ pub enum RunKind {
 
 impl RunKind {
     /// As the log says it: "start command", "stop command".
-    pub fn as_str(self) -> &'static str {
+    pub(crate) fn as_str(self) -> &'static str {
         match self {
             RunKind::Start => "start",
             RunKind::Stop => "stop",
@@ -75,7 +75,7 @@ type Key = (Arc<str>, IpAddr);
 /// known by name, so a reload keeps the knockers of the doors that remain
 /// whatever their new place in the file.
 #[derive(Debug, Default)]
-pub struct Doorman {
+pub(crate) struct Doorman {
     /// (door, knocker) -> when its stop command is due.
     open: BTreeMap<Key, Duration>,
     /// The same, ordered by when: what is due is found without a scan.
@@ -86,7 +86,7 @@ impl Doorman {
     /// A knocker completed door `door` at `now`. A knocker that is already open
     /// gets its stop moved later instead of a second start (no duplicate
     /// firewall rules). Without a stop command every success runs start.
-    pub fn opened(&mut self, door: &DoorConfig, src: IpAddr, now: Duration) -> Option<Run> {
+    pub(crate) fn opened(&mut self, door: &DoorConfig, src: IpAddr, now: Duration) -> Option<Run> {
         let name: Arc<str> = Arc::from(door.door.name.as_str());
         // A router entry is removed when the door closes, like a stop command.
         let closes = (stop_action(door, src).is_some() || door.routeros.is_some())
@@ -105,7 +105,7 @@ impl Doorman {
 
     /// Stop commands due at `now`, with the commands of `doors` (the
     /// configuration in force).
-    pub fn due(&mut self, doors: &[DoorConfig], now: Duration) -> Vec<Run> {
+    pub(crate) fn due(&mut self, doors: &[DoorConfig], now: Duration) -> Vec<Run> {
         let mut runs = Vec::new();
         while let Some((at, key)) = self.by_due.first() {
             if *at > now {
@@ -118,7 +118,7 @@ impl Doorman {
     }
 
     /// When the next stop command is due.
-    pub fn next_due(&self) -> Option<Duration> {
+    pub(crate) fn next_due(&self) -> Option<Duration> {
         self.by_due.first().map(|(at, _)| *at)
     }
 
@@ -131,7 +131,7 @@ impl Doorman {
 
     /// Every pending stop command, for a clean exit: no hole stays open.
     /// In the order of `doors`, then of the knockers' addresses.
-    pub fn close_all(&mut self, doors: &[DoorConfig]) -> Vec<Run> {
+    pub(crate) fn close_all(&mut self, doors: &[DoorConfig]) -> Vec<Run> {
         let place = |name: &str| doors.iter().position(|d| d.door.name == name);
         let mut keys: Vec<Key> = self.open.keys().cloned().collect();
         keys.sort_by_key(|(name, src)| (place(name), *src));
@@ -143,7 +143,7 @@ impl Doorman {
     /// A reload replaces `old` by `new`: knockers at doors `new` still has
     /// (by name) keep their due stop, which runs `new`'s command; the others
     /// are closed now, with `old`'s commands (returned).
-    pub fn reload(&mut self, old: &[DoorConfig], new: &[DoorConfig]) -> Vec<Run> {
+    pub(crate) fn reload(&mut self, old: &[DoorConfig], new: &[DoorConfig]) -> Vec<Run> {
         let gone: Vec<&DoorConfig> = old
             .iter()
             .filter(|o| !new.iter().any(|n| n.door.name == o.door.name))
@@ -198,20 +198,20 @@ fn stop_action(config: &DoorConfig, src: IpAddr) -> Option<&Action> {
 
 /// The outcome of a finished command, for the log.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Finished {
-    pub success: bool,
+pub(crate) struct Finished {
+    pub(crate) success: bool,
     /// "exit status 1", "killed by signal 9", "cannot start: ...".
-    pub status: String,
+    pub(crate) status: String,
     /// The first lines of its stderr, trimmed.
-    pub stderr: String,
+    pub(crate) stderr: String,
 }
 
 /// Longest a command may run before it is killed.
-pub const COMMAND_LIMIT: Duration = Duration::from_secs(60);
+pub(crate) const COMMAND_LIMIT: Duration = Duration::from_secs(60);
 
 /// Runs `action` with no stdin and its output captured. Argv commands run
 /// without a shell; knockd.conf commands through `/bin/sh -c`, as knockd.
-pub async fn execute(action: &Action) -> Finished {
+pub(crate) async fn execute(action: &Action) -> Finished {
     let mut command = match action {
         Action::Argv(argv) => {
             let mut c = tokio::process::Command::new(&argv[0]);

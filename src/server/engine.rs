@@ -27,7 +27,7 @@ use otp::{SlotId, Slots};
 /// Within one call, what the matcher saw comes first and the commands it
 /// causes last, as knockd logs them.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Firing {
+pub(crate) enum Firing {
     /// A source's attempt at a door moved: a stage, the opening, a reset, a
     /// timeout, an eviction (only openings with [`Knocks::Openings`]).
     Knock {
@@ -75,7 +75,7 @@ pub enum Firing {
 
 /// Which matcher events become [`Firing::Knock`]s: what the log shows.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Knocks {
+pub(crate) enum Knocks {
     /// Openings only, as knockd logs without `-v`: a flood of first knocks
     /// then costs no firing per packet.
     Openings,
@@ -87,7 +87,7 @@ pub enum Knocks {
 /// until the next reload: nothing that outlives one (open knockers, runs)
 /// holds it; they name the door instead.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct ConfigDoor(pub(super) usize);
+pub(crate) struct ConfigDoor(pub(super) usize);
 
 /// What a matcher door stands for.
 #[derive(Debug, Clone, Copy)]
@@ -145,7 +145,7 @@ impl Layout {
 
 /// The server's state: the configuration in force, the knocks in progress,
 /// the open knockers and the time-based doors' slots.
-pub struct Engine {
+pub(crate) struct Engine {
     /// The configuration in force; replaced by [`Engine::reload`].
     config: ServerConfig,
     /// Which knock events to fire; set once.
@@ -171,7 +171,7 @@ impl Engine {
     /// The engine for `config`, firing `knocks`. A one-time door matches the
     /// sequence its `door.sequence` holds: the caller puts the file's current
     /// line there (the engine reads no files).
-    pub fn new(config: ServerConfig, knocks: Knocks) -> Engine {
+    pub(crate) fn new(config: ServerConfig, knocks: Knocks) -> Engine {
         Engine {
             names: names(&config),
             layout: Layout::new(&config),
@@ -186,7 +186,7 @@ impl Engine {
     }
 
     /// The configuration in force.
-    pub fn config(&self) -> &ServerConfig {
+    pub(crate) fn config(&self) -> &ServerConfig {
         &self.config
     }
 
@@ -194,13 +194,13 @@ impl Engine {
     /// pass, whatever the state: a replay skips such packets (most of a
     /// flood) as long as it still calls [`Engine::tick`] at each deadline.
     /// Never with time-based doors: their watched ports move with time.
-    pub fn ignores(&self, hit: &Hit) -> bool {
+    pub(crate) fn ignores(&self, hit: &Hit) -> bool {
         self.layout.slots.is_empty() && self.layout.matcher.ignores(hit)
     }
 
     /// One packet, seen at `now` (since the Unix epoch): appends what it
     /// caused, and the stop commands due by then, to `out`.
-    pub fn packet(&mut self, now: Duration, hit: &Hit, out: &mut Vec<Firing>) {
+    pub(crate) fn packet(&mut self, now: Duration, hit: &Hit, out: &mut Vec<Firing>) {
         self.roll(now);
         self.due(now);
         let mut events = std::mem::take(&mut self.events);
@@ -212,7 +212,7 @@ impl Engine {
 
     /// Time passed with no packet: the attempts that timed out and the stop
     /// commands due by `now`.
-    pub fn tick(&mut self, now: Duration, out: &mut Vec<Firing>) {
+    pub(crate) fn tick(&mut self, now: Duration, out: &mut Vec<Firing>) {
         self.roll(now);
         let mut events = std::mem::take(&mut self.events);
         self.layout.matcher.expire(now, &mut events);
@@ -224,7 +224,7 @@ impl Engine {
 
     /// The next moment [`Engine::tick`] has work to do; it may be early (an
     /// attempt may have ended meanwhile), never late.
-    pub fn next_deadline(&self) -> Option<Duration> {
+    pub(crate) fn next_deadline(&self) -> Option<Duration> {
         let expiry = self.layout.matcher.next_expiry();
         match (expiry, self.doorman.next_due()) {
             (Some(a), Some(b)) => Some(a.min(b)),
@@ -235,7 +235,7 @@ impl Engine {
     /// A one-time door (named by its [`Firing::OneTimeUsed`]) moves to
     /// `sequence`, its file's next line; empty disables it. Attempts on the
     /// old line are dropped.
-    pub fn set_sequence(&mut self, door: DoorId, sequence: Sequence) {
+    pub(crate) fn set_sequence(&mut self, door: DoorId, sequence: Sequence) {
         self.layout.matcher.set_sequence(door, sequence);
     }
 
@@ -245,7 +245,7 @@ impl Engine {
     /// name), and those at doors that are gone are closed now: their stop
     /// runs, with the old commands, are appended to `out`. Time-based doors
     /// that remain keep their replay cache.
-    pub fn reload(&mut self, config: ServerConfig, out: &mut Vec<Firing>) {
+    pub(crate) fn reload(&mut self, config: ServerConfig, out: &mut Vec<Firing>) {
         let closing = self.doorman.reload(&self.config.doors, &config.doors);
         out.extend(closing.into_iter().map(Firing::Run));
         let mut layout = Layout::new(&config);
@@ -256,7 +256,7 @@ impl Engine {
     }
 
     /// Every pending stop command, for a clean exit (appended to `out`).
-    pub fn close_all(&mut self, out: &mut Vec<Firing>) {
+    pub(crate) fn close_all(&mut self, out: &mut Vec<Firing>) {
         let closing = self.doorman.close_all(&self.config.doors);
         out.extend(closing.into_iter().map(Firing::Run));
     }

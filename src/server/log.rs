@@ -12,7 +12,7 @@ use std::time::{Duration, UNIX_EPOCH};
 use crate::core::matcher::EventKind;
 use crate::routeros::worker::{Outcome, Report};
 
-pub struct Log {
+pub(crate) struct Log {
     /// Where lines go; `None` when syslog is the only destination.
     sink: Option<Box<dyn Write + Send>>,
     /// Also send each line to syslog (knockd's `UseSyslog`).
@@ -20,9 +20,9 @@ pub struct Log {
     /// One JSON object per line instead of knockd-style text.
     json: bool,
     /// Debug lines (`-v`): packets seen, commands' output.
-    pub verbose: bool,
+    pub(crate) verbose: bool,
     /// Lines that could not be written, in all; the first failure is said on stderr.
-    pub lost: u64,
+    pub(crate) lost: u64,
     /// Lines lost since writing last failed; 0 while writing works. The
     /// first success after a failure says on stderr how many were lost.
     failing: u64,
@@ -32,11 +32,11 @@ pub struct Log {
 }
 
 impl Log {
-    pub fn stderr(json: bool, verbose: bool) -> Log {
+    pub(crate) fn stderr(json: bool, verbose: bool) -> Log {
         Log::to_writer(Box::new(io::stderr()), json, verbose)
     }
 
-    pub fn to_writer(sink: Box<dyn Write + Send>, json: bool, verbose: bool) -> Log {
+    pub(crate) fn to_writer(sink: Box<dyn Write + Send>, json: bool, verbose: bool) -> Log {
         Log {
             sink: Some(sink),
             syslog: false,
@@ -49,7 +49,7 @@ impl Log {
     }
 
     /// Only syslog (facility daemon, tag `knockr`), as knockd with `UseSyslog` and no `LogFile`.
-    pub fn syslog_only(json: bool, verbose: bool) -> Log {
+    pub(crate) fn syslog_only(json: bool, verbose: bool) -> Log {
         let mut log = Log {
             sink: None,
             syslog: false,
@@ -64,7 +64,7 @@ impl Log {
     }
 
     /// Also sends every line to syslog.
-    pub fn add_syslog(&mut self) {
+    pub(crate) fn add_syslog(&mut self) {
         static IDENT: &std::ffi::CStr = c"knockr";
         // SAFETY: the ident is 'static, as openlog requires.
         unsafe { libc::openlog(IDENT.as_ptr(), libc::LOG_PID, libc::LOG_DAEMON) };
@@ -74,7 +74,7 @@ impl Log {
     /// Appends to `path`, creating it (mode 0640) if needed. Unbuffered:
     /// each line is one write, so a line that failed is not retried later
     /// in front of newer ones.
-    pub fn file(path: &Path, json: bool, verbose: bool) -> io::Result<Log> {
+    pub(crate) fn file(path: &Path, json: bool, verbose: bool) -> io::Result<Log> {
         use std::os::unix::fs::OpenOptionsExt as _;
         let file: File = std::fs::OpenOptions::new()
             .create(true)
@@ -86,20 +86,22 @@ impl Log {
 
     /// A matcher event of door `door` for `src` at `at` (since the Unix epoch).
     /// Whether `event` logs every kind of event, or only openings.
-    pub fn every_event(&self) -> bool {
+    pub(crate) fn every_event(&self) -> bool {
         self.json || self.verbose
     }
 
     /// In text, only the opening is logged unless `-v` (as knockd, whose stage
     /// lines are verbose-only): a flood of first knocks must not flood the
     /// log. JSON lines carry every event; they are the machine interface.
-    pub fn event(&mut self, at: Duration, door: &str, src: IpAddr, kind: EventKind) {
+    /// (The tests' shorthand for an event of no client.)
+    #[cfg(test)]
+    pub(crate) fn event(&mut self, at: Duration, door: &str, src: IpAddr, kind: EventKind) {
         self.client_event(at, door, None, src, kind);
     }
 
     /// [`Log::event`] naming the client whose time-based sequence it is
     /// (`"client": "alice"` in JSON, `door (client alice)` in text).
-    pub fn client_event(
+    pub(crate) fn client_event(
         &mut self,
         at: Duration,
         door: &str,
@@ -136,7 +138,7 @@ impl Log {
 
     /// A time-based sequence that already opened the door, knocked again
     /// (from any address) within its validity: refused. Always logged.
-    pub fn replay(&mut self, at: Duration, door: &str, client: Option<&str>, src: IpAddr) {
+    pub(crate) fn replay(&mut self, at: Duration, door: &str, client: Option<&str>, src: IpAddr) {
         let line = if self.json {
             event_line(at, door, client, src, "replay", None)
         } else {
@@ -150,7 +152,7 @@ impl Log {
     }
 
     /// A door's command event: `close` when a stop command ran.
-    pub fn close(&mut self, at: Duration, door: &str, src: IpAddr) {
+    pub(crate) fn close(&mut self, at: Duration, door: &str, src: IpAddr) {
         if self.json {
             self.line(&event_line(at, door, None, src, "close", None));
         } else {
@@ -159,7 +161,12 @@ impl Log {
     }
 
     /// A capture's libpcap counters so far (at exit, and every minute with `-v`).
-    pub fn capture(&mut self, at: Duration, interface: &str, drops: crate::server::capture::Drops) {
+    pub(crate) fn capture(
+        &mut self,
+        at: Duration,
+        interface: &str,
+        drops: crate::server::capture::Drops,
+    ) {
         if self.json {
             /// Fields in this order, time and event first as in event lines.
             #[derive(serde::Serialize)]
@@ -195,7 +202,7 @@ impl Log {
 
     /// A router update's outcome, as its worker reported it. A refusal
     /// repeated from the report before is a debug line: said once is enough.
-    pub fn router(&mut self, at: Duration, report: &Report) {
+    pub(crate) fn router(&mut self, at: Duration, report: &Report) {
         let event = match &report.outcome {
             Outcome::Added { .. } => "granted",
             Outcome::Refreshed { .. } => "refreshed",
@@ -235,7 +242,7 @@ impl Log {
     }
 
     /// A free-form message (commands run, failures, start-up), as knockd logs them.
-    pub fn note(&mut self, at: Duration, message: &str) {
+    pub(crate) fn note(&mut self, at: Duration, message: &str) {
         if self.json {
             let line = serde_json::json!({ "time": rfc3339(at), "message": message });
             self.line(&line.to_string());
@@ -244,14 +251,14 @@ impl Log {
         }
     }
 
-    pub fn debug(&mut self, at: Duration, message: &str) {
+    pub(crate) fn debug(&mut self, at: Duration, message: &str) {
         if self.verbose {
             self.note(at, message);
         }
     }
 
     /// Writes out what is buffered (a replay's stdout).
-    pub fn flush(&mut self) -> io::Result<()> {
+    pub(crate) fn flush(&mut self) -> io::Result<()> {
         self.sink.as_mut().map_or(Ok(()), |sink| sink.flush())
     }
 
@@ -341,7 +348,7 @@ fn stamp(at: Duration) -> String {
 }
 
 /// `2026-11-22T01:02:03.456Z`.
-pub fn rfc3339(at: Duration) -> String {
+pub(crate) fn rfc3339(at: Duration) -> String {
     humantime::format_rfc3339_millis(UNIX_EPOCH + at).to_string()
 }
 

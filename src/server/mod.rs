@@ -12,12 +12,12 @@
 //! schedules, and commands run in tasks of their own, so neither a slow
 //! command nor a flood can stall the other.
 
-pub mod capture;
-pub mod commands;
-pub mod engine;
-pub mod log;
-pub mod privileges;
-pub mod routers;
+pub(crate) mod capture;
+pub(crate) mod commands;
+pub(crate) mod engine;
+pub(crate) mod log;
+pub(crate) mod privileges;
+pub(crate) mod routers;
 
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
@@ -37,20 +37,24 @@ use log::Log;
 
 /// How the server runs, as the command line says.
 #[derive(Debug, Clone, Default)]
-pub struct Options {
+pub(crate) struct Options {
     /// Interfaces to capture on; empty: the config's, else [`DEFAULT_INTERFACE`].
-    pub interfaces: Vec<String>,
+    pub(crate) interfaces: Vec<String>,
     /// One JSON object per log line instead of knockd-style text.
-    pub json: bool,
+    pub(crate) json: bool,
     /// Debug lines too.
-    pub verbose: bool,
+    pub(crate) verbose: bool,
     /// Print commands and router updates instead of carrying them out.
-    pub dry_run: bool,
+    pub(crate) dry_run: bool,
 }
 
 /// `--read FILE`: replays `path` through the server's doors, logging to
 /// stdout. Returns the number of packets read.
-pub fn replay_file(config: ServerConfig, path: &Path, options: &Options) -> anyhow::Result<u64> {
+pub(crate) fn replay_file(
+    config: ServerConfig,
+    path: &Path,
+    options: &Options,
+) -> anyhow::Result<u64> {
     // Buffered: a replay writes many lines, and flushing each is most of its cost.
     // A handle of its own on fd 1: router workers log from other threads.
     let stdout =
@@ -70,7 +74,7 @@ pub fn replay_file(config: ServerConfig, path: &Path, options: &Options) -> anyh
 
 /// A live server ready to [`serve`]: its log open, its captures open, its pid
 /// file written and privileges dropped; no runtime needed yet.
-pub struct Started {
+pub(crate) struct Started {
     /// The engine and its outputs.
     server: Server,
     /// One per interface, opened as root, read once serving.
@@ -81,14 +85,14 @@ pub struct Started {
 
 impl Started {
     /// The pid file to remove once [`serve`] returned.
-    pub fn pid_file(&self) -> Option<PathBuf> {
+    pub(crate) fn pid_file(&self) -> Option<PathBuf> {
         self.server.config().pid_file.clone()
     }
 }
 
 /// Opens the log and the captures, writes the pid file and drops privileges,
 /// in that order: the capture needs root, the rest of the run does not.
-pub fn start(
+pub(crate) fn start(
     config: ServerConfig,
     config_path: &Path,
     options: &Options,
@@ -142,7 +146,7 @@ pub fn start(
 
 /// What the outside (signals, in the binary; a test) asks of a serving server.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Request {
+pub(crate) enum Request {
     /// SIGTERM or SIGINT: run the pending stop commands and exit.
     Stop,
     /// SIGHUP: load the configuration again.
@@ -152,7 +156,7 @@ pub enum Request {
 /// The kernel filter for the server's doors. One-time doors move to ports
 /// not known yet: then every TCP/UDP packet goes through and the matcher picks.
 /// Time-based doors move within their port range: the filter lets the range in.
-pub fn filter_for(server: &Server) -> String {
+pub(crate) fn filter_for(server: &Server) -> String {
     let config = server.config();
     if config.doors.iter().any(|d| d.one_time_sequences.is_some()) {
         return "tcp or udp or (vlan and (tcp or udp))".to_string();
@@ -173,10 +177,10 @@ pub fn filter_for(server: &Server) -> String {
 }
 
 /// Interfaces captured when neither `-i` nor the config names any.
-pub const DEFAULT_INTERFACE: &str = "any";
+pub(crate) const DEFAULT_INTERFACE: &str = "any";
 
 /// Wall-clock time as the matcher counts it: since the Unix epoch.
-pub fn now() -> Duration {
+pub(crate) fn now() -> Duration {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .unwrap_or_default()
@@ -230,7 +234,7 @@ impl Commands<'_> {
 
 /// The engine and its outputs: the log, the routers, the commands. What
 /// live runs and replays share.
-pub struct Server {
+pub(crate) struct Server {
     /// The pure state machine: doors, knocks in progress, open knockers.
     engine: Engine,
     /// Where every line goes; shared with router workers and running commands.
@@ -246,7 +250,7 @@ pub struct Server {
 impl Server {
     /// Reads the one-time doors' current lines and the routers' passwords
     /// (so: before dropping privileges).
-    pub fn new(config: ServerConfig, log: Log, dry_run: bool) -> anyhow::Result<Server> {
+    pub(crate) fn new(config: ServerConfig, log: Log, dry_run: bool) -> anyhow::Result<Server> {
         // The log shows every knock event with -v or --json, else openings.
         let knocks = if log.every_event() {
             Knocks::Every
@@ -266,7 +270,7 @@ impl Server {
     }
 
     /// The configuration in force.
-    pub fn config(&self) -> &ServerConfig {
+    pub(crate) fn config(&self) -> &ServerConfig {
         self.engine.config()
     }
 
@@ -492,7 +496,7 @@ fn router_grace(routers: &routers::Routers) -> Duration {
 }
 
 /// A command as it would be typed: argv words quoted where needed.
-pub fn describe(action: &Action) -> String {
+pub(crate) fn describe(action: &Action) -> String {
     match action {
         Action::Shell(line) => line.clone(),
         Action::Argv(argv) => argv
@@ -624,7 +628,7 @@ fn read_ahead(path: &std::path::Path, mut each: impl FnMut(Seen)) -> anyhow::Res
 
 /// Why a live run ended.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Ending {
+pub(crate) enum Ending {
     /// [`Request::Stop`] (SIGTERM, SIGINT): a clean exit.
     Asked,
     /// A capture failed for good (the interface went away and did not come
@@ -634,7 +638,7 @@ pub enum Ending {
 
 /// Serves live until a [`Request::Stop`] arrives (or `requests` closes),
 /// then runs every pending stop command and the doors' teardown.
-pub async fn serve(
+pub(crate) async fn serve(
     started: Started,
     mut requests: tokio::sync::mpsc::Receiver<Request>,
 ) -> anyhow::Result<Ending> {

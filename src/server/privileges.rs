@@ -8,7 +8,7 @@ use std::ffi::{CStr, CString};
 use anyhow::{Context, bail};
 
 /// Becomes `user` (a name or a numeric uid) and its primary group.
-pub fn drop_to(user: &str) -> anyhow::Result<()> {
+pub(crate) fn drop_to(user: &str) -> anyhow::Result<()> {
     let (uid, gid) = lookup(user)?;
     // SAFETY: plain libc calls with values from getpwnam_r; errors are checked.
     unsafe {

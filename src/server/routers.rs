@@ -31,7 +31,7 @@ struct DoorRouters {
 }
 
 /// Every door's routers: their clients until started, then their workers.
-pub struct Routers {
+pub(crate) struct Routers {
     /// The doors that have routers, in config order.
     doors: Vec<DoorRouters>,
     /// Print what would be sent instead of sending (`--dry-run`).
@@ -43,7 +43,7 @@ pub struct Routers {
 impl Routers {
     /// Reads every router's password and prepares its client (no connection
     /// yet); in a dry run nothing is read. Call before dropping privileges.
-    pub fn new(
+    pub(crate) fn new(
         config: &ServerConfig,
         dry_run: bool,
         log: Arc<Mutex<Log>>,
@@ -79,7 +79,7 @@ impl Routers {
     }
 
     /// Starts one worker per router; must run inside a tokio runtime.
-    pub fn start(&mut self) {
+    pub(crate) fn start(&mut self) {
         let log = self.log.clone();
         // Reports come from the workers' tasks and are logged as they come.
         let report: Reporter = Arc::new(move |report: Report| lock(&log).router(now(), &report));
@@ -99,7 +99,7 @@ impl Routers {
 
     /// Queues `change` of `src` on every router of the door named `name`, if
     /// it has any; never waits. A full queue drops the update and logs it.
-    pub fn submit(&self, name: &str, src: IpAddr, change: Change, at: Duration) {
+    pub(crate) fn submit(&self, name: &str, src: IpAddr, change: Change, at: Duration) {
         let Some(door) = self.doors.iter().find(|d| *d.door == *name) else {
             return;
         };
@@ -119,7 +119,7 @@ impl Routers {
     }
 
     /// The longest retry bound of any door: how long [`Routers::finish`] may wait.
-    pub fn longest_retry(&self) -> Duration {
+    pub(crate) fn longest_retry(&self) -> Duration {
         self.doors
             .iter()
             .map(|d| d.action.retry)
@@ -129,7 +129,7 @@ impl Routers {
 
     /// Closes the queues and waits for the pending updates to be sent or
     /// given up, at most `limit`.
-    pub async fn finish(&mut self, limit: Duration) {
+    pub(crate) async fn finish(&mut self, limit: Duration) {
         let tasks: Vec<_> = self
             .doors
             .iter_mut()

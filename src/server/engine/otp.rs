@@ -22,18 +22,18 @@ use crate::core::matcher::{Door, Sequence};
 
 /// One slot door of a [`Slots`], by its place among them.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct SlotId(usize);
+pub(crate) struct SlotId(usize);
 
 impl SlotId {
     /// Its place among the slots: for tables kept beside them.
-    pub fn index(self) -> usize {
+    pub(crate) fn index(self) -> usize {
         self.0
     }
 }
 
 /// The slot doors of every OTP door of a configuration, and what was used.
 #[derive(Debug)]
-pub struct Slots {
+pub(crate) struct Slots {
     /// One per OTP door, in configuration order.
     doors: Vec<Rolling>,
     /// One per slot door, by [`SlotId`].
@@ -80,7 +80,7 @@ struct Slot {
 
 /// What an opening of a slot door means.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Opening {
+pub(crate) enum Opening {
     /// A client's sequence for a step, the first time: the door opens.
     Fresh,
     /// That client's sequence for that step opened before: refused.
@@ -90,7 +90,7 @@ pub enum Opening {
 impl Slots {
     /// The slots of `config`'s OTP doors, holding no sequence until the first
     /// [`Slots::advance`].
-    pub fn new(config: &ServerConfig) -> Slots {
+    pub(crate) fn new(config: &ServerConfig) -> Slots {
         let mut doors = Vec::new();
         let mut slots = Vec::new();
         for (index, entry) in config.doors.iter().enumerate() {
@@ -128,12 +128,12 @@ impl Slots {
     }
 
     /// Whether no door is time-based (then no sequence changes with time).
-    pub fn is_empty(&self) -> bool {
+    pub(crate) fn is_empty(&self) -> bool {
         self.doors.is_empty()
     }
 
     /// The slot doors for the matcher, each still without a sequence.
-    pub fn matcher_doors(&self) -> impl Iterator<Item = (SlotId, Door)> + '_ {
+    pub(crate) fn matcher_doors(&self) -> impl Iterator<Item = (SlotId, Door)> + '_ {
         self.slots.iter().enumerate().map(|(index, slot)| {
             let door = Door {
                 sequence: Sequence::default(),
@@ -146,7 +146,7 @@ impl Slots {
     /// Brings every slot to the time `now` (since the Unix epoch): appends
     /// (slot, sequence) for each slot whose step changed. Cheap when no step
     /// boundary was crossed.
-    pub fn advance(&mut self, now: Duration, changes: &mut Vec<(SlotId, Sequence)>) {
+    pub(crate) fn advance(&mut self, now: Duration, changes: &mut Vec<(SlotId, Sequence)>) {
         for (r, rolling) in self.doors.iter_mut().enumerate() {
             let step = rolling.otp.spec.step_of(now.as_secs());
             if rolling.current == Some(step) {
@@ -180,7 +180,7 @@ impl Slots {
     }
 
     /// The configuration door and client `slot` stands for.
-    pub fn who(&self, slot: SlotId) -> (ConfigDoor, Option<&Arc<str>>) {
+    pub(crate) fn who(&self, slot: SlotId) -> (ConfigDoor, Option<&Arc<str>>) {
         let slot = &self.slots[slot.0];
         let rolling = &self.doors[slot.rolling];
         (rolling.door, rolling.clients[slot.client].as_ref())
@@ -188,7 +188,7 @@ impl Slots {
 
     /// `slot` opened: its first opening for a step is fresh and recorded,
     /// any later one (from any source) a replay.
-    pub fn open(&mut self, slot: SlotId) -> Opening {
+    pub(crate) fn open(&mut self, slot: SlotId) -> Opening {
         let slot = &self.slots[slot.0];
         match slot.step {
             Some(step) if self.used.insert((slot.rolling, slot.client, step)) => Opening::Fresh,
@@ -197,15 +197,16 @@ impl Slots {
         }
     }
 
-    /// Entries in the replay cache.
-    pub fn used(&self) -> usize {
+    /// Entries in the replay cache (what the tests check is bounded).
+    #[cfg(test)]
+    pub(crate) fn used(&self) -> usize {
         self.used.len()
     }
 
     /// After a reload: keeps what `old` saw of the doors and clients that are
     /// still there under the same names and step length, so a sequence used
     /// before the reload is still refused after it.
-    pub fn carry_over(&mut self, old: &Slots) {
+    pub(crate) fn carry_over(&mut self, old: &Slots) {
         for (r, rolling) in self.doors.iter_mut().enumerate() {
             let Some((o, before)) = old.doors.iter().enumerate().find(|(_, d)| {
                 d.name == rolling.name && d.otp.spec.step() == rolling.otp.spec.step()
