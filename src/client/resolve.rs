@@ -1,10 +1,14 @@
 //! Resolves many hosts at once: one shared DNS resolver (built only when a
 //! name needs it; it reads /etc/resolv.conf and /etc/hosts), a bound on
-//! lookups in flight, IP literals never looked up, and the address chosen the
-//! way ssh's getaddrinfo would choose it (RFC 6724, the parts that matter here).
+//! lookups in flight, IP literals never looked up, and the addresses ordered
+//! as glibc's getaddrinfo orders them (`sort`, with the facts about this
+//! machine from `local`), so the first is the one ssh would use.
 
-use std::net::{IpAddr, Ipv6Addr, SocketAddr, UdpSocket};
-use std::sync::Arc;
+mod local;
+mod sort;
+
+use std::net::IpAddr;
+use std::sync::{Arc, OnceLock};
 
 use hickory_resolver::TokioResolver;
 use hickory_resolver::config::LookupIpStrategy;
@@ -12,9 +16,13 @@ use hickory_resolver::net::NetError;
 use tokio::sync::{OnceCell, Semaphore};
 
 use crate::core::knock::Family;
+pub use local::route_source;
 
 /// Lookups allowed in flight at once; more wait their turn.
 const MAX_LOOKUPS_IN_FLIGHT: usize = 32;
+
+/// Where glibc reads the sort's tables.
+const GAI_CONF: &str = "/etc/gai.conf";
 
 /// Why a host has no address to knock; one sentence naming the host.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -46,6 +54,10 @@ enum DnsUnavailable {
 pub struct Resolver {
     /// Built on first use: a run of IP literals never reads the system's DNS configuration.
     dns: Arc<OnceCell<Result<TokioResolver, DnsUnavailable>>>,
+    /// /etc/gai.conf's tables, or glibc's own, read on the first name.
+    policy: Arc<OnceLock<sort::Policy>>,
+    /// The interface addresses, read on the first name with several addresses.
+    interfaces: Arc<OnceLock<local::Interfaces>>,
     /// Lookups allowed to start now; one permit per lookup in flight.
     in_flight: Arc<Semaphore>,
 }
@@ -60,6 +72,8 @@ impl Resolver {
     pub fn new() -> Resolver {
         Resolver {
             dns: Arc::default(),
+            policy: Arc::default(),
+            interfaces: Arc::default(),
             in_flight: Arc::new(Semaphore::new(MAX_LOOKUPS_IN_FLIGHT)),
         }
     }
@@ -69,7 +83,8 @@ impl Resolver {
         Ok(self.resolve_all(host, family).await?[0])
     }
 
-    /// Every address of `host` in `family`, the one ssh would use first; never empty.
+    /// Every address of `host` in `family`, in getaddrinfo's order, the one
+    /// ssh would use first; never empty.
     pub async fn resolve_all(
         &self,
         host: &str,
@@ -78,15 +93,32 @@ impl Resolver {
         if let Some(ip) = parse_literal(host) {
             return check_family(host, ip, family).map(|ip| vec![ip]);
         }
-        let candidates = self.lookup(host).await?;
-        let ordered = order(&candidates, family, &route_source);
-        if ordered.is_empty() {
+        let mut found: Vec<IpAddr> = self
+            .lookup(host)
+            .await?
+            .into_iter()
+            .filter(|ip| match family {
+                Family::Any => true,
+                Family::Ipv4 => ip.is_ipv4(),
+                Family::Ipv6 => ip.is_ipv6(),
+            })
+            .collect();
+        if found.len() > 1 {
+            // glibc sorts only a list of two or more, asking the kernel then.
+            let policy = self.policy.get_or_init(|| {
+                // A gai.conf that cannot be read counts as absent, as glibc counts it.
+                sort::Policy::from_gai_conf(&std::fs::read(GAI_CONF).unwrap_or_default())
+            });
+            let interfaces = self.interfaces.get_or_init(local::Interfaces::read);
+            found = sort::order(&found, policy, &|dest| interfaces.source(dest));
+        }
+        if found.is_empty() {
             return Err(ResolveError::NoAddress {
                 host: host.to_string(),
                 family: family_name(family),
             });
         }
-        Ok(ordered)
+        Ok(found)
     }
 
     async fn lookup(&self, host: &str) -> Result<Vec<IpAddr>, ResolveError> {
@@ -158,108 +190,6 @@ fn check_family(host: &str, ip: IpAddr, family: Family) -> Result<IpAddr, Resolv
     }
 }
 
-/// The source address the kernel would use to reach `dest`, if it has a route.
-/// Connecting a UDP socket only consults the routing table; nothing is sent.
-pub fn route_source(dest: IpAddr) -> Option<IpAddr> {
-    let bind: SocketAddr = if dest.is_ipv4() {
-        ([0, 0, 0, 0], 0).into()
-    } else {
-        (Ipv6Addr::UNSPECIFIED, 0).into()
-    };
-    let socket = UdpSocket::bind(bind).ok()?;
-    socket.connect((dest, 9)).ok()?;
-    socket.local_addr().ok().map(|a| a.ip())
-}
-
-/// Orders a name's addresses as getaddrinfo does (RFC 6724 rules 1, 2, 5
-/// and 6): routable first, then matching scope, then matching label, then
-/// higher precedence; the DNS order breaks ties. Addresses of other families
-/// are left out. `source` tells the source address for a destination, `None`
-/// when there is no route.
-pub fn order(
-    candidates: &[IpAddr],
-    family: Family,
-    source: &dyn Fn(IpAddr) -> Option<IpAddr>,
-) -> Vec<IpAddr> {
-    let rank = |dest: IpAddr| {
-        let src = source(dest);
-        let (precedence, label) = policy(dest);
-        (
-            src.is_some(),
-            src.is_some_and(|s| scope(s) == scope(dest)),
-            src.is_some_and(|s| policy(s).1 == label),
-            precedence,
-        )
-    };
-    let mut ranked: Vec<_> = candidates
-        .iter()
-        .copied()
-        .filter(|ip| match family {
-            Family::Any => true,
-            Family::Ipv4 => ip.is_ipv4(),
-            Family::Ipv6 => ip.is_ipv6(),
-        })
-        .map(|ip| (rank(ip), ip))
-        .collect();
-    // Stable: among equals, the DNS order stays.
-    ranked.sort_by_key(|(rank, _)| std::cmp::Reverse(*rank));
-    let mut ordered: Vec<IpAddr> = Vec::with_capacity(ranked.len());
-    for (_, ip) in ranked {
-        if !ordered.contains(&ip) {
-            ordered.push(ip);
-        }
-    }
-    ordered
-}
-
-/// The address ssh would use: the first of [`order`].
-pub fn pick(
-    candidates: &[IpAddr],
-    family: Family,
-    source: &dyn Fn(IpAddr) -> Option<IpAddr>,
-) -> Option<IpAddr> {
-    order(candidates, family, source).first().copied()
-}
-
-/// RFC 6724 default policy table: (precedence, label).
-fn policy(ip: IpAddr) -> (u8, u8) {
-    let v6 = match ip {
-        IpAddr::V4(v4) => v4.to_ipv6_mapped(),
-        IpAddr::V6(v6) => v6,
-    };
-    let s = v6.segments();
-    if v6 == Ipv6Addr::LOCALHOST {
-        (50, 0)
-    } else if s[..5] == [0, 0, 0, 0, 0] && s[5] == 0xffff {
-        (35, 4)
-    } else if s[0] == 0x2002 {
-        (30, 2)
-    } else if s[0] == 0x2001 && s[1] == 0 {
-        (5, 5)
-    } else if s[0] & 0xfe00 == 0xfc00 {
-        (3, 13)
-    } else if s[..6] == [0; 6] {
-        (1, 3)
-    } else if s[0] & 0xffc0 == 0xfec0 {
-        (1, 11)
-    } else if s[0] == 0x3ffe {
-        (1, 12)
-    } else {
-        (40, 1)
-    }
-}
-
-/// Address scope: 2 link-local (and loopback), 5 site-local, 14 global.
-fn scope(ip: IpAddr) -> u8 {
-    match ip {
-        IpAddr::V4(v4) if v4.is_loopback() || v4.is_link_local() => 2,
-        IpAddr::V4(_) => 14,
-        IpAddr::V6(v6) if v6.is_loopback() || v6.segments()[0] & 0xffc0 == 0xfe80 => 2,
-        IpAddr::V6(v6) if v6.segments()[0] & 0xffc0 == 0xfec0 => 5,
-        IpAddr::V6(_) => 14,
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -284,86 +214,5 @@ mod tests {
             "::1 is an IPv6 address, but only IPv4 was asked for"
         );
         assert_eq!(check_family("::1", ip("::1"), Family::Any), Ok(ip("::1")));
-    }
-
-    #[test]
-    fn global_ipv6_is_preferred_when_the_machine_has_global_ipv6() {
-        let both = [ip("192.0.2.1"), ip("2001:db8:1::1")];
-        let src = |d: IpAddr| {
-            Some(if d.is_ipv4() {
-                ip("192.0.2.99")
-            } else {
-                ip("2001:db8:2::99")
-            })
-        };
-        assert_eq!(pick(&both, Family::Any, &src), Some(ip("2001:db8:1::1")));
-        assert_eq!(pick(&both, Family::Ipv4, &src), Some(ip("192.0.2.1")));
-    }
-
-    #[test]
-    fn ipv4_is_preferred_when_ipv6_has_no_route() {
-        let both = [ip("2001:db8:1::1"), ip("192.0.2.1")];
-        let src = |d: IpAddr| d.is_ipv4().then(|| ip("192.0.2.99"));
-        assert_eq!(pick(&both, Family::Any, &src), Some(ip("192.0.2.1")));
-        assert_eq!(
-            pick(&both, Family::Ipv6, &src),
-            Some(ip("2001:db8:1::1")),
-            "-6 still knocks IPv6"
-        );
-    }
-
-    #[test]
-    fn ipv4_is_preferred_when_the_only_ipv6_source_is_unique_local() {
-        // Like getaddrinfo: a ULA source does not match a global destination's label.
-        let both = [ip("2001:db8:1::1"), ip("192.0.2.1")];
-        let src = |d: IpAddr| {
-            Some(if d.is_ipv4() {
-                ip("192.0.2.99")
-            } else {
-                ip("fd00::2")
-            })
-        };
-        assert_eq!(pick(&both, Family::Any, &src), Some(ip("192.0.2.1")));
-    }
-
-    #[test]
-    fn every_address_comes_in_preference_order_without_duplicates() {
-        let all = [
-            ip("192.0.2.1"),
-            ip("2001:db8:1::1"),
-            ip("192.0.2.2"),
-            ip("192.0.2.1"),
-        ];
-        let src = |d: IpAddr| {
-            Some(if d.is_ipv4() {
-                ip("192.0.2.99")
-            } else {
-                ip("2001:db8:2::99")
-            })
-        };
-        assert_eq!(
-            order(&all, Family::Any, &src),
-            [ip("2001:db8:1::1"), ip("192.0.2.1"), ip("192.0.2.2")]
-        );
-        assert_eq!(
-            order(&all, Family::Ipv4, &src),
-            [ip("192.0.2.1"), ip("192.0.2.2")]
-        );
-    }
-
-    #[test]
-    fn loopback_prefers_ipv6_like_ssh_localhost() {
-        let both = [ip("127.0.0.1"), ip("::1")];
-        let src = |d: IpAddr| Some(d);
-        assert_eq!(pick(&both, Family::Any, &src), Some(ip("::1")));
-    }
-
-    #[test]
-    fn dns_order_breaks_ties_and_no_candidates_is_none() {
-        let two = [ip("192.0.2.2"), ip("192.0.2.1")];
-        let src = |_: IpAddr| Some(ip("192.0.2.99"));
-        assert_eq!(pick(&two, Family::Any, &src), Some(ip("192.0.2.2")));
-        assert_eq!(pick(&[], Family::Any, &src), None);
-        assert_eq!(pick(&two, Family::Ipv6, &src), None);
     }
 }
