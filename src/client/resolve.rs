@@ -1,18 +1,27 @@
-//! Resolves many hosts at once: one shared DNS resolver (built only when a
-//! name needs it; it reads /etc/resolv.conf and /etc/hosts), a bound on
-//! lookups in flight, IP literals never looked up, and the addresses ordered
-//! as glibc's getaddrinfo orders them (`sort`, with the facts about this
-//! machine from `local`), so the first is the one ssh would use.
+//! The address ssh would connect to for each host, many hosts at once. IP
+//! literals are never looked up. A name is looked up as glibc's getaddrinfo does with
+//! nsswitch.conf's usual `hosts: files dns`: first in /etc/hosts, read as
+//! glibc's `files` source reads it (`hosts`); only a name the file does not
+//! answer goes to DNS, through one hickory resolver shared by the run (built
+//! only when a name needs it; it reads /etc/resolv.conf), A and AAAA at once,
+//! or only the family asked for. The addresses are then ordered as glibc
+//! orders them (`sort`, with the facts about this machine from `local`), and
+//! the first is the one knocked.
+//!
+//! It must not ask DNS about a name the hosts file answers.
 
+mod hosts;
 mod local;
 mod sort;
 
 use std::net::IpAddr;
+use std::path::PathBuf;
 use std::sync::{Arc, OnceLock};
 
 use hickory_resolver::TokioResolver;
-use hickory_resolver::config::LookupIpStrategy;
+use hickory_resolver::config::ResolveHosts;
 use hickory_resolver::net::NetError;
+use hickory_resolver::proto::rr::RecordType;
 use tokio::sync::{OnceCell, Semaphore};
 
 use crate::core::knock::Family;
@@ -21,6 +30,11 @@ pub use local::route_source;
 /// Lookups allowed in flight at once; more wait their turn.
 const MAX_LOOKUPS_IN_FLIGHT: usize = 32;
 
+/// Where glibc reads the hosts file; in a namespace entered with `ip netns
+/// exec NAME`, /etc/netns/NAME/hosts is mounted over it.
+const HOSTS: &str = "/etc/hosts";
+/// Where glibc reads `multi`, unless `RESOLV_HOST_CONF` names another file.
+const HOST_CONF: &str = "/etc/host.conf";
 /// Where glibc reads the sort's tables.
 const GAI_CONF: &str = "/etc/gai.conf";
 
@@ -39,8 +53,8 @@ pub enum ResolveError {
     },
 }
 
-/// Why the shared DNS resolver could not be built; every lookup of the run
-/// then fails saying so.
+/// Why the shared DNS resolver could not be built; every DNS lookup of the
+/// run then fails saying so.
 #[derive(Debug, thiserror::Error)]
 enum DnsUnavailable {
     #[error("cannot read the system's resolver configuration: {0}")]
@@ -49,16 +63,45 @@ enum DnsUnavailable {
     Start(NetError),
 }
 
-/// Shared by every host of a run.
+/// The files glibc reads for every lookup, read once per run.
+struct SystemFiles {
+    /// /etc/hosts, with host.conf's `multi`.
+    hosts: hosts::HostsFile,
+    /// /etc/gai.conf's tables, or glibc's own.
+    policy: sort::Policy,
+}
+
+impl SystemFiles {
+    /// Files that cannot be read count as absent, as glibc counts them.
+    fn read() -> SystemFiles {
+        use std::os::unix::ffi::OsStringExt as _;
+        let host_conf = std::env::var_os("RESOLV_HOST_CONF")
+            .map_or_else(|| PathBuf::from(HOST_CONF), PathBuf::from);
+        let multi = hosts::multi(
+            std::fs::read(host_conf).ok().as_deref(),
+            std::env::var_os("RESOLV_MULTI")
+                .map(|v| v.into_vec())
+                .as_deref(),
+        );
+        SystemFiles {
+            hosts: hosts::HostsFile::new(std::fs::read(HOSTS).unwrap_or_default(), multi),
+            policy: sort::Policy::from_gai_conf(&std::fs::read(GAI_CONF).unwrap_or_default()),
+        }
+    }
+}
+
+/// Shared by every host of a run; a new run makes a new one, so it sees
+/// the files and interfaces as they are then.
 #[derive(Clone)]
 pub struct Resolver {
-    /// Built on first use: a run of IP literals never reads the system's DNS configuration.
+    /// Built on first use: a run of IP literals and hosts-file names never
+    /// reads the system's DNS configuration.
     dns: Arc<OnceCell<Result<TokioResolver, DnsUnavailable>>>,
-    /// /etc/gai.conf's tables, or glibc's own, read on the first name.
-    policy: Arc<OnceLock<sort::Policy>>,
+    /// The hosts file and the sort's tables, read on the first name.
+    files: Arc<OnceLock<SystemFiles>>,
     /// The interface addresses, read on the first name with several addresses.
     interfaces: Arc<OnceLock<local::Interfaces>>,
-    /// Lookups allowed to start now; one permit per lookup in flight.
+    /// DNS lookups allowed to start now; one permit per lookup in flight.
     in_flight: Arc<Semaphore>,
 }
 
@@ -72,7 +115,7 @@ impl Resolver {
     pub fn new() -> Resolver {
         Resolver {
             dns: Arc::default(),
-            policy: Arc::default(),
+            files: Arc::default(),
             interfaces: Arc::default(),
             in_flight: Arc::new(Semaphore::new(MAX_LOOKUPS_IN_FLIGHT)),
         }
@@ -93,24 +136,15 @@ impl Resolver {
         if let Some(ip) = parse_literal(host) {
             return check_family(host, ip, family).map(|ip| vec![ip]);
         }
-        let mut found: Vec<IpAddr> = self
-            .lookup(host)
-            .await?
-            .into_iter()
-            .filter(|ip| match family {
-                Family::Any => true,
-                Family::Ipv4 => ip.is_ipv4(),
-                Family::Ipv6 => ip.is_ipv6(),
-            })
-            .collect();
+        let files = self.files.get_or_init(SystemFiles::read);
+        let mut found = files.hosts.lookup(host, family);
+        if found.is_empty() {
+            found = self.ask_dns(host, family).await?;
+        }
         if found.len() > 1 {
             // glibc sorts only a list of two or more, asking the kernel then.
-            let policy = self.policy.get_or_init(|| {
-                // A gai.conf that cannot be read counts as absent, as glibc counts it.
-                sort::Policy::from_gai_conf(&std::fs::read(GAI_CONF).unwrap_or_default())
-            });
             let interfaces = self.interfaces.get_or_init(local::Interfaces::read);
-            found = sort::order(&found, policy, &|dest| interfaces.source(dest));
+            found = sort::order(&found, &files.policy, &|dest| interfaces.source(dest));
         }
         if found.is_empty() {
             return Err(ResolveError::NoAddress {
@@ -121,39 +155,81 @@ impl Resolver {
         Ok(found)
     }
 
-    async fn lookup(&self, host: &str) -> Result<Vec<IpAddr>, ResolveError> {
+    /// The A and AAAA records of `host` (or the one `family` asks for), A
+    /// first as glibc's DNS source lists them.
+    async fn ask_dns(&self, host: &str, family: Family) -> Result<Vec<IpAddr>, ResolveError> {
+        let failed = |reason: String| ResolveError::Lookup {
+            host: host.to_string(),
+            reason,
+        };
         let dns = self
             .dns
             .get_or_init(|| async {
                 let mut builder = TokioResolver::builder_tokio().map_err(DnsUnavailable::Config)?;
-                builder.options_mut().ip_strategy = LookupIpStrategy::Ipv4AndIpv6;
+                // The hosts file is read here, as glibc reads it; hickory's
+                // reading would answer A from the file and AAAA from DNS.
+                builder.options_mut().use_hosts_file = ResolveHosts::Never;
                 builder.build().map_err(DnsUnavailable::Start)
             })
             .await;
-        let dns = dns.as_ref().map_err(|reason| ResolveError::Lookup {
-            host: host.to_string(),
-            reason: reason.to_string(),
-        })?;
+        let dns = dns.as_ref().map_err(|reason| failed(reason.to_string()))?;
         let _permit = self
             .in_flight
             .acquire()
             .await
             .expect("the semaphore is never closed");
-        // A trailing dot would be kept by hickory; names are as the user wrote them.
-        match dns.lookup_ip(host).await {
-            Ok(found) => Ok(found.iter().collect()),
-            Err(err) if err.is_nx_domain() || err.is_no_records_found() => {
-                Err(ResolveError::Lookup {
-                    host: host.to_string(),
-                    reason: "no such host".to_string(),
-                })
+        let ask = |kind: RecordType| async move {
+            // A trailing dot would be kept by hickory; names are as the user wrote them.
+            match dns.lookup(host, kind).await {
+                Ok(found) => Answer::Addresses(
+                    found
+                        .answers()
+                        .iter()
+                        .filter_map(|r| r.data.ip_addr())
+                        .collect(),
+                ),
+                Err(err) if err.is_nx_domain() => Answer::NoSuchName,
+                Err(err) if err.is_no_records_found() => Answer::Addresses(Vec::new()),
+                Err(err) => Answer::Failed(err.to_string()),
             }
-            Err(err) => Err(ResolveError::Lookup {
-                host: host.to_string(),
-                reason: err.to_string(),
-            }),
+        };
+        let answers = match family {
+            Family::Ipv4 => vec![ask(RecordType::A).await],
+            Family::Ipv6 => vec![ask(RecordType::AAAA).await],
+            Family::Any => {
+                let (a, aaaa) = tokio::join!(ask(RecordType::A), ask(RecordType::AAAA));
+                vec![a, aaaa]
+            }
+        };
+        let mut found = Vec::new();
+        for answer in &answers {
+            if let Answer::Addresses(addresses) = answer {
+                found.extend(addresses);
+            }
         }
+        if !found.is_empty() {
+            return Ok(found);
+        }
+        if let Some(Answer::Failed(reason)) =
+            answers.iter().find(|a| matches!(a, Answer::Failed(_)))
+        {
+            return Err(failed(reason.clone()));
+        }
+        if answers.iter().all(|a| matches!(a, Answer::NoSuchName)) {
+            return Err(failed("no such host".to_string()));
+        }
+        Ok(found)
     }
+}
+
+/// What DNS said about one family of a name.
+enum Answer {
+    /// Its addresses; none when the name exists without any of that family.
+    Addresses(Vec<IpAddr>),
+    /// NXDOMAIN: there is no such name.
+    NoSuchName,
+    /// Any other failure, said by hickory.
+    Failed(String),
 }
 
 /// `192.0.2.1`, `2001:db8::1` or `[2001:db8::1]`.
