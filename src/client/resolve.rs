@@ -8,7 +8,9 @@
 //! orders them (`sort`, with the facts about this machine from `local`), and
 //! the first is the one knocked.
 //!
-//! It must not ask DNS about a name the hosts file answers.
+//! It must not ask DNS about a name the hosts file answers, and it must not
+//! wait for DNS longer than the target's `resolve_timeout`, counted from when
+//! the run asks (all hosts are asked at once, so a run waits at most that long).
 
 mod hosts;
 mod local;
@@ -17,12 +19,14 @@ mod sort;
 use std::net::IpAddr;
 use std::path::PathBuf;
 use std::sync::{Arc, OnceLock};
+use std::time::Duration;
 
 use hickory_resolver::TokioResolver;
 use hickory_resolver::config::ResolveHosts;
 use hickory_resolver::net::NetError;
 use hickory_resolver::proto::rr::RecordType;
 use tokio::sync::{OnceCell, Semaphore};
+use tokio::time::{Instant, timeout_at};
 
 use crate::core::knock::Family;
 pub use local::route_source;
@@ -45,6 +49,11 @@ pub enum ResolveError {
     NoAddress { host: String, family: &'static str },
     #[error("cannot resolve {host}: {reason}")]
     Lookup { host: String, reason: String },
+    #[error(
+        "cannot resolve {host}: DNS gave no answer within {} (resolve_timeout)",
+        crate::core::units::format_duration(*within)
+    )]
+    Timeout { host: String, within: Duration },
     #[error("{host} is an {actual} address, but only {wanted} was asked for")]
     WrongFamily {
         host: String,
@@ -121,25 +130,33 @@ impl Resolver {
         }
     }
 
-    /// The address to knock for `host`: the one ssh would use.
-    pub async fn resolve(&self, host: &str, family: Family) -> Result<IpAddr, ResolveError> {
-        Ok(self.resolve_all(host, family).await?[0])
+    /// The address to knock for `host`: the one ssh would use. DNS may take
+    /// up to `within`.
+    pub async fn resolve(
+        &self,
+        host: &str,
+        family: Family,
+        within: Duration,
+    ) -> Result<IpAddr, ResolveError> {
+        Ok(self.resolve_all(host, family, within).await?[0])
     }
 
     /// Every address of `host` in `family`, in getaddrinfo's order, the one
-    /// ssh would use first; never empty.
+    /// ssh would use first; never empty. DNS may take up to `within`.
     pub async fn resolve_all(
         &self,
         host: &str,
         family: Family,
+        within: Duration,
     ) -> Result<Vec<IpAddr>, ResolveError> {
+        let deadline = Instant::now() + within;
         if let Some(ip) = parse_literal(host) {
             return check_family(host, ip, family).map(|ip| vec![ip]);
         }
         let files = self.files.get_or_init(SystemFiles::read);
         let mut found = files.hosts.lookup(host, family);
         if found.is_empty() {
-            found = self.ask_dns(host, family).await?;
+            found = self.ask_dns(host, family, deadline, within).await?;
         }
         if found.len() > 1 {
             // glibc sorts only a list of two or more, asking the kernel then.
@@ -156,11 +173,22 @@ impl Resolver {
     }
 
     /// The A and AAAA records of `host` (or the one `family` asks for), A
-    /// first as glibc's DNS source lists them.
-    async fn ask_dns(&self, host: &str, family: Family) -> Result<Vec<IpAddr>, ResolveError> {
+    /// first as glibc's DNS source lists them, by `deadline`. A family that
+    /// has not answered by then is left out if the other one did.
+    async fn ask_dns(
+        &self,
+        host: &str,
+        family: Family,
+        deadline: Instant,
+        within: Duration,
+    ) -> Result<Vec<IpAddr>, ResolveError> {
         let failed = |reason: String| ResolveError::Lookup {
             host: host.to_string(),
             reason,
+        };
+        let timed_out = || ResolveError::Timeout {
+            host: host.to_string(),
+            within,
         };
         let dns = self
             .dns
@@ -173,24 +201,24 @@ impl Resolver {
             })
             .await;
         let dns = dns.as_ref().map_err(|reason| failed(reason.to_string()))?;
-        let _permit = self
-            .in_flight
-            .acquire()
+        let _permit = timeout_at(deadline, self.in_flight.acquire())
             .await
+            .map_err(|_| timed_out())?
             .expect("the semaphore is never closed");
         let ask = |kind: RecordType| async move {
             // A trailing dot would be kept by hickory; names are as the user wrote them.
-            match dns.lookup(host, kind).await {
-                Ok(found) => Answer::Addresses(
+            match timeout_at(deadline, dns.lookup(host, kind)).await {
+                Err(_) => Answer::Late,
+                Ok(Ok(found)) => Answer::Addresses(
                     found
                         .answers()
                         .iter()
                         .filter_map(|r| r.data.ip_addr())
                         .collect(),
                 ),
-                Err(err) if err.is_nx_domain() => Answer::NoSuchName,
-                Err(err) if err.is_no_records_found() => Answer::Addresses(Vec::new()),
-                Err(err) => Answer::Failed(err.to_string()),
+                Ok(Err(err)) if err.is_nx_domain() => Answer::NoSuchName,
+                Ok(Err(err)) if err.is_no_records_found() => Answer::Addresses(Vec::new()),
+                Ok(Err(err)) => Answer::Failed(err.to_string()),
             }
         };
         let answers = match family {
@@ -209,6 +237,9 @@ impl Resolver {
         }
         if !found.is_empty() {
             return Ok(found);
+        }
+        if answers.iter().any(|a| matches!(a, Answer::Late)) {
+            return Err(timed_out());
         }
         if let Some(Answer::Failed(reason)) =
             answers.iter().find(|a| matches!(a, Answer::Failed(_)))
@@ -230,6 +261,8 @@ enum Answer {
     NoSuchName,
     /// Any other failure, said by hickory.
     Failed(String),
+    /// No answer by the deadline.
+    Late,
 }
 
 /// `192.0.2.1`, `2001:db8::1` or `[2001:db8::1]`.
@@ -290,5 +323,17 @@ mod tests {
             "::1 is an IPv6 address, but only IPv4 was asked for"
         );
         assert_eq!(check_family("::1", ip("::1"), Family::Any), Ok(ip("::1")));
+    }
+
+    #[test]
+    fn a_late_dns_names_the_key_that_bounds_it() {
+        let err = ResolveError::Timeout {
+            host: "gw1".into(),
+            within: Duration::from_millis(1500),
+        };
+        assert_eq!(
+            err.to_string(),
+            "cannot resolve gw1: DNS gave no answer within 1s 500ms (resolve_timeout)"
+        );
     }
 }
