@@ -1,5 +1,6 @@
 //! The address ssh would connect to for each host, many hosts at once. IP
-//! literals are never looked up. A name is looked up as glibc's getaddrinfo does with
+//! literals are taken as getaddrinfo takes them (`127.1` too) and never
+//! looked up. A name is looked up as glibc's getaddrinfo does with
 //! nsswitch.conf's usual `hosts: files dns`: first in /etc/hosts, read as
 //! glibc's `files` source reads it (`hosts`); only a name the file does not
 //! answer goes to DNS, through one hickory resolver shared by the run (built
@@ -16,7 +17,7 @@ mod hosts;
 mod local;
 mod sort;
 
-use std::net::IpAddr;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::path::PathBuf;
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
@@ -151,7 +152,7 @@ impl Resolver {
     ) -> Result<Vec<IpAddr>, ResolveError> {
         let deadline = Instant::now() + within;
         if let Some(ip) = parse_literal(host) {
-            return check_family(host, ip, family).map(|ip| vec![ip]);
+            return literal(host, ip, family).map(|ip| vec![ip]);
         }
         let files = self.files.get_or_init(SystemFiles::read);
         let mut found = files.hosts.lookup(host, family);
@@ -265,13 +266,62 @@ enum Answer {
     Late,
 }
 
-/// `192.0.2.1`, `2001:db8::1` or `[2001:db8::1]`.
+/// `192.0.2.1`, `2001:db8::1` or `[2001:db8::1]`, and the other IPv4 forms
+/// getaddrinfo takes before any lookup (`127.1`, `0x7f000001`).
 pub fn parse_literal(host: &str) -> Option<IpAddr> {
     let bare = host
         .strip_prefix('[')
         .and_then(|h| h.strip_suffix(']'))
         .unwrap_or(host);
-    bare.parse().ok()
+    inet_aton(bare)
+        .map(IpAddr::V4)
+        .or_else(|| bare.parse::<Ipv6Addr>().ok().map(IpAddr::V6))
+}
+
+/// An IPv4 address in any form C's `inet_aton` reads, the whole text: one to
+/// four parts, each read by `strtoul(part, &end, 0)` (decimal, octal after a
+/// `0`, hex after `0x`), the last filling the bytes left (`10.1` is
+/// 10.0.0.1). glibc's getaddrinfo takes these as addresses, so ssh does.
+fn inet_aton(text: &str) -> Option<Ipv4Addr> {
+    let bytes = text.as_bytes();
+    let mut parts: Vec<u32> = Vec::with_capacity(4);
+    let mut at = 0;
+    let last = loop {
+        if !bytes.get(at)?.is_ascii_digit() {
+            return None;
+        }
+        let hex_digit = |b: Option<&u8>| b.is_some_and(u8::is_ascii_hexdigit);
+        let base: u32 = if bytes[at] != b'0' {
+            10
+        } else if matches!(bytes.get(at + 1), Some(b'x' | b'X')) && hex_digit(bytes.get(at + 2)) {
+            at += 2;
+            16
+        } else {
+            8
+        };
+        let mut value: u32 = 0;
+        while let Some(digit) = bytes.get(at).and_then(|&b| char::from(b).to_digit(base)) {
+            value = value.checked_mul(base)?.checked_add(digit)?;
+            at += 1;
+        }
+        match bytes.get(at) {
+            None => break value,
+            Some(b'.') if parts.len() < 3 && value <= 0xff => {
+                parts.push(value);
+                at += 1;
+            }
+            Some(_) => return None,
+        }
+    };
+    let free_bits = 8 * (4 - parts.len() as u32);
+    if u64::from(last) >= 1u64 << free_bits {
+        return None;
+    }
+    let high = parts
+        .iter()
+        .enumerate()
+        .fold(0u32, |acc, (i, &p)| acc | p << (24 - 8 * i as u32));
+    Some(Ipv4Addr::from(high | last))
 }
 
 fn family_name(family: Family) -> &'static str {
@@ -282,8 +332,13 @@ fn family_name(family: Family) -> &'static str {
     }
 }
 
-fn check_family(host: &str, ip: IpAddr, family: Family) -> Result<IpAddr, ResolveError> {
+/// A literal in `family`, as getaddrinfo takes it: an IPv4-mapped IPv6
+/// literal is its IPv4 address under `-4`; any other of the other family is refused.
+fn literal(host: &str, ip: IpAddr, family: Family) -> Result<IpAddr, ResolveError> {
     match (family, ip) {
+        (Family::Ipv4, IpAddr::V6(v6)) if v6.to_ipv4_mapped().is_some() => {
+            Ok(IpAddr::V4(v6.to_ipv4_mapped().expect("just checked")))
+        }
         (Family::Ipv4, IpAddr::V6(_)) | (Family::Ipv6, IpAddr::V4(_)) => {
             Err(ResolveError::WrongFamily {
                 host: host.to_string(),
@@ -316,13 +371,57 @@ mod tests {
     }
 
     #[test]
+    fn ipv4_literals_take_every_form_getaddrinfo_takes() {
+        // Each case as Python's socket.getaddrinfo(text, None, AF_INET, 0, 0,
+        // AI_NUMERICHOST) answers it on glibc 2.36.
+        for (text, address) in [
+            ("127.1", "127.0.0.1"),
+            ("10.1.2", "10.1.0.2"),
+            ("0x7f000001", "127.0.0.1"),
+            ("017700000001", "127.0.0.1"),
+            ("0x7f.0.0.01", "127.0.0.1"),
+            ("3232235777", "192.168.1.1"),
+            ("1.65536", "1.1.0.0"),
+            ("0", "0.0.0.0"),
+        ] {
+            assert_eq!(parse_literal(text), Some(ip(address)), "{text}");
+        }
+        for name in [
+            "1.2.3.4.5",
+            "256.1.1.1",
+            "1.2.3.256",
+            "1.16777216",
+            "08",
+            "1.",
+            ".1",
+            "1..2",
+            "4294967296",
+            "1.2.3.4 ",
+            "0x",
+            "0x.1",
+            "00x1",
+            "0xg",
+            "10.1.2.3x",
+            "gw1",
+            "1e5",
+        ] {
+            assert_eq!(parse_literal(name), None, "{name}");
+        }
+    }
+
+    #[test]
     fn literal_of_the_wrong_family_is_refused() {
-        let err = check_family("::1", ip("::1"), Family::Ipv4).unwrap_err();
+        let err = literal("::1", ip("::1"), Family::Ipv4).unwrap_err();
         assert_eq!(
             err.to_string(),
             "::1 is an IPv6 address, but only IPv4 was asked for"
         );
-        assert_eq!(check_family("::1", ip("::1"), Family::Any), Ok(ip("::1")));
+        assert_eq!(literal("::1", ip("::1"), Family::Any), Ok(ip("::1")));
+        assert_eq!(
+            literal("::ffff:10.0.0.1", ip("::ffff:10.0.0.1"), Family::Ipv4),
+            Ok(ip("10.0.0.1")),
+            "as getaddrinfo maps it back"
+        );
     }
 
     #[test]
