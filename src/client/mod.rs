@@ -80,11 +80,19 @@ async fn knock_target(
     let target = &job.target;
     let addresses = if conduct.all_addresses {
         resolver
-            .resolve_all(&target.host, target.settings.family)
+            .resolve_all(
+                &target.host,
+                target.settings.family,
+                target.settings.resolve_timeout,
+            )
             .await
     } else {
         resolver
-            .resolve(&target.host, target.settings.family)
+            .resolve(
+                &target.host,
+                target.settings.family,
+                target.settings.resolve_timeout,
+            )
             .await
             .map(|ip| vec![ip])
     };

@@ -23,6 +23,10 @@ pub(crate) const DEFAULT_DELAY: Duration = Duration::from_millis(200);
 pub(crate) const DEFAULT_TIMEOUT: Duration = Duration::from_millis(200);
 pub(crate) const DEFAULT_CHECK_TIMEOUT: Duration = Duration::from_secs(3);
 pub(crate) const DEFAULT_CHECK_RETRIES: u32 = 10;
+/// As long as one try of glibc's resolver at one server (resolv.conf's
+/// `timeout:5`): a DNS server that never answers costs a run this, not
+/// every retry of every server.
+pub(crate) const DEFAULT_RESOLVE_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// The final settings of `overrides`, with the built-in defaults for anything unsaid.
 pub(crate) fn settle(overrides: Overrides) -> Settings {
@@ -31,6 +35,7 @@ pub(crate) fn settle(overrides: Overrides) -> Settings {
         timeout: overrides.timeout.unwrap_or(DEFAULT_TIMEOUT),
         mode: overrides.mode.unwrap_or_default(),
         family: overrides.family.unwrap_or_default(),
+        resolve_timeout: overrides.resolve_timeout.unwrap_or(DEFAULT_RESOLVE_TIMEOUT),
         udp_payload: overrides
             .udp_payload
             .unwrap_or_else(|| crate::core::units::DEFAULT_UDP_PAYLOAD.to_vec()),
@@ -53,6 +58,9 @@ pub(crate) struct Settings {
     pub(crate) mode: Mode,
     /// The addresses of the host that may be knocked.
     pub(crate) family: Family,
+    /// How long DNS may take to answer for the host, from the run's start;
+    /// a name in the hosts file never waits for it.
+    pub(crate) resolve_timeout: Duration,
     /// What each UDP knock carries.
     pub(crate) udp_payload: Vec<u8>,
     /// The destination check after the last knock, if requested.

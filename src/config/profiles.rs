@@ -35,6 +35,7 @@ pub struct Overrides {
     pub check_timeout: Option<Duration>,
     pub check_retries: Option<u32>,
     pub family: Option<Family>,
+    pub resolve_timeout: Option<Duration>,
     pub udp_payload: Option<Vec<u8>>,
     pub mode: Option<Mode>,
 }
@@ -49,6 +50,7 @@ impl Overrides {
             check_timeout: self.check_timeout.or(fallback.check_timeout),
             check_retries: self.check_retries.or(fallback.check_retries),
             family: self.family.or(fallback.family),
+            resolve_timeout: self.resolve_timeout.or(fallback.resolve_timeout),
             udp_payload: self.udp_payload.or_else(|| fallback.udp_payload.clone()),
             mode: self.mode.or(fallback.mode),
         }
@@ -160,7 +162,7 @@ impl Profiles {
                         Some(span),
                         format!(
                             "`{key}` cannot be set in [defaults]: defaults hold only delay, timeout, check, \
-                             check_timeout, check_retries, family, udp_payload and mode"
+                             check_timeout, check_retries, family, resolve_timeout, udp_payload and mode"
                         ),
                     ));
                 }
@@ -524,6 +526,7 @@ struct RawProfile {
     check_timeout: Option<Spanned<DurationValue>>,
     check_retries: Option<Spanned<u32>>,
     family: Option<Spanned<Family>>,
+    resolve_timeout: Option<Spanned<DurationValue>>,
     udp_payload: Option<Spanned<PayloadValue>>,
     mode: Option<Spanned<Mode>>,
     secret_file: Option<Spanned<String>>,
@@ -593,6 +596,10 @@ impl RawProfile {
                 self.check_retries.as_ref().map(Spanned::span),
             ),
             ("family", self.family.as_ref().map(Spanned::span)),
+            (
+                "resolve_timeout",
+                self.resolve_timeout.as_ref().map(Spanned::span),
+            ),
             ("udp_payload", self.udp_payload.as_ref().map(Spanned::span)),
             ("mode", self.mode.as_ref().map(Spanned::span)),
         ];
@@ -614,6 +621,7 @@ impl RawProfile {
             check_timeout: duration(&CHECK_TIMEOUT, &self.check_timeout)?,
             check_retries: self.check_retries.as_ref().map(|r| *r.get_ref()),
             family: self.family.as_ref().map(|f| *f.get_ref()),
+            resolve_timeout: duration(&RESOLVE_TIMEOUT, &self.resolve_timeout)?,
             udp_payload: self.udp_payload.as_ref().map(|p| p.get_ref().0.clone()),
             mode: self.mode.as_ref().map(|m| *m.get_ref()),
         })
@@ -697,6 +705,14 @@ const DELAY: DurationKey = DurationKey::any("delay");
 const TIMEOUT: DurationKey = DurationKey::any("timeout");
 /// `check_timeout`: how long the check may take.
 const CHECK_TIMEOUT: DurationKey = DurationKey::any("check_timeout");
+/// `resolve_timeout`: how long DNS may take; zero would refuse every name
+/// the hosts file lacks without asking.
+const RESOLVE_TIMEOUT: DurationKey = DurationKey {
+    name: "resolve_timeout",
+    range: Duration::from_millis(1)..=Duration::MAX,
+    whole_seconds: false,
+    expected: "at least 1ms, e.g. \"5s\"",
+};
 /// `otp_step`: the derivation counts whole seconds, and a step cannot be empty.
 const OTP_STEP: DurationKey = DurationKey {
     name: "otp_step",
@@ -745,6 +761,7 @@ mod tests {
             "check_timeout",
             "check_retries",
             "family",
+            "resolve_timeout",
             "udp_payload",
             "mode",
             "include",
@@ -920,6 +937,10 @@ mod tests {
                 "[profiles.a]\nhost = \"h\"\nsequence = [\"1\"]\ncheck = 0\n",
             ),
             ("bad family", "[defaults]\nfamily = \"ipv5\"\n"),
+            (
+                "zero resolve_timeout",
+                "[defaults]\nresolve_timeout = \"0s\"\n",
+            ),
             ("bad mode", "[defaults]\nmode = \"ack\"\n"),
             ("bad payload", "[defaults]\nudp_payload = \"hex:0\"\n"),
             ("host in defaults", "[defaults]\nhost = \"h\"\n"),

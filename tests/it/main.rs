@@ -15,5 +15,6 @@ mod knockd_live;
 mod knockd_offline;
 mod knockd_otp;
 mod layers;
+mod resolve;
 mod routeros;
 mod routeros_emulator;

@@ -2,6 +2,8 @@
 //! environment, and listeners on loopback that record each knock arriving.
 
 #[cfg(feature = "server")]
+pub mod dns;
+#[cfg(feature = "server")]
 pub mod netns;
 #[cfg(feature = "server")]
 pub mod pcap_file;

@@ -1,7 +1,8 @@
 //! Network namespaces for live tests, as root: two namespaces joined by a
 //! veth pair (`Net`), `knockr knockd` running in one of them (`Server`), and
 //! the rule that such tests fail under CI=true rather than skip (`can_run`).
-//! Everything made here is removed on drop.
+//! Files a namespace sees at /etc (`NetnsEtc`). Everything made here is
+//! removed on drop.
 
 use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Stdio};
@@ -279,6 +280,38 @@ impl Drop for Net {
         for ns in [&self.srv, &self.cli] {
             let _ = Command::new("ip").args(["netns", "del", ns]).status();
         }
+    }
+}
+
+/// Files in /etc/netns/NS: `ip netns exec NS program` mounts each over
+/// /etc/FILE for the program, so it reads its own hosts, resolv.conf,
+/// host.conf or gai.conf. The directory goes on drop.
+pub struct NetnsEtc {
+    dir: std::path::PathBuf,
+}
+
+impl NetnsEtc {
+    pub fn new(ns: &str) -> NetnsEtc {
+        let dir = std::path::Path::new("/etc/netns").join(ns);
+        std::fs::create_dir_all(&dir).unwrap();
+        NetnsEtc { dir }
+    }
+
+    /// Writes /etc/netns/NS/`name`; `None` removes it (the host's file shows again).
+    pub fn set(&self, name: &str, text: Option<&str>) {
+        let path = self.dir.join(name);
+        match text {
+            Some(text) => std::fs::write(path, text).unwrap(),
+            None => {
+                let _ = std::fs::remove_file(path);
+            }
+        }
+    }
+}
+
+impl Drop for NetnsEtc {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.dir);
     }
 }
 
