@@ -15,6 +15,7 @@ use serde::Deserialize;
 use toml::Spanned;
 
 use crate::config::value::{DurationKey, DurationValue, PayloadValue, PortRange, PortValue};
+use crate::core::host::HostError;
 use crate::core::knock::{Family, Knock, Mode, Proto};
 use crate::core::otp::{OtpError, OtpSpec};
 
@@ -240,19 +241,10 @@ impl Profiles {
                     }
                 };
                 for host in &hosts {
-                    if host.get_ref().trim().is_empty()
-                        || host
-                            .get_ref()
-                            .chars()
-                            .any(|c| c.is_whitespace() || c.is_control())
-                    {
+                    if let Err(err) = crate::core::host::parse(host.get_ref()) {
                         return Err(at(
                             Some(host.span()),
-                            format!(
-                                "host {:?} in profile `{name}` is not a host name: expected a name such as \
-                                 gw.example.net or an IP address",
-                                host.get_ref()
-                            ),
+                            host_message(&name, host.get_ref(), &err),
                         ));
                     }
                 }
@@ -439,6 +431,26 @@ impl Profiles {
             }
         }
     }
+}
+
+/// Why `host` in profile `name` is refused, and what to write in the file instead.
+fn host_message(name: &str, host: &str, err: &HostError) -> String {
+    let fix = match err {
+        HostError::WithPort { host, port } => {
+            format!(
+                "write host = \"{host}\", and check = {port} to check that port after the knock"
+            )
+        }
+        HostError::WithUser { host, .. } => {
+            format!("write host = \"{host}\": knockr knocks hosts, ssh logs in")
+        }
+        _ => "expected a name such as gw.example.net or an IP address".to_string(),
+    };
+    format!(
+        "host {:?} in profile `{name}` {err}: {}",
+        host,
+        crate::core::text::sanitize(&fix)
+    )
 }
 
 fn names_list<'a>(names: impl Iterator<Item = &'a String>) -> String {
@@ -893,6 +905,18 @@ mod tests {
             (
                 "blank host",
                 "[profiles.a]\nhosts = [\"ok\", \"bad host\"]\nsequence = [\"1\"]\n",
+            ),
+            (
+                "host and port",
+                "[profiles.a]\nhost = \"gw:22\"\nsequence = [\"1\"]\n",
+            ),
+            (
+                "user and host",
+                "[profiles.a]\nhost = \"root@gw\"\nsequence = [\"1\"]\n",
+            ),
+            (
+                "port for a host",
+                "[profiles.a]\nhosts = [\"gw\", \"8000\"]\nsequence = [\"1\"]\n",
             ),
             ("bad duration", "[defaults]\ndelay = \"soon\"\n"),
             (
