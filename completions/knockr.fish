@@ -25,8 +25,8 @@ function __fish_knockr_using_subcommand
 end
 
 complete -c knockr -n "__fish_knockr_needs_command" -s p -l port -d 'Knock PORT[:tcp|udp] or SIZE:icmp (repeatable, or a comma list); targets become hosts' -r
-complete -c knockr -n "__fish_knockr_needs_command" -s d -l delay -d 'Pause between knocks on one host, e.g. 200ms or 1s (bare number: ms) [default: 200ms]' -r
-complete -c knockr -n "__fish_knockr_needs_command" -s t -l timeout -d 'How long to wait for an answer to each knock [default: 200ms]' -r
+complete -c knockr -n "__fish_knockr_needs_command" -s d -l delay -d 'Pause between knocks on one host, 0s to 1m, e.g. 200ms or 1s (bare number: ms) [default: 200ms]' -r
+complete -c knockr -n "__fish_knockr_needs_command" -s t -l timeout -d 'How long to wait for an answer to each knock, 0s to 1m [default: 200ms]' -r
 complete -c knockr -n "__fish_knockr_needs_command" -s n -l network -d 'Protocol for -p ports given without one' -r -f -a "tcp\t'A TCP SYN (a connection attempt)'
 udp\t'One UDP datagram'"
 complete -c knockr -n "__fish_knockr_needs_command" -l check -d 'After the last knock, check that this TCP port accepts connections' -r
@@ -34,8 +34,8 @@ complete -c knockr -n "__fish_knockr_needs_command" -l mode -d 'How TCP knocks a
 connect\t'A full connect (the kernel may retransmit), for networks whose proxies swallow bare SYNs'"
 complete -c knockr -n "__fish_knockr_needs_command" -l source -d 'Send the knocks from this local address (multi-homed machines, VPNs)' -r
 complete -c knockr -n "__fish_knockr_needs_command" -l interface -d 'Send the knocks through this network interface (SO_BINDTODEVICE)' -r
-complete -c knockr -n "__fish_knockr_needs_command" -l every -d 'Knock again every DURATION until stopped (SIGINT/SIGTERM), and at once when this machine\'s source address towards the targets changes' -r
-complete -c knockr -n "__fish_knockr_needs_command" -l retry -d 'When the check finds the port closed, knock again, up to N more times (waiting 1s, 2s, 4s, ... up to 8s between rounds)' -r
+complete -c knockr -n "__fish_knockr_needs_command" -l every -d 'Knock again every DURATION (1s to 24h) until stopped (SIGINT/SIGTERM), and at once when this machine\'s source address towards the targets changes' -r
+complete -c knockr -n "__fish_knockr_needs_command" -l retry -d 'When the check finds the port closed, knock again, up to N (at most 10) more times (waiting 1s, 2s, 4s, ... up to 8s between rounds)' -r
 complete -c knockr -n "__fish_knockr_needs_command" -l color -d 'Colour in the summary: auto (on a terminal, unless NO_COLOR is set), always, never' -r -f -a "auto\t''
 always\t''
 never\t''"

@@ -18,6 +18,9 @@ Examples:
   knockr list                                the profiles in the profiles file
   knockr completions zsh > _knockr           shell completion script
 
+Limits: -d and -t 0s to 1m, --every 1s to 24h, --retry 0 to 10; in the profiles
+file delay and timeout 0s to 1m, check_timeout 1ms to 5m.
+
 Exit status:
   0  every target was knocked and every requested check found its port open
   1  at least one target failed (name not resolved, knock not sent, check closed)
@@ -67,12 +70,12 @@ pub struct KnockArgs {
     )]
     pub ports: Vec<String>,
 
-    /// Pause between knocks on one host, e.g. 200ms or 1s (bare number: ms) [default: 200ms]
-    #[arg(short = 'd', long, value_name = "DURATION", value_parser = crate::core::units::parse_duration)]
+    /// Pause between knocks on one host, 0s to 1m, e.g. 200ms or 1s (bare number: ms) [default: 200ms]
+    #[arg(short = 'd', long, value_name = "DURATION", value_parser = parse_delay)]
     pub delay: Option<Duration>,
 
-    /// How long to wait for an answer to each knock [default: 200ms]
-    #[arg(short = 't', long, value_name = "DURATION", value_parser = crate::core::units::parse_duration)]
+    /// How long to wait for an answer to each knock, 0s to 1m [default: 200ms]
+    #[arg(short = 't', long, value_name = "DURATION", value_parser = parse_timeout)]
     pub timeout: Option<Duration>,
 
     /// Protocol for -p ports given without one
@@ -100,14 +103,14 @@ pub struct KnockArgs {
     #[arg(long, value_name = "IFACE")]
     pub interface: Option<String>,
 
-    /// Knock again every DURATION until stopped (SIGINT/SIGTERM), and at once
-    /// when this machine's source address towards the targets changes
-    #[arg(long, value_name = "DURATION", value_parser = crate::core::units::parse_duration, conflicts_with = "dry_run")]
+    /// Knock again every DURATION (1s to 24h) until stopped (SIGINT/SIGTERM),
+    /// and at once when this machine's source address towards the targets changes
+    #[arg(long, value_name = "DURATION", value_parser = parse_every, conflicts_with = "dry_run")]
     pub every: Option<Duration>,
 
-    /// When the check finds the port closed, knock again, up to N more times
-    /// (waiting 1s, 2s, 4s, ... up to 8s between rounds)
-    #[arg(long, value_name = "N", default_value_t = 0)]
+    /// When the check finds the port closed, knock again, up to N (at most
+    /// 10) more times (waiting 1s, 2s, 4s, ... up to 8s between rounds)
+    #[arg(long, value_name = "N", default_value_t = 0, value_parser = parse_retry)]
     pub retry: u32,
 
     /// Use IPv4 addresses only
@@ -431,6 +434,43 @@ fn parse_port_arg(text: &str) -> Result<u16, String> {
     crate::core::knock::parse_port(text).map_err(|err| err.to_string())
 }
 
+/// `-d`: the profiles' `delay`, with its bounds.
+fn parse_delay(text: &str) -> Result<Duration, String> {
+    crate::config::profiles::DELAY.read_flag(text)
+}
+
+/// `-t`: the profiles' `timeout`, with its bounds.
+fn parse_timeout(text: &str) -> Result<Duration, String> {
+    crate::config::profiles::TIMEOUT.read_flag(text)
+}
+
+/// `--every`: at least a second (`--every 1ms` knocked 860 rounds in two
+/// seconds), at most a day (more is a typo: the door would stay shut).
+const EVERY: crate::config::value::DurationKey = crate::config::value::DurationKey {
+    name: "--every",
+    range: Duration::from_secs(1)..=Duration::from_secs(24 * 60 * 60),
+    whole_seconds: false,
+    expected: "a duration from 1s to 24h, e.g. 5m",
+};
+
+fn parse_every(text: &str) -> Result<Duration, String> {
+    EVERY.read_flag(text)
+}
+
+/// The most rounds `--retry` adds: ten rounds, 8 s apart at most, already
+/// keep a cron job waiting over a minute for a door that stays shut.
+const MAX_RETRY: u32 = 10;
+
+fn parse_retry(text: &str) -> Result<u32, String> {
+    match text.trim().parse::<u32>() {
+        Ok(n) if n <= MAX_RETRY => Ok(n),
+        _ => Err(format!(
+            "{} is not usable: expected a number of rounds from 0 to {MAX_RETRY}",
+            text.trim()
+        )),
+    }
+}
+
 /// Profile names for dynamic completion, from `$KNOCKR_CONFIG` or the default
 /// file; any error just means no candidates.
 #[cfg(feature = "dynamic-completion")]
@@ -454,5 +494,46 @@ mod tests {
     #[test]
     fn clap_definitions_are_consistent() {
         Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn durations_and_rounds_outside_their_bounds_are_usage_errors() {
+        let refused = |words: &[&str]| {
+            let mut all = vec!["knockr"];
+            all.extend(words);
+            all.extend(["-p", "1", "gw"]);
+            let err = Cli::try_parse_from(all).unwrap_err();
+            assert_eq!(
+                err.kind(),
+                clap::error::ErrorKind::ValueValidation,
+                "{words:?}"
+            );
+            err.to_string()
+        };
+        assert!(
+            refused(&["-d", "200h"])
+                .contains("200h is not usable: expected a duration from 0s to 1m")
+        );
+        assert!(refused(&["-t", "61s"]).contains("61s is not usable"));
+        assert!(
+            refused(&["--every", "1ms"])
+                .contains("1ms is not usable: expected a duration from 1s to 24h")
+        );
+        assert!(refused(&["--every", "25h"]).contains("25h is not usable"));
+        assert!(
+            refused(&["--retry", "11"])
+                .contains("11 is not usable: expected a number of rounds from 0 to 10")
+        );
+        for ok in [
+            ["-d", "1m"],
+            ["-d", "0"],
+            ["--every", "1s"],
+            ["--retry", "10"],
+        ] {
+            let mut all = vec!["knockr"];
+            all.extend(ok);
+            all.extend(["-p", "1", "gw"]);
+            assert!(Cli::try_parse_from(all).is_ok(), "{ok:?}");
+        }
     }
 }

@@ -703,12 +703,31 @@ impl OtpKeys<'_> {
     }
 }
 
-/// `delay`: the pause between two knocks.
-const DELAY: DurationKey = DurationKey::any("delay");
-/// `timeout`: how long an answer to a knock is watched for.
-const TIMEOUT: DurationKey = DurationKey::any("timeout");
-/// `check_timeout`: how long the check may take.
-const CHECK_TIMEOUT: DurationKey = DurationKey::any("check_timeout");
+/// `delay` (and `-d`): the pause between two knocks. A minute is far more
+/// than any knock server waits between knocks; more is a typo ("200h") that
+/// would hang a cron job.
+pub(crate) const DELAY: DurationKey = DurationKey {
+    name: "delay",
+    range: Duration::ZERO..=Duration::from_secs(60),
+    whole_seconds: false,
+    expected: "a duration from 0s to 1m, e.g. \"200ms\"",
+};
+/// `timeout` (and `-t`): how long an answer to a knock is watched for (the
+/// handshake in `connect` mode); bounded as `delay` is.
+pub(crate) const TIMEOUT: DurationKey = DurationKey {
+    name: "timeout",
+    range: Duration::ZERO..=Duration::from_secs(60),
+    whole_seconds: false,
+    expected: "a duration from 0s to 1m, e.g. \"200ms\"",
+};
+/// `check_timeout`: how long the check may take. Zero would report the port
+/// closed after no attempt at all; five minutes outlasts a router's reboot.
+pub(crate) const CHECK_TIMEOUT: DurationKey = DurationKey {
+    name: "check_timeout",
+    range: Duration::from_millis(1)..=Duration::from_secs(5 * 60),
+    whole_seconds: false,
+    expected: "a duration from 1ms to 5m, e.g. \"3s\"",
+};
 /// `otp_step`: the derivation counts whole seconds, and a step cannot be empty.
 const OTP_STEP: DurationKey = DurationKey {
     name: "otp_step",
@@ -919,6 +938,8 @@ mod tests {
                 "[profiles.a]\nhosts = [\"gw\", \"8000\"]\nsequence = [\"1\"]\n",
             ),
             ("bad duration", "[defaults]\ndelay = \"soon\"\n"),
+            ("delay too long", "[defaults]\ndelay = \"200h\"\n"),
+            ("check_timeout zero", "[defaults]\ncheck_timeout = \"0s\"\n"),
             (
                 "duration without a unit",
                 "[defaults]\ncheck_timeout = 500\n",

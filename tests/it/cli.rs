@@ -80,6 +80,91 @@ fn usage_errors_exit_2_and_send_nothing() {
     );
 }
 
+/// Runs `args` and asserts a usage error: exit 2, one line on stderr that
+/// starts with `expected`, nothing on stdout.
+fn assert_usage_error(output: &std::process::Output, args: &[&str], expected: &str) {
+    let stderr = stderr_of(output);
+    assert_eq!(output.status.code(), Some(2), "{args:?}: {stderr}");
+    assert!(stderr.starts_with(expected), "{args:?}: {stderr}");
+    assert_eq!(
+        stderr.lines().count(),
+        1,
+        "{args:?}: one sentence: {stderr}"
+    );
+    assert!(output.stdout.is_empty(), "{args:?}");
+}
+
+/// Reproduced: `delay = "200h"` in a profile was taken (the second knock
+/// would have gone out in 200 hours, a cron job hanging until then),
+/// `check_timeout = "0s"` reported the port "CLOSED after 0 attempts", and
+/// `--every 1ms` sent 860 rounds in two seconds.
+#[test]
+fn regression_durations_past_any_sane_bound_were_taken() {
+    let door = Door::new("127.0.1.65");
+    let (a, b) = (door.udp(), door.udp());
+    let file = |key: &str| {
+        profiles(&format!(
+            "[profiles.p]\nhost = \"127.0.1.65\"\nsequence = [\"{a}:udp\", \"{b}:udp\"]\n{key}\ncheck = {b}\n"
+        ))
+    };
+    let long = file("delay = \"200h\"");
+    let output = long.run(&["p"]);
+    assert_usage_error(
+        &output,
+        &["p"],
+        &format!(
+            "knockr: {}:4:9: delay = \"200h\" is not usable: expected a duration from 0s to 1m",
+            long.path.display()
+        ),
+    );
+    let zero = file("check_timeout = \"0s\"");
+    let output = zero.run(&["p"]);
+    assert_usage_error(
+        &output,
+        &["p"],
+        &format!(
+            "knockr: {}:4:17: check_timeout = \"0s\" is not usable: expected a duration from 1ms to 5m",
+            zero.path.display()
+        ),
+    );
+    let home = tempfile::tempdir().unwrap();
+    let knocks = format!("{a}:udp,{b}:udp");
+    for (flags, expected) in [
+        (
+            ["-d", "200h"],
+            "200h is not usable: expected a duration from 0s to 1m",
+        ),
+        (
+            ["-t", "2m"],
+            "2m is not usable: expected a duration from 0s to 1m",
+        ),
+        (
+            ["--every", "1ms"],
+            "1ms is not usable: expected a duration from 1s to 24h",
+        ),
+        (
+            ["--retry", "1000"],
+            "1000 is not usable: expected a number of rounds from 0 to 10",
+        ),
+    ] {
+        let output = knockr(home.path())
+            .args(flags)
+            .args(["-p", &knocks, "127.0.1.65"])
+            .output()
+            .unwrap();
+        assert_eq!(output.status.code(), Some(2), "{flags:?}");
+        assert!(
+            stderr_of(&output).contains(expected),
+            "{flags:?}: {}",
+            stderr_of(&output)
+        );
+    }
+    assert!(
+        door.collect_for(Duration::from_millis(300)).is_empty(),
+        "nothing was sent"
+    );
+}
+
 #[test]
 fn profiles_file_errors_exit_2_naming_file_line_and_column() {
     let file =

@@ -605,7 +605,7 @@ fn every_knocks_each_interval_one_line_a_round_until_sigterm() {
     let child = std::process::Command::new(assert_cmd::cargo::cargo_bin("knockr"))
         .args([
             "--every",
-            "300ms",
+            "1s",
             "-n",
             "udp",
             "-p",
