@@ -4,7 +4,7 @@ use std::path::PathBuf;
 use std::time::SystemTime;
 
 use crate::client::connect::{self, Connection};
-use crate::client::plan;
+use crate::client::plan::{self, Request};
 use crate::exit_codes::ExitCode;
 
 pub(super) fn run(
@@ -12,7 +12,11 @@ pub(super) fn run(
     port: Option<u16>,
     config: Option<PathBuf>,
 ) -> anyhow::Result<ExitCode> {
-    let connection = Connection::new(&plan::load_profiles(config)?, profile, port)?;
+    let request = Request {
+        targets: vec![profile.to_string()],
+        ..Request::default()
+    };
+    let connection = Connection::new(&request, port, || plan::load_profiles(config))?;
     let run = connection.plan().read_sequences(SystemTime::now())?;
     let runtime = super::runtime()?;
     let result = runtime.block_on(connect::connect(&connection, &run));

@@ -124,13 +124,14 @@ impl Resolver {
     }
 }
 
-/// `192.0.2.1`, `2001:db8::1` or `[2001:db8::1]`.
+/// `192.0.2.1`, `127.1`, `2001:db8::1` or `[2001:db8::1]`: an address as
+/// getaddrinfo reads it ([`crate::core::host`]; the planner finds a zone's
+/// interface, so targets written as addresses normally never get here).
 pub fn parse_literal(host: &str) -> Option<IpAddr> {
-    let bare = host
-        .strip_prefix('[')
-        .and_then(|h| h.strip_suffix(']'))
-        .unwrap_or(host);
-    bare.parse().ok()
+    match crate::core::host::parse(host) {
+        Ok(crate::core::host::Host::Address { ip, .. }) => Some(ip),
+        _ => None,
+    }
 }
 
 fn family_name(family: Family) -> &'static str {

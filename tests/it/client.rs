@@ -407,6 +407,7 @@ fn interface_binds_the_knocks_to_a_device() {
         String::from_utf8_lossy(&ok.stderr)
     );
     assert_eq!(door.wait_for(1).len(), 1);
+    // An interface this machine lacks is a usage error: nothing is tried.
     let output = knockr(home.path())
         .args([
             "--json",
@@ -418,12 +419,15 @@ fn interface_binds_the_knocks_to_a_device() {
         ])
         .output()
         .unwrap();
-    assert_eq!(output.status.code(), Some(1));
-    let error = json(&output)["targets"][0]["error"]
-        .as_str()
-        .unwrap()
-        .to_string();
-    assert!(error.ends_with("was not sent: no such device"), "{error}");
+    assert_eq!(output.status.code(), Some(2));
+    assert!(output.stdout.is_empty());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.starts_with(
+            "knockr: --interface no-such-if0 is not a network interface of this machine: expected one of "
+        ) && stderr.contains("lo"),
+        "{stderr}"
+    );
 }
 
 #[test]
@@ -771,4 +775,86 @@ fn a_profile_with_a_secret_knocks_the_current_time_based_sequence() {
         return;
     }
     panic!("two runs in a row crossed a 30 s step boundary");
+}
+
+/// Reproduced: `127.1` was looked up as a name ("cannot resolve 127.1: no
+/// such host"); ssh, ping and getaddrinfo read it as 127.0.0.1.
+#[test]
+fn regression_inet_aton_addresses_were_looked_up_as_names() {
+    let door = Door::new("127.0.0.1");
+    let port = door.udp();
+    let home = tempfile::tempdir().unwrap();
+    for host in ["127.1", "0x7f.0.0.1", "127.0.1"] {
+        let output = knockr(home.path())
+            .args(["--json", "-p", &format!("{port}:udp"), host])
+            .output()
+            .unwrap();
+        assert_eq!(
+            output.status.code(),
+            Some(0),
+            "{host}: {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        let report = json(&output);
+        assert_eq!(report["targets"][0]["host"], host, "shown as written");
+        assert_eq!(report["targets"][0]["address"], "127.0.0.1");
+        assert_eq!(door.wait_for(1).len(), 1, "{host}");
+    }
+}
+
+/// `fe80::1%IFACE` knocks the link-local address through that interface, as
+/// ssh would; both ends are in namespaces of the test's own making.
+#[cfg(feature = "server")]
+#[test]
+fn a_scoped_link_local_address_is_knocked_through_its_interface() {
+    use crate::support::netns::{Net, can_run, enter, sh};
+    if !can_run() {
+        return;
+    }
+    let net = Net::new();
+    let cli_if = net.cli_if();
+    for (ns, ifname, address) in [
+        (&net.srv, &net.srv_if, "fe80::1"),
+        (&net.cli, &cli_if, "fe80::2"),
+    ] {
+        sh(&[
+            "ip",
+            "-n",
+            ns,
+            "-6",
+            "addr",
+            "add",
+            &format!("{address}/64"),
+            "dev",
+            ifname,
+            "nodad",
+        ]);
+    }
+    // A listener on the far side: its socket is made inside the server namespace.
+    let srv = net.srv.clone();
+    let (door, port) = std::thread::spawn(move || {
+        enter(&srv);
+        let door = Door::new("::");
+        let port = door.udp();
+        (door, port)
+    })
+    .join()
+    .unwrap();
+    let host = format!("fe80::1%{cli_if}");
+    let output = net
+        .in_client_ns(assert_cmd::cargo::cargo_bin("knockr"))
+        .args(["--json", "-p", &format!("{port}:udp"), &host])
+        .env_remove("KNOCKR_CONFIG")
+        .output()
+        .unwrap();
+    assert_eq!(
+        output.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert_eq!(json(&output)["targets"][0]["host"], host.as_str());
+    let seen = door.wait_for(1);
+    assert_eq!(seen.len(), 1, "the knock arrived");
+    assert_eq!(seen[0].from.ip().to_string(), "fe80::2");
 }
