@@ -229,6 +229,70 @@ fn regression_durations_past_any_sane_bound_were_taken() {
     );
 }
 
+/// Reproduced: `knockr --dry-run connect PROFILE` knocked and connected;
+/// `--source`, `-v`, `-p` before `connect` were ignored, as every knocking
+/// flag before any subcommand was. Each is refused, saying where it goes.
+#[test]
+fn regression_knocking_flags_before_a_subcommand_were_ignored() {
+    let door = Door::new("127.0.1.66");
+    let (knock, check) = (door.udp(), door.tcp());
+    let file = profiles(&format!(
+        "[profiles.box]\nhost = \"127.0.1.66\"\nsequence = [\"{knock}:udp\"]\ncheck = {check}\n"
+    ));
+    let port = knock.to_string();
+    for (args, expected) in [
+        (
+            vec!["--dry-run", "connect", "box"],
+            "error: --dry-run is written before `connect`: a subcommand's flags go after its \
+             name, e.g. knockr connect --dry-run ...",
+        ),
+        (
+            vec!["--source", "127.0.1.67", "connect", "box"],
+            "error: --source is written before `connect`",
+        ),
+        (
+            vec!["-v", "connect", "box"],
+            "error: -v/--verbose is written before `connect`",
+        ),
+        (
+            vec!["-p", &port, "connect", "box"],
+            "error: -p/--port is written before `connect`",
+        ),
+        (
+            vec!["--json", "connect", "box"],
+            "error: --json is a flag of knocking (knockr [FLAGS] TARGET...), which `knockr \
+             connect` does not take",
+        ),
+        (
+            vec!["--json", "list"],
+            "error: --json is a flag of knocking (knockr [FLAGS] TARGET...), which `knockr list` \
+             does not take",
+        ),
+        (
+            vec!["-d", "1s", "routeros", "rules", "box", "--protect", "22"],
+            "error: -d/--delay is a flag of knocking",
+        ),
+    ] {
+        let output = file.run(&args);
+        assert_eq!(
+            output.status.code(),
+            Some(2),
+            "{args:?}: {}",
+            stderr_of(&output)
+        );
+        assert!(
+            stderr_of(&output).starts_with(expected),
+            "{args:?}: {}",
+            stderr_of(&output)
+        );
+        assert!(output.stdout.is_empty(), "{args:?}");
+    }
+    assert!(
+        door.collect_for(Duration::from_millis(300)).is_empty(),
+        "nothing was knocked or connected"
+    );
+}
+
 #[test]
 fn an_unknown_profile_exits_2_in_every_subcommand() {
     let file =

@@ -777,6 +777,152 @@ fn a_profile_with_a_secret_knocks_the_current_time_based_sequence() {
     panic!("two runs in a row crossed a 30 s step boundary");
 }
 
+#[test]
+fn connect_takes_knockings_flags_and_a_dry_run_neither_knocks_nor_connects() {
+    let door = Door::new("127.0.1.95");
+    let (knock, check) = (door.udp(), door.tcp());
+    let file = profiles(&format!(
+        "[profiles.box]\nhost = \"127.0.1.95\"\nsequence = [\"{knock}:udp\"]\ncheck = {check}\n"
+    ));
+    let output = file.run(&["connect", "--dry-run", "box"]);
+    assert_eq!(
+        output.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert!(output.stdout.is_empty(), "stdout is the relay's");
+    assert_eq!(
+        String::from_utf8_lossy(&output.stderr),
+        format!(
+            "knockr: dry run: would knock {knock}:udp on 127.0.1.95, wait for port {check}, then connect to it\n"
+        )
+    );
+    assert!(
+        door.collect_for(Duration::from_millis(300)).is_empty(),
+        "a dry run sends nothing and connects nothing"
+    );
+
+    // Ad hoc, from a source address, each knock said on stderr: the knock,
+    // the check and the relayed connection all come from that address.
+    let output = knockr(tempfile::tempdir().unwrap().path())
+        .args([
+            "connect",
+            "-v",
+            "-p",
+            &format!("{knock}:udp"),
+            "--source",
+            "127.0.1.96",
+            "127.0.1.95",
+            &check.to_string(),
+        ])
+        .write_stdin("")
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(0), "{stderr}");
+    assert!(
+        stderr.contains(&format!(
+            "127.0.1.95: knock 1/1 {knock}:udp to 127.0.1.95 sent"
+        )),
+        "{stderr}"
+    );
+    let seen = door.wait_for(3);
+    let got: Vec<(&str, u16, String)> = seen
+        .iter()
+        .map(|a| (a.proto, a.to.port(), a.from.ip().to_string()))
+        .collect();
+    let from = "127.0.1.96".to_string();
+    assert_eq!(
+        got,
+        [
+            ("udp", knock, from.clone()),
+            ("tcp", check, from.clone()),
+            ("tcp", check, from)
+        ],
+        "the knock, the check, the relayed connection"
+    );
+}
+
+/// The C knock's `knock [-u] HOST PORT[:PROTO]...` and the Go knockr's
+/// `knockr [-s] [-n udp] ADDRESS PORT,PORT,...` knock as they did there; on
+/// main both were read as profile names ("there is no profiles file").
+#[test]
+fn the_c_knock_and_go_knockr_command_lines_knock_as_they_did_there() {
+    let door = Door::new("127.0.1.99");
+    let (a, b, c) = (door.udp(), door.tcp(), door.udp());
+    let home = tempfile::tempdir().unwrap();
+    let output = knockr(home.path())
+        .args(["-u", "-d", "50", "127.0.1.99"])
+        .args([a.to_string(), format!("{b}:tcp"), c.to_string()])
+        .output()
+        .unwrap();
+    assert_eq!(
+        output.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let got: Vec<(u16, &str)> = door
+        .wait_for(3)
+        .iter()
+        .map(|s| (s.to.port(), s.proto))
+        .collect();
+    assert_eq!(
+        got,
+        [(a, "udp"), (b, "tcp"), (c, "udp")],
+        "-u: bare ports are UDP"
+    );
+
+    let output = knockr(home.path())
+        .args([
+            "-s",
+            "-n",
+            "udp",
+            "-d",
+            "50ms",
+            "127.0.1.99",
+            &format!("{a},{c}"),
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(0));
+    assert!(
+        output.stdout.is_empty() && output.stderr.is_empty(),
+        "-s: silent"
+    );
+    let got: Vec<u16> = door.wait_for(2).iter().map(|s| s.to.port()).collect();
+    assert_eq!(got, [a, c]);
+
+    // A profile name always wins: `gw` is a profile, so `7000` after it is
+    // no port of an ad-hoc knock, and nothing is sent.
+    let file = profiles(&format!(
+        "[profiles.gw]\nhost = \"127.0.1.99\"\nsequence = [\"{c}:udp\"]\n"
+    ));
+    assert_eq!(file.run(&["gw"]).status.code(), Some(0));
+    assert_eq!(door.wait_for(1).len(), 1);
+    let output = file.run(&["gw", &a.to_string()]);
+    assert_eq!(output.status.code(), Some(2));
+    assert!(
+        String::from_utf8_lossy(&output.stderr).starts_with(&format!(
+            "knockr: `{a}` after the profile `gw` is a knock, not a profile"
+        )),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    // A word that is neither a profile nor a host says what would be.
+    let output = file.run(&["gw.example.net"]);
+    assert_eq!(output.status.code(), Some(2));
+    assert!(
+        String::from_utf8_lossy(&output.stderr).starts_with(
+            "knockr: `gw.example.net` is not a profile but a host: to knock it, give its ports"
+        ),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert!(door.collect_for(Duration::from_millis(300)).is_empty());
+}
+
 /// Reproduced: `127.1` was looked up as a name ("cannot resolve 127.1: no
 /// such host"); ssh, ping and getaddrinfo read it as 127.0.0.1.
 #[test]
