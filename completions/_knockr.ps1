@@ -34,7 +34,7 @@ Register-ArgumentCompleter -Native -CommandName 'knockr' -ScriptBlock {
             [CompletionResult]::new('--interface', '--interface', [CompletionResultType]::ParameterName, 'Send the knocks and the check through this interface of this machine (SO_BINDTODEVICE)')
             [CompletionResult]::new('--retry', '--retry', [CompletionResultType]::ParameterName, 'When the check finds the port closed, knock again, up to N (at most 10) more times (waiting 1s, 2s, 4s, ... up to 8s between rounds)')
             [CompletionResult]::new('--check', '--check', [CompletionResultType]::ParameterName, 'After the last knock, check that this TCP port accepts connections')
-            [CompletionResult]::new('--every', '--every', [CompletionResultType]::ParameterName, 'Knock again every DURATION (1s to 24h) until stopped (SIGINT/SIGTERM), and at once when this machine''s source address towards the targets changes')
+            [CompletionResult]::new('--every', '--every', [CompletionResultType]::ParameterName, 'Knock again every DURATION (1s to 24h) until stopped (SIGINT/SIGTERM stop it at once, even mid-round), and at once when this machine''s source address towards the targets changes')
             [CompletionResult]::new('--color', '--color', [CompletionResultType]::ParameterName, 'Colour in the summary: auto (on a terminal, unless NO_COLOR is set), always, never')
             [CompletionResult]::new('-c', '-c', [CompletionResultType]::ParameterName, 'Profiles file [default: ~/.config/knockr/profiles.toml]')
             [CompletionResult]::new('--config', '--config', [CompletionResultType]::ParameterName, 'Profiles file [default: ~/.config/knockr/profiles.toml]')

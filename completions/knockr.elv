@@ -31,7 +31,7 @@ set edit:completion:arg-completer[knockr] = {|@words|
             cand --interface 'Send the knocks and the check through this interface of this machine (SO_BINDTODEVICE)'
             cand --retry 'When the check finds the port closed, knock again, up to N (at most 10) more times (waiting 1s, 2s, 4s, ... up to 8s between rounds)'
             cand --check 'After the last knock, check that this TCP port accepts connections'
-            cand --every 'Knock again every DURATION (1s to 24h) until stopped (SIGINT/SIGTERM), and at once when this machine''s source address towards the targets changes'
+            cand --every 'Knock again every DURATION (1s to 24h) until stopped (SIGINT/SIGTERM stop it at once, even mid-round), and at once when this machine''s source address towards the targets changes'
             cand --color 'Colour in the summary: auto (on a terminal, unless NO_COLOR is set), always, never'
             cand -c 'Profiles file [default: ~/.config/knockr/profiles.toml]'
             cand --config 'Profiles file [default: ~/.config/knockr/profiles.toml]'

@@ -35,7 +35,7 @@ complete -c knockr -n "__fish_knockr_needs_command" -l source -d 'Send the knock
 complete -c knockr -n "__fish_knockr_needs_command" -l interface -d 'Send the knocks and the check through this interface of this machine (SO_BINDTODEVICE)' -r
 complete -c knockr -n "__fish_knockr_needs_command" -l retry -d 'When the check finds the port closed, knock again, up to N (at most 10) more times (waiting 1s, 2s, 4s, ... up to 8s between rounds)' -r
 complete -c knockr -n "__fish_knockr_needs_command" -l check -d 'After the last knock, check that this TCP port accepts connections' -r
-complete -c knockr -n "__fish_knockr_needs_command" -l every -d 'Knock again every DURATION (1s to 24h) until stopped (SIGINT/SIGTERM), and at once when this machine\'s source address towards the targets changes' -r
+complete -c knockr -n "__fish_knockr_needs_command" -l every -d 'Knock again every DURATION (1s to 24h) until stopped (SIGINT/SIGTERM stop it at once, even mid-round), and at once when this machine\'s source address towards the targets changes' -r
 complete -c knockr -n "__fish_knockr_needs_command" -l color -d 'Colour in the summary: auto (on a terminal, unless NO_COLOR is set), always, never' -r -f -a "auto\t''
 always\t''
 never\t''"

@@ -150,8 +150,9 @@ pub struct KnockArgs {
     #[arg(long)]
     pub all_addresses: bool,
 
-    /// Knock again every DURATION (1s to 24h) until stopped (SIGINT/SIGTERM),
-    /// and at once when this machine's source address towards the targets changes
+    /// Knock again every DURATION (1s to 24h) until stopped (SIGINT/SIGTERM
+    /// stop it at once, even mid-round), and at once when this machine's
+    /// source address towards the targets changes
     #[arg(long, value_name = "DURATION", value_parser = parse_every, conflicts_with = "dry_run")]
     pub every: Option<Duration>,
 

@@ -844,6 +844,56 @@ fn connect_takes_knockings_flags_and_a_dry_run_neither_knocks_nor_connects() {
     );
 }
 
+/// Reproduced: a SIGTERM or SIGINT during a round of `--every` was only
+/// looked at after the round, so the rest of a slow sequence still went out
+/// and the exit waited for it (6 s here).
+#[test]
+fn regression_a_signal_during_a_round_of_every_let_the_round_finish() {
+    let spawn = |door: &Door| {
+        let ports: Vec<String> = (0..3).map(|_| format!("{}:udp", door.udp())).collect();
+        std::process::Command::new(assert_cmd::cargo::cargo_bin("knockr"))
+            .args(["--every", "1s", "-d", "3s", "-p", &ports.join(",")])
+            .arg(door.ip.to_string())
+            .env_remove("KNOCKR_CONFIG")
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap()
+    };
+    let (term, int) = (Door::new("127.0.1.97"), Door::new("127.0.1.98"));
+    let mut children = [(spawn(&term), "TERM"), (spawn(&int), "INT")];
+    for (door, (child, signal)) in [&term, &int].into_iter().zip(&mut children) {
+        assert_eq!(door.wait_for(1).len(), 1, "the first knock of the round");
+        send_signal(child.id(), signal);
+    }
+    let signalled = std::time::Instant::now();
+    for (child, signal) in &mut children {
+        let status = loop {
+            if let Some(status) = child.try_wait().unwrap() {
+                break status;
+            }
+            if signalled.elapsed() > Duration::from_secs(5) {
+                let _ = child.kill();
+                panic!("SIG{signal}: still running 5 s after the signal");
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        };
+        assert_eq!(status.code(), Some(0), "SIG{signal}");
+        assert!(
+            signalled.elapsed() < Duration::from_secs(1),
+            "SIG{signal}: the exit took {:?}",
+            signalled.elapsed()
+        );
+    }
+    // The second knocks were due 3 s after the first.
+    for door in [&term, &int] {
+        assert!(
+            door.collect_for(Duration::from_millis(3500)).is_empty(),
+            "a knock went out after the signal"
+        );
+    }
+}
+
 /// The C knock's `knock [-u] HOST PORT[:PROTO]...` and the Go knockr's
 /// `knockr [-s] [-n udp] ADDRESS PORT,PORT,...` knock as they did there; on
 /// main both were read as profile names ("there is no profiles file").
