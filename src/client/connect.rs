@@ -16,7 +16,7 @@ use crate::exit_codes::ExitCode;
 /// What `knockr connect TARGET [PORT]` does: knock the target's first host,
 /// its check waiting for `port`, then relay to that port.
 #[derive(Debug)]
-pub struct Connection {
+pub(crate) struct Connection {
     /// The target as the user named it (a group names its first member's host).
     target: String,
     /// One target; its output is quiet (or `-v` lines on stderr): stdout
@@ -31,7 +31,7 @@ impl Connection {
     /// names one target; `port` is a flag over the profile's `check`, as
     /// `knockr --check PORT PROFILE` is, so the profile's check timings apply
     /// to it as well.
-    pub fn new(
+    pub(crate) fn new(
         request: &Request,
         port: Option<u16>,
         profiles: impl FnOnce() -> Result<Profiles, PlanError>,
@@ -66,7 +66,7 @@ impl Connection {
     }
 
     /// The knock to read the sequences of ([`Plan::read_sequences`]) before connecting.
-    pub fn plan(&self) -> &Plan {
+    pub(crate) fn plan(&self) -> &Plan {
         &self.plan
     }
 }
@@ -74,7 +74,7 @@ impl Connection {
 /// Knocks as `run` (this connection's plan, read) says, and relays until
 /// both directions end; a dry run says what it would do, on stderr, and
 /// neither sends nor connects.
-pub async fn connect(connection: &Connection, run: &Run<'_>) -> anyhow::Result<ExitCode> {
+pub(crate) async fn connect(connection: &Connection, run: &Run<'_>) -> anyhow::Result<ExitCode> {
     let report = crate::client::run(run).await;
     for problem in crate::client::plan::spend_one_time_lines(run, |t| report.sent_in_full(t)) {
         eprintln!("knockr: {}", sanitize(&problem.to_string()));

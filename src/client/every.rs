@@ -19,11 +19,11 @@ use crate::core::text::sanitize;
 use crate::exit_codes::ExitCode;
 
 /// How often the source address is looked at between rounds.
-pub const SOURCE_POLL: Duration = Duration::from_secs(1);
+pub(crate) const SOURCE_POLL: Duration = Duration::from_secs(1);
 
 /// Knocks every `every` until SIGINT or SIGTERM, even in the middle of a
 /// round; then exits 0.
-pub async fn repeat(plan: &Plan, every: Duration, out: &mut dyn Write) -> anyhow::Result<ExitCode> {
+pub(crate) async fn repeat(plan: &Plan, every: Duration, out: &mut dyn Write) -> anyhow::Result<ExitCode> {
     let mut sigterm = signal(SignalKind::terminate())?;
     let mut sigint = signal(SignalKind::interrupt())?;
     let mut round = 0u64;

@@ -10,7 +10,7 @@ use std::net::{IpAddr, SocketAddr, SocketAddrV6, UdpSocket};
 /// The index of the network interface named `name` in this network
 /// namespace (`if_nametoindex`), or `None` when there is none: the zone a
 /// link-local address is reached through, and the check of `--interface`.
-pub fn interface_index(name: &str) -> Option<u32> {
+pub(crate) fn interface_index(name: &str) -> Option<u32> {
     let name = CString::new(name).ok()?;
     // SAFETY: `name` is a NUL-terminated string that outlives the call.
     let index = unsafe { libc::if_nametoindex(name.as_ptr()) };
@@ -19,7 +19,7 @@ pub fn interface_index(name: &str) -> Option<u32> {
 
 /// The names of this machine's network interfaces, in index order, for a
 /// message that lists them.
-pub fn interface_names() -> Vec<String> {
+pub(crate) fn interface_names() -> Vec<String> {
     let mut names = Vec::new();
     // SAFETY: if_nameindex returns NULL or an array ended by a zero entry,
     // whose names are NUL-terminated; it is freed once, after the last read.
@@ -45,7 +45,7 @@ pub fn interface_names() -> Vec<String> {
 /// Whether knocks can be sent from `source`: a UDP socket is bound to it
 /// (port 0, nothing sent), in the zone of `interface` for a link-local IPv6
 /// address, which has no meaning without one.
-pub fn bind_source(source: IpAddr, interface: Option<u32>) -> io::Result<()> {
+pub(crate) fn bind_source(source: IpAddr, interface: Option<u32>) -> io::Result<()> {
     let local = match source {
         IpAddr::V6(ip) => SocketAddr::V6(SocketAddrV6::new(ip, 0, 0, interface.unwrap_or(0))),
         IpAddr::V4(_) => SocketAddr::new(source, 0),

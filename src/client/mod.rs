@@ -7,13 +7,13 @@
 //! the next knock, or for the last one until the check starts; they never
 //! delay the schedule (a `connect`-mode knock does: it waits for its handshake).
 
-pub mod connect;
-pub mod every;
-pub mod local;
-pub mod plan;
-pub mod report;
-pub mod resolve;
-pub mod send;
+pub(crate) mod connect;
+pub(crate) mod every;
+pub(crate) mod local;
+pub(crate) mod plan;
+pub(crate) mod report;
+pub(crate) mod resolve;
+pub(crate) mod send;
 
 use std::time::{Duration, Instant};
 
@@ -25,11 +25,11 @@ use plan::{Bind, Conduct, Destination, Run, Target};
 use report::{CheckReport, KnockReport, Progress, Report, TargetProgress, TargetReport, millis};
 
 /// Time the server gets to act on the last knock before the check's first attempt.
-pub const CHECK_SETTLE: Duration = Duration::from_millis(100);
+pub(crate) const CHECK_SETTLE: Duration = Duration::from_millis(100);
 
 /// Knocks every target of `run` and reports on each (every address of it
 /// with `--all-addresses`), in plan order.
-pub async fn run(run: &Run<'_>) -> Report {
+pub(crate) async fn run(run: &Run<'_>) -> Report {
     let plan = run.plan();
     let resolver = Resolver::new();
     let progress = Progress::new(plan.output, plan.conduct.dry_run);
@@ -179,9 +179,9 @@ async fn knock_address(
 }
 
 /// Pause before the first retry; it doubles each round up to `RETRY_MAX_PAUSE`.
-pub const RETRY_FIRST_PAUSE: Duration = Duration::from_secs(1);
+pub(crate) const RETRY_FIRST_PAUSE: Duration = Duration::from_secs(1);
 /// The longest pause between two retries.
-pub const RETRY_MAX_PAUSE: Duration = Duration::from_secs(8);
+pub(crate) const RETRY_MAX_PAUSE: Duration = Duration::from_secs(8);
 
 /// What one round of knocks (and its check) did.
 struct Round {

@@ -23,13 +23,13 @@ use crate::core::secret::Secret;
 use crate::core::text::sanitize;
 
 /// Built-in defaults, documented in `profiles.example.toml` and the README.
-pub const DEFAULT_DELAY: Duration = Duration::from_millis(200);
-pub const DEFAULT_TIMEOUT: Duration = Duration::from_millis(200);
-pub const DEFAULT_CHECK_TIMEOUT: Duration = Duration::from_secs(3);
-pub const DEFAULT_CHECK_RETRIES: u32 = 10;
+pub(crate) const DEFAULT_DELAY: Duration = Duration::from_millis(200);
+pub(crate) const DEFAULT_TIMEOUT: Duration = Duration::from_millis(200);
+pub(crate) const DEFAULT_CHECK_TIMEOUT: Duration = Duration::from_secs(3);
+pub(crate) const DEFAULT_CHECK_RETRIES: u32 = 10;
 
 /// The final settings of `overrides`, with the built-in defaults for anything unsaid.
-pub fn settle(overrides: Overrides) -> Settings {
+pub(crate) fn settle(overrides: Overrides) -> Settings {
     Settings {
         delay: overrides.delay.unwrap_or(DEFAULT_DELAY),
         timeout: overrides.timeout.unwrap_or(DEFAULT_TIMEOUT),
@@ -48,64 +48,64 @@ pub fn settle(overrides: Overrides) -> Settings {
 
 /// How one host is knocked.
 #[derive(Debug, Clone, PartialEq)]
-pub struct Settings {
+pub(crate) struct Settings {
     /// Pause between the sends of two knocks (not after the last).
-    pub delay: Duration,
+    pub(crate) delay: Duration,
     /// How long to watch for an answer to each knock.
-    pub timeout: Duration,
+    pub(crate) timeout: Duration,
     /// TCP knocks as one bare SYN, or as a full connect.
-    pub mode: Mode,
+    pub(crate) mode: Mode,
     /// The addresses of the host that may be knocked.
-    pub family: Family,
+    pub(crate) family: Family,
     /// What each UDP knock carries.
-    pub udp_payload: Vec<u8>,
+    pub(crate) udp_payload: Vec<u8>,
     /// The destination check after the last knock, if requested.
-    pub check: Option<Check>,
+    pub(crate) check: Option<Check>,
 }
 
 /// The destination check: connect to `port` until it opens or `timeout` passes.
 #[derive(Debug, Clone, Copy, PartialEq)]
-pub struct Check {
+pub(crate) struct Check {
     /// The TCP port that should open.
-    pub port: u16,
+    pub(crate) port: u16,
     /// Total time allowed for the check, from its first attempt.
-    pub timeout: Duration,
+    pub(crate) timeout: Duration,
     /// Further attempts after a refused first one.
-    pub retries: u32,
+    pub(crate) retries: u32,
 }
 
 /// One host to knock, as planned: its settings are final, its knocks are
 /// found at the moment it is knocked ([`Plan::read_sequences`]).
 #[derive(Debug, Clone, PartialEq)]
-pub struct Target {
+pub(crate) struct Target {
     /// The profile it came from; `None` in ad-hoc mode (`-p`).
-    pub profile: Option<String>,
+    pub(crate) profile: Option<String>,
     /// The host as written: a name or an IP literal.
-    pub host: String,
+    pub(crate) host: String,
     /// Where its knocks go when `host` is written as an address (`127.1`,
     /// `fe80::1%eth0`): never looked up. `None`: a name, resolved when knocked.
-    pub literal: Option<Destination>,
+    pub(crate) literal: Option<Destination>,
     /// How its knocks are found: fixed (every ad-hoc target), the first
     /// unused line of a one-time sequences file, or derived from a secret and
     /// the time step.
-    pub sequence: Sequence,
+    pub(crate) sequence: Sequence,
     /// Flags over the profile over `[defaults]` over the built-in defaults.
-    pub settings: Settings,
+    pub(crate) settings: Settings,
 }
 
 /// Where knocks go: an address, and for a link-local IPv6 address the
 /// interface it is on, as `fe80::1%eth0` says (the socket address's scope id).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Destination {
+pub(crate) struct Destination {
     /// The address knocked.
-    pub ip: IpAddr,
+    pub(crate) ip: IpAddr,
     /// The interface index of an IPv6 address's zone; 0 for none.
-    pub scope_id: u32,
+    pub(crate) scope_id: u32,
 }
 
 impl Destination {
     /// The socket address of `port` at this destination.
-    pub fn at(self, port: u16) -> SocketAddr {
+    pub(crate) fn at(self, port: u16) -> SocketAddr {
         match self.ip {
             IpAddr::V6(ip) => SocketAddr::V6(SocketAddrV6::new(ip, port, 0, self.scope_id)),
             IpAddr::V4(_) => SocketAddr::new(self.ip, port),
@@ -122,19 +122,19 @@ impl From<IpAddr> for Destination {
 
 /// What one target sends when knocked once: made by [`Plan::read_sequences`].
 #[derive(Debug, Clone, PartialEq)]
-pub struct Knocks {
+pub(crate) struct Knocks {
     /// The knocks, in the order they go out.
-    pub sequence: Vec<Knock>,
+    pub(crate) sequence: Vec<Knock>,
     /// For a one-time profile: the line of its file `sequence` comes from,
     /// marked used once knocked ([`spend_one_time_lines`]).
-    pub one_time_line: Option<OneTimeLine>,
+    pub(crate) one_time_line: Option<OneTimeLine>,
 }
 
 /// One run of a plan: every target with the knocks it sends this time, in
 /// plan order. Only [`Plan::read_sequences`] makes one, so each target has
 /// exactly one entry.
 #[derive(Debug)]
-pub struct Run<'p> {
+pub(crate) struct Run<'p> {
     /// The plan being run.
     plan: &'p Plan,
     /// `knocks[i]` is what `plan.targets[i]` sends.
@@ -143,28 +143,28 @@ pub struct Run<'p> {
 
 impl<'p> Run<'p> {
     /// The plan this run knocks.
-    pub fn plan(&self) -> &'p Plan {
+    pub(crate) fn plan(&self) -> &'p Plan {
         self.plan
     }
 
     /// Each target with its knocks, in plan order.
-    pub fn targets(&self) -> impl Iterator<Item = (&'p Target, &Knocks)> {
+    pub(crate) fn targets(&self) -> impl Iterator<Item = (&'p Target, &Knocks)> {
         self.plan.targets.iter().zip(&self.knocks)
     }
 }
 
 /// A line of a one-time sequences file.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct OneTimeLine {
+pub(crate) struct OneTimeLine {
     /// The profile's `one_time_sequences` file.
-    pub file: PathBuf,
+    pub(crate) file: PathBuf,
     /// 0-based, as [`crate::config::onetime`] counts.
-    pub index: usize,
+    pub(crate) index: usize,
 }
 
 /// How results are shown.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Output {
+pub(crate) enum Output {
     /// Progress bars on a terminal, a summary on stdout; `verbose` adds a line
     /// per knock; `color` marks open green and failures red.
     Human { verbose: bool, color: bool },
@@ -176,33 +176,33 @@ pub enum Output {
 
 /// Everything the client will do.
 #[derive(Debug, Clone, PartialEq)]
-pub struct Plan {
+pub(crate) struct Plan {
     /// Every (profile, host) to knock, in the order they were named.
-    pub targets: Vec<Target>,
+    pub(crate) targets: Vec<Target>,
     /// How results are shown.
-    pub output: Output,
+    pub(crate) output: Output,
     /// The command line's choices that hold for every target.
-    pub conduct: Conduct,
+    pub(crate) conduct: Conduct,
 }
 
 /// How every target of a run is knocked: command-line choices, the same for all.
 #[derive(Debug, Clone, Default, PartialEq)]
-pub struct Conduct {
+pub(crate) struct Conduct {
     /// Resolve and report, but send nothing.
-    pub dry_run: bool,
+    pub(crate) dry_run: bool,
     /// Knock every address of a host, not only the first.
-    pub all_addresses: bool,
+    pub(crate) all_addresses: bool,
     /// Knock rounds to add when the check finds the port closed.
-    pub retry: u32,
+    pub(crate) retry: u32,
     /// Where the knock sockets are bound.
-    pub bind: Bind,
+    pub(crate) bind: Bind,
 }
 
 /// The local end of every knock and check (`--source`, `--interface`).
 /// Only [`Bind::new`] makes one with either, after asking the kernel that
 /// both exist, so a typo is a usage error before anything is sent.
 #[derive(Debug, Clone, Default, PartialEq)]
-pub struct Bind {
+pub(crate) struct Bind {
     /// `--source`: the local address knocks and the check are sent from.
     source: Option<IpAddr>,
     /// `--interface`: the device they go out of (`SO_BINDTODEVICE`).
@@ -215,7 +215,7 @@ impl Bind {
     /// The binding of `--source` and `--interface`, if this machine has
     /// that interface and can send from that address (a socket is bound to
     /// it, nothing is sent).
-    pub fn new(source: Option<IpAddr>, interface: Option<String>) -> Result<Bind, PlanError> {
+    pub(crate) fn new(source: Option<IpAddr>, interface: Option<String>) -> Result<Bind, PlanError> {
         let index =
             match &interface {
                 None => None,
@@ -248,12 +248,12 @@ impl Bind {
     }
 
     /// `--source`: the local address knocks and the check are sent from.
-    pub fn source(&self) -> Option<IpAddr> {
+    pub(crate) fn source(&self) -> Option<IpAddr> {
         self.source
     }
 
     /// `--interface`: the device knocks and the check go out of.
-    pub fn interface(&self) -> Option<&str> {
+    pub(crate) fn interface(&self) -> Option<&str> {
         self.interface.as_deref()
     }
 }
@@ -280,52 +280,52 @@ fn is_link_local(ip: IpAddr) -> bool {
 /// What the command line asked of a knock, before the profiles file is read:
 /// `cli` fills it in, so nothing here sees clap.
 #[derive(Debug, Clone, Default, PartialEq)]
-pub struct Request {
+pub(crate) struct Request {
     /// Profiles, or a host then its knocks (the old tools' forms); with
     /// `ports`, host names or addresses.
-    pub targets: Vec<String>,
+    pub(crate) targets: Vec<String>,
     /// Ad-hoc knock specs (`-p`); empty: knock profiles.
-    pub ports: Vec<String>,
+    pub(crate) ports: Vec<String>,
     /// The protocol of `ports` written without one.
-    pub network: Proto,
+    pub(crate) network: Proto,
     /// `-d/--delay`, over the profiles'.
-    pub delay: Option<Duration>,
+    pub(crate) delay: Option<Duration>,
     /// `-t/--timeout`, over the profiles'.
-    pub timeout: Option<Duration>,
+    pub(crate) timeout: Option<Duration>,
     /// `--check PORT`, over the profiles'.
-    pub check: Option<u16>,
+    pub(crate) check: Option<u16>,
     /// `--mode`, over the profiles'.
-    pub mode: Option<Mode>,
+    pub(crate) mode: Option<Mode>,
     /// `-4`: IPv4 addresses only.
-    pub ipv4: bool,
+    pub(crate) ipv4: bool,
     /// `-6`: IPv6 addresses only.
-    pub ipv6: bool,
+    pub(crate) ipv6: bool,
     /// `--source`; its family is the only one it can reach.
-    pub source: Option<std::net::IpAddr>,
+    pub(crate) source: Option<std::net::IpAddr>,
     /// `--interface`.
-    pub interface: Option<String>,
+    pub(crate) interface: Option<String>,
     /// `--all-addresses`.
-    pub all_addresses: bool,
+    pub(crate) all_addresses: bool,
     /// `--retry N`.
-    pub retry: u32,
+    pub(crate) retry: u32,
     /// `--every`: one-time profiles refuse it.
-    pub every: Option<Duration>,
+    pub(crate) every: Option<Duration>,
     /// `--dry-run`.
-    pub dry_run: bool,
+    pub(crate) dry_run: bool,
     /// `-v`.
-    pub verbose: bool,
+    pub(crate) verbose: bool,
     /// `-q`.
-    pub quiet: bool,
+    pub(crate) quiet: bool,
     /// `--json`.
-    pub json: bool,
+    pub(crate) json: bool,
     /// `--color`: `None` is auto (a terminal, unless NO_COLOR is set).
-    pub color: Option<bool>,
+    pub(crate) color: Option<bool>,
 }
 
 /// A plan that cannot be made: nothing is sent, and knockr exits 2. Each
 /// message is one sentence naming the value and what would be accepted.
 #[derive(Debug, thiserror::Error)]
-pub enum PlanError {
+pub(crate) enum PlanError {
     /// The profiles file is refused, or names no such profile.
     #[error(transparent)]
     Config(#[from] ConfigError),
@@ -548,7 +548,7 @@ impl Plan {
     /// Go `knockr`). Asks the kernel only whether `--source` and
     /// `--interface` exist; the knocks themselves come from
     /// [`Plan::read_sequences`].
-    pub fn new(
+    pub(crate) fn new(
         request: &Request,
         profiles: impl FnOnce() -> Result<Profiles, PlanError>,
     ) -> Result<Plan, PlanError> {
@@ -594,7 +594,7 @@ impl Plan {
     /// unused line of a one-time sequences file, or the sequence a secret
     /// gives for the time step of `now`. The one step of knocking that reads
     /// those files (a secret again each time: `--every` picks up a changed one).
-    pub fn read_sequences(&self, now: SystemTime) -> Result<Run<'_>, PlanError> {
+    pub(crate) fn read_sequences(&self, now: SystemTime) -> Result<Run<'_>, PlanError> {
         let knocks = self
             .targets
             .iter()
@@ -608,7 +608,7 @@ impl Plan {
 /// goes through (`knockr PROFILE...`, `--every`, `connect`, `routeros rules`):
 /// every host of the profiles `names` (groups expanded, each (profile, host)
 /// once, in order), with `flags` over each profile's settings.
-pub fn profile_targets(
+pub(crate) fn profile_targets(
     profiles: &Profiles,
     names: &[String],
     flags: &Overrides,
@@ -937,7 +937,7 @@ fn time_based(otp: &OtpSequence, secret: &Secret, now: SystemTime) -> Vec<Knock>
 /// address of its target (a dry run sends none, so marks none). A line that
 /// was not sent stays unused: the server is still waiting for it. Returns the
 /// lines that could not be marked.
-pub fn spend_one_time_lines(run: &Run, sent_in_full: impl Fn(usize) -> bool) -> Vec<Unmarked> {
+pub(crate) fn spend_one_time_lines(run: &Run, sent_in_full: impl Fn(usize) -> bool) -> Vec<Unmarked> {
     knocked_lines(run, sent_in_full)
         .into_iter()
         .filter_map(|line| {
@@ -959,11 +959,11 @@ pub fn spend_one_time_lines(run: &Run, sent_in_full: impl Fn(usize) -> bool) -> 
     line.index + 1,
     line.file.display()
 )]
-pub struct Unmarked {
+pub(crate) struct Unmarked {
     /// The line knocked.
-    pub line: OneTimeLine,
+    pub(crate) line: OneTimeLine,
     /// Why it could not be rewritten.
-    pub error: std::io::Error,
+    pub(crate) error: std::io::Error,
 }
 
 /// The one-time lines of `run` that a target sent in full to one of its
@@ -984,7 +984,7 @@ fn knocked_lines<'r>(run: &'r Run, sent_in_full: impl Fn(usize) -> bool) -> Vec<
 }
 
 /// Loads the profiles file named by `-c`/`$KNOCKR_CONFIG`, else the default one.
-pub fn load_profiles(config: Option<PathBuf>) -> Result<Profiles, PlanError> {
+pub(crate) fn load_profiles(config: Option<PathBuf>) -> Result<Profiles, PlanError> {
     match config {
         Some(path) => Ok(Profiles::load(&path)?),
         None => {

@@ -16,27 +16,27 @@ use crate::exit_codes::ExitCode;
 
 /// The result of a whole run.
 #[derive(Debug, Clone, Serialize)]
-pub struct Report {
+pub(crate) struct Report {
     /// Every target knocked and every requested check open: the targets'
     /// merged exit code is success ([`Report::exit_code`]).
-    pub ok: bool,
+    pub(crate) ok: bool,
     /// Nothing was sent: the knocks are what would have been.
-    pub dry_run: bool,
+    pub(crate) dry_run: bool,
     /// Every target's report, in plan order.
-    pub targets: Vec<TargetReport>,
+    pub(crate) targets: Vec<TargetReport>,
 }
 
 impl Report {
     /// Whether target `target` (its index in the plan) sent every knock to
     /// at least one of its addresses.
-    pub fn sent_in_full(&self, target: usize) -> bool {
+    pub(crate) fn sent_in_full(&self, target: usize) -> bool {
         self.targets
             .iter()
             .any(|r| r.target == target && !r.knocks.is_empty() && r.knocks.iter().all(|k| k.sent))
     }
 
     /// The report of a run of `targets`.
-    pub fn new(dry_run: bool, targets: Vec<TargetReport>) -> Report {
+    pub(crate) fn new(dry_run: bool, targets: Vec<TargetReport>) -> Report {
         Report {
             ok: merged(&targets) == ExitCode::Success,
             dry_run,
@@ -45,7 +45,7 @@ impl Report {
     }
 
     /// The run's exit status: every target's, merged (the worst wins).
-    pub fn exit_code(&self) -> ExitCode {
+    pub(crate) fn exit_code(&self) -> ExitCode {
         merged(&self.targets)
     }
 }
@@ -59,33 +59,33 @@ fn merged(targets: &[TargetReport]) -> ExitCode {
 
 /// One (profile, host) pair, or one address of it with `--all-addresses`.
 #[derive(Debug, Clone, Serialize)]
-pub struct TargetReport {
+pub(crate) struct TargetReport {
     /// Which of the plan's targets this reports on: its index in plan order.
     /// Not in the JSON, which lists targets in that order.
     #[serde(skip)]
-    pub target: usize,
+    pub(crate) target: usize,
     /// The profile it came from; `None` for an ad-hoc knock.
-    pub profile: Option<String>,
+    pub(crate) profile: Option<String>,
     /// The host as written.
-    pub host: String,
+    pub(crate) host: String,
     /// The address knocked; `None` when the host did not resolve. JSON has
     /// it as the string `IpAddr` displays.
-    pub address: Option<IpAddr>,
+    pub(crate) address: Option<IpAddr>,
     /// Every knock of the sequence, sent or not, as of the last round.
-    pub knocks: Vec<KnockReport>,
+    pub(crate) knocks: Vec<KnockReport>,
     /// The last round's check, when one was asked for and the knocks went out.
-    pub check: Option<CheckReport>,
+    pub(crate) check: Option<CheckReport>,
     /// Rounds of knocks sent: 1, more with `--retry` when the check found the port closed.
-    pub rounds: u32,
+    pub(crate) rounds: u32,
     /// Every knock sent and, when asked for, the port found open.
-    pub ok: bool,
+    pub(crate) ok: bool,
     /// Why the target failed, when it did.
-    pub error: Option<String>,
+    pub(crate) error: Option<String>,
 }
 
 impl KnockReport {
     /// One entry per knock of `sequence`, none sent yet.
-    pub fn unsent(sequence: &[crate::core::knock::Knock]) -> Vec<KnockReport> {
+    pub(crate) fn unsent(sequence: &[crate::core::knock::Knock]) -> Vec<KnockReport> {
         sequence
             .iter()
             .map(|k| KnockReport {
@@ -102,13 +102,13 @@ impl KnockReport {
 
 impl TargetReport {
     /// This target's part of the exit status.
-    pub fn exit_code(&self) -> ExitCode {
+    pub(crate) fn exit_code(&self) -> ExitCode {
         ExitCode::from_ok(self.ok)
     }
 
     /// Nothing sent yet: every knock of `sequence` listed as not sent.
     /// `index` is the target's place in the plan.
-    pub fn new(
+    pub(crate) fn new(
         index: usize,
         target: &crate::client::plan::Target,
         sequence: &[crate::core::knock::Knock],
@@ -130,38 +130,38 @@ impl TargetReport {
 
 /// One knock of a target's sequence.
 #[derive(Debug, Clone, Serialize)]
-pub struct KnockReport {
+pub(crate) struct KnockReport {
     /// The port knocked, or an ICMP knock's payload size.
-    pub port: u16,
+    pub(crate) port: u16,
     /// "tcp", "udp" or "icmp".
-    pub proto: &'static str,
+    pub(crate) proto: &'static str,
     /// It left this machine.
-    pub sent: bool,
+    pub(crate) sent: bool,
     /// "none", "refused" or "open" once sent (see `send::Answer`).
-    pub answer: Option<&'static str>,
+    pub(crate) answer: Option<&'static str>,
     /// Milliseconds from the target's first knock to this one's send.
-    pub ms: Option<u64>,
+    pub(crate) ms: Option<u64>,
     /// Why it could not be sent, when it could not.
-    pub error: Option<String>,
+    pub(crate) error: Option<String>,
 }
 
 /// The destination check.
 #[derive(Debug, Clone, Serialize)]
-pub struct CheckReport {
+pub(crate) struct CheckReport {
     /// The TCP port checked.
-    pub port: u16,
+    pub(crate) port: u16,
     /// It accepted a connection.
-    pub open: bool,
+    pub(crate) open: bool,
     /// From the first connect attempt to the port opening, or to giving up.
-    pub ms: u64,
+    pub(crate) ms: u64,
     /// Connection attempts made.
-    pub attempts: u32,
+    pub(crate) attempts: u32,
     /// The last attempt's failure, when closed.
-    pub error: Option<String>,
+    pub(crate) error: Option<String>,
 }
 
 /// With `-q` the summary is not printed: failures still go to stderr.
-pub fn failures_if_quiet(report: &Report, output: Output) {
+pub(crate) fn failures_if_quiet(report: &Report, output: Output) {
     if output != Output::Quiet {
         return;
     }
@@ -175,12 +175,12 @@ pub fn failures_if_quiet(report: &Report, output: Output) {
     }
 }
 
-pub fn millis(duration: Duration) -> u64 {
+pub(crate) fn millis(duration: Duration) -> u64 {
     duration.as_millis().try_into().unwrap_or(u64::MAX)
 }
 
 /// Writes the report to `out` in the chosen form.
-pub fn write(report: &Report, output: Output, out: &mut dyn Write) -> io::Result<()> {
+pub(crate) fn write(report: &Report, output: Output, out: &mut dyn Write) -> io::Result<()> {
     match output {
         Output::Json => {
             serde_json::to_writer_pretty(&mut *out, report)?;
@@ -270,7 +270,7 @@ fn write_summary(report: &Report, color: bool, out: &mut dyn Write) -> io::Resul
 
 /// Progress while knocking: one bar per target on a terminal's stderr, and
 /// with `-v` one line per knock.
-pub struct Progress {
+pub(crate) struct Progress {
     /// The bars' shared stderr; `None` when nothing is drawn (quiet, JSON, dry run).
     multi: Option<MultiProgress>,
     /// `-v`: a line per step.
@@ -278,7 +278,7 @@ pub struct Progress {
 }
 
 /// The progress of one target.
-pub struct TargetProgress {
+pub(crate) struct TargetProgress {
     /// This target's bar, when bars are drawn.
     bar: Option<ProgressBar>,
     /// "profile host", sanitized, that starts each `-v` line.
@@ -290,7 +290,7 @@ pub struct TargetProgress {
 }
 
 impl Progress {
-    pub fn new(output: Output, dry_run: bool) -> Progress {
+    pub(crate) fn new(output: Output, dry_run: bool) -> Progress {
         let (show, verbose) = match output {
             Output::Human { verbose, .. } if !dry_run => (true, verbose),
             _ => (false, false),
@@ -300,7 +300,7 @@ impl Progress {
         Progress { multi, verbose }
     }
 
-    pub fn target(&self, profile: Option<&str>, host: &str, knocks: usize) -> TargetProgress {
+    pub(crate) fn target(&self, profile: Option<&str>, host: &str, knocks: usize) -> TargetProgress {
         let label = match profile {
             Some(profile) => format!("{} {}", sanitize(profile), sanitize(host)),
             None => sanitize(host).into_owned(),
@@ -328,14 +328,14 @@ impl Progress {
 
 impl TargetProgress {
     /// Replaces the bar's message; `message` may quote untrusted text.
-    pub fn say(&self, message: impl AsRef<str>) {
+    pub(crate) fn say(&self, message: impl AsRef<str>) {
         if let Some(bar) = &self.bar {
             bar.set_message(sanitize(message.as_ref()).into_owned());
         }
     }
 
     /// A step worth a line of its own under `-v`.
-    pub fn step(&self, message: impl AsRef<str>) {
+    pub(crate) fn step(&self, message: impl AsRef<str>) {
         self.say(message.as_ref());
         if self.verbose {
             let line = format!("{}: {}", self.label, sanitize(message.as_ref()));
@@ -348,13 +348,13 @@ impl TargetProgress {
         }
     }
 
-    pub fn advance(&self) {
+    pub(crate) fn advance(&self) {
         if let Some(bar) = &self.bar {
             bar.inc(1);
         }
     }
 
-    pub fn finish(&self) {
+    pub(crate) fn finish(&self) {
         if let Some(bar) = &self.bar {
             bar.finish_and_clear();
         }

@@ -18,7 +18,7 @@ const MAX_LOOKUPS_IN_FLIGHT: usize = 32;
 
 /// Why a host has no address to knock; one sentence naming the host.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum ResolveError {
+pub(crate) enum ResolveError {
     #[error("{host} has no {family} address")]
     NoAddress { host: String, family: &'static str },
     #[error("cannot resolve {host}: {reason}")]
@@ -43,7 +43,7 @@ enum DnsUnavailable {
 
 /// Shared by every host of a run.
 #[derive(Clone)]
-pub struct Resolver {
+pub(crate) struct Resolver {
     /// Built on first use: a run of IP literals never reads the system's DNS configuration.
     dns: Arc<OnceCell<Result<TokioResolver, DnsUnavailable>>>,
     /// Lookups allowed to start now; one permit per lookup in flight.
@@ -57,7 +57,7 @@ impl Default for Resolver {
 }
 
 impl Resolver {
-    pub fn new() -> Resolver {
+    pub(crate) fn new() -> Resolver {
         Resolver {
             dns: Arc::default(),
             in_flight: Arc::new(Semaphore::new(MAX_LOOKUPS_IN_FLIGHT)),
@@ -65,12 +65,12 @@ impl Resolver {
     }
 
     /// The address to knock for `host`: the one ssh would use.
-    pub async fn resolve(&self, host: &str, family: Family) -> Result<IpAddr, ResolveError> {
+    pub(crate) async fn resolve(&self, host: &str, family: Family) -> Result<IpAddr, ResolveError> {
         Ok(self.resolve_all(host, family).await?[0])
     }
 
     /// Every address of `host` in `family`, the one ssh would use first; never empty.
-    pub async fn resolve_all(
+    pub(crate) async fn resolve_all(
         &self,
         host: &str,
         family: Family,
@@ -127,7 +127,7 @@ impl Resolver {
 /// `192.0.2.1`, `127.1`, `2001:db8::1` or `[2001:db8::1]`: an address as
 /// getaddrinfo reads it ([`crate::core::host`]; the planner finds a zone's
 /// interface, so targets written as addresses normally never get here).
-pub fn parse_literal(host: &str) -> Option<IpAddr> {
+pub(crate) fn parse_literal(host: &str) -> Option<IpAddr> {
     match crate::core::host::parse(host) {
         Ok(crate::core::host::Host::Address { ip, .. }) => Some(ip),
         _ => None,
@@ -161,7 +161,7 @@ fn check_family(host: &str, ip: IpAddr, family: Family) -> Result<IpAddr, Resolv
 
 /// The source address the kernel would use to reach `dest`, if it has a route.
 /// Connecting a UDP socket only consults the routing table; nothing is sent.
-pub fn route_source(dest: IpAddr) -> Option<IpAddr> {
+pub(crate) fn route_source(dest: IpAddr) -> Option<IpAddr> {
     let bind: SocketAddr = if dest.is_ipv4() {
         ([0, 0, 0, 0], 0).into()
     } else {
@@ -177,7 +177,7 @@ pub fn route_source(dest: IpAddr) -> Option<IpAddr> {
 /// higher precedence; the DNS order breaks ties. Addresses of other families
 /// are left out. `source` tells the source address for a destination, `None`
 /// when there is no route.
-pub fn order(
+pub(crate) fn order(
     candidates: &[IpAddr],
     family: Family,
     source: &dyn Fn(IpAddr) -> Option<IpAddr>,
@@ -214,7 +214,7 @@ pub fn order(
 }
 
 /// The address ssh would use: the first of [`order`].
-pub fn pick(
+pub(crate) fn pick(
     candidates: &[IpAddr],
     family: Family,
     source: &dyn Fn(IpAddr) -> Option<IpAddr>,

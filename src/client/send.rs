@@ -20,15 +20,15 @@ use crate::core::knock::{Knock, Proto};
 
 /// Linux retransmits an unanswered SYN after 1 s (the initial RTO); a `syn`
 /// knock gives up on its socket before then so exactly one SYN goes out.
-pub const SYN_WATCH_CAP: Duration = Duration::from_millis(900);
+pub(crate) const SYN_WATCH_CAP: Duration = Duration::from_millis(900);
 
 /// Pause between check attempts that were refused straight away.
-pub const CHECK_RETRY_PAUSE: Duration = Duration::from_millis(250);
+pub(crate) const CHECK_RETRY_PAUSE: Duration = Duration::from_millis(250);
 
 /// What came back after a knock was sent. None of these is a failure: a
 /// firewalled knock port normally stays silent.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Answer {
+pub(crate) enum Answer {
     /// Nothing while it was watched for.
     Silent,
     /// A TCP reset or an ICMP port-unreachable: the host got the knock, the port is closed.
@@ -39,7 +39,7 @@ pub enum Answer {
 }
 
 impl Answer {
-    pub fn as_str(self) -> &'static str {
+    pub(crate) fn as_str(self) -> &'static str {
         match self {
             Answer::Silent => "none",
             Answer::Refused => "refused",
@@ -52,7 +52,7 @@ impl Answer {
 /// `Err` means the knock did not leave or did not reach the host (no route,
 /// host unreachable, ...). In `connect` mode a TCP knock waits for the
 /// handshake for the full `timeout` instead: completing it is the point.
-pub async fn knock(
+pub(crate) async fn knock(
     to: Destination,
     knock: Knock,
     settings: &Settings,
@@ -178,7 +178,7 @@ fn is_denied(err: &io::Error) -> bool {
 /// with `size` payload bytes counting up from 0 like ping's pattern. The
 /// ICMPv6 checksum covers a pseudo-header only the kernel knows (it fills
 /// it in); the ICMP one is ours to compute (a ping socket recomputes it).
-pub fn echo_request(ipv6: bool, ident: u16, size: u16) -> Vec<u8> {
+pub(crate) fn echo_request(ipv6: bool, ident: u16, size: u16) -> Vec<u8> {
     let mut packet = vec![if ipv6 { 128 } else { 8 }, 0, 0, 0];
     packet.extend_from_slice(&ident.to_be_bytes());
     packet.extend_from_slice(&1u16.to_be_bytes());
@@ -220,20 +220,20 @@ fn is_echo_reply(packet: &[u8], ipv6: bool, raw: bool, ident: u16) -> bool {
 
 /// The outcome of the destination check.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct CheckOutcome {
+pub(crate) struct CheckOutcome {
     /// The port accepted a connection.
-    pub open: bool,
+    pub(crate) open: bool,
     /// From the first attempt to the connection (or to giving up).
-    pub elapsed: Duration,
+    pub(crate) elapsed: Duration,
     /// Connection attempts made.
-    pub attempts: u32,
+    pub(crate) attempts: u32,
     /// The last failure, when closed: "connection refused", "timed out", ...
-    pub last_error: Option<String>,
+    pub(crate) last_error: Option<String>,
 }
 
 /// Connects to `check.port` until it accepts, `check.timeout` has passed, or
 /// the retries are spent. The connection is closed at once; nothing is sent on it.
-pub async fn check(to: Destination, check: Check, bind: &Bind) -> CheckOutcome {
+pub(crate) async fn check(to: Destination, check: Check, bind: &Bind) -> CheckOutcome {
     let (ip, addr) = (to.ip, to.at(check.port));
     let start = Instant::now();
     let deadline = start + check.timeout;
@@ -276,7 +276,7 @@ pub async fn check(to: Destination, check: Check, bind: &Bind) -> CheckOutcome {
 
 /// A TCP connection to `port` at `to`, bound as `--source`/`--interface`
 /// say, as the knocks and the check were: what `connect` relays over.
-pub async fn connect(to: Destination, port: u16, bind: &Bind) -> io::Result<TcpStream> {
+pub(crate) async fn connect(to: Destination, port: u16, bind: &Bind) -> io::Result<TcpStream> {
     tcp_socket(to.ip, bind)?.connect(to.at(port)).await
 }
 
