@@ -110,7 +110,7 @@ _knockr() {
 
     case "${cmd}" in
         knockr)
-            opts="-p -d -t -n -4 -6 -v -q -c -h -V --port --delay --timeout --network --check --mode --all-addresses --source --interface --every --retry --verbose --quiet --json --color --dry-run --config --help --version connect list completions man knockd secret routeros help"
+            opts="-p -d -t -n -u -4 -6 -v -s -q -c -h -V --port --delay --timeout --network --udp --mode --source --interface --retry --ipv4 --ipv6 --verbose --dry-run --check --all-addresses --every --quiet --json --color --config --help --version connect list completions man knockd secret routeros help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -148,10 +148,6 @@ _knockr() {
                     COMPREPLY=($(compgen -W "tcp udp" -- "${cur}"))
                     return 0
                     ;;
-                --check)
-                    COMPREPLY=($(compgen -f "${cur}"))
-                    return 0
-                    ;;
                 --mode)
                     COMPREPLY=($(compgen -W "syn connect" -- "${cur}"))
                     return 0
@@ -164,11 +160,15 @@ _knockr() {
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
-                --every)
+                --retry)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
-                --retry)
+                --check)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --every)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -214,12 +214,60 @@ _knockr() {
             return 0
             ;;
         knockr__subcmd__connect)
-            opts="-c -h --config --help"
+            opts="-p -d -t -n -u -4 -6 -v -c -h --port --delay --timeout --network --udp --mode --source --interface --retry --ipv4 --ipv6 --verbose --dry-run --config --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi
             case "${prev}" in
+                --port)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                -p)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --delay)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                -d)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --timeout)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                -t)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --network)
+                    COMPREPLY=($(compgen -W "tcp udp" -- "${cur}"))
+                    return 0
+                    ;;
+                -n)
+                    COMPREPLY=($(compgen -W "tcp udp" -- "${cur}"))
+                    return 0
+                    ;;
+                --mode)
+                    COMPREPLY=($(compgen -W "syn connect" -- "${cur}"))
+                    return 0
+                    ;;
+                --source)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --interface)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --retry)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 --config)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0

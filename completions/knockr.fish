@@ -1,6 +1,6 @@
 # Print an optspec for argparse to handle cmd's options that are independent of any subcommand.
 function __fish_knockr_global_optspecs
-    string join \n p/port= d/delay= t/timeout= n/network= check= mode= all-addresses source= interface= every= retry= 4 6 v/verbose q/quiet json color= dry-run c/config= h/help V/version
+    string join \n p/port= d/delay= t/timeout= n/network= u/udp mode= source= interface= retry= 4/ipv4 6/ipv6 v/verbose dry-run check= all-addresses every= q/quiet json color= c/config= h/help V/version
 end
 
 function __fish_knockr_needs_command
@@ -25,31 +25,32 @@ function __fish_knockr_using_subcommand
 end
 
 complete -c knockr -n "__fish_knockr_needs_command" -s p -l port -d 'Knock PORT[:tcp|udp] or SIZE:icmp (repeatable, or a comma list); targets become hosts' -r
-complete -c knockr -n "__fish_knockr_needs_command" -s d -l delay -d 'Pause between knocks on one host, e.g. 200ms or 1s (bare number: ms) [default: 200ms]' -r
-complete -c knockr -n "__fish_knockr_needs_command" -s t -l timeout -d 'How long to wait for an answer to each knock [default: 200ms]' -r
-complete -c knockr -n "__fish_knockr_needs_command" -s n -l network -d 'Protocol for -p ports given without one' -r -f -a "tcp\t'A TCP SYN (a connection attempt)'
+complete -c knockr -n "__fish_knockr_needs_command" -s d -l delay -d 'Pause between knocks on one host, 0s to 1m, e.g. 200ms or 1s (bare number: ms) [default: 200ms]' -r
+complete -c knockr -n "__fish_knockr_needs_command" -s t -l timeout -d 'How long to wait for an answer to each knock, 0s to 1m [default: 200ms]' -r
+complete -c knockr -n "__fish_knockr_needs_command" -s n -l network -d 'Protocol for ports given without one' -r -f -a "tcp\t'A TCP SYN (a connection attempt)'
 udp\t'One UDP datagram'"
-complete -c knockr -n "__fish_knockr_needs_command" -l check -d 'After the last knock, check that this TCP port accepts connections' -r
 complete -c knockr -n "__fish_knockr_needs_command" -l mode -d 'How TCP knocks are sent: a bare SYN, or a full connect (for networks whose proxies swallow bare SYNs) [default: syn]' -r -f -a "syn\t'One SYN; the socket is abandoned before the kernel would retransmit it'
 connect\t'A full connect (the kernel may retransmit), for networks whose proxies swallow bare SYNs'"
-complete -c knockr -n "__fish_knockr_needs_command" -l source -d 'Send the knocks from this local address (multi-homed machines, VPNs)' -r
-complete -c knockr -n "__fish_knockr_needs_command" -l interface -d 'Send the knocks through this network interface (SO_BINDTODEVICE)' -r
-complete -c knockr -n "__fish_knockr_needs_command" -l every -d 'Knock again every DURATION until stopped (SIGINT/SIGTERM), and at once when this machine\'s source address towards the targets changes' -r
-complete -c knockr -n "__fish_knockr_needs_command" -l retry -d 'When the check finds the port closed, knock again, up to N more times (waiting 1s, 2s, 4s, ... up to 8s between rounds)' -r
+complete -c knockr -n "__fish_knockr_needs_command" -l source -d 'Send the knocks and the check from this address of this machine (multi-homed machines, VPNs)' -r
+complete -c knockr -n "__fish_knockr_needs_command" -l interface -d 'Send the knocks and the check through this interface of this machine (SO_BINDTODEVICE)' -r
+complete -c knockr -n "__fish_knockr_needs_command" -l retry -d 'When the check finds the port closed, knock again, up to N (at most 10) more times (waiting 1s, 2s, 4s, ... up to 8s between rounds)' -r
+complete -c knockr -n "__fish_knockr_needs_command" -l check -d 'After the last knock, check that this TCP port accepts connections' -r
+complete -c knockr -n "__fish_knockr_needs_command" -l every -d 'Knock again every DURATION (1s to 24h) until stopped (SIGINT/SIGTERM stop it at once, even mid-round), and at once when this machine\'s source address towards the targets changes' -r
 complete -c knockr -n "__fish_knockr_needs_command" -l color -d 'Colour in the summary: auto (on a terminal, unless NO_COLOR is set), always, never' -r -f -a "auto\t''
 always\t''
 never\t''"
 complete -c knockr -n "__fish_knockr_needs_command" -s c -l config -d 'Profiles file [default: ~/.config/knockr/profiles.toml]' -r -F
-complete -c knockr -n "__fish_knockr_needs_command" -l all-addresses -d 'Knock every address of each host, not only the one ssh would use'
-complete -c knockr -n "__fish_knockr_needs_command" -s 4 -d 'Use IPv4 addresses only'
-complete -c knockr -n "__fish_knockr_needs_command" -s 6 -d 'Use IPv6 addresses only'
+complete -c knockr -n "__fish_knockr_needs_command" -s u -l udp -d 'Ports given without a protocol are UDP (the C knock\'s -u; as -n udp)'
+complete -c knockr -n "__fish_knockr_needs_command" -s 4 -l ipv4 -d 'Use IPv4 addresses only'
+complete -c knockr -n "__fish_knockr_needs_command" -s 6 -l ipv6 -d 'Use IPv6 addresses only'
 complete -c knockr -n "__fish_knockr_needs_command" -s v -l verbose -d 'Print each knock as it is sent, on stderr'
-complete -c knockr -n "__fish_knockr_needs_command" -s q -l quiet -d 'Print nothing but errors; the exit status tells the result'
+complete -c knockr -n "__fish_knockr_needs_command" -l dry-run -d 'Resolve and show what would be sent, but send nothing (and connect nothing)'
+complete -c knockr -n "__fish_knockr_needs_command" -l all-addresses -d 'Knock every address of each host, not only the one ssh would use'
+complete -c knockr -n "__fish_knockr_needs_command" -s q -s s -l quiet -d 'Print nothing but errors; the exit status tells the result (-s as the Go knockr\'s silent flag)'
 complete -c knockr -n "__fish_knockr_needs_command" -l json -d 'Print the results as one JSON document on stdout'
-complete -c knockr -n "__fish_knockr_needs_command" -l dry-run -d 'Resolve and show what would be sent, but send nothing'
 complete -c knockr -n "__fish_knockr_needs_command" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c knockr -n "__fish_knockr_needs_command" -s V -l version -d 'Print version'
-complete -c knockr -n "__fish_knockr_needs_command" -a "connect" -d 'Knock a profile, wait until PORT answers, then relay stdin/stdout to it (for ssh: ProxyCommand knockr connect %n)'
+complete -c knockr -n "__fish_knockr_needs_command" -a "connect" -d 'Knock a profile (or with -p a host), wait until PORT answers, then relay stdin/stdout to it (for ssh: ProxyCommand knockr connect %n)'
 complete -c knockr -n "__fish_knockr_needs_command" -a "list" -d 'List the profiles in the profiles file, one a line'
 complete -c knockr -n "__fish_knockr_needs_command" -a "completions" -d 'Print a shell completion script'
 complete -c knockr -n "__fish_knockr_needs_command" -a "man" -d 'Print the man page (roff)'
@@ -57,8 +58,23 @@ complete -c knockr -n "__fish_knockr_needs_command" -a "knockd" -d 'Run the knoc
 complete -c knockr -n "__fish_knockr_needs_command" -a "secret" -d 'Shared secrets for time-based knock sequences (docs/otp-sequences.md)'
 complete -c knockr -n "__fish_knockr_needs_command" -a "routeros" -d 'MikroTik RouterOS helpers'
 complete -c knockr -n "__fish_knockr_needs_command" -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c knockr -n "__fish_knockr_using_subcommand connect" -s p -l port -d 'Knock PORT[:tcp|udp] or SIZE:icmp (repeatable, or a comma list); targets become hosts' -r
+complete -c knockr -n "__fish_knockr_using_subcommand connect" -s d -l delay -d 'Pause between knocks on one host, 0s to 1m, e.g. 200ms or 1s (bare number: ms) [default: 200ms]' -r
+complete -c knockr -n "__fish_knockr_using_subcommand connect" -s t -l timeout -d 'How long to wait for an answer to each knock, 0s to 1m [default: 200ms]' -r
+complete -c knockr -n "__fish_knockr_using_subcommand connect" -s n -l network -d 'Protocol for ports given without one' -r -f -a "tcp\t'A TCP SYN (a connection attempt)'
+udp\t'One UDP datagram'"
+complete -c knockr -n "__fish_knockr_using_subcommand connect" -l mode -d 'How TCP knocks are sent: a bare SYN, or a full connect (for networks whose proxies swallow bare SYNs) [default: syn]' -r -f -a "syn\t'One SYN; the socket is abandoned before the kernel would retransmit it'
+connect\t'A full connect (the kernel may retransmit), for networks whose proxies swallow bare SYNs'"
+complete -c knockr -n "__fish_knockr_using_subcommand connect" -l source -d 'Send the knocks and the check from this address of this machine (multi-homed machines, VPNs)' -r
+complete -c knockr -n "__fish_knockr_using_subcommand connect" -l interface -d 'Send the knocks and the check through this interface of this machine (SO_BINDTODEVICE)' -r
+complete -c knockr -n "__fish_knockr_using_subcommand connect" -l retry -d 'When the check finds the port closed, knock again, up to N (at most 10) more times (waiting 1s, 2s, 4s, ... up to 8s between rounds)' -r
 complete -c knockr -n "__fish_knockr_using_subcommand connect" -s c -l config -d 'Profiles file [default: $KNOCKR_CONFIG, else ~/.config/knockr/profiles.toml]' -r -F
-complete -c knockr -n "__fish_knockr_using_subcommand connect" -s h -l help -d 'Print help'
+complete -c knockr -n "__fish_knockr_using_subcommand connect" -s u -l udp -d 'Ports given without a protocol are UDP (the C knock\'s -u; as -n udp)'
+complete -c knockr -n "__fish_knockr_using_subcommand connect" -s 4 -l ipv4 -d 'Use IPv4 addresses only'
+complete -c knockr -n "__fish_knockr_using_subcommand connect" -s 6 -l ipv6 -d 'Use IPv6 addresses only'
+complete -c knockr -n "__fish_knockr_using_subcommand connect" -s v -l verbose -d 'Print each knock as it is sent, on stderr'
+complete -c knockr -n "__fish_knockr_using_subcommand connect" -l dry-run -d 'Resolve and show what would be sent, but send nothing (and connect nothing)'
+complete -c knockr -n "__fish_knockr_using_subcommand connect" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c knockr -n "__fish_knockr_using_subcommand list" -s c -l config -d 'Profiles file [default: $KNOCKR_CONFIG, else ~/.config/knockr/profiles.toml]' -r -F
 complete -c knockr -n "__fish_knockr_using_subcommand list" -s h -l help -d 'Print help'
 complete -c knockr -n "__fish_knockr_using_subcommand completions" -s c -l config -d 'Profiles file [default: ~/.config/knockr/profiles.toml]' -r -F
@@ -103,7 +119,7 @@ complete -c knockr -n "__fish_knockr_using_subcommand routeros; and __fish_seen_
 complete -c knockr -n "__fish_knockr_using_subcommand routeros; and __fish_seen_subcommand_from help" -f -a "rules" -d 'Print a RouterOS script that makes the router detect a knock sequence by itself (staged address lists), opening ports to whoever completes it'
 complete -c knockr -n "__fish_knockr_using_subcommand routeros; and __fish_seen_subcommand_from help" -f -a "check" -d 'Check that knockd can use each router of each [door.routeros]: reachable, its certificate, credentials, and the list readable and writable (exit 0 when every router is ready, 1 otherwise)'
 complete -c knockr -n "__fish_knockr_using_subcommand routeros; and __fish_seen_subcommand_from help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
-complete -c knockr -n "__fish_knockr_using_subcommand help; and not __fish_seen_subcommand_from connect list completions man knockd secret routeros help" -f -a "connect" -d 'Knock a profile, wait until PORT answers, then relay stdin/stdout to it (for ssh: ProxyCommand knockr connect %n)'
+complete -c knockr -n "__fish_knockr_using_subcommand help; and not __fish_seen_subcommand_from connect list completions man knockd secret routeros help" -f -a "connect" -d 'Knock a profile (or with -p a host), wait until PORT answers, then relay stdin/stdout to it (for ssh: ProxyCommand knockr connect %n)'
 complete -c knockr -n "__fish_knockr_using_subcommand help; and not __fish_seen_subcommand_from connect list completions man knockd secret routeros help" -f -a "list" -d 'List the profiles in the profiles file, one a line'
 complete -c knockr -n "__fish_knockr_using_subcommand help; and not __fish_seen_subcommand_from connect list completions man knockd secret routeros help" -f -a "completions" -d 'Print a shell completion script'
 complete -c knockr -n "__fish_knockr_using_subcommand help; and not __fish_seen_subcommand_from connect list completions man knockd secret routeros help" -f -a "man" -d 'Print the man page (roff)'

@@ -161,7 +161,7 @@ SEQUENCE = {
     "bounds": b"\x0165535,1",
 }
 
-# First byte: 0 duration, 1 UDP payload, 2 OTP secret, 3 TCP flags.
+# First byte: 0 duration, 1 UDP payload, 2 OTP secret, 3 TCP flags, 4 host word.
 VALUES = {
     "duration-ms": b"\x00250ms",
     "duration-fraction": b"\x001.5s",
@@ -174,6 +174,11 @@ VALUES = {
     "secret-hex": b"\x02hex:000102030405060708090a0b0c0d0e0f10",
     "flags": b"\x03syn,!ack",
     "flags-pipe": b"\x03FIN | psh|!urg",
+    "host-inet-aton": b"\x04127.1",
+    "host-zone": b"\x04fe80::1%eth0",
+    "host-brackets": b"\x04[2001:db8::1]",
+    "host-name": b"\x04gw.example.net.",
+    "host-and-port": b"\x04gw:22",
 }
 
 

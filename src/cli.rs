@@ -1,5 +1,8 @@
 //! Command-line definitions only. The doc comments here are the `--help` text;
-//! `client::plan` takes what `KnockArgs::request` gives, so nothing else sees clap.
+//! `client::plan` takes what `KnockArgs::request` and `ConnectArgs::request`
+//! give, so nothing else sees clap. Every flag is honoured where it is
+//! written or refused: one written before a subcommand is a usage error
+//! ([`Cli::try_parse_args_from`]).
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -13,10 +16,16 @@ Examples:
   knockr home-router office-router           knock every host of two profiles, concurrently
   knockr -p 7000 -p 8000:udp -p 9000 -d 200ms gw.example.net
                                              ad-hoc: no profile, ports on the command line
+  knockr gw.example.net 7000 8000:udp 9000   the same, as the C knock writes it
+  knockr gw.example.net 7000,8000,9000       the same, as the Go knockr writes it
   knockr --check 22 --json office-router     knock, verify port 22 opened, report as JSON
   knockr --dry-run home-router               show what would be sent, send nothing
+  knockr connect home-router 22              knock, then relay stdin/stdout to port 22 (ssh)
   knockr list                                the profiles in the profiles file
   knockr completions zsh > _knockr           shell completion script
+
+Limits: -d and -t 0s to 1m, --every 1s to 24h, --retry 0 to 10; in the profiles
+file delay and timeout 0s to 1m, check_timeout 1ms to 5m.
 
 Exit status:
   0  every target was knocked and every requested check found its port open
@@ -50,80 +59,106 @@ pub struct Cli {
     pub config: Option<PathBuf>,
 }
 
+impl Cli {
+    /// Parses the process's arguments as clap's `parse` does (exiting 2 on
+    /// a usage error), see [`Cli::try_parse_args_from`].
+    pub fn parse_args() -> Cli {
+        Cli::try_parse_args_from(std::env::args_os()).unwrap_or_else(|err| err.exit())
+    }
+
+    /// Parses `args`, and refuses a knocking flag written before a
+    /// subcommand (`knockr --dry-run connect ...`): the subcommand would
+    /// never see it, so it would be silently ignored. The error names the
+    /// flag and where it goes.
+    pub fn try_parse_args_from<I, T>(args: I) -> Result<Cli, clap::Error>
+    where
+        I: IntoIterator<Item = T>,
+        T: Into<std::ffi::OsString> + Clone,
+    {
+        use clap::{CommandFactory as _, FromArgMatches as _};
+        let mut command = Cli::command();
+        let matches = command.try_get_matches_from_mut(args)?;
+        if let Some(message) = flag_before_subcommand(&command, &matches) {
+            return Err(command.error(clap::error::ErrorKind::ArgumentConflict, message));
+        }
+        Cli::from_arg_matches(&matches)
+    }
+}
+
+/// The sentence about the first knocking flag given before a subcommand,
+/// if one was: where it goes, or that the subcommand does not take it.
+fn flag_before_subcommand(command: &clap::Command, matches: &clap::ArgMatches) -> Option<String> {
+    let (mut path, mut leaf, mut sub) = (Vec::new(), command, matches.subcommand()?);
+    loop {
+        let (name, sub_matches) = sub;
+        path.push(name);
+        leaf = leaf.find_subcommand(name)?;
+        match sub_matches.subcommand() {
+            Some(next) => sub = next,
+            None => break,
+        }
+    }
+    let given = command.get_arguments().find(|arg| {
+        let id = arg.get_id().as_str();
+        // -c is global: every subcommand takes it, wherever it is written.
+        !arg.is_global_set()
+            && matches.value_source(id) == Some(clap::parser::ValueSource::CommandLine)
+    })?;
+    let (short, long) = (given.get_short(), given.get_long());
+    let flag = match (short, long) {
+        (Some(short), Some(long)) => format!("-{short}/--{long}"),
+        (None, Some(long)) => format!("--{long}"),
+        (Some(short), None) => format!("-{short}"),
+        (None, None) => given.get_id().to_string(),
+    };
+    let path = path.join(" ");
+    let taken = leaf.get_arguments().any(|arg| {
+        (long.is_some() && arg.get_long() == long) || (short.is_some() && arg.get_short() == short)
+    });
+    Some(if taken {
+        let written = long.map_or_else(|| flag.clone(), |l| format!("--{l}"));
+        format!(
+            "{flag} is written before `{path}`: a subcommand's flags go after its name, e.g. \
+             knockr {path} {written} ..."
+        )
+    } else {
+        format!(
+            "{flag} is a flag of knocking (knockr [FLAGS] TARGET...), which `knockr {path}` does not take: \
+             see knockr {path} --help"
+        )
+    })
+}
+
 /// What to knock and how; flags override the profiles' settings.
 #[derive(Debug, Args, Default)]
 pub struct KnockArgs {
-    /// Profiles to knock; with -p/--port, host names or IP addresses instead
+    /// Profiles to knock; or a host then its knocks, as the C knock and the
+    /// Go knockr write them (HOST 7000 8000:udp, HOST 7000,8000); with
+    /// -p/--port, host names or IP addresses
     #[arg(value_name = "TARGET")]
     #[cfg_attr(feature = "dynamic-completion", arg(add = profile_candidates()))]
     pub targets: Vec<String>,
 
-    /// Knock PORT[:tcp|udp] or SIZE:icmp (repeatable, or a comma list); targets become hosts
-    #[arg(
-        short = 'p',
-        long = "port",
-        value_name = "PORT[:PROTO]",
-        value_delimiter = ','
-    )]
-    pub ports: Vec<String>,
-
-    /// Pause between knocks on one host, e.g. 200ms or 1s (bare number: ms) [default: 200ms]
-    #[arg(short = 'd', long, value_name = "DURATION", value_parser = crate::core::units::parse_duration)]
-    pub delay: Option<Duration>,
-
-    /// How long to wait for an answer to each knock [default: 200ms]
-    #[arg(short = 't', long, value_name = "DURATION", value_parser = crate::core::units::parse_duration)]
-    pub timeout: Option<Duration>,
-
-    /// Protocol for -p ports given without one
-    #[arg(short = 'n', long, value_name = "PROTO", default_value = "tcp")]
-    pub network: NetworkArg,
+    #[command(flatten)]
+    pub how: HowArgs,
 
     /// After the last knock, check that this TCP port accepts connections
     #[arg(long, value_name = "PORT", value_parser = parse_port_arg)]
     pub check: Option<u16>,
 
-    /// How TCP knocks are sent: a bare SYN, or a full connect (for networks
-    /// whose proxies swallow bare SYNs) [default: syn]
-    #[arg(long, value_name = "MODE")]
-    pub mode: Option<ModeArg>,
-
     /// Knock every address of each host, not only the one ssh would use
     #[arg(long)]
     pub all_addresses: bool,
 
-    /// Send the knocks from this local address (multi-homed machines, VPNs)
-    #[arg(long, value_name = "ADDR")]
-    pub source: Option<std::net::IpAddr>,
-
-    /// Send the knocks through this network interface (SO_BINDTODEVICE)
-    #[arg(long, value_name = "IFACE")]
-    pub interface: Option<String>,
-
-    /// Knock again every DURATION until stopped (SIGINT/SIGTERM), and at once
-    /// when this machine's source address towards the targets changes
-    #[arg(long, value_name = "DURATION", value_parser = crate::core::units::parse_duration, conflicts_with = "dry_run")]
+    /// Knock again every DURATION (1s to 24h) until stopped (SIGINT/SIGTERM
+    /// stop it at once, even mid-round), and at once when this machine's
+    /// source address towards the targets changes
+    #[arg(long, value_name = "DURATION", value_parser = parse_every, conflicts_with = "dry_run")]
     pub every: Option<Duration>,
 
-    /// When the check finds the port closed, knock again, up to N more times
-    /// (waiting 1s, 2s, 4s, ... up to 8s between rounds)
-    #[arg(long, value_name = "N", default_value_t = 0)]
-    pub retry: u32,
-
-    /// Use IPv4 addresses only
-    #[arg(short = '4', conflicts_with = "ipv6")]
-    pub ipv4: bool,
-
-    /// Use IPv6 addresses only
-    #[arg(short = '6')]
-    pub ipv6: bool,
-
-    /// Print each knock as it is sent, on stderr
-    #[arg(short, long, conflicts_with = "quiet")]
-    pub verbose: bool,
-
-    /// Print nothing but errors; the exit status tells the result
-    #[arg(short, long)]
+    /// Print nothing but errors; the exit status tells the result (-s as
+    /// the Go knockr's silent flag)
+    #[arg(short, long, visible_short_alias = 's', conflicts_with = "verbose")]
     pub quiet: bool,
 
     /// Print the results as one JSON document on stdout
@@ -133,27 +168,77 @@ pub struct KnockArgs {
     /// Colour in the summary: auto (on a terminal, unless NO_COLOR is set), always, never
     #[arg(long, value_name = "WHEN", default_value = "auto")]
     pub color: ColorWhen,
+}
 
-    /// Resolve and show what would be sent, but send nothing
+/// How each host is knocked: the flags knocking and `connect` share.
+#[derive(Debug, Args, Default)]
+pub struct HowArgs {
+    /// Knock PORT[:tcp|udp] or SIZE:icmp (repeatable, or a comma list); targets become hosts
+    #[arg(
+        short = 'p',
+        long = "port",
+        value_name = "PORT[:PROTO]",
+        value_delimiter = ','
+    )]
+    pub ports: Vec<String>,
+
+    /// Pause between knocks on one host, 0s to 1m, e.g. 200ms or 1s (bare number: ms) [default: 200ms]
+    #[arg(short = 'd', long, value_name = "DURATION", value_parser = parse_delay)]
+    pub delay: Option<Duration>,
+
+    /// How long to wait for an answer to each knock, 0s to 1m [default: 200ms]
+    #[arg(short = 't', long, value_name = "DURATION", value_parser = parse_timeout)]
+    pub timeout: Option<Duration>,
+
+    /// Protocol for ports given without one
+    #[arg(short = 'n', long, value_name = "PROTO", default_value = "tcp")]
+    pub network: NetworkArg,
+
+    /// Ports given without a protocol are UDP (the C knock's -u; as -n udp)
+    #[arg(short = 'u', long, conflicts_with = "network")]
+    pub udp: bool,
+
+    /// How TCP knocks are sent: a bare SYN, or a full connect (for networks
+    /// whose proxies swallow bare SYNs) [default: syn]
+    #[arg(long, value_name = "MODE")]
+    pub mode: Option<ModeArg>,
+
+    /// Send the knocks and the check from this address of this machine
+    /// (multi-homed machines, VPNs)
+    #[arg(long, value_name = "ADDR")]
+    pub source: Option<std::net::IpAddr>,
+
+    /// Send the knocks and the check through this interface of this machine (SO_BINDTODEVICE)
+    #[arg(long, value_name = "IFACE")]
+    pub interface: Option<String>,
+
+    /// When the check finds the port closed, knock again, up to N (at most
+    /// 10) more times (waiting 1s, 2s, 4s, ... up to 8s between rounds)
+    #[arg(long, value_name = "N", default_value_t = 0, value_parser = parse_retry)]
+    pub retry: u32,
+
+    /// Use IPv4 addresses only
+    #[arg(short = '4', long = "ipv4", conflicts_with = "ipv6")]
+    pub ipv4: bool,
+
+    /// Use IPv6 addresses only
+    #[arg(short = '6', long = "ipv6")]
+    pub ipv6: bool,
+
+    /// Print each knock as it is sent, on stderr
+    #[arg(short, long)]
+    pub verbose: bool,
+
+    /// Resolve and show what would be sent, but send nothing (and connect nothing)
     #[arg(long)]
     pub dry_run: bool,
 }
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
-    /// Knock a profile, wait until PORT answers, then relay stdin/stdout to it
-    /// (for ssh: ProxyCommand knockr connect %n)
-    Connect {
-        /// The profile to knock; its first host is connected to
-        #[arg(value_name = "PROFILE")]
-        profile: String,
-        /// The port to connect to [default: the profile's `check` port]
-        #[arg(value_name = "PORT", value_parser = parse_port_arg)]
-        port: Option<u16>,
-        /// Profiles file [default: $KNOCKR_CONFIG, else ~/.config/knockr/profiles.toml]
-        #[arg(short = 'c', long, value_name = "FILE")]
-        config: Option<PathBuf>,
-    },
+    /// Knock a profile (or with -p a host), wait until PORT answers, then
+    /// relay stdin/stdout to it (for ssh: ProxyCommand knockr connect %n)
+    Connect(ConnectArgs),
     /// List the profiles in the profiles file, one a line
     List {
         /// Profiles file [default: $KNOCKR_CONFIG, else ~/.config/knockr/profiles.toml]
@@ -180,6 +265,28 @@ pub enum Command {
         #[command(subcommand)]
         command: RouterosCommand,
     },
+}
+
+/// `knockr connect`.
+#[derive(Debug, Args)]
+#[command(
+    after_help = "Examples:\n  knockr connect home-router 22\n  knockr connect -p 7000,8000:udp -4 gw.example.net 22\n  ssh -o ProxyCommand='knockr connect %n %p' home-router"
+)]
+pub struct ConnectArgs {
+    /// The profile to knock, whose first host is connected to; with -p, a host name or address
+    #[arg(value_name = "TARGET")]
+    pub target: String,
+
+    /// The port to connect to [default: the profile's `check` port]
+    #[arg(value_name = "PORT", value_parser = parse_port_arg)]
+    pub port: Option<u16>,
+
+    #[command(flatten)]
+    pub how: HowArgs,
+
+    /// Profiles file [default: $KNOCKR_CONFIG, else ~/.config/knockr/profiles.toml]
+    #[arg(short = 'c', long, value_name = "FILE")]
+    pub config: Option<PathBuf>,
 }
 
 #[derive(Debug, Subcommand)]
@@ -381,22 +488,9 @@ impl KnockArgs {
     /// The knock as the client's planner takes it.
     pub(crate) fn request(&self) -> crate::client::plan::Request {
         crate::client::plan::Request {
-            targets: self.targets.clone(),
-            ports: self.ports.clone(),
-            network: self.network.into(),
-            delay: self.delay,
-            timeout: self.timeout,
             check: self.check,
-            mode: self.mode.map(Mode::from),
-            ipv4: self.ipv4,
-            ipv6: self.ipv6,
-            source: self.source,
-            interface: self.interface.clone(),
             all_addresses: self.all_addresses,
-            retry: self.retry,
             every: self.every,
-            dry_run: self.dry_run,
-            verbose: self.verbose,
             quiet: self.quiet,
             json: self.json,
             color: match self.color {
@@ -404,6 +498,41 @@ impl KnockArgs {
                 ColorWhen::Always => Some(true),
                 ColorWhen::Never => Some(false),
             },
+            ..self.how.request(&self.targets)
+        }
+    }
+}
+
+impl ConnectArgs {
+    /// The knock before the connection, as the client's planner takes it;
+    /// the port is [`ConnectArgs::port`], which `client::connect` makes the check.
+    pub(crate) fn request(&self) -> crate::client::plan::Request {
+        self.how.request(std::slice::from_ref(&self.target))
+    }
+}
+
+impl HowArgs {
+    /// A request to knock `targets` as these flags say, nothing else asked.
+    fn request(&self, targets: &[String]) -> crate::client::plan::Request {
+        crate::client::plan::Request {
+            targets: targets.to_vec(),
+            ports: self.ports.clone(),
+            network: if self.udp {
+                Proto::Udp
+            } else {
+                self.network.into()
+            },
+            delay: self.delay,
+            timeout: self.timeout,
+            mode: self.mode.map(Mode::from),
+            ipv4: self.ipv4,
+            ipv6: self.ipv6,
+            source: self.source,
+            interface: self.interface.clone(),
+            retry: self.retry,
+            dry_run: self.dry_run,
+            verbose: self.verbose,
+            ..crate::client::plan::Request::default()
         }
     }
 }
@@ -431,6 +560,43 @@ fn parse_port_arg(text: &str) -> Result<u16, String> {
     crate::core::knock::parse_port(text).map_err(|err| err.to_string())
 }
 
+/// `-d`: the profiles' `delay`, with its bounds.
+fn parse_delay(text: &str) -> Result<Duration, String> {
+    crate::config::profiles::DELAY.read_flag(text)
+}
+
+/// `-t`: the profiles' `timeout`, with its bounds.
+fn parse_timeout(text: &str) -> Result<Duration, String> {
+    crate::config::profiles::TIMEOUT.read_flag(text)
+}
+
+/// `--every`: at least a second (`--every 1ms` knocked 860 rounds in two
+/// seconds), at most a day (more is a typo: the door would stay shut).
+const EVERY: crate::config::value::DurationKey = crate::config::value::DurationKey {
+    name: "--every",
+    range: Duration::from_secs(1)..=Duration::from_secs(24 * 60 * 60),
+    whole_seconds: false,
+    expected: "a duration from 1s to 24h, e.g. 5m",
+};
+
+fn parse_every(text: &str) -> Result<Duration, String> {
+    EVERY.read_flag(text)
+}
+
+/// The most rounds `--retry` adds: ten rounds, 8 s apart at most, already
+/// keep a cron job waiting over a minute for a door that stays shut.
+const MAX_RETRY: u32 = 10;
+
+fn parse_retry(text: &str) -> Result<u32, String> {
+    match text.trim().parse::<u32>() {
+        Ok(n) if n <= MAX_RETRY => Ok(n),
+        _ => Err(format!(
+            "{} is not usable: expected a number of rounds from 0 to {MAX_RETRY}",
+            text.trim()
+        )),
+    }
+}
+
 /// Profile names for dynamic completion, from `$KNOCKR_CONFIG` or the default
 /// file; any error just means no candidates.
 #[cfg(feature = "dynamic-completion")]
@@ -454,5 +620,185 @@ mod tests {
     #[test]
     fn clap_definitions_are_consistent() {
         Cli::command().debug_assert();
+    }
+
+    /// A value each knocking flag takes, so it can be written before a
+    /// subcommand; a new flag without one fails here, so it is thought about.
+    fn sample_value(id: &str) -> Option<&'static str> {
+        Some(match id {
+            "ports" | "check" => "7000",
+            "delay" | "timeout" => "1s",
+            "every" => "1m",
+            "network" => "udp",
+            "mode" => "connect",
+            "source" => "127.0.0.1",
+            "interface" => "lo",
+            "retry" => "1",
+            "color" => "never",
+            "udp" | "all_addresses" | "quiet" | "json" | "ipv4" | "ipv6" | "verbose"
+            | "dry_run" => return None,
+            other => panic!("no sample value for --{other}: add one"),
+        })
+    }
+
+    /// Reproduced: `knockr --dry-run connect home-router 22` sent the knocks
+    /// and connected; `--source`, `-v`, `-p` before `connect` were ignored.
+    #[test]
+    fn regression_every_knocking_flag_before_a_subcommand_was_silently_ignored() {
+        let command = Cli::command();
+        let subcommands: [&[&str]; 7] = [
+            &["connect", "home", "22"],
+            &["list"],
+            &["man"],
+            &["completions", "bash"],
+            &["secret", "new"],
+            &["routeros", "rules", "--sequence", "1", "--protect", "22"],
+            &["knockd"],
+        ];
+        let mut refused = 0;
+        for arg in command.get_arguments() {
+            let id = arg.get_id().as_str();
+            if arg.is_global_set() || arg.is_positional() || ["help", "version"].contains(&id) {
+                continue;
+            }
+            let flag = match arg.get_long() {
+                Some(long) => format!("--{long}"),
+                None => format!("-{}", arg.get_short().unwrap()),
+            };
+            for subcommand in subcommands {
+                if subcommand[0] == "knockd" && !cfg!(feature = "server") {
+                    continue;
+                }
+                let mut words = vec!["knockr".to_string(), flag.clone()];
+                words.extend(sample_value(id).map(String::from));
+                words.extend(subcommand.iter().map(|w| w.to_string()));
+                let err = Cli::try_parse_args_from(&words).expect_err(&words.join(" "));
+                assert_eq!(
+                    err.kind(),
+                    clap::error::ErrorKind::ArgumentConflict,
+                    "{words:?}"
+                );
+                let message = err.to_string();
+                assert!(
+                    message.contains(&format!("--{}", arg.get_long().unwrap_or("")))
+                        || message.contains(&flag),
+                    "{message}"
+                );
+                refused += 1;
+            }
+        }
+        assert!(refused > 100, "only {refused} cases");
+        // The same flags after `connect` are its own.
+        let cli = Cli::try_parse_args_from([
+            "knockr",
+            "connect",
+            "--dry-run",
+            "-v",
+            "-4",
+            "-p",
+            "7000,8000:udp",
+            "--source",
+            "127.0.0.1",
+            "--interface",
+            "lo",
+            "-u",
+            "gw",
+            "22",
+        ])
+        .unwrap();
+        let Some(Command::Connect(args)) = cli.command else {
+            panic!("{:?}", cli.command)
+        };
+        let request = args.request();
+        assert!(request.dry_run && request.verbose && request.ipv4);
+        assert_eq!(request.ports, ["7000", "8000:udp"]);
+        assert_eq!(request.network, Proto::Udp);
+        assert_eq!(request.targets, ["gw"]);
+        assert_eq!(request.source, Some("127.0.0.1".parse().unwrap()));
+        assert_eq!(request.interface.as_deref(), Some("lo"));
+        assert_eq!(args.port, Some(22));
+        // -c is everyone's, before or after.
+        assert!(Cli::try_parse_args_from(["knockr", "-c", "p.toml", "list"]).is_ok());
+        let message = Cli::try_parse_args_from(["knockr", "--dry-run", "connect", "home", "22"])
+            .unwrap_err()
+            .to_string();
+        assert!(
+            message.starts_with(
+                "error: --dry-run is written before `connect`: a subcommand's flags go after \
+                 its name, e.g. knockr connect --dry-run ..."
+            ),
+            "{message}"
+        );
+        let message = Cli::try_parse_args_from(["knockr", "--json", "list"])
+            .unwrap_err()
+            .to_string();
+        assert!(
+            message.starts_with(
+                "error: --json is a flag of knocking (knockr [FLAGS] TARGET...), which `knockr \
+                 list` does not take"
+            ),
+            "{message}"
+        );
+    }
+
+    #[test]
+    fn the_old_tools_short_flags_mean_what_they_meant_there() {
+        let request = |words: &[&str]| {
+            let mut all = vec!["knockr"];
+            all.extend(words);
+            Cli::try_parse_args_from(all).unwrap().knock.request()
+        };
+        // The C knock: -u, -d in milliseconds, -4/-6 (and --ipv4/--ipv6), -v.
+        let c = request(&["-u", "-d", "50", "--ipv4", "-v", "gw", "7000"]);
+        assert_eq!(c.network, Proto::Udp);
+        assert_eq!(c.delay, Some(Duration::from_millis(50)));
+        assert!(c.ipv4 && c.verbose);
+        // The Go knockr: -s is silent, -n the protocol, -t the timeout.
+        let go = request(&["-s", "-n", "udp", "-t", "1s", "gw", "7000,8000"]);
+        assert!(go.quiet);
+        assert_eq!(go.network, Proto::Udp);
+        assert_eq!(go.timeout, Some(Duration::from_secs(1)));
+        assert!(Cli::try_parse_args_from(["knockr", "-u", "-n", "tcp", "gw", "1"]).is_err());
+    }
+
+    #[test]
+    fn durations_and_rounds_outside_their_bounds_are_usage_errors() {
+        let refused = |words: &[&str]| {
+            let mut all = vec!["knockr"];
+            all.extend(words);
+            all.extend(["-p", "1", "gw"]);
+            let err = Cli::try_parse_args_from(all).unwrap_err();
+            assert_eq!(
+                err.kind(),
+                clap::error::ErrorKind::ValueValidation,
+                "{words:?}"
+            );
+            err.to_string()
+        };
+        assert!(
+            refused(&["-d", "200h"])
+                .contains("200h is not usable: expected a duration from 0s to 1m")
+        );
+        assert!(refused(&["-t", "61s"]).contains("61s is not usable"));
+        assert!(
+            refused(&["--every", "1ms"])
+                .contains("1ms is not usable: expected a duration from 1s to 24h")
+        );
+        assert!(refused(&["--every", "25h"]).contains("25h is not usable"));
+        assert!(
+            refused(&["--retry", "11"])
+                .contains("11 is not usable: expected a number of rounds from 0 to 10")
+        );
+        for ok in [
+            ["-d", "1m"],
+            ["-d", "0"],
+            ["--every", "1s"],
+            ["--retry", "10"],
+        ] {
+            let mut all = vec!["knockr"];
+            all.extend(ok);
+            all.extend(["-p", "1", "gw"]);
+            assert!(Cli::try_parse_args_from(all).is_ok(), "{ok:?}");
+        }
     }
 }

@@ -2,7 +2,6 @@
 
 use std::process::ExitCode as ProcessExitCode;
 
-use clap::Parser;
 use knockr::cli::Cli;
 use knockr::exit_codes::ExitCode;
 
@@ -10,8 +9,9 @@ fn main() -> ProcessExitCode {
     #[cfg(feature = "dynamic-completion")]
     clap_complete::CompleteEnv::with_factory(<Cli as clap::CommandFactory>::command).complete();
 
-    // clap exits 2 on usage errors and 0 for --help and --version.
-    let cli = Cli::parse();
+    // clap exits 2 on usage errors (a knocking flag before a subcommand
+    // too) and 0 for --help and --version.
+    let cli = Cli::parse_args();
     match knockr::app::run(cli) {
         Ok(code) => code.into(),
         Err(err) => {

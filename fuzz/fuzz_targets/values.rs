@@ -1,9 +1,11 @@
 //! The small value parsers users write by hand: durations, UDP payloads,
-//! OTP secrets and TCP flag rules. The first byte picks the parser; the rest
-//! is the text. What parses must keep the promises its callers rely on.
+//! OTP secrets, TCP flag rules and host words. The first byte picks the
+//! parser; the rest is the text. What parses must keep the promises its
+//! callers rely on.
 
 #![no_main]
 
+use knockr::core::host;
 use knockr::core::matcher::FlagRule;
 use knockr::core::otp::parse_secret;
 use knockr::core::units::{Rule, format_duration, parse, parse_duration, parse_payload};
@@ -16,7 +18,7 @@ fuzz_target!(|data: &[u8]| {
     let Ok(text) = std::str::from_utf8(rest) else {
         return;
     };
-    match pick % 4 {
+    match pick % 5 {
         0 => {
             if let Ok(duration) = parse_duration(text) {
                 // What knockr prints (logs, --check) reads back as the same
@@ -46,10 +48,16 @@ fuzz_target!(|data: &[u8]| {
                 assert!(secret.len() >= 16, "{text:?}");
             }
         }
-        _ => {
+        3 => {
             if let Ok(rule) = FlagRule::parse(text) {
                 assert_eq!(rule.set & rule.unset, 0, "{text:?}");
                 assert!(rule.matches(rule.set), "{text:?}");
+            }
+        }
+        _ => {
+            if let Ok(read) = host::parse(text) {
+                // The host as the resolver and sockets see it reads back the same.
+                assert_eq!(host::parse(&read.to_string()), Ok(read.clone()), "{text:?}");
             }
         }
     }

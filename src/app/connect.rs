@@ -1,18 +1,16 @@
-//! `knockr connect PROFILE [PORT]`: knock, then relay stdin/stdout (ssh's ProxyCommand).
+//! `knockr connect TARGET [PORT]`: knock, then relay stdin/stdout (ssh's ProxyCommand).
 
 use std::path::PathBuf;
 use std::time::SystemTime;
 
+use crate::cli::ConnectArgs;
 use crate::client::connect::{self, Connection};
 use crate::client::plan;
 use crate::exit_codes::ExitCode;
 
-pub(super) fn run(
-    profile: &str,
-    port: Option<u16>,
-    config: Option<PathBuf>,
-) -> anyhow::Result<ExitCode> {
-    let connection = Connection::new(&plan::load_profiles(config)?, profile, port)?;
+pub(super) fn run(args: &ConnectArgs, config: Option<PathBuf>) -> anyhow::Result<ExitCode> {
+    let config = args.config.clone().or(config);
+    let connection = Connection::new(&args.request(), args.port, || plan::load_profiles(config))?;
     let run = connection.plan().read_sequences(SystemTime::now())?;
     let runtime = super::runtime()?;
     let result = runtime.block_on(connect::connect(&connection, &run));

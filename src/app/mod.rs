@@ -19,11 +19,7 @@ use crate::exit_codes::ExitCode;
 /// (exit 2: a `PlanError` or `ConfigError`) or a failure (exit 1).
 pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
-        Some(Command::Connect {
-            profile,
-            port,
-            config,
-        }) => connect::run(&profile, port, config.or(cli.config)),
+        Some(Command::Connect(args)) => connect::run(&args, cli.config),
         Some(Command::List { config }) => list::run(config.or(cli.config)),
         Some(Command::Completions { shell }) => completions::run(shell),
         Some(Command::Man) => completions::man(),

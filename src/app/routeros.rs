@@ -61,7 +61,12 @@ fn script(args: &RulesArgs, config: Option<PathBuf>) -> anyhow::Result<String> {
 /// knocks it: one profile (not a group) whose sequence is fixed, which a
 /// router can follow without a secret or a file of used lines.
 fn router_knock(profiles: &Profiles, profile: &str) -> Result<(Vec<Knock>, Duration), PlanError> {
-    let targets = plan::profile_targets(profiles, &[profile.to_string()], &Overrides::default())?;
+    let targets = plan::profile_targets(
+        profiles,
+        &[profile.to_string()],
+        &Overrides::default(),
+        &plan::Bind::default(),
+    )?;
     if let Some(Profile::Group { .. }) = profiles.profiles.get(profile) {
         return Err(PlanError::Usage(format!(
             "profile `{profile}` is a group: name one of its profiles, whose sequence the router will detect"

@@ -1,6 +1,9 @@
 //! `--every DURATION`: knock the plan again and again until a signal asks to
 //! stop, one line per round, and at once when the machine's source address
 //! towards the targets changes (a new DHCP lease, a VPN coming up).
+//!
+//! A signal stops a round where it is: its tasks are dropped with it, so no
+//! further knock, check or retry goes out, and the exit follows at once.
 
 use std::io::Write;
 use std::net::IpAddr;
@@ -18,7 +21,8 @@ use crate::exit_codes::ExitCode;
 /// How often the source address is looked at between rounds.
 pub(crate) const SOURCE_POLL: Duration = Duration::from_secs(1);
 
-/// Knocks every `every` until SIGINT or SIGTERM; then exits 0.
+/// Knocks every `every` until SIGINT or SIGTERM, even in the middle of a
+/// round; then exits 0.
 pub(crate) async fn repeat(
     plan: &Plan,
     every: Duration,
@@ -31,7 +35,13 @@ pub(crate) async fn repeat(
         round += 1;
         // Time-based profiles: this round's step, never the first round's.
         let run = plan.read_sequences(SystemTime::now())?;
-        let report = crate::client::run(&run).await;
+        // Dropping the round drops its knock tasks (they never run again on
+        // this one-thread runtime): nothing is sent after the signal.
+        let report = tokio::select! {
+            report = crate::client::run(&run) => report,
+            _ = sigterm.recv() => return Ok(ExitCode::Success),
+            _ = sigint.recv() => return Ok(ExitCode::Success),
+        };
         crate::client::report::failures_if_quiet(&report, plan.output);
         if let Err(err) = write_round(out, plan.output, round, &report) {
             if err.kind() == std::io::ErrorKind::BrokenPipe {

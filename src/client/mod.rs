@@ -9,19 +9,19 @@
 
 pub(crate) mod connect;
 pub(crate) mod every;
+pub(crate) mod local;
 pub(crate) mod plan;
 pub(crate) mod report;
 pub(crate) mod resolve;
 pub(crate) mod send;
 
-use std::net::IpAddr;
 use std::time::{Duration, Instant};
 
 use tokio::task::JoinSet;
 
 use crate::client::resolve::Resolver;
 use crate::core::knock::Knock;
-use plan::{Bind, Conduct, Run, Target};
+use plan::{Bind, Conduct, Destination, Run, Target};
 use report::{CheckReport, KnockReport, Progress, Report, TargetProgress, TargetReport, millis};
 
 /// Time the server gets to act on the last knock before the check's first attempt.
@@ -78,7 +78,10 @@ async fn knock_target(
     conduct: &Conduct,
 ) -> Vec<TargetReport> {
     let target = &job.target;
-    let addresses = if conduct.all_addresses {
+    // An address as written was checked by the planner, zone and family.
+    let addresses = if let Some(literal) = target.literal {
+        Ok(vec![literal])
+    } else if conduct.all_addresses {
         resolver
             .resolve_all(
                 &target.host,
@@ -86,6 +89,7 @@ async fn knock_target(
                 target.settings.resolve_timeout,
             )
             .await
+            .map(|ips| ips.into_iter().map(Destination::from).collect())
     } else {
         resolver
             .resolve(
@@ -94,7 +98,7 @@ async fn knock_target(
                 target.settings.resolve_timeout,
             )
             .await
-            .map(|ip| vec![ip])
+            .map(|ip| vec![Destination::from(ip)])
     };
     let addresses = match addresses {
         Ok(addresses) => addresses,
@@ -109,7 +113,7 @@ async fn knock_target(
     let reports = futures_join_all(
         addresses
             .into_iter()
-            .map(|ip| knock_address(&job, ip, &progress, conduct)),
+            .map(|to| knock_address(&job, to, &progress, conduct)),
     )
     .await;
     progress.finish();
@@ -149,10 +153,11 @@ async fn futures_join_all<F: std::future::Future>(
 /// the check finds the port closed, waiting longer each time.
 async fn knock_address(
     job: &Job,
-    ip: IpAddr,
+    to: Destination,
     progress: &TargetProgress,
     conduct: &Conduct,
 ) -> TargetReport {
+    let ip = to.ip;
     let mut report = TargetReport::new(job.index, &job.target, &job.sequence, Some(ip));
     if conduct.dry_run {
         report.ok = true;
@@ -160,7 +165,7 @@ async fn knock_address(
     }
     loop {
         report.rounds += 1;
-        let round = knock_round(job, ip, progress, &conduct.bind).await;
+        let round = knock_round(job, to, progress, &conduct.bind).await;
         let closed = round.check.as_ref().is_some_and(|c| !c.open);
         report.knocks = round.knocks;
         report.check = round.check;
@@ -196,8 +201,8 @@ struct Round {
     error: Option<String>,
 }
 
-async fn knock_round(job: &Job, ip: IpAddr, progress: &TargetProgress, bind: &Bind) -> Round {
-    let settings = &job.target.settings;
+async fn knock_round(job: &Job, to: Destination, progress: &TargetProgress, bind: &Bind) -> Round {
+    let (ip, settings) = (to.ip, &job.target.settings);
     let mut round = Round {
         knocks: KnockReport::unsent(&job.sequence),
         check: None,
@@ -219,7 +224,7 @@ async fn knock_round(job: &Job, ip: IpAddr, progress: &TargetProgress, bind: &Bi
         } else {
             Duration::ZERO
         };
-        match send::knock(ip, *knock, settings, bind, watch).await {
+        match send::knock(to, *knock, settings, bind, watch).await {
             Ok(answer) => {
                 entry.sent = true;
                 entry.answer = Some(answer.as_str());
@@ -251,7 +256,7 @@ async fn knock_round(job: &Job, ip: IpAddr, progress: &TargetProgress, bind: &Bi
     if let Some(check) = settings.check {
         tokio::time::sleep_until((last_sent + CHECK_SETTLE).into()).await;
         progress.say(format!("checking port {}", check.port));
-        let outcome = send::check(ip, check, bind).await;
+        let outcome = send::check(to, check, bind).await;
         let state = if outcome.open { "open" } else { "closed" };
         progress.step(format!(
             "port {} {state} after {} ms",

@@ -9,14 +9,18 @@
 //! files, and every subcommand that knocks a profile plans it the same way
 //! ([`profile_targets`]).
 
+use std::net::{IpAddr, SocketAddr, SocketAddrV6};
 use std::path::PathBuf;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use crate::client::local;
 use crate::config::profiles::{
     self as config, ConfigError, OtpSequence, Overrides, Profiles, Sequence,
 };
+use crate::core::host::{self, Host, HostError};
 use crate::core::knock::{self, Family, Knock, Mode, Proto, SpecError};
 use crate::core::secret::Secret;
+use crate::core::text::sanitize;
 
 /// Built-in defaults, documented in `profiles.example.toml` and the README.
 pub(crate) const DEFAULT_DELAY: Duration = Duration::from_millis(200);
@@ -86,12 +90,42 @@ pub(crate) struct Target {
     pub(crate) profile: Option<String>,
     /// The host as written: a name or an IP literal.
     pub(crate) host: String,
+    /// Where its knocks go when `host` is written as an address (`127.1`,
+    /// `fe80::1%eth0`): never looked up. `None`: a name, resolved when knocked.
+    pub(crate) literal: Option<Destination>,
     /// How its knocks are found: fixed (every ad-hoc target), the first
     /// unused line of a one-time sequences file, or derived from a secret and
     /// the time step.
     pub(crate) sequence: Sequence,
     /// Flags over the profile over `[defaults]` over the built-in defaults.
     pub(crate) settings: Settings,
+}
+
+/// Where knocks go: an address, and for a link-local IPv6 address the
+/// interface it is on, as `fe80::1%eth0` says (the socket address's scope id).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Destination {
+    /// The address knocked.
+    pub(crate) ip: IpAddr,
+    /// The interface index of an IPv6 address's zone; 0 for none.
+    pub(crate) scope_id: u32,
+}
+
+impl Destination {
+    /// The socket address of `port` at this destination.
+    pub(crate) fn at(self, port: u16) -> SocketAddr {
+        match self.ip {
+            IpAddr::V6(ip) => SocketAddr::V6(SocketAddrV6::new(ip, port, 0, self.scope_id)),
+            IpAddr::V4(_) => SocketAddr::new(self.ip, port),
+        }
+    }
+}
+
+impl From<IpAddr> for Destination {
+    /// A looked-up address: names never carry a zone.
+    fn from(ip: IpAddr) -> Destination {
+        Destination { ip, scope_id: 0 }
+    }
 }
 
 /// What one target sends when knocked once: made by [`Plan::read_sequences`].
@@ -173,19 +207,93 @@ pub(crate) struct Conduct {
 }
 
 /// The local end of every knock and check (`--source`, `--interface`).
+/// Only [`Bind::new`] makes one with either, after asking the kernel that
+/// both exist, so a typo is a usage error before anything is sent.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub(crate) struct Bind {
     /// `--source`: the local address knocks and the check are sent from.
-    pub(crate) source: Option<std::net::IpAddr>,
+    source: Option<IpAddr>,
     /// `--interface`: the device they go out of (`SO_BINDTODEVICE`).
-    pub(crate) interface: Option<String>,
+    interface: Option<String>,
+    /// The interface's index, which a target's zone must agree with.
+    index: Option<u32>,
+}
+
+impl Bind {
+    /// The binding of `--source` and `--interface`, if this machine has
+    /// that interface and can send from that address (a socket is bound to
+    /// it, nothing is sent).
+    pub(crate) fn new(
+        source: Option<IpAddr>,
+        interface: Option<String>,
+    ) -> Result<Bind, PlanError> {
+        let index =
+            match &interface {
+                None => None,
+                Some(name) => Some(local::interface_index(name).ok_or_else(|| {
+                    PlanError::NoSuchInterface {
+                        name: sanitize(name).into_owned(),
+                        known: known_interfaces(),
+                    }
+                })?),
+            };
+        if let Some(address) = source
+            && let Err(err) = local::bind_source(address, index)
+        {
+            return Err(match err.kind() {
+                std::io::ErrorKind::AddrNotAvailable => PlanError::SourceNotLocal { address },
+                _ if is_link_local(address) && index.is_none() => {
+                    PlanError::SourceNeedsInterface { address }
+                }
+                _ => PlanError::SourceUnusable {
+                    address,
+                    reason: crate::core::text::describe(&err),
+                },
+            });
+        }
+        Ok(Bind {
+            source,
+            interface,
+            index,
+        })
+    }
+
+    /// `--source`: the local address knocks and the check are sent from.
+    pub(crate) fn source(&self) -> Option<IpAddr> {
+        self.source
+    }
+
+    /// `--interface`: the device knocks and the check go out of.
+    pub(crate) fn interface(&self) -> Option<&str> {
+        self.interface.as_deref()
+    }
+}
+
+/// This machine's interfaces, for a message about one it lacks.
+fn known_interfaces() -> String {
+    let names: Vec<String> = local::interface_names()
+        .iter()
+        .map(|n| sanitize(n).into_owned())
+        .collect();
+    if names.is_empty() {
+        "(none found)".to_string()
+    } else {
+        names.join(", ")
+    }
+}
+
+/// An IPv6 link-local address (fe80::/10), which means nothing without the
+/// interface whose link it is on.
+fn is_link_local(ip: IpAddr) -> bool {
+    matches!(ip, IpAddr::V6(v6) if v6.segments()[0] & 0xffc0 == 0xfe80)
 }
 
 /// What the command line asked of a knock, before the profiles file is read:
 /// `cli` fills it in, so nothing here sees clap.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub(crate) struct Request {
-    /// Profiles; with `ports`, host names or addresses instead.
+    /// Profiles, or a host then its knocks (the old tools' forms); with
+    /// `ports`, host names or addresses.
     pub(crate) targets: Vec<String>,
     /// Ad-hoc knock specs (`-p`); empty: knock profiles.
     pub(crate) ports: Vec<String>,
@@ -238,12 +346,131 @@ pub(crate) enum PlanError {
     NoHost,
     #[error("invalid value {spec:?} for -p/--port: {error}")]
     BadPort { spec: String, error: SpecError },
+    /// A word after the host in `knockr HOST PORT...` that is no knock.
+    #[error(
+        "`{word}` after the host `{host}` is not a knock ({error}): `knockr HOST PORT...` \
+         knocks one host; to knock several, give the ports with -p: knockr -p PORT,... HOST..."
+    )]
+    BadKnockAfterHost {
+        /// The host, the first word (sanitized).
+        host: String,
+        /// The word that is no knock (sanitized).
+        word: String,
+        /// Why it is none.
+        error: SpecError,
+    },
+    /// A host word that is none, with what to write instead.
+    #[error("{}", host_message(word, error))]
+    Host {
+        /// The word as written (sanitized).
+        word: String,
+        /// What is wrong with it.
+        error: HostError,
+    },
+    /// A word that is no profile but a host: knocking it needs its ports.
+    #[error(
+        "`{word}` is not a profile but a host: to knock it, give its ports after it \
+         (knockr {word} 7000 8000:udp) or with -p (knockr -p 7000,8000:udp {word})"
+    )]
+    HostWithoutPorts {
+        /// The host (sanitized).
+        word: String,
+    },
+    /// A knock written after a profile, which knocks its own sequence.
+    #[error(
+        "`{word}` after the profile `{profile}` is a knock, not a profile: a profile knocks \
+         its own sequence; to check a port after it, write knockr --check PORT {profile}, \
+         and to knock ports ad hoc, give a host first: knockr HOST {word}"
+    )]
+    PortAfterProfile {
+        /// The profile before it (sanitized).
+        profile: String,
+        /// The knock (sanitized).
+        word: String,
+    },
     #[error("--source {address} is of the other address family than {flag}")]
     SourceFamily {
         /// The `--source` address.
-        address: std::net::IpAddr,
+        address: IpAddr,
         /// `-4` or `-6`.
         flag: &'static str,
+    },
+    #[error(
+        "--source {address} is not an address of this machine: give one of its own \
+         (`ip address` lists them)"
+    )]
+    SourceNotLocal {
+        /// The `--source` address.
+        address: IpAddr,
+    },
+    #[error(
+        "--source {address} is a link-local address, which needs its link: give \
+         --interface IFACE too"
+    )]
+    SourceNeedsInterface {
+        /// The `--source` address.
+        address: IpAddr,
+    },
+    #[error(
+        "--source {address} cannot be used ({reason}): give one of this machine's own addresses"
+    )]
+    SourceUnusable {
+        /// The `--source` address.
+        address: IpAddr,
+        /// What the kernel said.
+        reason: String,
+    },
+    #[error(
+        "--interface {name} is not a network interface of this machine: expected one of {known}"
+    )]
+    NoSuchInterface {
+        /// The interface asked for (sanitized).
+        name: String,
+        /// This machine's interfaces.
+        known: String,
+    },
+    #[error(
+        "`{host}`: its zone `{zone}` is not a network interface of this machine: expected \
+         one of {known}"
+    )]
+    NoSuchZone {
+        /// The host as written (sanitized).
+        host: String,
+        /// The zone, after `%` (sanitized).
+        zone: String,
+        /// This machine's interfaces.
+        known: String,
+    },
+    #[error(
+        "`{host}` is a link-local address, which needs its interface: write {host}%IFACE \
+         (e.g. {host}%eth0), or give --interface IFACE"
+    )]
+    LinkLocalWithoutZone {
+        /// The host as written (sanitized).
+        host: String,
+    },
+    #[error("`{host}` is on interface {zone}, but --interface is {interface}: drop one of them")]
+    ZoneAndInterface {
+        /// The host as written (sanitized).
+        host: String,
+        /// Its zone (sanitized).
+        zone: String,
+        /// The `--interface` (sanitized).
+        interface: String,
+    },
+    /// An address of one family where only the other is knocked.
+    #[error("`{host}` is an {actual} address, but {why} asks for {wanted} only: {fix}")]
+    LiteralFamily {
+        /// The host as written (sanitized).
+        host: String,
+        /// "IPv4" or "IPv6": what it is.
+        actual: &'static str,
+        /// The other: what is knocked.
+        wanted: &'static str,
+        /// What asked for it: `-4`, `-6`, `--source ADDR`, or the profile's `family`.
+        why: String,
+        /// What to change.
+        fix: String,
     },
     #[error(
         "profile `{profile}` knocks one-time sequences, each good for one knock: \
@@ -322,62 +549,20 @@ impl Request {
 }
 
 impl Plan {
-    /// The planner of `knockr [TARGET...]` and `--every`. `profiles` gives the
-    /// loaded profiles file ([`load_profiles`] at the edge, a parsed text in
-    /// tests); it is called only when the request names profiles, so ad-hoc
-    /// knocks (`-p`) never read the file and a broken one never blocks them.
-    /// Reads nothing else: the knocks themselves come from [`Plan::read_sequences`].
+    /// The planner of `knockr [TARGET...]`, `--every` and `connect`.
+    /// `profiles` gives the loaded profiles file ([`load_profiles`] at the
+    /// edge, a parsed text in tests); it is called only when the words may
+    /// name profiles, so ad-hoc knocks (`-p`) never read the file and a
+    /// broken one never blocks them. Without `-p` the words are profiles,
+    /// or, when the first is no profile and a knock follows it, the old
+    /// tools' `HOST PORT...` (the C `knock`) or `ADDRESS PORT,PORT...` (the
+    /// Go `knockr`). Asks the kernel only whether `--source` and
+    /// `--interface` exist; the knocks themselves come from
+    /// [`Plan::read_sequences`].
     pub(crate) fn new(
         request: &Request,
         profiles: impl FnOnce() -> Result<Profiles, PlanError>,
     ) -> Result<Plan, PlanError> {
-        let flags = request.flags();
-        let targets = if request.ports.is_empty() {
-            if request.targets.is_empty() {
-                return Err(PlanError::NothingToKnock);
-            }
-            let targets = profile_targets(&profiles()?, &request.targets, &flags)?;
-            if request.every.is_some()
-                && let Some(target) = targets
-                    .iter()
-                    .find(|t| matches!(t.sequence, Sequence::OneTime(_)))
-            {
-                return Err(PlanError::EveryOneTime {
-                    profile: target.profile.clone().unwrap_or_default(),
-                });
-            }
-            targets
-        } else {
-            if request.targets.is_empty() {
-                return Err(PlanError::NoHost);
-            }
-            let mut sequence = Vec::new();
-            for spec in &request.ports {
-                let knock = knock::parse_knock(spec, request.network).map_err(|error| {
-                    PlanError::BadPort {
-                        spec: spec.clone(),
-                        error,
-                    }
-                })?;
-                sequence.push(knock);
-            }
-            let settings = settle(flags);
-            let mut hosts: Vec<&String> = Vec::new();
-            for host in &request.targets {
-                if !hosts.contains(&host) {
-                    hosts.push(host);
-                }
-            }
-            hosts
-                .into_iter()
-                .map(|host| Target {
-                    profile: None,
-                    host: host.clone(),
-                    sequence: Sequence::Fixed(sequence.clone()),
-                    settings: settings.clone(),
-                })
-                .collect()
-        };
         if let Some(source) = request.source
             && (request.ipv4 && source.is_ipv6() || request.ipv6 && source.is_ipv4())
         {
@@ -386,19 +571,34 @@ impl Plan {
                 flag: if request.ipv4 { "-4" } else { "-6" },
             });
         }
-        Ok(Plan {
+        let bind = Bind::new(request.source, request.interface.clone())?;
+        let flags = request.flags();
+        let targets = if !request.ports.is_empty() {
+            if request.targets.is_empty() {
+                return Err(PlanError::NoHost);
+            }
+            ad_hoc_targets(&request.targets, &request.ports, request, &flags, &bind)?
+        } else {
+            word_targets(request, profiles, &flags, &bind)?
+        };
+        for target in &targets {
+            check_literal_family(target, request)?;
+        }
+        Ok(Plan::of(targets, request, bind))
+    }
+
+    /// The plan of `targets` as `request` says to knock them.
+    fn of(targets: Vec<Target>, request: &Request, bind: Bind) -> Plan {
+        Plan {
             targets,
             output: request.output(),
             conduct: Conduct {
                 dry_run: request.dry_run,
                 all_addresses: request.all_addresses,
                 retry: request.retry,
-                bind: Bind {
-                    source: request.source,
-                    interface: request.interface.clone(),
-                },
+                bind,
             },
-        })
+        }
     }
 
     /// Each target's knocks if knocked at `now`: the fixed ones, the first
@@ -423,17 +623,276 @@ pub(crate) fn profile_targets(
     profiles: &Profiles,
     names: &[String],
     flags: &Overrides,
+    bind: &Bind,
 ) -> Result<Vec<Target>, PlanError> {
-    Ok(profiles
+    profiles
         .members(names)?
         .into_iter()
-        .map(|member| Target {
-            settings: settle(flags.clone().or(&member.settings)),
-            profile: Some(member.profile),
-            host: member.host,
-            sequence: member.sequence,
+        .map(|member| {
+            Ok(Target {
+                settings: settle(flags.clone().or(&member.settings)),
+                literal: literal(&member.host, bind)?,
+                profile: Some(member.profile),
+                host: member.host,
+                sequence: member.sequence,
+            })
         })
-        .collect())
+        .collect()
+}
+
+/// The targets of `knockr WORD...` without `-p`: profiles, or the old
+/// tools' ad-hoc knock of the first word when it is no profile and knocks
+/// follow it. A machine without a profiles file has no profiles.
+fn word_targets(
+    request: &Request,
+    profiles: impl FnOnce() -> Result<Profiles, PlanError>,
+    flags: &Overrides,
+    bind: &Bind,
+) -> Result<Vec<Target>, PlanError> {
+    let Some((first, rest)) = request.targets.split_first() else {
+        return Err(PlanError::NothingToKnock);
+    };
+    let old_tools = || ad_hoc_targets(std::slice::from_ref(first), rest, request, flags, bind);
+    let file = match profiles() {
+        Ok(file) => file,
+        Err(PlanError::NoProfilesFile { .. } | PlanError::NoHome)
+            if old_tools_form(rest, request.network) =>
+        {
+            return old_tools();
+        }
+        Err(missing @ (PlanError::NoProfilesFile { .. } | PlanError::NoHome)) => {
+            return Err(not_a_profile(first, None).unwrap_or(missing));
+        }
+        Err(err) => return Err(err),
+    };
+    if !file.profiles.contains_key(first) && old_tools_form(rest, request.network) {
+        return old_tools();
+    }
+    // The first word that is no profile: a hint if it looks like something
+    // else, else the profiles file's own message naming the known ones.
+    let unknown = request
+        .targets
+        .iter()
+        .position(|word| !file.profiles.contains_key(word));
+    if let Some(at) = unknown {
+        let previous = at.checked_sub(1).map(|p| request.targets[p].as_str());
+        if let Some(hint) = not_a_profile(&request.targets[at], previous) {
+            return Err(hint);
+        }
+    }
+    let targets = profile_targets(&file, &request.targets, flags, bind)?;
+    if request.every.is_some()
+        && let Some(target) = targets
+            .iter()
+            .find(|t| matches!(t.sequence, Sequence::OneTime(_)))
+    {
+        return Err(PlanError::EveryOneTime {
+            profile: target.profile.clone().unwrap_or_default(),
+        });
+    }
+    Ok(targets)
+}
+
+/// The targets of an ad-hoc knock: each of `hosts` once, in order, knocking
+/// `specs` (bare ports in `request.network`) with the flags' settings.
+fn ad_hoc_targets(
+    hosts: &[String],
+    specs: &[String],
+    request: &Request,
+    flags: &Overrides,
+    bind: &Bind,
+) -> Result<Vec<Target>, PlanError> {
+    let from_flag = !request.ports.is_empty();
+    let mut sequence = Vec::new();
+    for spec in specs {
+        let knocks = if from_flag {
+            knock::parse_knock(spec, request.network).map(|k| vec![k])
+        } else {
+            knock::parse_list(spec, request.network)
+        };
+        match knocks {
+            Ok(knocks) => sequence.extend(knocks),
+            Err(error) if from_flag => {
+                return Err(PlanError::BadPort {
+                    spec: spec.clone(),
+                    error,
+                });
+            }
+            Err(error) => {
+                return Err(PlanError::BadKnockAfterHost {
+                    host: sanitize(&hosts[0]).into_owned(),
+                    word: sanitize(spec).into_owned(),
+                    error,
+                });
+            }
+        }
+    }
+    let settings = settle(flags.clone());
+    let mut seen: Vec<&String> = Vec::new();
+    let mut targets = Vec::new();
+    for host in hosts {
+        if seen.contains(&host) {
+            continue;
+        }
+        seen.push(host);
+        targets.push(Target {
+            profile: None,
+            host: host.clone(),
+            literal: literal(host, bind)?,
+            sequence: Sequence::Fixed(sequence.clone()),
+            settings: settings.clone(),
+        });
+    }
+    Ok(targets)
+}
+
+/// Whether `knockr FIRST REST...` is the old tools' form, given that FIRST
+/// is no profile (the caller asks): a knock follows it. Every word after it
+/// must then be one, which [`ad_hoc_targets`] says when one is not.
+fn old_tools_form(rest: &[String], network: Proto) -> bool {
+    rest.iter()
+        .any(|word| knock::parse_list(word, network).is_ok())
+}
+
+/// What to say about `word`, named where a profile goes but none: a knock
+/// after a profile, a host or a host near miss gets its hint; `None`: just
+/// an unknown profile, which the profiles file's message lists the known
+/// ones for.
+fn not_a_profile(word: &str, previous: Option<&str>) -> Option<PlanError> {
+    let shown = || sanitize(word).into_owned();
+    if let Some(profile) = previous
+        && knock::parse_list(word, Proto::Tcp).is_ok()
+    {
+        return Some(PlanError::PortAfterProfile {
+            profile: sanitize(profile).into_owned(),
+            word: shown(),
+        });
+    }
+    match host::parse(word) {
+        Ok(Host::Address { .. }) => Some(PlanError::HostWithoutPorts { word: shown() }),
+        Ok(Host::Name(name)) if name.trim_end_matches('.').contains('.') => {
+            Some(PlanError::HostWithoutPorts { word: shown() })
+        }
+        Ok(Host::Name(_)) | Err(HostError::NotAHost | HostError::BareNumber) => None,
+        Err(error) => Some(PlanError::Host {
+            word: shown(),
+            error,
+        }),
+    }
+}
+
+/// Where `host`'s knocks go when it is written as an address: its zone
+/// found among this machine's interfaces (it must agree with `--interface`),
+/// a link-local address refused without either. `None`: a name.
+fn literal(host: &str, bind: &Bind) -> Result<Option<Destination>, PlanError> {
+    let shown = || sanitize(host).into_owned();
+    let (ip, zone) = match host::parse(host) {
+        Ok(Host::Name(_)) => return Ok(None),
+        Ok(Host::Address { ip, zone }) => (ip, zone),
+        Err(error) => {
+            return Err(PlanError::Host {
+                word: shown(),
+                error,
+            });
+        }
+    };
+    let scope_id = match zone {
+        None if is_link_local(ip) => bind
+            .index
+            .ok_or_else(|| PlanError::LinkLocalWithoutZone { host: shown() })?,
+        None => 0,
+        Some(zone) => {
+            let index = zone
+                .parse::<u32>()
+                .ok()
+                .or_else(|| local::interface_index(&zone))
+                .ok_or_else(|| PlanError::NoSuchZone {
+                    host: shown(),
+                    zone: sanitize(&zone).into_owned(),
+                    known: known_interfaces(),
+                })?;
+            if let (Some(bound), Some(interface)) = (bind.index, bind.interface())
+                && bound != index
+            {
+                return Err(PlanError::ZoneAndInterface {
+                    host: shown(),
+                    zone: sanitize(&zone).into_owned(),
+                    interface: sanitize(interface).into_owned(),
+                });
+            }
+            index
+        }
+    };
+    Ok(Some(Destination { ip, scope_id }))
+}
+
+/// Refuses a target written as an address of the family its settings do
+/// not knock, saying what asked for the other: the flags, else its profile.
+fn check_literal_family(target: &Target, request: &Request) -> Result<(), PlanError> {
+    let Some(literal) = target.literal else {
+        return Ok(());
+    };
+    let (actual, wanted) = match (literal.ip, target.settings.family) {
+        (IpAddr::V4(_), Family::Ipv6) => ("IPv4", "IPv6"),
+        (IpAddr::V6(_), Family::Ipv4) => ("IPv6", "IPv4"),
+        _ => return Ok(()),
+    };
+    let flag = if request.ipv4 {
+        Some("-4".to_string())
+    } else if request.ipv6 {
+        Some("-6".to_string())
+    } else {
+        request.source.map(|s| format!("--source {s}"))
+    };
+    let (why, fix) = match (flag, &target.profile) {
+        (Some(flag), _) => (
+            flag.clone(),
+            format!("drop {flag}, or give the host's {wanted} address"),
+        ),
+        (None, profile) => (
+            format!(
+                "family = \"{}\" in profile `{}`",
+                wanted.to_lowercase(),
+                sanitize(profile.as_deref().unwrap_or_default())
+            ),
+            format!("write the host's {wanted} address there, or another family"),
+        ),
+    };
+    Err(PlanError::LiteralFamily {
+        host: sanitize(&target.host).into_owned(),
+        actual,
+        wanted,
+        why,
+        fix,
+    })
+}
+
+/// A host word refused on the command line, said as one sentence: what it
+/// is, and what to write instead.
+fn host_message(word: &str, error: &HostError) -> String {
+    let fix = match error {
+        HostError::WithPort { host, port } => {
+            let (host, port) = (sanitize(host), sanitize(port));
+            format!(
+                ": write the host alone and the port apart: knockr --check {port} {host} knocks \
+                 {host}, then checks that port {port} opens"
+            )
+        }
+        HostError::WithUser { host, .. } => {
+            format!(
+                ": knockr knocks hosts, ssh logs in: write `{}`",
+                sanitize(host)
+            )
+        }
+        HostError::BareNumber => ": write the host first and its ports after it (knockr HOST \
+                                  PORT...), or give the ports with -p"
+            .to_string(),
+        HostError::NotAHost => ": expected a name such as gw.example.net or an address such \
+                                as 192.0.2.1 or 2001:db8::1"
+            .to_string(),
+        HostError::BadIpv4 | HostError::BadZone => String::new(),
+    };
+    format!("`{word}` {error}{fix}")
 }
 
 /// What `target` sends if knocked at `now`; reads its one-time file or secret.
@@ -638,6 +1097,7 @@ mod tests {
         let plan_target = Target {
             profile: Some("p".into()),
             host: "h".into(),
+            literal: None,
             sequence: Sequence::Fixed(Vec::new()),
             settings: settle(Overrides::default()),
         };
@@ -665,6 +1125,7 @@ mod tests {
         let target = |profile: &str, host: &str| Target {
             profile: Some(profile.into()),
             host: host.into(),
+            literal: None,
             sequence: Sequence::OneTime(PathBuf::from("a")),
             settings: settle(Overrides::default()),
         };
@@ -726,6 +1187,7 @@ mod tests {
             targets: vec![Target {
                 profile: Some("once".into()),
                 host: "h".into(),
+                literal: None,
                 sequence: Sequence::OneTime(PathBuf::from("/nonexistent/list")),
                 settings: settle(Overrides::default()),
             }],
@@ -803,7 +1265,7 @@ mod tests {
             timeout: Some(Duration::from_millis(5)),
             ..Default::default()
         };
-        let targets = profile_targets(&file, &["all".into()], &flags).unwrap();
+        let targets = profile_targets(&file, &["all".into()], &flags, &Bind::default()).unwrap();
         let hosts: Vec<(&str, &str)> = targets
             .iter()
             .map(|t| (t.profile.as_deref().unwrap(), t.host.as_str()))
@@ -873,16 +1335,218 @@ mod tests {
             ipv4,
             ..Default::default()
         };
-        let plan = Plan::new(&ad_hoc("2001:db8::1", false), unread).unwrap();
+        let plan = Plan::new(&ad_hoc("::1", false), unread).unwrap();
         assert_eq!(plan.targets[0].settings.family, Family::Ipv6);
-        assert_eq!(
-            plan.conduct.bind.source,
-            Some("2001:db8::1".parse().unwrap())
-        );
-        let err = Plan::new(&ad_hoc("2001:db8::1", true), unread).unwrap_err();
+        assert_eq!(plan.conduct.bind.source(), Some("::1".parse().unwrap()));
+        let err = Plan::new(&ad_hoc("::1", true), unread).unwrap_err();
         assert_eq!(
             err.to_string(),
-            "--source 2001:db8::1 is of the other address family than -4"
+            "--source ::1 is of the other address family than -4"
+        );
+    }
+
+    /// An ad-hoc knock of `hosts` with `adjust` applied, planned.
+    fn ad_hoc(hosts: &[&str], adjust: impl FnOnce(&mut Request)) -> Result<Plan, String> {
+        let mut request = Request {
+            targets: hosts.iter().map(|h| h.to_string()).collect(),
+            ports: vec!["7000".into()],
+            ..Default::default()
+        };
+        adjust(&mut request);
+        Plan::new(&request, unread).map_err(|err| err.to_string())
+    }
+
+    /// Reproduced: `--source 192.0.2.9` and `--interface nope0` were tried
+    /// on the first knock and failed it (exit 1, "cannot assign requested
+    /// address", "no such device"); the planner now asks the kernel first.
+    #[test]
+    fn regression_a_source_or_interface_this_machine_lacks_failed_the_knock_instead_of_the_usage() {
+        let err = ad_hoc(&["127.0.0.1"], |r| {
+            r.source = Some("192.0.2.9".parse().unwrap())
+        });
+        assert_eq!(
+            err.unwrap_err(),
+            "--source 192.0.2.9 is not an address of this machine: give one of its own \
+             (`ip address` lists them)"
+        );
+        let err = ad_hoc(&["127.0.0.1"], |r| r.interface = Some("nope0".into())).unwrap_err();
+        assert!(
+            err.starts_with(
+                "--interface nope0 is not a network interface of this machine: expected one of "
+            ) && err.contains("lo"),
+            "{err}"
+        );
+        let plan = ad_hoc(&["127.0.0.1"], |r| {
+            r.source = Some("127.0.0.1".parse().unwrap());
+            r.interface = Some("lo".into());
+        })
+        .unwrap();
+        assert_eq!(plan.conduct.bind.interface(), Some("lo"));
+    }
+
+    /// Reproduced: `-6 -p 7000 127.0.0.1` exited 1 after planning ("only
+    /// IPv6 was asked for"); an address of the other family is a usage error.
+    #[test]
+    fn regression_an_address_of_the_other_family_than_asked_was_a_failed_target() {
+        let err = ad_hoc(&["127.0.0.1"], |r| r.ipv6 = true).unwrap_err();
+        assert_eq!(
+            err,
+            "`127.0.0.1` is an IPv4 address, but -6 asks for IPv6 only: drop -6, or give the \
+             host's IPv6 address"
+        );
+        let err = ad_hoc(&["[::1]"], |r| r.ipv4 = true).unwrap_err();
+        assert!(
+            err.starts_with("`[::1]` is an IPv6 address, but -4 asks for IPv4 only"),
+            "{err}"
+        );
+        let err = ad_hoc(&["::1"], |r| r.source = Some("127.0.0.1".parse().unwrap())).unwrap_err();
+        assert!(
+            err.contains("but --source 127.0.0.1 asks for IPv4 only"),
+            "{err}"
+        );
+        let file =
+            profiles("[profiles.v6]\nhost = \"192.0.2.1\"\nsequence = [1]\nfamily = \"ipv6\"\n");
+        let err = Plan::new(&knock_profiles(&["v6"]), || Ok(file.clone())).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "`192.0.2.1` is an IPv4 address, but family = \"ipv6\" in profile `v6` asks for \
+             IPv6 only: write the host's IPv6 address there, or another family"
+        );
+    }
+
+    /// Reproduced: `host:22`, `user@host` and `[2001:db8::1]:22` were looked
+    /// up as names and failed (exit 1, "protocol error: Label contains
+    /// invalid characters: Err(Errors)").
+    #[test]
+    fn regression_ssh_spellings_of_a_host_were_looked_up_as_names() {
+        assert_eq!(
+            ad_hoc(&["gw:22"], |_| {}).unwrap_err(),
+            "`gw:22` is a host and a port: write the host alone and the port apart: knockr \
+             --check 22 gw knocks gw, then checks that port 22 opens"
+        );
+        assert!(
+            ad_hoc(&["[2001:db8::1]:22"], |_| {})
+                .unwrap_err()
+                .contains("knockr --check 22 2001:db8::1 knocks 2001:db8::1")
+        );
+        assert_eq!(
+            ad_hoc(&["root@gw"], |_| {}).unwrap_err(),
+            "`root@gw` names a user: knockr knocks hosts, ssh logs in: write `gw`"
+        );
+        assert!(
+            ad_hoc(&["8000"], |_| {})
+                .unwrap_err()
+                .contains("is a bare number, not a host")
+        );
+        assert!(
+            ad_hoc(&["a b"], |_| {})
+                .unwrap_err()
+                .contains("is not a host name: expected a name")
+        );
+    }
+
+    #[test]
+    fn addresses_are_read_as_getaddrinfo_reads_them_and_zones_name_interfaces() {
+        let plan = ad_hoc(&["127.1", "gw.example.net"], |_| {}).unwrap();
+        assert_eq!(
+            plan.targets[0].literal,
+            Some(Destination::from("127.0.0.1".parse::<IpAddr>().unwrap()))
+        );
+        assert_eq!(plan.targets[0].host, "127.1", "reports show it as written");
+        assert_eq!(plan.targets[1].literal, None, "a name is looked up");
+        let lo = local::interface_index("lo").unwrap();
+        let plan = ad_hoc(&["fe80::1%lo"], |_| {}).unwrap();
+        assert_eq!(plan.targets[0].literal.map(|d| d.scope_id), Some(lo));
+        let plan = ad_hoc(&["fe80::1"], |r| r.interface = Some("lo".into())).unwrap();
+        assert_eq!(plan.targets[0].literal.map(|d| d.scope_id), Some(lo));
+        let err = ad_hoc(&["fe80::1"], |_| {}).unwrap_err();
+        assert!(
+            err.starts_with("`fe80::1` is a link-local address, which needs its interface"),
+            "{err}"
+        );
+        let err = ad_hoc(&["fe80::1%nope0"], |_| {}).unwrap_err();
+        assert!(
+            err.starts_with("`fe80::1%nope0`: its zone `nope0` is not a network interface"),
+            "{err}"
+        );
+    }
+
+    /// The profiles loader of a machine without a profiles file.
+    fn no_file() -> Result<Profiles, PlanError> {
+        Err(PlanError::NoProfilesFile {
+            path: PathBuf::from("/home/me/.config/knockr/profiles.toml"),
+        })
+    }
+
+    #[test]
+    fn the_old_tools_forms_knock_a_host_unless_the_first_word_is_a_profile() {
+        let words = |words: &[&str]| Request {
+            targets: words.iter().map(|w| w.to_string()).collect(),
+            network: Proto::Udp,
+            ..Default::default()
+        };
+        let sequence = |plan: &Plan| -> Vec<String> {
+            match &plan.targets[0].sequence {
+                Sequence::Fixed(knocks) => knocks.iter().map(ToString::to_string).collect(),
+                other => panic!("{other:?}"),
+            }
+        };
+        // The C knock's HOST PORT[:PROTO]..., bare ports in -n/-u's protocol.
+        let plan = Plan::new(&words(&["127.0.0.1", "7000", "8000:tcp"]), no_file).unwrap();
+        assert_eq!(plan.targets[0].profile, None);
+        assert_eq!(sequence(&plan), ["7000:udp", "8000:tcp"]);
+        // The Go knockr's ADDRESS PORT,PORT,...
+        let plan = Plan::new(&words(&["gw.example.net", "7000,8000,9000"]), no_file).unwrap();
+        assert_eq!(plan.targets[0].host, "gw.example.net");
+        assert_eq!(sequence(&plan), ["7000:udp", "8000:udp", "9000:udp"]);
+        // With a profiles file, a word that is no profile is still a host.
+        let file = profiles(FILE);
+        let plan = Plan::new(&words(&["gw", "7000"]), || Ok(file.clone())).unwrap();
+        assert_eq!(plan.targets[0].host, "gw");
+        // A profile name always wins.
+        let err = Plan::new(&words(&["home", "22"]), || Ok(file.clone())).unwrap_err();
+        assert!(
+            err.to_string()
+                .starts_with("`22` after the profile `home` is a knock, not a profile"),
+            "{err}"
+        );
+        let err = Plan::new(&words(&["gw", "7000", "nope"]), no_file).unwrap_err();
+        assert!(
+            err.to_string().starts_with(
+                "`nope` after the host `gw` is not a knock (port \"nope\" is not a number"
+            ),
+            "{err}"
+        );
+        // A host without ports, and a word that is neither, get hints.
+        let err = Plan::new(&words(&["gw.example.net"]), || Ok(file.clone())).unwrap_err();
+        assert!(
+            err.to_string()
+                .starts_with("`gw.example.net` is not a profile but a host"),
+            "{err}"
+        );
+        let err = Plan::new(&words(&["home", "gw:22"]), || Ok(file.clone())).unwrap_err();
+        assert!(
+            err.to_string().starts_with("`gw:22` is a host and a port"),
+            "{err}"
+        );
+        let err = Plan::new(&words(&["homer"]), || Ok(file.clone())).unwrap_err();
+        assert!(
+            err.to_string()
+                .contains("there is no profile named `homer`: expected one of `home`"),
+            "{err}"
+        );
+        let err = Plan::new(&words(&["homer"]), no_file).unwrap_err();
+        assert!(matches!(err, PlanError::NoProfilesFile { .. }), "{err}");
+        // The old forms are planned as -p is: -6 refuses an IPv4 host.
+        let v6 = Request {
+            ipv6: true,
+            ..words(&["127.0.0.1", "7000"])
+        };
+        let err = Plan::new(&v6, no_file).unwrap_err();
+        assert!(
+            err.to_string()
+                .starts_with("`127.0.0.1` is an IPv4 address, but -6"),
+            "{err}"
         );
     }
 

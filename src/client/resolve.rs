@@ -17,7 +17,7 @@ mod hosts;
 mod local;
 mod sort;
 
-use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+use std::net::IpAddr;
 use std::path::PathBuf;
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
@@ -266,62 +266,14 @@ enum Answer {
     Late,
 }
 
-/// `192.0.2.1`, `2001:db8::1` or `[2001:db8::1]`, and the other IPv4 forms
-/// getaddrinfo takes before any lookup (`127.1`, `0x7f000001`).
+/// `192.0.2.1`, `127.1`, `2001:db8::1` or `[2001:db8::1]`: an address as
+/// getaddrinfo reads it ([`crate::core::host`]; the planner finds a zone's
+/// interface, so targets written as addresses normally never get here).
 pub(crate) fn parse_literal(host: &str) -> Option<IpAddr> {
-    let bare = host
-        .strip_prefix('[')
-        .and_then(|h| h.strip_suffix(']'))
-        .unwrap_or(host);
-    inet_aton(bare)
-        .map(IpAddr::V4)
-        .or_else(|| bare.parse::<Ipv6Addr>().ok().map(IpAddr::V6))
-}
-
-/// An IPv4 address in any form C's `inet_aton` reads, the whole text: one to
-/// four parts, each read by `strtoul(part, &end, 0)` (decimal, octal after a
-/// `0`, hex after `0x`), the last filling the bytes left (`10.1` is
-/// 10.0.0.1). glibc's getaddrinfo takes these as addresses, so ssh does.
-fn inet_aton(text: &str) -> Option<Ipv4Addr> {
-    let bytes = text.as_bytes();
-    let mut parts: Vec<u32> = Vec::with_capacity(4);
-    let mut at = 0;
-    let last = loop {
-        if !bytes.get(at)?.is_ascii_digit() {
-            return None;
-        }
-        let hex_digit = |b: Option<&u8>| b.is_some_and(u8::is_ascii_hexdigit);
-        let base: u32 = if bytes[at] != b'0' {
-            10
-        } else if matches!(bytes.get(at + 1), Some(b'x' | b'X')) && hex_digit(bytes.get(at + 2)) {
-            at += 2;
-            16
-        } else {
-            8
-        };
-        let mut value: u32 = 0;
-        while let Some(digit) = bytes.get(at).and_then(|&b| char::from(b).to_digit(base)) {
-            value = value.checked_mul(base)?.checked_add(digit)?;
-            at += 1;
-        }
-        match bytes.get(at) {
-            None => break value,
-            Some(b'.') if parts.len() < 3 && value <= 0xff => {
-                parts.push(value);
-                at += 1;
-            }
-            Some(_) => return None,
-        }
-    };
-    let free_bits = 8 * (4 - parts.len() as u32);
-    if u64::from(last) >= 1u64 << free_bits {
-        return None;
+    match crate::core::host::parse(host) {
+        Ok(crate::core::host::Host::Address { ip, .. }) => Some(ip),
+        _ => None,
     }
-    let high = parts
-        .iter()
-        .enumerate()
-        .fold(0u32, |acc, (i, &p)| acc | p << (24 - 8 * i as u32));
-    Some(Ipv4Addr::from(high | last))
 }
 
 fn family_name(family: Family) -> &'static str {

@@ -1,5 +1,7 @@
-//! Sends one knock and watches briefly for its answer, and runs the
-//! destination check. The only module of the client that opens sockets.
+//! Sends one knock and watches briefly for its answer, runs the destination
+//! check, and opens `connect`'s connection. The only module of the client
+//! that sends (`local` and `resolve` bind and connect UDP sockets to ask the
+//! kernel about addresses, which sends nothing).
 //!
 //! ICMP knocks go out from an unprivileged ping socket where the system
 //! allows one (`net.ipv4.ping_group_range`), else from a raw socket (root or
@@ -9,10 +11,10 @@ use std::io;
 use std::net::{IpAddr, SocketAddr};
 use std::time::{Duration, Instant};
 
-use tokio::net::{TcpSocket, UdpSocket};
+use tokio::net::{TcpSocket, TcpStream, UdpSocket};
 use tokio::time::timeout;
 
-use crate::client::plan::{Bind, Check, Settings};
+use crate::client::plan::{Bind, Check, Destination, Settings};
 use crate::core::knock::Mode;
 use crate::core::knock::{Knock, Proto};
 
@@ -51,13 +53,13 @@ impl Answer {
 /// host unreachable, ...). In `connect` mode a TCP knock waits for the
 /// handshake for the full `timeout` instead: completing it is the point.
 pub(crate) async fn knock(
-    ip: IpAddr,
+    to: Destination,
     knock: Knock,
     settings: &Settings,
     bind: &Bind,
     watch: Duration,
 ) -> io::Result<Answer> {
-    let addr = SocketAddr::new(ip, knock.port);
+    let (ip, addr) = (to.ip, to.at(knock.port));
     match knock.proto {
         Proto::Tcp => {
             let watch = match settings.mode {
@@ -78,9 +80,9 @@ pub(crate) async fn knock(
             }
         }
         Proto::Udp => {
-            let local = SocketAddr::new(bind.source.unwrap_or(unspecified(ip)), 0);
+            let local = SocketAddr::new(bind.source().unwrap_or(unspecified(ip)), 0);
             let socket = UdpSocket::bind(local).await?;
-            if let Some(interface) = &bind.interface {
+            if let Some(interface) = bind.interface() {
                 socket.bind_device(Some(interface.as_bytes()))?;
             }
             socket.connect(addr).await?;
@@ -96,22 +98,23 @@ pub(crate) async fn knock(
                 Ok(Err(err)) => Err(err),
             }
         }
-        Proto::Icmp => echo(ip, knock.port, bind, watch.min(settings.timeout)).await,
+        Proto::Icmp => echo(to, knock.port, bind, watch.min(settings.timeout)).await,
     }
 }
 
 /// Sends one echo request with `size` payload bytes to `ip`, then watches for
 /// its reply for at most `watch`.
-async fn echo(ip: IpAddr, size: u16, bind: &Bind, watch: Duration) -> io::Result<Answer> {
+async fn echo(to: Destination, size: u16, bind: &Bind, watch: Duration) -> io::Result<Answer> {
     use socket2::SockAddr;
+    let ip = to.ip;
     let (socket, raw) = icmp_socket(ip)?;
-    if let Some(interface) = &bind.interface {
+    if let Some(interface) = bind.interface() {
         socket.bind_device(Some(interface.as_bytes()))?;
     }
-    if let Some(source) = bind.source {
+    if let Some(source) = bind.source() {
         socket.bind(&SockAddr::from(SocketAddr::new(source, 0)))?;
     }
-    socket.connect(&SockAddr::from(SocketAddr::new(ip, 0)))?;
+    socket.connect(&SockAddr::from(to.at(0)))?;
     socket.set_nonblocking(true)?;
     // A ping socket's identifier is its local "port", which the kernel writes
     // over ours and uses to hand it the replies; a raw socket sends ours.
@@ -230,8 +233,8 @@ pub(crate) struct CheckOutcome {
 
 /// Connects to `check.port` until it accepts, `check.timeout` has passed, or
 /// the retries are spent. The connection is closed at once; nothing is sent on it.
-pub(crate) async fn check(ip: IpAddr, check: Check, bind: &Bind) -> CheckOutcome {
-    let addr = SocketAddr::new(ip, check.port);
+pub(crate) async fn check(to: Destination, check: Check, bind: &Bind) -> CheckOutcome {
+    let (ip, addr) = (to.ip, to.at(check.port));
     let start = Instant::now();
     let deadline = start + check.timeout;
     let mut attempts = 0;
@@ -271,6 +274,12 @@ pub(crate) async fn check(ip: IpAddr, check: Check, bind: &Bind) -> CheckOutcome
     }
 }
 
+/// A TCP connection to `port` at `to`, bound as `--source`/`--interface`
+/// say, as the knocks and the check were: what `connect` relays over.
+pub(crate) async fn connect(to: Destination, port: u16, bind: &Bind) -> io::Result<TcpStream> {
+    tcp_socket(to.ip, bind)?.connect(to.at(port)).await
+}
+
 /// A TCP socket for reaching `ip`, bound as `--source`/`--interface` say.
 fn tcp_socket(ip: IpAddr, bind: &Bind) -> io::Result<TcpSocket> {
     let socket = if ip.is_ipv4() {
@@ -278,10 +287,10 @@ fn tcp_socket(ip: IpAddr, bind: &Bind) -> io::Result<TcpSocket> {
     } else {
         TcpSocket::new_v6()?
     };
-    if let Some(interface) = &bind.interface {
+    if let Some(interface) = bind.interface() {
         socket.bind_device(Some(interface.as_bytes()))?;
     }
-    if let Some(source) = bind.source {
+    if let Some(source) = bind.source() {
         socket.bind(SocketAddr::new(source, 0))?;
     }
     Ok(socket)

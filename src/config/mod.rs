@@ -14,4 +14,4 @@ pub mod routeros;
 pub mod secret;
 #[cfg(feature = "server")]
 pub mod server;
-mod value;
+pub(crate) mod value;

@@ -15,6 +15,7 @@ use serde::Deserialize;
 use toml::Spanned;
 
 use crate::config::value::{DurationKey, DurationValue, PayloadValue, PortRange, PortValue};
+use crate::core::host::HostError;
 use crate::core::knock::{Family, Knock, Mode, Proto};
 use crate::core::otp::{OtpError, OtpSpec};
 
@@ -242,19 +243,10 @@ impl Profiles {
                     }
                 };
                 for host in &hosts {
-                    if host.get_ref().trim().is_empty()
-                        || host
-                            .get_ref()
-                            .chars()
-                            .any(|c| c.is_whitespace() || c.is_control())
-                    {
+                    if let Err(err) = crate::core::host::parse(host.get_ref()) {
                         return Err(at(
                             Some(host.span()),
-                            format!(
-                                "host {:?} in profile `{name}` is not a host name: expected a name such as \
-                                 gw.example.net or an IP address",
-                                host.get_ref()
-                            ),
+                            host_message(&name, host.get_ref(), &err),
                         ));
                     }
                 }
@@ -441,6 +433,26 @@ impl Profiles {
             }
         }
     }
+}
+
+/// Why `host` in profile `name` is refused, and what to write in the file instead.
+fn host_message(name: &str, host: &str, err: &HostError) -> String {
+    let fix = match err {
+        HostError::WithPort { host, port } => {
+            format!(
+                "write host = \"{host}\", and check = {port} to check that port after the knock"
+            )
+        }
+        HostError::WithUser { host, .. } => {
+            format!("write host = \"{host}\": knockr knocks hosts, ssh logs in")
+        }
+        _ => "expected a name such as gw.example.net or an IP address".to_string(),
+    };
+    format!(
+        "host {:?} in profile `{name}` {err}: {}",
+        host,
+        crate::core::text::sanitize(&fix)
+    )
 }
 
 fn names_list<'a>(names: impl Iterator<Item = &'a String>) -> String {
@@ -699,19 +711,39 @@ impl OtpKeys<'_> {
     }
 }
 
-/// `delay`: the pause between two knocks.
-const DELAY: DurationKey = DurationKey::any("delay");
-/// `timeout`: how long an answer to a knock is watched for.
-const TIMEOUT: DurationKey = DurationKey::any("timeout");
-/// `check_timeout`: how long the check may take.
-const CHECK_TIMEOUT: DurationKey = DurationKey::any("check_timeout");
+/// `delay` (and `-d`): the pause between two knocks. A minute is far more
+/// than any knock server waits between knocks; more is a typo ("200h") that
+/// would hang a cron job.
+pub(crate) const DELAY: DurationKey = DurationKey {
+    name: "delay",
+    range: Duration::ZERO..=Duration::from_secs(60),
+    whole_seconds: false,
+    expected: "a duration from 0s to 1m, e.g. \"200ms\"",
+};
+/// `timeout` (and `-t`): how long an answer to a knock is watched for (the
+/// handshake in `connect` mode); bounded as `delay` is.
+pub(crate) const TIMEOUT: DurationKey = DurationKey {
+    name: "timeout",
+    range: Duration::ZERO..=Duration::from_secs(60),
+    whole_seconds: false,
+    expected: "a duration from 0s to 1m, e.g. \"200ms\"",
+};
+/// `check_timeout`: how long the check may take. Zero would report the port
+/// closed after no attempt at all; five minutes outlasts a router's reboot.
+pub(crate) const CHECK_TIMEOUT: DurationKey = DurationKey {
+    name: "check_timeout",
+    range: Duration::from_millis(1)..=Duration::from_secs(5 * 60),
+    whole_seconds: false,
+    expected: "a duration from 1ms to 5m, e.g. \"3s\"",
+};
 /// `resolve_timeout`: how long DNS may take; zero would refuse every name
-/// the hosts file lacks without asking.
+/// the hosts file lacks without asking, and past a minute a silent DNS
+/// server would hold a cron job for nothing.
 const RESOLVE_TIMEOUT: DurationKey = DurationKey {
     name: "resolve_timeout",
-    range: Duration::from_millis(1)..=Duration::MAX,
+    range: Duration::from_millis(1)..=Duration::from_secs(60),
     whole_seconds: false,
-    expected: "at least 1ms, e.g. \"5s\"",
+    expected: "a duration from 1ms to 1m, e.g. \"5s\"",
 };
 /// `otp_step`: the derivation counts whole seconds, and a step cannot be empty.
 const OTP_STEP: DurationKey = DurationKey {
@@ -911,7 +943,21 @@ mod tests {
                 "blank host",
                 "[profiles.a]\nhosts = [\"ok\", \"bad host\"]\nsequence = [\"1\"]\n",
             ),
+            (
+                "host and port",
+                "[profiles.a]\nhost = \"gw:22\"\nsequence = [\"1\"]\n",
+            ),
+            (
+                "user and host",
+                "[profiles.a]\nhost = \"root@gw\"\nsequence = [\"1\"]\n",
+            ),
+            (
+                "port for a host",
+                "[profiles.a]\nhosts = [\"gw\", \"8000\"]\nsequence = [\"1\"]\n",
+            ),
             ("bad duration", "[defaults]\ndelay = \"soon\"\n"),
+            ("delay too long", "[defaults]\ndelay = \"200h\"\n"),
+            ("check_timeout zero", "[defaults]\ncheck_timeout = \"0s\"\n"),
             (
                 "duration without a unit",
                 "[defaults]\ncheck_timeout = 500\n",

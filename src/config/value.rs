@@ -28,8 +28,11 @@ impl<'de> Deserialize<'de> for DurationValue {
 }
 
 /// A key of a TOML file that takes a duration, and the durations it takes.
+/// A flag that sets the same thing (`-d` sets `delay`) reads its value with
+/// the same key ([`DurationKey::read_flag`]), so both take the same range and
+/// say so in the same words; a flag of its own (`--every`) has a key too.
 pub(crate) struct DurationKey {
-    /// The key as written in the file.
+    /// The key as written in the file (the flag, for a flag of its own).
     pub name: &'static str,
     /// The durations the key takes.
     pub range: RangeInclusive<Duration>,
@@ -40,7 +43,9 @@ pub(crate) struct DurationKey {
 }
 
 impl DurationKey {
-    /// A key that takes any duration.
+    /// A key that takes any duration (the server's timeouts; the client's
+    /// keys all have bounds).
+    #[cfg(any(feature = "server", test))]
     pub(crate) const fn any(name: &'static str) -> DurationKey {
         DurationKey {
             name,
@@ -84,6 +89,23 @@ impl DurationKey {
             ),
         };
         Err((value.span(), message))
+    }
+
+    /// The duration a flag's `text` holds by the command line's rule (a bare
+    /// number is milliseconds, [`units::parse_duration`]), if the key takes
+    /// it; else the sentence clap shows after "invalid value 'TEXT' for
+    /// '--FLAG'", in the words of the file's message.
+    pub(crate) fn read_flag(&self, text: &str) -> Result<Duration, String> {
+        let duration = units::parse_duration(text)?;
+        if self.takes(duration) {
+            Ok(duration)
+        } else {
+            Err(format!(
+                "{} is not usable: expected {}",
+                text.trim(),
+                self.expected
+            ))
+        }
     }
 
     fn takes(&self, duration: Duration) -> bool {
@@ -213,6 +235,31 @@ mod tests {
         assert_eq!(read(&key, "\"1500ms\""), Err(refused("\"1500ms\"")));
         assert_eq!(read(&key, "\"0s\""), Err(refused("\"0s\"")));
         assert_eq!(read(&key, "\"2m\""), Ok(Duration::from_secs(120)));
+    }
+
+    #[test]
+    fn a_flag_reads_its_key_by_the_command_lines_rule_and_the_keys_range() {
+        let key = DurationKey {
+            name: "delay",
+            range: Duration::ZERO..=Duration::from_secs(60),
+            whole_seconds: false,
+            expected: "a duration from 0s to 1m",
+        };
+        assert_eq!(
+            key.read_flag("200"),
+            Ok(Duration::from_millis(200)),
+            "bare: ms"
+        );
+        assert_eq!(key.read_flag("1m"), Ok(Duration::from_secs(60)));
+        assert_eq!(
+            key.read_flag("200h"),
+            Err("200h is not usable: expected a duration from 0s to 1m".to_string())
+        );
+        assert!(
+            key.read_flag("soon")
+                .unwrap_err()
+                .starts_with("duration \"soon\" is not understood")
+        );
     }
 
     /// A loader of one TOML file with one duration key set to a value, and

@@ -1,10 +1,11 @@
-//! The pure core: knock specs, units, TCP flag rules, the packet parser, the
+//! The pure core: host words, knock specs, units, TCP flag rules, the packet parser, the
 //! matcher, OTP derivation and text sanitizing.
 //!
 //! Nothing here touches files, sockets, the clock, clap, tokio or libpcap:
 //! time and input are arguments, so every rule is tested without network or
 //! root, and the fuzz targets reach it directly.
 
+pub mod host;
 pub mod knock;
 pub mod matcher;
 pub mod otp;

@@ -80,6 +80,242 @@ fn usage_errors_exit_2_and_send_nothing() {
     );
 }
 
+/// Runs `args` and asserts a usage error: exit 2, one line on stderr that
+/// starts with `expected`, nothing on stdout.
+fn assert_usage_error(output: &std::process::Output, args: &[&str], expected: &str) {
+    let stderr = stderr_of(output);
+    assert_eq!(output.status.code(), Some(2), "{args:?}: {stderr}");
+    assert!(stderr.starts_with(expected), "{args:?}: {stderr}");
+    assert_eq!(
+        stderr.lines().count(),
+        1,
+        "{args:?}: one sentence: {stderr}"
+    );
+    assert!(output.stdout.is_empty(), "{args:?}");
+}
+
+/// Reproduced on main, each was planned and then failed as a target (exit
+/// 1): "cannot assign requested address", "no such device", "only IPv6 was
+/// asked for", and for the ssh spellings "protocol error: Label contains
+/// invalid characters: Err(Errors)". They are usage errors now: exit 2,
+/// before anything is sent, one sentence saying what to write.
+#[test]
+fn regression_what_cannot_be_knocked_failed_a_target_instead_of_being_a_usage_error() {
+    let door = Door::new("127.0.1.64");
+    let knock = format!("{}:udp", door.udp());
+    let home = tempfile::tempdir().unwrap();
+    let cases: Vec<(Vec<&str>, &str)> = vec![
+        (
+            vec!["--source", "192.0.2.9", "-p", &knock, "127.0.1.64"],
+            "knockr: --source 192.0.2.9 is not an address of this machine: give one of its own",
+        ),
+        (
+            vec!["--interface", "nope0", "-p", &knock, "127.0.1.64"],
+            "knockr: --interface nope0 is not a network interface of this machine: expected one of ",
+        ),
+        (
+            vec!["-6", "-p", &knock, "127.0.1.64"],
+            "knockr: `127.0.1.64` is an IPv4 address, but -6 asks for IPv6 only: drop -6",
+        ),
+        (
+            vec!["-4", "-p", &knock, "::1"],
+            "knockr: `::1` is an IPv6 address, but -4 asks for IPv4 only: drop -4",
+        ),
+        (
+            vec!["-p", &knock, "127.0.1.64:22"],
+            "knockr: `127.0.1.64:22` is a host and a port: write the host alone and the port \
+             apart: knockr --check 22 127.0.1.64 knocks 127.0.1.64, then checks that port 22 opens",
+        ),
+        (
+            vec!["-p", &knock, "root@127.0.1.64"],
+            "knockr: `root@127.0.1.64` names a user: knockr knocks hosts, ssh logs in: write `127.0.1.64`",
+        ),
+        (
+            vec!["-p", &knock, "[2001:db8::1]:22"],
+            "knockr: `[2001:db8::1]:22` is a host and a port: write the host alone and the port \
+             apart: knockr --check 22 2001:db8::1",
+        ),
+        (
+            vec!["127.0.1.64:22", &knock],
+            "knockr: `127.0.1.64:22` is a host and a port",
+        ),
+        (
+            vec!["-p", &knock, "fe80::1"],
+            "knockr: `fe80::1` is a link-local address, which needs its interface: write fe80::1%IFACE",
+        ),
+        (
+            vec!["-p", &knock, "fe80::1%nope0"],
+            "knockr: `fe80::1%nope0`: its zone `nope0` is not a network interface of this machine",
+        ),
+    ];
+    for (args, expected) in cases {
+        let output = knockr(home.path()).args(&args).output().unwrap();
+        assert_usage_error(&output, &args, expected);
+    }
+    assert!(
+        door.collect_for(Duration::from_millis(300)).is_empty(),
+        "no usage error sent a knock"
+    );
+}
+
+/// Reproduced: `delay = "200h"` in a profile was taken (the second knock
+/// would have gone out in 200 hours, a cron job hanging until then),
+/// `check_timeout = "0s"` reported the port "CLOSED after 0 attempts", and
+/// `--every 1ms` sent 860 rounds in two seconds.
+#[test]
+fn regression_durations_past_any_sane_bound_were_taken() {
+    let door = Door::new("127.0.1.65");
+    let (a, b) = (door.udp(), door.udp());
+    let file = |key: &str| {
+        profiles(&format!(
+            "[profiles.p]\nhost = \"127.0.1.65\"\nsequence = [\"{a}:udp\", \"{b}:udp\"]\n{key}\ncheck = {b}\n"
+        ))
+    };
+    let long = file("delay = \"200h\"");
+    let output = long.run(&["p"]);
+    assert_usage_error(
+        &output,
+        &["p"],
+        &format!(
+            "knockr: {}:4:9: delay = \"200h\" is not usable: expected a duration from 0s to 1m",
+            long.path.display()
+        ),
+    );
+    let zero = file("check_timeout = \"0s\"");
+    let output = zero.run(&["p"]);
+    assert_usage_error(
+        &output,
+        &["p"],
+        &format!(
+            "knockr: {}:4:17: check_timeout = \"0s\" is not usable: expected a duration from 1ms to 5m",
+            zero.path.display()
+        ),
+    );
+    let home = tempfile::tempdir().unwrap();
+    let knocks = format!("{a}:udp,{b}:udp");
+    for (flags, expected) in [
+        (
+            ["-d", "200h"],
+            "200h is not usable: expected a duration from 0s to 1m",
+        ),
+        (
+            ["-t", "2m"],
+            "2m is not usable: expected a duration from 0s to 1m",
+        ),
+        (
+            ["--every", "1ms"],
+            "1ms is not usable: expected a duration from 1s to 24h",
+        ),
+        (
+            ["--retry", "1000"],
+            "1000 is not usable: expected a number of rounds from 0 to 10",
+        ),
+    ] {
+        let output = knockr(home.path())
+            .args(flags)
+            .args(["-p", &knocks, "127.0.1.65"])
+            .output()
+            .unwrap();
+        assert_eq!(output.status.code(), Some(2), "{flags:?}");
+        assert!(
+            stderr_of(&output).contains(expected),
+            "{flags:?}: {}",
+            stderr_of(&output)
+        );
+    }
+    assert!(
+        door.collect_for(Duration::from_millis(300)).is_empty(),
+        "nothing was sent"
+    );
+}
+
+/// Reproduced: `knockr --dry-run connect PROFILE` knocked and connected;
+/// `--source`, `-v`, `-p` before `connect` were ignored, as every knocking
+/// flag before any subcommand was. Each is refused, saying where it goes.
+#[test]
+fn regression_knocking_flags_before_a_subcommand_were_ignored() {
+    let door = Door::new("127.0.1.66");
+    let (knock, check) = (door.udp(), door.tcp());
+    let file = profiles(&format!(
+        "[profiles.box]\nhost = \"127.0.1.66\"\nsequence = [\"{knock}:udp\"]\ncheck = {check}\n"
+    ));
+    let port = knock.to_string();
+    for (args, expected) in [
+        (
+            vec!["--dry-run", "connect", "box"],
+            "error: --dry-run is written before `connect`: a subcommand's flags go after its \
+             name, e.g. knockr connect --dry-run ...",
+        ),
+        (
+            vec!["--source", "127.0.1.67", "connect", "box"],
+            "error: --source is written before `connect`",
+        ),
+        (
+            vec!["-v", "connect", "box"],
+            "error: -v/--verbose is written before `connect`",
+        ),
+        (
+            vec!["-p", &port, "connect", "box"],
+            "error: -p/--port is written before `connect`",
+        ),
+        (
+            vec!["--json", "connect", "box"],
+            "error: --json is a flag of knocking (knockr [FLAGS] TARGET...), which `knockr \
+             connect` does not take",
+        ),
+        (
+            vec!["--json", "list"],
+            "error: --json is a flag of knocking (knockr [FLAGS] TARGET...), which `knockr list` \
+             does not take",
+        ),
+        (
+            vec!["-d", "1s", "routeros", "rules", "box", "--protect", "22"],
+            "error: -d/--delay is a flag of knocking",
+        ),
+    ] {
+        let output = file.run(&args);
+        assert_eq!(
+            output.status.code(),
+            Some(2),
+            "{args:?}: {}",
+            stderr_of(&output)
+        );
+        assert!(
+            stderr_of(&output).starts_with(expected),
+            "{args:?}: {}",
+            stderr_of(&output)
+        );
+        assert!(output.stdout.is_empty(), "{args:?}");
+    }
+    assert!(
+        door.collect_for(Duration::from_millis(300)).is_empty(),
+        "nothing was knocked or connected"
+    );
+}
+
+#[test]
+fn an_unknown_profile_exits_2_in_every_subcommand() {
+    let file =
+        profiles("[profiles.home]\nhost = \"127.0.0.1\"\nsequence = [\"7000\"]\ncheck = 22\n");
+    for args in [
+        vec!["nope"],
+        vec!["--every", "1m", "nope"],
+        vec!["connect", "nope"],
+        vec!["connect", "nope", "22"],
+        vec!["routeros", "rules", "nope", "--protect", "22"],
+    ] {
+        let output = file.run(&args);
+        assert_usage_error(
+            &output,
+            &args,
+            &format!(
+                "knockr: {}: there is no profile named `nope`: expected one of `home`",
+                file.path.display()
+            ),
+        );
+    }
+}
+
 #[test]
 fn profiles_file_errors_exit_2_naming_file_line_and_column() {
     let file =
@@ -307,18 +543,18 @@ fn terminal_escapes_in_host_names_never_reach_the_terminal() {
         .args(["-v", "-p", "7000", evil])
         .output()
         .unwrap();
-    assert_eq!(output.status.code(), Some(1));
-    for stream in [&output.stdout, &output.stderr] {
-        let text = String::from_utf8_lossy(stream);
-        assert!(
-            !text.contains('\u{1b}') && !text.contains('\u{7}'),
-            "raw control characters in {text:?}"
-        );
-        assert!(
-            text.contains("evil\\u{1b}]0;owned"),
-            "the name is shown escaped: {text:?}"
-        );
-    }
+    // No host name holds control characters: refused, and shown escaped.
+    assert_eq!(output.status.code(), Some(2));
+    assert!(output.stdout.is_empty());
+    let text = stderr_of(&output);
+    assert!(
+        !text.contains('\u{1b}') && !text.contains('\u{7}'),
+        "raw control characters in {text:?}"
+    );
+    assert!(
+        text.contains("evil\\u{1b}]0;owned"),
+        "the name is shown escaped: {text:?}"
+    );
 }
 
 #[test]

@@ -407,6 +407,7 @@ fn interface_binds_the_knocks_to_a_device() {
         String::from_utf8_lossy(&ok.stderr)
     );
     assert_eq!(door.wait_for(1).len(), 1);
+    // An interface this machine lacks is a usage error: nothing is tried.
     let output = knockr(home.path())
         .args([
             "--json",
@@ -418,12 +419,15 @@ fn interface_binds_the_knocks_to_a_device() {
         ])
         .output()
         .unwrap();
-    assert_eq!(output.status.code(), Some(1));
-    let error = json(&output)["targets"][0]["error"]
-        .as_str()
-        .unwrap()
-        .to_string();
-    assert!(error.ends_with("was not sent: no such device"), "{error}");
+    assert_eq!(output.status.code(), Some(2));
+    assert!(output.stdout.is_empty());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.starts_with(
+            "knockr: --interface no-such-if0 is not a network interface of this machine: expected one of "
+        ) && stderr.contains("lo"),
+        "{stderr}"
+    );
 }
 
 /// As root, in a namespace whose hosts file gives one name both loopback
@@ -622,7 +626,7 @@ fn every_knocks_each_interval_one_line_a_round_until_sigterm() {
     let child = std::process::Command::new(assert_cmd::cargo::cargo_bin("knockr"))
         .args([
             "--every",
-            "300ms",
+            "1s",
             "-n",
             "udp",
             "-p",
@@ -788,4 +792,282 @@ fn a_profile_with_a_secret_knocks_the_current_time_based_sequence() {
         return;
     }
     panic!("two runs in a row crossed a 30 s step boundary");
+}
+
+#[test]
+fn connect_takes_knockings_flags_and_a_dry_run_neither_knocks_nor_connects() {
+    let door = Door::new("127.0.1.95");
+    let (knock, check) = (door.udp(), door.tcp());
+    let file = profiles(&format!(
+        "[profiles.box]\nhost = \"127.0.1.95\"\nsequence = [\"{knock}:udp\"]\ncheck = {check}\n"
+    ));
+    let output = file.run(&["connect", "--dry-run", "box"]);
+    assert_eq!(
+        output.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert!(output.stdout.is_empty(), "stdout is the relay's");
+    assert_eq!(
+        String::from_utf8_lossy(&output.stderr),
+        format!(
+            "knockr: dry run: would knock {knock}:udp on 127.0.1.95, wait for port {check}, then connect to it\n"
+        )
+    );
+    assert!(
+        door.collect_for(Duration::from_millis(300)).is_empty(),
+        "a dry run sends nothing and connects nothing"
+    );
+
+    // Ad hoc, from a source address, each knock said on stderr: the knock,
+    // the check and the relayed connection all come from that address.
+    let output = knockr(tempfile::tempdir().unwrap().path())
+        .args([
+            "connect",
+            "-v",
+            "-p",
+            &format!("{knock}:udp"),
+            "--source",
+            "127.0.1.96",
+            "127.0.1.95",
+            &check.to_string(),
+        ])
+        .write_stdin("")
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(0), "{stderr}");
+    assert!(
+        stderr.contains(&format!(
+            "127.0.1.95: knock 1/1 {knock}:udp to 127.0.1.95 sent"
+        )),
+        "{stderr}"
+    );
+    let seen = door.wait_for(3);
+    let got: Vec<(&str, u16, String)> = seen
+        .iter()
+        .map(|a| (a.proto, a.to.port(), a.from.ip().to_string()))
+        .collect();
+    let from = "127.0.1.96".to_string();
+    assert_eq!(
+        got,
+        [
+            ("udp", knock, from.clone()),
+            ("tcp", check, from.clone()),
+            ("tcp", check, from)
+        ],
+        "the knock, the check, the relayed connection"
+    );
+}
+
+/// Reproduced: a SIGTERM or SIGINT during a round of `--every` was only
+/// looked at after the round, so the rest of a slow sequence still went out
+/// and the exit waited for it (6 s here).
+#[test]
+fn regression_a_signal_during_a_round_of_every_let_the_round_finish() {
+    let spawn = |door: &Door| {
+        let ports: Vec<String> = (0..3).map(|_| format!("{}:udp", door.udp())).collect();
+        std::process::Command::new(assert_cmd::cargo::cargo_bin("knockr"))
+            .args(["--every", "1s", "-d", "3s", "-p", &ports.join(",")])
+            .arg(door.ip.to_string())
+            .env_remove("KNOCKR_CONFIG")
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap()
+    };
+    let (term, int) = (Door::new("127.0.1.97"), Door::new("127.0.1.98"));
+    let mut children = [(spawn(&term), "TERM"), (spawn(&int), "INT")];
+    for (door, (child, signal)) in [&term, &int].into_iter().zip(&mut children) {
+        assert_eq!(door.wait_for(1).len(), 1, "the first knock of the round");
+        send_signal(child.id(), signal);
+    }
+    let signalled = std::time::Instant::now();
+    for (child, signal) in &mut children {
+        let status = loop {
+            if let Some(status) = child.try_wait().unwrap() {
+                break status;
+            }
+            if signalled.elapsed() > Duration::from_secs(5) {
+                let _ = child.kill();
+                panic!("SIG{signal}: still running 5 s after the signal");
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        };
+        assert_eq!(status.code(), Some(0), "SIG{signal}");
+        assert!(
+            signalled.elapsed() < Duration::from_secs(1),
+            "SIG{signal}: the exit took {:?}",
+            signalled.elapsed()
+        );
+    }
+    // The second knocks were due 3 s after the first.
+    for door in [&term, &int] {
+        assert!(
+            door.collect_for(Duration::from_millis(3500)).is_empty(),
+            "a knock went out after the signal"
+        );
+    }
+}
+
+/// The C knock's `knock [-u] HOST PORT[:PROTO]...` and the Go knockr's
+/// `knockr [-s] [-n udp] ADDRESS PORT,PORT,...` knock as they did there; on
+/// main both were read as profile names ("there is no profiles file").
+#[test]
+fn the_c_knock_and_go_knockr_command_lines_knock_as_they_did_there() {
+    let door = Door::new("127.0.1.99");
+    let (a, b, c) = (door.udp(), door.tcp(), door.udp());
+    let home = tempfile::tempdir().unwrap();
+    let output = knockr(home.path())
+        .args(["-u", "-d", "50", "127.0.1.99"])
+        .args([a.to_string(), format!("{b}:tcp"), c.to_string()])
+        .output()
+        .unwrap();
+    assert_eq!(
+        output.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let got: Vec<(u16, &str)> = door
+        .wait_for(3)
+        .iter()
+        .map(|s| (s.to.port(), s.proto))
+        .collect();
+    assert_eq!(
+        got,
+        [(a, "udp"), (b, "tcp"), (c, "udp")],
+        "-u: bare ports are UDP"
+    );
+
+    let output = knockr(home.path())
+        .args([
+            "-s",
+            "-n",
+            "udp",
+            "-d",
+            "50ms",
+            "127.0.1.99",
+            &format!("{a},{c}"),
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(0));
+    assert!(
+        output.stdout.is_empty() && output.stderr.is_empty(),
+        "-s: silent"
+    );
+    let got: Vec<u16> = door.wait_for(2).iter().map(|s| s.to.port()).collect();
+    assert_eq!(got, [a, c]);
+
+    // A profile name always wins: `gw` is a profile, so `7000` after it is
+    // no port of an ad-hoc knock, and nothing is sent.
+    let file = profiles(&format!(
+        "[profiles.gw]\nhost = \"127.0.1.99\"\nsequence = [\"{c}:udp\"]\n"
+    ));
+    assert_eq!(file.run(&["gw"]).status.code(), Some(0));
+    assert_eq!(door.wait_for(1).len(), 1);
+    let output = file.run(&["gw", &a.to_string()]);
+    assert_eq!(output.status.code(), Some(2));
+    assert!(
+        String::from_utf8_lossy(&output.stderr).starts_with(&format!(
+            "knockr: `{a}` after the profile `gw` is a knock, not a profile"
+        )),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    // A word that is neither a profile nor a host says what would be.
+    let output = file.run(&["gw.example.net"]);
+    assert_eq!(output.status.code(), Some(2));
+    assert!(
+        String::from_utf8_lossy(&output.stderr).starts_with(
+            "knockr: `gw.example.net` is not a profile but a host: to knock it, give its ports"
+        ),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert!(door.collect_for(Duration::from_millis(300)).is_empty());
+}
+
+/// Reproduced: `127.1` was looked up as a name ("cannot resolve 127.1: no
+/// such host"); ssh, ping and getaddrinfo read it as 127.0.0.1.
+#[test]
+fn regression_inet_aton_addresses_were_looked_up_as_names() {
+    let door = Door::new("127.0.0.1");
+    let port = door.udp();
+    let home = tempfile::tempdir().unwrap();
+    for host in ["127.1", "0x7f.0.0.1", "127.0.1"] {
+        let output = knockr(home.path())
+            .args(["--json", "-p", &format!("{port}:udp"), host])
+            .output()
+            .unwrap();
+        assert_eq!(
+            output.status.code(),
+            Some(0),
+            "{host}: {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        let report = json(&output);
+        assert_eq!(report["targets"][0]["host"], host, "shown as written");
+        assert_eq!(report["targets"][0]["address"], "127.0.0.1");
+        assert_eq!(door.wait_for(1).len(), 1, "{host}");
+    }
+}
+
+/// `fe80::1%IFACE` knocks the link-local address through that interface, as
+/// ssh would; both ends are in namespaces of the test's own making.
+#[cfg(feature = "server")]
+#[test]
+fn a_scoped_link_local_address_is_knocked_through_its_interface() {
+    use crate::support::netns::{Net, can_run, enter, sh};
+    if !can_run() {
+        return;
+    }
+    let net = Net::new();
+    let cli_if = net.cli_if();
+    for (ns, ifname, address) in [
+        (&net.srv, &net.srv_if, "fe80::1"),
+        (&net.cli, &cli_if, "fe80::2"),
+    ] {
+        sh(&[
+            "ip",
+            "-n",
+            ns,
+            "-6",
+            "addr",
+            "add",
+            &format!("{address}/64"),
+            "dev",
+            ifname,
+            "nodad",
+        ]);
+    }
+    // A listener on the far side: its socket is made inside the server namespace.
+    let srv = net.srv.clone();
+    let (door, port) = std::thread::spawn(move || {
+        enter(&srv);
+        let door = Door::new("::");
+        let port = door.udp();
+        (door, port)
+    })
+    .join()
+    .unwrap();
+    let host = format!("fe80::1%{cli_if}");
+    let output = net
+        .in_client_ns(assert_cmd::cargo::cargo_bin("knockr"))
+        .args(["--json", "-p", &format!("{port}:udp"), &host])
+        .env_remove("KNOCKR_CONFIG")
+        .output()
+        .unwrap();
+    assert_eq!(
+        output.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert_eq!(json(&output)["targets"][0]["host"], host.as_str());
+    let seen = door.wait_for(1);
+    assert_eq!(seen.len(), 1, "the knock arrived");
+    assert_eq!(seen[0].from.ip().to_string(), "fe80::2");
 }
