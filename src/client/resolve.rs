@@ -330,13 +330,16 @@ mod tests {
             ("127.1", "127.0.0.1"),
             ("10.1.2", "10.1.0.2"),
             ("0x7f000001", "127.0.0.1"),
-            ("017700000001", "127.0.0.1"),
             ("0x7f.0.0.01", "127.0.0.1"),
-            ("3232235777", "192.168.1.1"),
             ("1.65536", "1.1.0.0"),
-            ("0", "0.0.0.0"),
         ] {
             assert_eq!(parse_literal(text), Some(ip(address)), "{text}");
+        }
+        // getaddrinfo reads a bare decimal number as an address too, but the
+        // planner refuses one as a host (a port written where the host
+        // goes), so it never becomes one here.
+        for number in ["3232235777", "017700000001", "0"] {
+            assert_eq!(parse_literal(number), None, "{number}");
         }
         for name in [
             "1.2.3.4.5",
@@ -348,7 +351,6 @@ mod tests {
             ".1",
             "1..2",
             "4294967296",
-            "1.2.3.4 ",
             "0x",
             "0x.1",
             "00x1",

@@ -118,8 +118,8 @@ pub fn parse(text: &str) -> Result<Host, HostError> {
 }
 
 /// `text` as an address, if it is written as one: IPv6 with an optional
-/// zone, or an IPv4 form of inet_aton (more than one part: a bare number is
-/// left to the caller). `Ok(None)`: not an address, maybe a name.
+/// zone, or an IPv4 form of inet_aton (a bare decimal number is left to the
+/// caller). `Ok(None)`: not an address, maybe a name.
 fn literal(text: &str) -> Result<Option<Host>, HostError> {
     if let Some((address, zone)) = text.split_once('%') {
         return match address.parse::<Ipv6Addr>() {
@@ -143,8 +143,10 @@ fn literal(text: &str) -> Result<Option<Host>, HostError> {
             zone: None,
         }));
     }
+    // A single decimal number is a typo for a port far more often than an
+    // address (the caller says so); a single hex part (`0x7f000001`) is not.
     Ok(inet_aton(text)
-        .filter(|_| text.contains('.'))
+        .filter(|_| text.contains('.') || !is_digits(text))
         .map(|ip| Host::Address {
             ip: IpAddr::V4(ip),
             zone: None,
