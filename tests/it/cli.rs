@@ -219,6 +219,52 @@ fn committed_completions_and_man_page_match_the_binary() {
     );
 }
 
+/// `knockr ARGS` with stdout given; std's Command, since assert_cmd always
+/// captures stdout.
+fn run_with_stdout(args: &[&str], stdout: std::process::Stdio) -> std::process::Output {
+    let home = tempfile::tempdir().unwrap();
+    std::process::Command::new(assert_cmd::cargo::cargo_bin("knockr"))
+        .args(args)
+        .env_remove("COMPLETE")
+        .env("HOME", home.path())
+        .stdout(stdout)
+        .stderr(std::process::Stdio::piped())
+        .output()
+        .unwrap()
+}
+
+#[test]
+fn regression_completions_and_man_panicked_on_a_closed_pipe_or_a_full_disk() {
+    for (args, what) in [
+        (&["completions", "bash"][..], "the completion script"),
+        (&["completions", "zsh"][..], "the completion script"),
+        (&["man"][..], "the man page"),
+    ] {
+        // The reader is gone before knockr starts: every write is EPIPE.
+        let (reader, writer) = std::io::pipe().unwrap();
+        drop(reader);
+        let output = run_with_stdout(args, writer.into());
+        assert_eq!(output.status.code(), Some(0), "{args:?} | (closed)");
+        assert_eq!(
+            stderr_of(&output),
+            "",
+            "{args:?}: nothing to say about the pipe"
+        );
+
+        let full = std::fs::OpenOptions::new()
+            .write(true)
+            .open("/dev/full")
+            .unwrap();
+        let output = run_with_stdout(args, full.into());
+        assert_eq!(output.status.code(), Some(1), "{args:?} > /dev/full");
+        assert_eq!(
+            stderr_of(&output),
+            format!("knockr: cannot write {what}: no space left on device\n"),
+            "{args:?}: one sentence, no panic"
+        );
+    }
+}
+
 #[cfg(feature = "dynamic-completion")]
 #[test]
 fn profile_names_complete_from_the_users_profiles_file() {
