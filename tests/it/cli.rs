@@ -265,29 +265,113 @@ fn regression_completions_and_man_panicked_on_a_closed_pipe_or_a_full_disk() {
     }
 }
 
+/// What the script from `COMPLETE=bash knockr` prints when the user presses
+/// TAB at the end of `line` (clap_complete's bash protocol: the words after
+/// `--`, the index of the word being completed in `_CLAP_COMPLETE_INDEX`).
+#[cfg(feature = "dynamic-completion")]
+fn bash_candidates(
+    home: &std::path::Path,
+    env_config: Option<&std::path::Path>,
+    line: &str,
+) -> String {
+    let words: Vec<&str> = line.split(' ').collect();
+    let mut cmd = knockr(home);
+    if let Some(path) = env_config {
+        cmd.env("KNOCKR_CONFIG", path);
+    }
+    let output = cmd
+        .env("COMPLETE", "bash")
+        .env("_CLAP_IFS", "\n")
+        .env("_CLAP_COMPLETE_INDEX", (words.len() - 1).to_string())
+        .env("_CLAP_COMPLETE_COMP_TYPE", "9")
+        .env("_CLAP_COMPLETE_SPACE", "true")
+        .arg("--")
+        .args(&words)
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(0), "{line}");
+    String::from_utf8(output.stdout).unwrap()
+}
+
 #[cfg(feature = "dynamic-completion")]
 #[test]
 fn profile_names_complete_from_the_users_profiles_file() {
     let file = profiles(
         "[profiles.home-router]\nhost = \"h\"\nsequence = [\"1\"]\n[profiles.office]\nhost = \"h\"\nsequence = [\"1\"]\n",
     );
-    // What the script from `COMPLETE=bash knockr` runs when the user presses TAB after `knockr h`.
-    let output = knockr(file.dir.path())
-        .env("COMPLETE", "bash")
-        .env("KNOCKR_CONFIG", &file.path)
-        .env("_CLAP_IFS", "\n")
-        .env("_CLAP_COMPLETE_INDEX", "1")
-        .env("_CLAP_COMPLETE_COMP_TYPE", "9")
-        .env("_CLAP_COMPLETE_SPACE", "true")
-        .args(["--", "knockr", "h"])
+    let lines = |text: String| text.lines().map(String::from).collect::<Vec<_>>();
+    let candidates = bash_candidates(file.dir.path(), Some(&file.path), "knockr h");
+    assert_eq!(lines(candidates), ["help", "home-router"]);
+}
+
+#[cfg(feature = "dynamic-completion")]
+#[test]
+fn regression_profiles_completed_only_as_a_knock_target_and_only_from_the_environment() {
+    let file = profiles("[profiles.home-router]\nhost = \"h\"\nsequence = [\"1\"]\n");
+    let other = profiles("[profiles.hallway]\nhost = \"h\"\nsequence = [\"1\"]\n");
+    let home = file.dir.path();
+    let c = file.path.display();
+    let lines = |text: String| text.lines().map(String::from).collect::<Vec<_>>();
+    // Every place a profile goes, from the file the line names, over $KNOCKR_CONFIG.
+    for line in [
+        format!("knockr connect -c {c} h"),
+        format!("knockr routeros rules --config {c} h"),
+        format!("knockr routeros rules --config={c} h"),
+        format!("knockr -c {c} connect h"),
+    ] {
+        let candidates = bash_candidates(home, Some(&other.path), &line);
+        assert_eq!(lines(candidates), ["home-router"], "{line}");
+    }
+    let candidates = bash_candidates(home, Some(&other.path), &format!("knockr -c {c} h"));
+    assert_eq!(lines(candidates), ["help", "home-router"]);
+    // No -c: $KNOCKR_CONFIG, then the default file.
+    let candidates = bash_candidates(home, Some(&other.path), "knockr connect h");
+    assert_eq!(lines(candidates), ["hallway"]);
+    let default = home.join(".config/knockr/profiles.toml");
+    std::fs::create_dir_all(default.parent().unwrap()).unwrap();
+    std::fs::copy(&file.path, &default).unwrap();
+    let candidates = bash_candidates(home, None, "knockr connect h");
+    assert_eq!(lines(candidates), ["home-router"]);
+}
+
+#[cfg(feature = "dynamic-completion")]
+#[test]
+fn regression_a_profile_name_with_control_characters_reached_the_shell_raw() {
+    // A quoted TOML key may hold ESC and a newline: printed raw, the newline
+    // split it into a fake candidate `fake` and ESC reached the terminal.
+    let file = profiles(
+        "[profiles.home-router]\nhost = \"h\"\nsequence = [\"1\"]\n\
+         [profiles.\"hid\\u001b[2Jden\\nfake\"]\nhost = \"h\"\nsequence = [\"1\"]\n",
+    );
+    let c = file.path.display();
+    let loaded = knockr(file.dir.path())
+        .args(["list", "-c"])
+        .arg(&file.path)
         .output()
         .unwrap();
-    let candidates: Vec<String> = String::from_utf8(output.stdout)
-        .unwrap()
-        .lines()
-        .map(String::from)
-        .collect();
-    assert_eq!(candidates, ["help", "home-router"]);
+    assert_eq!(
+        loaded.status.code(),
+        Some(0),
+        "the hostile name is a valid profile"
+    );
+    // `knockr h` through $KNOCKR_CONFIG, as before; `connect` through -c.
+    for line in ["knockr h".to_string(), format!("knockr connect -c {c} ")] {
+        let candidates = bash_candidates(file.dir.path(), Some(&file.path), &line);
+        assert!(
+            !candidates.contains('\u{1b}'),
+            "{line}: ESC printed: {candidates:?}"
+        );
+        assert!(
+            !candidates
+                .lines()
+                .any(|l| l == "fake" || l.starts_with("hid")),
+            "{line}: the hostile name was offered: {candidates:?}"
+        );
+        assert!(
+            candidates.lines().any(|l| l == "home-router"),
+            "{line}: {candidates:?}"
+        );
+    }
 }
 
 #[test]
