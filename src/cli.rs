@@ -166,8 +166,13 @@ pub enum Command {
         #[arg(value_name = "SHELL")]
         shell: Shell,
     },
-    /// Print the man page (roff)
-    Man,
+    /// Print the man page knockr(1) (roff), or write every page into a directory
+    Man {
+        /// Write every page into DIR: knockr(1), one per subcommand, and the
+        /// files' knockr-profiles(5) and knockr-knockd.toml(5)
+        #[arg(long, value_name = "DIR")]
+        dir: Option<PathBuf>,
+    },
     /// Run the knock server: watch traffic, match knock sequences, run commands
     #[cfg(feature = "server")]
     Knockd(KnockdArgs),

@@ -215,8 +215,82 @@ fn committed_completions_and_man_page_match_the_binary() {
     }
     assert!(
         support::read(root.join("man/knockr.1")) == generated(&["man"]),
-        "man/knockr.1 is stale: `knockr man > man/knockr.1`"
+        "man/knockr.1 is stale: `knockr man --dir man`"
     );
+    let dir = tempfile::tempdir().unwrap();
+    generated(&["man", "--dir", dir.path().to_str().unwrap()]);
+    assert_eq!(
+        page_files(dir.path()),
+        page_files(&root.join("man")),
+        "man/ does not hold the pages `knockr man --dir man` writes"
+    );
+    for file in page_files(dir.path()) {
+        assert!(
+            support::read(root.join("man").join(&file)) == support::read(dir.path().join(&file)),
+            "man/{file} is stale: `knockr man --dir man`"
+        );
+    }
+}
+
+/// The names of the files in `dir`, sorted.
+fn page_files(dir: &std::path::Path) -> Vec<String> {
+    let mut files: Vec<String> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|entry| entry.unwrap().file_name().into_string().unwrap())
+        .collect();
+    files.sort();
+    files
+}
+
+/// The pages (`knockr-connect(1)`) a section of a roff page names, `\-` read as `-`.
+fn pages_named_in(roff: &str, section: &str) -> Vec<String> {
+    let heading = format!(".SH {section}");
+    let Some(start) = roff.find(&heading) else {
+        return Vec::new();
+    };
+    let body = &roff[start + heading.len()..];
+    let body = &body[..body.find("\n.SH ").unwrap_or(body.len())];
+    let text = body
+        .replace("\\-", "-")
+        .replace("\\fB", "")
+        .replace("\\fR", "");
+    let mut pages = Vec::new();
+    for (at, _) in text.match_indices('(') {
+        let section: String = text[at + 1..]
+            .chars()
+            .take_while(char::is_ascii_digit)
+            .collect();
+        if section.is_empty() || !text[at + 1 + section.len()..].starts_with(')') {
+            continue;
+        }
+        let name_start = text[..at]
+            .rfind(|c: char| !(c.is_ascii_alphanumeric() || c == '-' || c == '.'))
+            .map_or(0, |i| i + 1);
+        pages.push(format!("{}({section})", &text[name_start..at]));
+    }
+    pages
+}
+
+#[test]
+fn regression_man_pages_pointed_to_pages_that_were_never_generated() {
+    let man = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("man");
+    let files = page_files(&man);
+    for file in &files {
+        let roff = support::read(man.join(file));
+        let see_also = pages_named_in(&roff, "\"SEE ALSO\"");
+        assert!(!see_also.is_empty(), "man/{file} has no SEE ALSO");
+        for page in see_also.iter().chain(&pages_named_in(&roff, "SUBCOMMANDS")) {
+            let (name, section) = page.trim_end_matches(')').split_once('(').unwrap();
+            let target = format!("{name}.{section}");
+            assert!(
+                files.contains(&target),
+                "man/{file} names {page}, but man/{target} does not exist"
+            );
+        }
+    }
+    let top = support::read(man.join("knockr.1"));
+    assert!(pages_named_in(&top, "SUBCOMMANDS").contains(&"knockr-connect(1)".to_string()));
+    assert!(pages_named_in(&top, "\"SEE ALSO\"").contains(&"knockr-profiles(5)".to_string()));
 }
 
 /// `knockr ARGS` with stdout given; std's Command, since assert_cmd always
