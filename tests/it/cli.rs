@@ -271,6 +271,44 @@ fn pages_named_in(roff: &str, section: &str) -> Vec<String> {
     pages
 }
 
+/// The keys an example file sets or shows commented out (`key =`, `# key =`).
+fn keys_of_example(text: &str) -> Vec<String> {
+    let mut keys: Vec<String> = text
+        .lines()
+        .map(|line| line.trim_start_matches(['#', ' ']))
+        .filter_map(|line| line.split_once(" = ").map(|(key, _)| key.trim()))
+        .filter(|key| {
+            !key.is_empty()
+                && key
+                    .chars()
+                    .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_')
+        })
+        .map(String::from)
+        .collect();
+    keys.sort();
+    keys.dedup();
+    keys
+}
+
+#[test]
+fn the_file_format_pages_name_every_key_of_the_example_files() {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    for (example, page) in [
+        ("profiles.example.toml", "man/knockr-profiles.5"),
+        ("knockd.example.toml", "man/knockr-knockd.toml.5"),
+    ] {
+        let roff = support::read(root.join(page));
+        let keys = keys_of_example(&support::read(root.join(example)));
+        assert!(keys.len() > 10, "{example}: {keys:?}");
+        for key in keys {
+            assert!(
+                roff.contains(&format!("\\fB{key}\\fR")),
+                "{page} does not describe `{key}`, which {example} shows"
+            );
+        }
+    }
+}
+
 #[test]
 fn regression_man_pages_pointed_to_pages_that_were_never_generated() {
     let man = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("man");
