@@ -59,7 +59,7 @@ Register-ArgumentCompleter -Native -CommandName 'knockr' -ScriptBlock {
             [CompletionResult]::new('connect', 'connect', [CompletionResultType]::ParameterValue, 'Knock a profile (or with -p a host), wait until PORT answers, then relay stdin/stdout to it (for ssh: ProxyCommand knockr connect %n)')
             [CompletionResult]::new('list', 'list', [CompletionResultType]::ParameterValue, 'List the profiles in the profiles file, one a line')
             [CompletionResult]::new('completions', 'completions', [CompletionResultType]::ParameterValue, 'Print a shell completion script')
-            [CompletionResult]::new('man', 'man', [CompletionResultType]::ParameterValue, 'Print the man page (roff)')
+            [CompletionResult]::new('man', 'man', [CompletionResultType]::ParameterValue, 'Print the man page knockr(1) (roff), or write every page into a directory')
             [CompletionResult]::new('knockd', 'knockd', [CompletionResultType]::ParameterValue, 'Run the knock server: watch traffic, match knock sequences, run commands')
             [CompletionResult]::new('secret', 'secret', [CompletionResultType]::ParameterValue, 'Shared secrets for time-based knock sequences (docs/otp-sequences.md)')
             [CompletionResult]::new('routeros', 'routeros', [CompletionResultType]::ParameterValue, 'MikroTik RouterOS helpers')
@@ -109,6 +109,7 @@ Register-ArgumentCompleter -Native -CommandName 'knockr' -ScriptBlock {
             break
         }
         'knockr;man' {
+            [CompletionResult]::new('--dir', '--dir', [CompletionResultType]::ParameterName, 'Write every page into DIR: knockr(1), one per subcommand, and the files'' knockr-profiles(5) and knockr-knockd.toml(5)')
             [CompletionResult]::new('-c', '-c', [CompletionResultType]::ParameterName, 'Profiles file [default: ~/.config/knockr/profiles.toml]')
             [CompletionResult]::new('--config', '--config', [CompletionResultType]::ParameterName, 'Profiles file [default: ~/.config/knockr/profiles.toml]')
             [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help')
@@ -208,7 +209,7 @@ Register-ArgumentCompleter -Native -CommandName 'knockr' -ScriptBlock {
             [CompletionResult]::new('connect', 'connect', [CompletionResultType]::ParameterValue, 'Knock a profile (or with -p a host), wait until PORT answers, then relay stdin/stdout to it (for ssh: ProxyCommand knockr connect %n)')
             [CompletionResult]::new('list', 'list', [CompletionResultType]::ParameterValue, 'List the profiles in the profiles file, one a line')
             [CompletionResult]::new('completions', 'completions', [CompletionResultType]::ParameterValue, 'Print a shell completion script')
-            [CompletionResult]::new('man', 'man', [CompletionResultType]::ParameterValue, 'Print the man page (roff)')
+            [CompletionResult]::new('man', 'man', [CompletionResultType]::ParameterValue, 'Print the man page knockr(1) (roff), or write every page into a directory')
             [CompletionResult]::new('knockd', 'knockd', [CompletionResultType]::ParameterValue, 'Run the knock server: watch traffic, match knock sequences, run commands')
             [CompletionResult]::new('secret', 'secret', [CompletionResultType]::ParameterValue, 'Shared secrets for time-based knock sequences (docs/otp-sequences.md)')
             [CompletionResult]::new('routeros', 'routeros', [CompletionResultType]::ParameterValue, 'MikroTik RouterOS helpers')

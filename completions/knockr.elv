@@ -56,7 +56,7 @@ set edit:completion:arg-completer[knockr] = {|@words|
             cand connect 'Knock a profile (or with -p a host), wait until PORT answers, then relay stdin/stdout to it (for ssh: ProxyCommand knockr connect %n)'
             cand list 'List the profiles in the profiles file, one a line'
             cand completions 'Print a shell completion script'
-            cand man 'Print the man page (roff)'
+            cand man 'Print the man page knockr(1) (roff), or write every page into a directory'
             cand knockd 'Run the knock server: watch traffic, match knock sequences, run commands'
             cand secret 'Shared secrets for time-based knock sequences (docs/otp-sequences.md)'
             cand routeros 'MikroTik RouterOS helpers'
@@ -102,6 +102,7 @@ set edit:completion:arg-completer[knockr] = {|@words|
             cand --help 'Print help'
         }
         &'knockr;man'= {
+            cand --dir 'Write every page into DIR: knockr(1), one per subcommand, and the files'' knockr-profiles(5) and knockr-knockd.toml(5)'
             cand -c 'Profiles file [default: ~/.config/knockr/profiles.toml]'
             cand --config 'Profiles file [default: ~/.config/knockr/profiles.toml]'
             cand -h 'Print help'
@@ -187,7 +188,7 @@ set edit:completion:arg-completer[knockr] = {|@words|
             cand connect 'Knock a profile (or with -p a host), wait until PORT answers, then relay stdin/stdout to it (for ssh: ProxyCommand knockr connect %n)'
             cand list 'List the profiles in the profiles file, one a line'
             cand completions 'Print a shell completion script'
-            cand man 'Print the man page (roff)'
+            cand man 'Print the man page knockr(1) (roff), or write every page into a directory'
             cand knockd 'Run the knock server: watch traffic, match knock sequences, run commands'
             cand secret 'Shared secrets for time-based knock sequences (docs/otp-sequences.md)'
             cand routeros 'MikroTik RouterOS helpers'

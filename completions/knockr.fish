@@ -53,7 +53,7 @@ complete -c knockr -n "__fish_knockr_needs_command" -s V -l version -d 'Print ve
 complete -c knockr -n "__fish_knockr_needs_command" -a "connect" -d 'Knock a profile (or with -p a host), wait until PORT answers, then relay stdin/stdout to it (for ssh: ProxyCommand knockr connect %n)'
 complete -c knockr -n "__fish_knockr_needs_command" -a "list" -d 'List the profiles in the profiles file, one a line'
 complete -c knockr -n "__fish_knockr_needs_command" -a "completions" -d 'Print a shell completion script'
-complete -c knockr -n "__fish_knockr_needs_command" -a "man" -d 'Print the man page (roff)'
+complete -c knockr -n "__fish_knockr_needs_command" -a "man" -d 'Print the man page knockr(1) (roff), or write every page into a directory'
 complete -c knockr -n "__fish_knockr_needs_command" -a "knockd" -d 'Run the knock server: watch traffic, match knock sequences, run commands'
 complete -c knockr -n "__fish_knockr_needs_command" -a "secret" -d 'Shared secrets for time-based knock sequences (docs/otp-sequences.md)'
 complete -c knockr -n "__fish_knockr_needs_command" -a "routeros" -d 'MikroTik RouterOS helpers'
@@ -79,6 +79,7 @@ complete -c knockr -n "__fish_knockr_using_subcommand list" -s c -l config -d 'P
 complete -c knockr -n "__fish_knockr_using_subcommand list" -s h -l help -d 'Print help'
 complete -c knockr -n "__fish_knockr_using_subcommand completions" -s c -l config -d 'Profiles file [default: ~/.config/knockr/profiles.toml]' -r -F
 complete -c knockr -n "__fish_knockr_using_subcommand completions" -s h -l help -d 'Print help'
+complete -c knockr -n "__fish_knockr_using_subcommand man" -l dir -d 'Write every page into DIR: knockr(1), one per subcommand, and the files\' knockr-profiles(5) and knockr-knockd.toml(5)' -r -F
 complete -c knockr -n "__fish_knockr_using_subcommand man" -s c -l config -d 'Profiles file [default: ~/.config/knockr/profiles.toml]' -r -F
 complete -c knockr -n "__fish_knockr_using_subcommand man" -s h -l help -d 'Print help'
 complete -c knockr -n "__fish_knockr_using_subcommand knockd" -s c -l config -d 'Server configuration: a knockr TOML file or a classic knockd.conf (told apart by content)' -r -F
@@ -122,7 +123,7 @@ complete -c knockr -n "__fish_knockr_using_subcommand routeros; and __fish_seen_
 complete -c knockr -n "__fish_knockr_using_subcommand help; and not __fish_seen_subcommand_from connect list completions man knockd secret routeros help" -f -a "connect" -d 'Knock a profile (or with -p a host), wait until PORT answers, then relay stdin/stdout to it (for ssh: ProxyCommand knockr connect %n)'
 complete -c knockr -n "__fish_knockr_using_subcommand help; and not __fish_seen_subcommand_from connect list completions man knockd secret routeros help" -f -a "list" -d 'List the profiles in the profiles file, one a line'
 complete -c knockr -n "__fish_knockr_using_subcommand help; and not __fish_seen_subcommand_from connect list completions man knockd secret routeros help" -f -a "completions" -d 'Print a shell completion script'
-complete -c knockr -n "__fish_knockr_using_subcommand help; and not __fish_seen_subcommand_from connect list completions man knockd secret routeros help" -f -a "man" -d 'Print the man page (roff)'
+complete -c knockr -n "__fish_knockr_using_subcommand help; and not __fish_seen_subcommand_from connect list completions man knockd secret routeros help" -f -a "man" -d 'Print the man page knockr(1) (roff), or write every page into a directory'
 complete -c knockr -n "__fish_knockr_using_subcommand help; and not __fish_seen_subcommand_from connect list completions man knockd secret routeros help" -f -a "knockd" -d 'Run the knock server: watch traffic, match knock sequences, run commands'
 complete -c knockr -n "__fish_knockr_using_subcommand help; and not __fish_seen_subcommand_from connect list completions man knockd secret routeros help" -f -a "secret" -d 'Shared secrets for time-based knock sequences (docs/otp-sequences.md)'
 complete -c knockr -n "__fish_knockr_using_subcommand help; and not __fish_seen_subcommand_from connect list completions man knockd secret routeros help" -f -a "routeros" -d 'MikroTik RouterOS helpers'

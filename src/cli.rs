@@ -250,8 +250,13 @@ pub enum Command {
         #[arg(value_name = "SHELL")]
         shell: Shell,
     },
-    /// Print the man page (roff)
-    Man,
+    /// Print the man page knockr(1) (roff), or write every page into a directory
+    Man {
+        /// Write every page into DIR: knockr(1), one per subcommand, and the
+        /// files' knockr-profiles(5) and knockr-knockd.toml(5)
+        #[arg(long, value_name = "DIR")]
+        dir: Option<PathBuf>,
+    },
     /// Run the knock server: watch traffic, match knock sequences, run commands
     #[cfg(feature = "server")]
     Knockd(KnockdArgs),
@@ -275,6 +280,7 @@ pub enum Command {
 pub struct ConnectArgs {
     /// The profile to knock, whose first host is connected to; with -p, a host name or address
     #[arg(value_name = "TARGET")]
+    #[cfg_attr(feature = "dynamic-completion", arg(add = profile_candidates()))]
     pub target: String,
 
     /// The port to connect to [default: the profile's `check` port]
@@ -330,6 +336,7 @@ pub struct CheckArgs {
 pub struct RulesArgs {
     /// Profile whose sequence and delay to use
     #[arg(value_name = "PROFILE", required_unless_present = "sequence")]
+    #[cfg_attr(feature = "dynamic-completion", arg(add = profile_candidates()))]
     pub profile: Option<String>,
 
     /// The sequence instead of a profile: PORT[:tcp|udp] or SIZE:icmp, repeatable or a comma list
@@ -597,19 +604,61 @@ fn parse_retry(text: &str) -> Result<u32, String> {
     }
 }
 
-/// Profile names for dynamic completion, from `$KNOCKR_CONFIG` or the default
-/// file; any error just means no candidates.
+/// Profile names for dynamic completion, wherever a profile goes. The file
+/// is the one the completed command line would use: its last `-c FILE` or
+/// `--config FILE`, else `$KNOCKR_CONFIG`, else the default path. Any error
+/// just means no candidates.
 #[cfg(feature = "dynamic-completion")]
 fn profile_candidates() -> clap_complete::engine::ArgValueCandidates {
     use clap_complete::engine::{ArgValueCandidates, CompletionCandidate};
     ArgValueCandidates::new(|| {
-        let path = std::env::var_os("KNOCKR_CONFIG")
-            .map(PathBuf::from)
+        // The engine hands the closure no arguments; the words being
+        // completed are this process's own, after the first `--`
+        // (`COMPLETE=bash knockr -- knockr connect -c FILE ...`).
+        let words: Vec<std::ffi::OsString> = std::env::args_os()
+            .skip_while(|word| word != "--")
+            .skip(1)
+            .collect();
+        let path = config_in_words(&words)
+            .or_else(|| std::env::var_os("KNOCKR_CONFIG").map(PathBuf::from))
             .or_else(crate::config::profiles::default_path);
-        path.and_then(|path| crate::config::profiles::Profiles::load(&path).ok())
-            .map(|file| file.profiles.keys().map(CompletionCandidate::new).collect())
-            .unwrap_or_default()
+        let Some(file) = path.and_then(|path| crate::config::profiles::Profiles::load(&path).ok())
+        else {
+            return Vec::new();
+        };
+        file.profiles
+            .keys()
+            // The shell inserts a candidate as it is: a name with a control
+            // character (ESC, a newline that splits into a fake candidate) is
+            // skipped rather than escaped, since an escaped spelling would
+            // not be a profile name.
+            .filter(|name| !name.chars().any(char::is_control))
+            .map(CompletionCandidate::new)
+            .collect()
     })
+}
+
+/// The last `-c FILE`, `-cFILE`, `--config FILE` or `--config=FILE` among the
+/// words of a command line (the program name first), before a `--`.
+#[cfg(feature = "dynamic-completion")]
+fn config_in_words(words: &[std::ffi::OsString]) -> Option<PathBuf> {
+    let mut config = None;
+    let mut words = words.iter().skip(1);
+    while let Some(word) = words.next() {
+        let Some(word) = word.to_str() else { continue };
+        if word == "--" {
+            break;
+        }
+        if word == "-c" || word == "--config" {
+            config = words.next().map(PathBuf::from).or(config);
+        } else if let Some(value) = word.strip_prefix("--config=") {
+            config = Some(PathBuf::from(value));
+        } else if let Some(value) = word.strip_prefix("-c").filter(|v| !v.is_empty()) {
+            // `-cFILE`; a cluster like `-vc FILE` is not recognised (rare when completing).
+            config = Some(PathBuf::from(value));
+        }
+    }
+    config
 }
 
 #[cfg(test)]
@@ -800,5 +849,32 @@ mod tests {
             all.extend(["-p", "1", "gw"]);
             assert!(Cli::try_parse_args_from(all).is_ok(), "{ok:?}");
         }
+    }
+
+    #[cfg(feature = "dynamic-completion")]
+    #[test]
+    fn the_completed_line_names_its_profiles_file_in_every_spelling() {
+        let config = |line: &str| {
+            let words: Vec<std::ffi::OsString> = line.split(' ').map(Into::into).collect();
+            config_in_words(&words).map(|path| path.display().to_string())
+        };
+        assert_eq!(config("knockr h"), None);
+        assert_eq!(
+            config("knockr connect -c a.toml h").as_deref(),
+            Some("a.toml")
+        );
+        assert_eq!(
+            config("knockr --config=a.toml -cb.toml h").as_deref(),
+            Some("b.toml")
+        );
+        assert_eq!(
+            config("knockr -c a.toml routeros rules --config b.toml").as_deref(),
+            Some("b.toml")
+        );
+        assert_eq!(
+            config("knockr -- -c a.toml"),
+            None,
+            "after -- it is a profile"
+        );
     }
 }

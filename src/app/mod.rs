@@ -22,7 +22,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Some(Command::Connect(args)) => connect::run(&args, cli.config),
         Some(Command::List { config }) => list::run(config.or(cli.config)),
         Some(Command::Completions { shell }) => completions::run(shell),
-        Some(Command::Man) => completions::man(),
+        Some(Command::Man { dir }) => completions::man(dir.as_deref()),
         #[cfg(feature = "server")]
         Some(Command::Knockd(args)) => knockd::run(&args),
         Some(Command::Secret {

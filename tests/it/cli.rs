@@ -451,8 +451,194 @@ fn committed_completions_and_man_page_match_the_binary() {
     }
     assert!(
         support::read(root.join("man/knockr.1")) == generated(&["man"]),
-        "man/knockr.1 is stale: `knockr man > man/knockr.1`"
+        "man/knockr.1 is stale: `knockr man --dir man`"
     );
+    let dir = tempfile::tempdir().unwrap();
+    generated(&["man", "--dir", dir.path().to_str().unwrap()]);
+    assert_eq!(
+        page_files(dir.path()),
+        page_files(&root.join("man")),
+        "man/ does not hold the pages `knockr man --dir man` writes"
+    );
+    for file in page_files(dir.path()) {
+        assert!(
+            support::read(root.join("man").join(&file)) == support::read(dir.path().join(&file)),
+            "man/{file} is stale: `knockr man --dir man`"
+        );
+    }
+}
+
+/// The names of the files in `dir`, sorted.
+fn page_files(dir: &std::path::Path) -> Vec<String> {
+    let mut files: Vec<String> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|entry| entry.unwrap().file_name().into_string().unwrap())
+        .collect();
+    files.sort();
+    files
+}
+
+/// The pages (`knockr-connect(1)`) a section of a roff page names, `\-` read as `-`.
+fn pages_named_in(roff: &str, section: &str) -> Vec<String> {
+    let heading = format!(".SH {section}");
+    let Some(start) = roff.find(&heading) else {
+        return Vec::new();
+    };
+    let body = &roff[start + heading.len()..];
+    let body = &body[..body.find("\n.SH ").unwrap_or(body.len())];
+    let text = body
+        .replace("\\-", "-")
+        .replace("\\fB", "")
+        .replace("\\fR", "");
+    let mut pages = Vec::new();
+    for (at, _) in text.match_indices('(') {
+        let section: String = text[at + 1..]
+            .chars()
+            .take_while(char::is_ascii_digit)
+            .collect();
+        if section.is_empty() || !text[at + 1 + section.len()..].starts_with(')') {
+            continue;
+        }
+        let name_start = text[..at]
+            .rfind(|c: char| !(c.is_ascii_alphanumeric() || c == '-' || c == '.'))
+            .map_or(0, |i| i + 1);
+        pages.push(format!("{}({section})", &text[name_start..at]));
+    }
+    pages
+}
+
+/// The keys an example file sets or shows commented out (`key =`, `# key =`).
+fn keys_of_example(text: &str) -> Vec<String> {
+    let mut keys: Vec<String> = text
+        .lines()
+        .map(|line| line.trim_start_matches(['#', ' ']))
+        .filter_map(|line| line.split_once(" = ").map(|(key, _)| key.trim()))
+        .filter(|key| {
+            !key.is_empty()
+                && key
+                    .chars()
+                    .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_')
+        })
+        .map(String::from)
+        .collect();
+    keys.sort();
+    keys.dedup();
+    keys
+}
+
+#[test]
+fn the_file_format_pages_name_every_key_of_the_example_files() {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    for (example, page) in [
+        ("profiles.example.toml", "man/knockr-profiles.5"),
+        ("knockd.example.toml", "man/knockr-knockd.toml.5"),
+    ] {
+        let roff = support::read(root.join(page));
+        let keys = keys_of_example(&support::read(root.join(example)));
+        assert!(keys.len() > 10, "{example}: {keys:?}");
+        for key in keys {
+            assert!(
+                roff.contains(&format!("\\fB{key}\\fR")),
+                "{page} does not describe `{key}`, which {example} shows"
+            );
+        }
+    }
+}
+
+#[test]
+fn regression_man_pages_pointed_to_pages_that_were_never_generated() {
+    let man = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("man");
+    let files = page_files(&man);
+    for file in &files {
+        let roff = support::read(man.join(file));
+        let see_also = pages_named_in(&roff, "\"SEE ALSO\"");
+        assert!(!see_also.is_empty(), "man/{file} has no SEE ALSO");
+        for page in see_also.iter().chain(&pages_named_in(&roff, "SUBCOMMANDS")) {
+            let (name, section) = page.trim_end_matches(')').split_once('(').unwrap();
+            let target = format!("{name}.{section}");
+            assert!(
+                files.contains(&target),
+                "man/{file} names {page}, but man/{target} does not exist"
+            );
+        }
+    }
+    let top = support::read(man.join("knockr.1"));
+    assert!(pages_named_in(&top, "SUBCOMMANDS").contains(&"knockr-connect(1)".to_string()));
+    assert!(pages_named_in(&top, "\"SEE ALSO\"").contains(&"knockr-profiles(5)".to_string()));
+}
+
+/// `knockr ARGS` with stdout given; std's Command, since assert_cmd always
+/// captures stdout.
+fn run_with_stdout(args: &[&str], stdout: std::process::Stdio) -> std::process::Output {
+    let home = tempfile::tempdir().unwrap();
+    std::process::Command::new(assert_cmd::cargo::cargo_bin("knockr"))
+        .args(args)
+        .env_remove("COMPLETE")
+        .env("HOME", home.path())
+        .stdout(stdout)
+        .stderr(std::process::Stdio::piped())
+        .output()
+        .unwrap()
+}
+
+#[test]
+fn regression_completions_and_man_panicked_on_a_closed_pipe_or_a_full_disk() {
+    for (args, what) in [
+        (&["completions", "bash"][..], "the completion script"),
+        (&["completions", "zsh"][..], "the completion script"),
+        (&["man"][..], "the man page"),
+    ] {
+        // The reader is gone before knockr starts: every write is EPIPE.
+        let (reader, writer) = std::io::pipe().unwrap();
+        drop(reader);
+        let output = run_with_stdout(args, writer.into());
+        assert_eq!(output.status.code(), Some(0), "{args:?} | (closed)");
+        assert_eq!(
+            stderr_of(&output),
+            "",
+            "{args:?}: nothing to say about the pipe"
+        );
+
+        let full = std::fs::OpenOptions::new()
+            .write(true)
+            .open("/dev/full")
+            .unwrap();
+        let output = run_with_stdout(args, full.into());
+        assert_eq!(output.status.code(), Some(1), "{args:?} > /dev/full");
+        assert_eq!(
+            stderr_of(&output),
+            format!("knockr: cannot write {what}: no space left on device\n"),
+            "{args:?}: one sentence, no panic"
+        );
+    }
+}
+
+/// What the script from `COMPLETE=bash knockr` prints when the user presses
+/// TAB at the end of `line` (clap_complete's bash protocol: the words after
+/// `--`, the index of the word being completed in `_CLAP_COMPLETE_INDEX`).
+#[cfg(feature = "dynamic-completion")]
+fn bash_candidates(
+    home: &std::path::Path,
+    env_config: Option<&std::path::Path>,
+    line: &str,
+) -> String {
+    let words: Vec<&str> = line.split(' ').collect();
+    let mut cmd = knockr(home);
+    if let Some(path) = env_config {
+        cmd.env("KNOCKR_CONFIG", path);
+    }
+    let output = cmd
+        .env("COMPLETE", "bash")
+        .env("_CLAP_IFS", "\n")
+        .env("_CLAP_COMPLETE_INDEX", (words.len() - 1).to_string())
+        .env("_CLAP_COMPLETE_COMP_TYPE", "9")
+        .env("_CLAP_COMPLETE_SPACE", "true")
+        .arg("--")
+        .args(&words)
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(0), "{line}");
+    String::from_utf8(output.stdout).unwrap()
 }
 
 #[cfg(feature = "dynamic-completion")]
@@ -461,23 +647,79 @@ fn profile_names_complete_from_the_users_profiles_file() {
     let file = profiles(
         "[profiles.home-router]\nhost = \"h\"\nsequence = [\"1\"]\n[profiles.office]\nhost = \"h\"\nsequence = [\"1\"]\n",
     );
-    // What the script from `COMPLETE=bash knockr` runs when the user presses TAB after `knockr h`.
-    let output = knockr(file.dir.path())
-        .env("COMPLETE", "bash")
-        .env("KNOCKR_CONFIG", &file.path)
-        .env("_CLAP_IFS", "\n")
-        .env("_CLAP_COMPLETE_INDEX", "1")
-        .env("_CLAP_COMPLETE_COMP_TYPE", "9")
-        .env("_CLAP_COMPLETE_SPACE", "true")
-        .args(["--", "knockr", "h"])
+    let lines = |text: String| text.lines().map(String::from).collect::<Vec<_>>();
+    let candidates = bash_candidates(file.dir.path(), Some(&file.path), "knockr h");
+    assert_eq!(lines(candidates), ["help", "home-router"]);
+}
+
+#[cfg(feature = "dynamic-completion")]
+#[test]
+fn regression_profiles_completed_only_as_a_knock_target_and_only_from_the_environment() {
+    let file = profiles("[profiles.home-router]\nhost = \"h\"\nsequence = [\"1\"]\n");
+    let other = profiles("[profiles.hallway]\nhost = \"h\"\nsequence = [\"1\"]\n");
+    let home = file.dir.path();
+    let c = file.path.display();
+    let lines = |text: String| text.lines().map(String::from).collect::<Vec<_>>();
+    // Every place a profile goes, from the file the line names, over $KNOCKR_CONFIG.
+    for line in [
+        format!("knockr connect -c {c} h"),
+        format!("knockr routeros rules --config {c} h"),
+        format!("knockr routeros rules --config={c} h"),
+        format!("knockr -c {c} connect h"),
+    ] {
+        let candidates = bash_candidates(home, Some(&other.path), &line);
+        assert_eq!(lines(candidates), ["home-router"], "{line}");
+    }
+    let candidates = bash_candidates(home, Some(&other.path), &format!("knockr -c {c} h"));
+    assert_eq!(lines(candidates), ["help", "home-router"]);
+    // No -c: $KNOCKR_CONFIG, then the default file.
+    let candidates = bash_candidates(home, Some(&other.path), "knockr connect h");
+    assert_eq!(lines(candidates), ["hallway"]);
+    let default = home.join(".config/knockr/profiles.toml");
+    std::fs::create_dir_all(default.parent().unwrap()).unwrap();
+    std::fs::copy(&file.path, &default).unwrap();
+    let candidates = bash_candidates(home, None, "knockr connect h");
+    assert_eq!(lines(candidates), ["home-router"]);
+}
+
+#[cfg(feature = "dynamic-completion")]
+#[test]
+fn regression_a_profile_name_with_control_characters_reached_the_shell_raw() {
+    // A quoted TOML key may hold ESC and a newline: printed raw, the newline
+    // split it into a fake candidate `fake` and ESC reached the terminal.
+    let file = profiles(
+        "[profiles.home-router]\nhost = \"h\"\nsequence = [\"1\"]\n\
+         [profiles.\"hid\\u001b[2Jden\\nfake\"]\nhost = \"h\"\nsequence = [\"1\"]\n",
+    );
+    let c = file.path.display();
+    let loaded = knockr(file.dir.path())
+        .args(["list", "-c"])
+        .arg(&file.path)
         .output()
         .unwrap();
-    let candidates: Vec<String> = String::from_utf8(output.stdout)
-        .unwrap()
-        .lines()
-        .map(String::from)
-        .collect();
-    assert_eq!(candidates, ["help", "home-router"]);
+    assert_eq!(
+        loaded.status.code(),
+        Some(0),
+        "the hostile name is a valid profile"
+    );
+    // `knockr h` through $KNOCKR_CONFIG, as before; `connect` through -c.
+    for line in ["knockr h".to_string(), format!("knockr connect -c {c} ")] {
+        let candidates = bash_candidates(file.dir.path(), Some(&file.path), &line);
+        assert!(
+            !candidates.contains('\u{1b}'),
+            "{line}: ESC printed: {candidates:?}"
+        );
+        assert!(
+            !candidates
+                .lines()
+                .any(|l| l == "fake" || l.starts_with("hid")),
+            "{line}: the hostile name was offered: {candidates:?}"
+        );
+        assert!(
+            candidates.lines().any(|l| l == "home-router"),
+            "{line}: {candidates:?}"
+        );
+    }
 }
 
 #[test]
