@@ -126,6 +126,7 @@ pub(crate) fn open_live(interface: &str, filter: &str) -> anyhow::Result<Live> {
     capture
         .direction(Direction::In)
         .with_context(|| format!("cannot select inbound packets on {interface}"))?;
+    close_on_exec(&capture);
     let link = link_type(capture.get_datalink(), interface)?;
     capture
         .filter(filter, true)
@@ -136,6 +137,22 @@ pub(crate) fn open_live(interface: &str, filter: &str) -> anyhow::Result<Live> {
         link,
         filter: filter.to_string(),
     })
+}
+
+/// libpcap opens its socket without close-on-exec; commands must not get
+/// it (they could send frames or change its filter). Commands are also
+/// spawned with every descriptor above stderr marked (commands.rs); this
+/// covers the socket should anything else ever exec.
+fn close_on_exec(capture: &Capture<pcap::Active>) {
+    use std::os::fd::AsRawFd as _;
+    let fd = capture.as_raw_fd();
+    // SAFETY: fcntl on a descriptor the capture owns, plain integers.
+    unsafe {
+        let flags = libc::fcntl(fd, libc::F_GETFD);
+        if flags >= 0 {
+            libc::fcntl(fd, libc::F_SETFD, flags | libc::FD_CLOEXEC);
+        }
+    }
 }
 
 fn link_type(linktype: Linktype, source: &str) -> anyhow::Result<LinkType> {

@@ -202,16 +202,38 @@ pub(crate) struct Finished {
     pub(crate) success: bool,
     /// "exit status 1", "killed by signal 9", "cannot start: ...".
     pub(crate) status: String,
-    /// The first lines of its stderr, trimmed.
+    /// Its stderr on one line: the first [`OUTPUT_KEPT`] bytes, escaped,
+    /// lines trimmed and joined by " | ", and how much was cut.
     pub(crate) stderr: String,
 }
 
 /// Longest a command may run before it is killed.
 pub(crate) const COMMAND_LIMIT: Duration = Duration::from_secs(60);
 
-/// Runs `action` with no stdin and its output captured. Argv commands run
-/// without a shell; knockd.conf commands through `/bin/sh -c`, as knockd.
-pub(crate) async fn execute(action: &Action) -> Finished {
+/// How much of a command's stderr is kept for the log. The rest is read and
+/// thrown away: a command that writes a lot neither blocks on a full pipe
+/// nor makes knockd hold it all in memory.
+pub(crate) const OUTPUT_KEPT: usize = 4096;
+
+/// The whole PATH a command gets (README, "Commands"): knockd's own
+/// environment, which may hold a router password (`password_env`), is not
+/// passed on.
+pub(crate) const COMMAND_PATH: &str =
+    "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
+
+/// Who a command runs for: the door, and for start and stop commands the
+/// knocker. They become the command's `KNOCKR_DOOR` and `KNOCKR_IP`.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct For<'a> {
+    pub(crate) door: &'a str,
+    pub(crate) src: Option<IpAddr>,
+}
+
+/// Runs `action` with stdin and stdout on /dev/null, stderr read (the first
+/// [`OUTPUT_KEPT`] bytes kept), a fixed environment, and no descriptor of
+/// knockd's but those three. Argv commands run without a shell;
+/// knockd.conf commands through `/bin/sh -c`, as knockd.
+pub(crate) async fn execute(action: &Action, who: For<'_>) -> Finished {
     let mut command = match action {
         Action::Argv(argv) => {
             let mut c = tokio::process::Command::new(&argv[0]);
@@ -225,11 +247,26 @@ pub(crate) async fn execute(action: &Action) -> Finished {
         }
     };
     command
+        .env_clear()
+        .env("PATH", COMMAND_PATH)
+        .env("KNOCKR_DOOR", who.door);
+    if let Some(src) = who.src {
+        command.env("KNOCKR_IP", src.to_string());
+    }
+    command
         .stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
         .kill_on_drop(true);
-    let child = match command.spawn() {
+    // SAFETY: `inherit_nothing` makes raw system calls only (no allocation,
+    // no locks), which is what may run between fork and exec.
+    unsafe {
+        command.pre_exec(|| {
+            inherit_nothing();
+            Ok(())
+        });
+    }
+    let mut child = match command.spawn() {
         Ok(child) => child,
         Err(err) => {
             return Finished {
@@ -239,35 +276,114 @@ pub(crate) async fn execute(action: &Action) -> Finished {
             };
         }
     };
-    match tokio::time::timeout(COMMAND_LIMIT, child.wait_with_output()).await {
+    let stderr = child.stderr.take();
+    let run = async {
+        let (status, (kept, total)) = tokio::join!(child.wait(), drain(stderr));
+        (status, kept, total)
+    };
+    match tokio::time::timeout(COMMAND_LIMIT, run).await {
         Err(_) => Finished {
             success: false,
             status: format!("killed after {}s", COMMAND_LIMIT.as_secs()),
             stderr: String::new(),
         },
-        Ok(Err(err)) => Finished {
+        Ok((Err(err), _, _)) => Finished {
             success: false,
             status: crate::core::text::describe(&err),
             stderr: String::new(),
         },
-        Ok(Ok(output)) => {
+        Ok((Ok(status), kept, total)) => {
             use std::os::unix::process::ExitStatusExt as _;
-            let status = match (output.status.code(), output.status.signal()) {
+            let text = match (status.code(), status.signal()) {
                 (Some(code), _) => format!("exit status {code}"),
                 (None, Some(signal)) => format!("killed by signal {signal}"),
                 _ => "unknown status".to_string(),
             };
-            let stderr = String::from_utf8_lossy(&output.stderr);
-            let stderr: Vec<&str> = stderr
-                .lines()
-                .map(str::trim)
-                .filter(|l| !l.is_empty())
-                .take(3)
-                .collect();
             Finished {
-                success: output.status.success(),
-                status,
-                stderr: stderr.join(" | "),
+                success: status.success(),
+                status: text,
+                stderr: one_line(&kept, total),
+            }
+        }
+    }
+}
+
+/// Reads `pipe` to its end, keeping the first [`OUTPUT_KEPT`] bytes;
+/// those and how many bytes came in all.
+async fn drain(pipe: Option<tokio::process::ChildStderr>) -> (Vec<u8>, u64) {
+    use tokio::io::AsyncReadExt as _;
+    let mut kept = Vec::with_capacity(OUTPUT_KEPT);
+    let mut total = 0u64;
+    let Some(mut pipe) = pipe else {
+        return (kept, total);
+    };
+    let mut buf = vec![0u8; 64 * 1024];
+    // A read error (none is expected on a pipe) ends the reading; the
+    // command is still waited for.
+    while let Ok(n @ 1..) = pipe.read(&mut buf).await {
+        total += n as u64;
+        let room = OUTPUT_KEPT - kept.len();
+        kept.extend_from_slice(&buf[..n.min(room)]);
+    }
+    (kept, total)
+}
+
+/// `kept` (the start of `total` bytes of output) for a log line: escaped,
+/// its lines trimmed and joined by " | ", and what was cut said at the end.
+fn one_line(kept: &[u8], total: u64) -> String {
+    let text = String::from_utf8_lossy(kept);
+    let mut line = text
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty())
+        .map(crate::core::text::sanitize)
+        .collect::<Vec<_>>()
+        .join(" | ");
+    let cut = total.saturating_sub(kept.len() as u64);
+    if cut > 0 {
+        line.push_str(&format!(" ... ({total} bytes, {cut} cut)"));
+    }
+    line
+}
+
+/// In the child, before exec: every descriptor above stderr gets
+/// close-on-exec, so the command inherits only stdin, stdout and stderr.
+/// libpcap's capture socket and eventfd are not close-on-exec, and a command
+/// holding them could send frames or change the capture's filter. Marked
+/// rather than closed: the standard library reports a failed exec through a
+/// close-on-exec pipe, which must stay open until the exec.
+fn inherit_nothing() {
+    #[cfg(target_os = "linux")]
+    {
+        // SAFETY: a system call on plain integers.
+        let done = unsafe {
+            libc::syscall(
+                libc::SYS_close_range,
+                3 as libc::c_uint,
+                libc::c_uint::MAX,
+                libc::CLOSE_RANGE_CLOEXEC,
+            )
+        } == 0;
+        if done {
+            return;
+        }
+    }
+    // Kernels before 5.11 have no close_range: every possible descriptor.
+    let mut limit = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: getrlimit writes into `limit`; fcntl takes plain integers.
+    unsafe {
+        let top = if libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) == 0 {
+            limit.rlim_cur.min(1 << 20) as libc::c_int
+        } else {
+            1 << 16
+        };
+        for fd in 3..top {
+            let flags = libc::fcntl(fd, libc::F_GETFD);
+            if flags >= 0 && flags & libc::FD_CLOEXEC == 0 {
+                libc::fcntl(fd, libc::F_SETFD, flags | libc::FD_CLOEXEC);
             }
         }
     }
@@ -482,5 +598,82 @@ cmd_timeout = "10s"
                 &["close-v2", "192.0.2.8"]
             )]
         );
+    }
+
+    fn shell(line: &str) -> Finished {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        let who = For {
+            door: "ssh",
+            src: Some(ip("192.0.2.7")),
+        };
+        runtime.block_on(execute(&Action::Shell(line.to_string()), who))
+    }
+
+    /// Before, a descriptor knockd had without close-on-exec (libpcap's
+    /// socket and eventfd are such) reached every command.
+    #[test]
+    fn a_command_inherits_no_descriptor_but_stdin_stdout_and_stderr() {
+        // As libpcap does: an eventfd without EFD_CLOEXEC.
+        let leaky = unsafe { libc::eventfd(0, 0) };
+        assert!(leaky > 2);
+        // The shell lists its own descriptors; the glob reads /proc/PID/fd
+        // through a directory descriptor of its own, the lowest free: 3. (It
+        // is expanded in `set`, where no redirection has moved fd 1 aside.)
+        let finished =
+            shell(r#"set -- /proc/$$/fd/*; for f; do printf '%s ' "${f##*/}"; done >&2; exit 1"#);
+        unsafe { libc::close(leaky) };
+        assert_eq!(finished.stderr, "0 1 2 3", "{finished:?}");
+    }
+
+    /// Before, the command got knockd's whole environment (a router's
+    /// `password_env` variable included).
+    #[test]
+    fn a_command_gets_path_and_its_door_and_knocker_and_nothing_else() {
+        let finished = shell(r#"tr '\0' '\n' < /proc/$$/environ >&2; exit 1"#);
+        let mut vars: Vec<&str> = finished.stderr.split(" | ").collect();
+        vars.sort();
+        assert_eq!(
+            vars,
+            [
+                "KNOCKR_DOOR=ssh",
+                "KNOCKR_IP=192.0.2.7",
+                &format!("PATH={COMMAND_PATH}")
+            ],
+            "{finished:?}"
+        );
+    }
+
+    /// Before, all of stderr was held in memory and its first lines logged
+    /// however long they were.
+    #[test]
+    fn a_long_stderr_is_read_to_its_end_but_only_its_start_is_kept() {
+        let finished = shell("yes 0123456789 | head -c 10000000 >&2; exit 3");
+        assert_eq!(finished.status, "exit status 3");
+        let start = "0123456789 | ".repeat(3);
+        assert!(finished.stderr.starts_with(&start), "{finished:?}");
+        assert!(
+            finished
+                .stderr
+                .ends_with(" ... (10000000 bytes, 9995904 cut)"),
+            "{finished:?}"
+        );
+        assert!(
+            finished.stderr.len() < 2 * OUTPUT_KEPT,
+            "{}",
+            finished.stderr.len()
+        );
+    }
+
+    #[test]
+    fn output_goes_on_one_line_escaped() {
+        assert_eq!(
+            one_line(b"  first\n\n\x1b[31mred\t\n", 19),
+            "first | \\u{1b}[31mred"
+        );
+        assert_eq!(one_line(b"abc", 10), "abc ... (10 bytes, 7 cut)");
+        assert_eq!(one_line(b"", 0), "");
     }
 }

@@ -385,7 +385,13 @@ impl Server {
                 self.update_routers(at, &run);
                 if let Some(action) = run.action.filter(|_| !self.dry_run) {
                     let what = format!("{} command for {}", run.kind.as_str(), run.src);
-                    commands.run(execute(self.log.clone(), run.door.to_string(), what, action));
+                    commands.run(execute(
+                        self.log.clone(),
+                        run.door.to_string(),
+                        Some(run.src),
+                        what,
+                        action,
+                    ));
                 }
             }
         }
@@ -475,6 +481,7 @@ impl Server {
             execute(
                 self.log.clone(),
                 door.to_string(),
+                None,
                 format!("{what} command"),
                 action.clone(),
             )
@@ -516,9 +523,17 @@ pub(crate) fn describe(action: &Action) -> String {
     }
 }
 
-/// Runs `action` (door `door`'s `what`) and logs how it ended; never fails.
-async fn execute(log: Arc<Mutex<Log>>, door: String, what: String, action: Action) {
-    let finished = commands::execute(&action).await;
+/// Runs `action` (door `door`'s `what`, for knocker `src` if any) and logs
+/// how it ended; never fails.
+async fn execute(
+    log: Arc<Mutex<Log>>,
+    door: String,
+    src: Option<std::net::IpAddr>,
+    what: String,
+    action: Action,
+) {
+    let who = commands::For { door: &door, src };
+    let finished = commands::execute(&action, who).await;
     let mut log = lock(&log);
     if finished.success {
         log.debug(now(), &format!("{door}: {what} finished"));

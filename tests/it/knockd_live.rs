@@ -367,3 +367,113 @@ fn the_client_opens_a_time_based_door_each_client_under_its_name_and_a_replay_is
         "alice's and bob's openings ran the start command, the replays did not"
     );
 }
+
+/// A door opened by one knock, 7000/udp, whose start command is `/bin/sh -c
+/// SCRIPT` (SCRIPT in TOML, quoted).
+fn one_knock(dir: &std::path::Path, script: &str) -> std::path::PathBuf {
+    let text = format!(
+        "[[door]]\nname = \"once\"\nsequence = [\"7000:udp\"]\nstart = [\"/bin/sh\", \"-c\", {script:?}]\n"
+    );
+    let path = dir.join("knockd.toml");
+    std::fs::write(&path, text).unwrap();
+    path
+}
+
+/// Before, libpcap's AF_PACKET socket and eventfd (not close-on-exec)
+/// reached every command: it could send frames or filter knockd's capture.
+#[test]
+fn commands_inherit_no_descriptor_of_knockd_but_stdin_stdout_and_stderr() {
+    if !can_run() {
+        return;
+    }
+    let net = Net::new();
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("fds");
+    // The shell lists its own descriptors. `set` expands the glob with no
+    // redirection in force; the glob reads /proc/PID/fd through a directory
+    // descriptor of its own, the lowest free: 3.
+    let script = format!(
+        "set -- /proc/$$/fd/*; for f; do printf '%s ' \"${{f##*/}}\"; done > {}",
+        out.display()
+    );
+    let mut server = net.server(&one_knock(dir.path(), &script));
+    assert_eq!(net.knock(&["-p", "7000:udp", &net.v4(1)]), Some(0));
+    server.expect(&format!("start command for {} finished", net.v4(2)));
+    let fds = std::fs::read_to_string(&out).unwrap();
+    assert_eq!(fds.trim_end(), "0 1 2 3", "the command's descriptors");
+    let (status, _) = server.terminate();
+    assert_eq!(status, Some(0));
+}
+
+/// Before, every command got knockd's environment, a router's
+/// `password_env` variable included.
+#[test]
+fn commands_get_path_their_door_and_knocker_and_none_of_knockds_environment() {
+    if !can_run() {
+        return;
+    }
+    let net = Net::new();
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("env");
+    // The environment the shell was started with, whatever it sets itself.
+    let script = format!("tr '\\0' '\\n' < /proc/$$/environ > {}", out.display());
+    let config = one_knock(dir.path(), &script);
+    let mut server = net
+        .start_server_via(&["env", "ROUTER_PASS=hunter2-secret"], &config)
+        .wait_for("listening:");
+    let own = std::fs::read(format!("/proc/{}/environ", server.child.id())).unwrap();
+    assert!(
+        String::from_utf8_lossy(&own).contains("ROUTER_PASS=hunter2-secret"),
+        "knockd has the secret"
+    );
+    assert_eq!(net.knock(&["-p", "7000:udp", &net.v4(1)]), Some(0));
+    server.expect(&format!("start command for {} finished", net.v4(2)));
+    let env = std::fs::read_to_string(&out).unwrap();
+    let mut vars: Vec<&str> = env.lines().collect();
+    vars.sort();
+    assert_eq!(
+        vars,
+        [
+            "KNOCKR_DOOR=once".to_string(),
+            format!("KNOCKR_IP={}", net.v4(2)),
+            "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin".to_string()
+        ]
+    );
+    let (status, _) = server.terminate();
+    assert_eq!(status, Some(0));
+}
+
+/// Before, knockd held a command's whole stderr: 100 MB of it took knockd
+/// to 1.28 GB of memory, and the log line was as long as its first lines.
+#[test]
+fn a_gibibyte_on_a_commands_stderr_is_drained_and_only_its_start_logged() {
+    if !can_run() {
+        return;
+    }
+    let net = Net::new();
+    let dir = tempfile::tempdir().unwrap();
+    let script = "yes 0123456789 | head -c 1073741824 >&2; exit 3";
+    let mut server = net.server(&one_knock(dir.path(), script));
+    assert_eq!(net.knock(&["-p", "7000:udp", &net.v4(1)]), Some(0));
+    server.expect("(1073741824 bytes, 1073737728 cut)");
+    let status = std::fs::read_to_string(format!("/proc/{}/status", server.child.id())).unwrap();
+    let peak_kib: u64 = status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .unwrap();
+    assert!(peak_kib < 64 * 1024, "knockd's peak memory: {peak_kib} KiB");
+    let (status, log) = server.terminate();
+    assert_eq!(status, Some(0));
+    let line = log
+        .iter()
+        .find(|l| l.contains(" cut)"))
+        .expect("the command's line");
+    assert!(
+        line.contains(
+            "once: command returned non-zero status code (exit status 3): 0123456789 | 0123456789"
+        ),
+        "{line}"
+    );
+    assert!(line.len() < 6000, "a line of {} bytes", line.len());
+}
