@@ -2,9 +2,11 @@
 //! configuration (knockr TOML or a classic knockd.conf, and its lint), secret
 //! and password files, one-time sequence files.
 //!
-//! Reads (and for one-time files, rewrites) files only: it never resolves
+//! Reads (and for one-time files, the server's state and its pid file,
+//! rewrites without following links: [`files`]) files only: it never resolves
 //! names, sends or captures packets, or runs commands.
 
+pub mod files;
 pub mod onetime;
 pub mod profiles;
 // The server's configuration, with its RouterOS table, comes with the server:

@@ -1,7 +1,8 @@
 //! One-time sequence files, in the C knockd's format: one sequence a line
 //! (`7000,8000:udp,9000`), lines starting with `#` skipped; a used line is
 //! disabled by writing `#` over its first byte. The file is rewritten
-//! atomically (new file, fsync, rename, fsync of the directory), so a crash
+//! atomically ([`super::files::replace`]: a new file of a random name,
+//! fsync, rename, fsync of the directory), so a crash
 //! at any moment leaves either the old or the new file — never a torn one,
 //! and a used sequence is never offered again once its knocker got in.
 //!
@@ -9,7 +10,7 @@
 //! the client (`one_time_sequences` in a profile) the line it knocked.
 
 use std::fs;
-use std::io::{self, Write};
+use std::io;
 use std::path::Path;
 
 use crate::core::knock::{self, Knock, Proto};
@@ -59,31 +60,9 @@ pub fn consume(path: &Path, index: usize) -> io::Result<()> {
             ));
         }
     }
-    let dir = path
-        .parent()
-        .filter(|d| !d.as_os_str().is_empty())
-        .unwrap_or(Path::new("."));
-    let name = path
-        .file_name()
-        .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "not a file path"))?;
-    let tmp = dir.join(format!(".{}.knockr-tmp", name.to_string_lossy()));
-    {
-        use std::os::unix::fs::{OpenOptionsExt as _, PermissionsExt as _};
-        let mode = fs::metadata(path)?.permissions().mode() & 0o7777;
-        let mut file = fs::OpenOptions::new()
-            .write(true)
-            .create(true)
-            .truncate(true)
-            .mode(mode)
-            .open(&tmp)?;
-        // A temporary left by a crash keeps its old mode: `mode` only
-        // applies to a new file.
-        file.set_permissions(fs::Permissions::from_mode(mode))?;
-        file.write_all(&bytes)?;
-        file.sync_all()?;
-    }
-    fs::rename(&tmp, path)?;
-    fs::File::open(dir)?.sync_all()
+    use std::os::unix::fs::PermissionsExt as _;
+    let mode = fs::metadata(path)?.permissions().mode() & 0o7777;
+    super::files::replace(path, &bytes, mode)
 }
 
 #[cfg(test)]

@@ -124,8 +124,14 @@ pub(crate) fn start(
         .map(|i| capture::open_live(i, &filter))
         .collect::<anyhow::Result<Vec<_>>>()?;
     if let Some(pid_file) = &server.config().pid_file {
-        std::fs::write(pid_file, format!("{}\n", std::process::id()))
-            .with_context(|| format!("cannot write the pid file {}", pid_file.display()))?;
+        // Replaced, not written through: a symlink planted at the pid
+        // file's path cannot make root overwrite another file.
+        crate::config::files::replace(
+            pid_file,
+            format!("{}\n", std::process::id()).as_bytes(),
+            0o644,
+        )
+        .with_context(|| format!("cannot write the pid file {}", pid_file.display()))?;
     }
     if let Some(user) = server.config().user.clone() {
         privileges::drop_to(&user)?;
