@@ -738,3 +738,92 @@ fn a_live_knock_on_loopback_lands_on_the_router_and_the_capture_keeps_going() {
     assert_eq!(addresses, ["127.77.0.2", "127.77.0.3"]);
     drop(server);
 }
+
+/// The failed router events of a replay, each one's detail.
+fn failures(lines: &[Value]) -> Vec<String> {
+    lines
+        .iter()
+        .filter(|l| l["event"] == "failed")
+        .map(|l| l["detail"].as_str().unwrap_or_default().to_string())
+        .collect()
+}
+
+/// Before, the whole body was read: a 3 GB reply took knockd to 1.2 GB of
+/// memory. Now reading stops at 4 MiB; what the emulator got out before the
+/// connection closed is counted.
+#[test]
+fn a_reply_longer_than_the_bound_is_refused_without_reading_it_all() {
+    let emu = Emulator::http();
+    emu.faults(Faults {
+        junk_next: 3 << 30,
+        ..Faults::default()
+    });
+    let case = Case::new(&url_line(&emu), "");
+    case.knocks(&["203.0.113.45"]);
+    let (status, lines, all) = case.replay(&[]);
+    assert_eq!(status, Some(0), "{all}");
+    let failed = failures(&lines);
+    assert_eq!(failed.len(), 1, "{all}");
+    assert!(
+        failed[0].contains("the reply is longer than 4 MiB; refused"),
+        "{}",
+        failed[0]
+    );
+    let sent = emu
+        .state
+        .lock()
+        .unwrap()
+        .junk_sent
+        .load(std::sync::atomic::Ordering::Relaxed);
+    assert!(
+        sent < 64 << 20,
+        "the router got {sent} bytes out: the client kept reading"
+    );
+    // Refused, not retried: one request.
+    assert_eq!(emu.requests().len(), 1, "{all}");
+}
+
+/// Before, an `.id` was put into the next request's path as it came: a
+/// crafted one made knockd send `PATCH .../*7?evil=1`.
+#[test]
+fn an_id_not_of_the_form_star_hex_is_refused_and_never_sent_back() {
+    for fake in [
+        "*7?evil=1",
+        "../../system/script/*7",
+        "*",
+        "*12345678901234567",
+        "7",
+    ] {
+        let emu = Emulator::http();
+        let case = Case::new(&url_line(&emu), "");
+        // The knocker is on the list already: the add is refused as a
+        // duplicate, the entry is looked up, and its id would go in the PATCH.
+        case.knocks(&["203.0.113.45"]);
+        case.replay(&[]);
+        emu.faults(Faults {
+            id_next: Some(fake.to_string()),
+            ..Faults::default()
+        });
+        let before = emu.requests().len();
+        let (status, lines, all) = case.replay(&[]);
+        assert_eq!(status, Some(0), "{all}");
+        let failed = failures(&lines);
+        assert_eq!(failed.len(), 1, "{fake}: {all}");
+        assert!(
+            failed[0].contains("is not of the form *HEX; refused"),
+            "{fake}: {}",
+            failed[0]
+        );
+        let requests = emu.requests();
+        let after: Vec<String> = requests[before..]
+            .iter()
+            .map(|r| format!("{} {}", r.method, r.target))
+            .collect();
+        assert!(
+            after
+                .iter()
+                .all(|r| r.starts_with("PUT ") || r.starts_with("GET ")),
+            "{fake}: nothing is sent with the id: {after:?}"
+        );
+    }
+}

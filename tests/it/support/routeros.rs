@@ -5,7 +5,8 @@
 //! address, `?list=&address=` filters, timeouts that expire on an injected
 //! clock (GET shows the time left), separate IPv4 and IPv6 lists, the error
 //! body shape, HTTP or HTTPS with a CA made by the test, and fault injection
-//! (5xx, slow replies, dropped connections, down for a while).
+//! (5xx, slow replies, dropped connections, down for a while, endless
+//! junk bodies, crafted `.id` values).
 //!
 //! It listens on 127.0.0.1 only and runs on a runtime of its own, so tests
 //! that drive the `knockr` binary synchronously can use it. It is a test
@@ -67,6 +68,12 @@ pub struct Faults {
     pub delay: Duration,
     /// The next N requests have their connection closed without a reply.
     pub drop_next: u32,
+    /// The next reply's body is this many bytes of JSON-looking junk, sent
+    /// in chunks without a length (a broken or hostile router); how much of
+    /// it went out is counted in [`State::junk_sent`].
+    pub junk_next: u64,
+    /// The next reply that carries records has each `.id` replaced by this.
+    pub id_next: Option<String>,
 }
 
 /// Everything the emulator knows; tests read and change it directly.
@@ -80,6 +87,9 @@ pub struct State {
     pub clock: Duration,
     pub faults: Faults,
     pub requests: Vec<Logged>,
+    /// Bytes of junk bodies (`Faults::junk_next`) the client took, shared
+    /// with the bodies being sent.
+    pub junk_sent: Arc<std::sync::atomic::AtomicU64>,
 }
 
 impl State {
@@ -294,10 +304,40 @@ impl std::fmt::Display for Dropped {
 }
 impl std::error::Error for Dropped {}
 
+/// A reply body: a whole one, or junk streamed without end in sight.
+type Body = http_body_util::combinators::BoxBody<Bytes, std::convert::Infallible>;
+
+/// `left` bytes of `[` and spaces, 64 KiB at a time, counting what was taken.
+struct Junk {
+    left: u64,
+    sent: Arc<std::sync::atomic::AtomicU64>,
+}
+
+impl hyper::body::Body for Junk {
+    type Data = Bytes;
+    type Error = std::convert::Infallible;
+
+    fn poll_frame(
+        mut self: std::pin::Pin<&mut Self>,
+        _: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Result<hyper::body::Frame<Bytes>, Self::Error>>> {
+        const CHUNK: u64 = 64 * 1024;
+        if self.left == 0 {
+            return std::task::Poll::Ready(None);
+        }
+        let n = self.left.min(CHUNK);
+        self.left -= n;
+        self.sent.fetch_add(n, std::sync::atomic::Ordering::Relaxed);
+        let mut chunk = vec![b' '; n as usize];
+        chunk[0] = b'[';
+        std::task::Poll::Ready(Some(Ok(hyper::body::Frame::data(Bytes::from(chunk)))))
+    }
+}
+
 async fn handle_request(
     state: Arc<Mutex<State>>,
     req: Request<Incoming>,
-) -> Result<Response<Full<Bytes>>, Dropped> {
+) -> Result<Response<Body>, Dropped> {
     let method = req.method().to_string();
     let target = req
         .uri()
@@ -312,14 +352,23 @@ async fn handle_request(
         .map(|b| b.to_bytes())
         .unwrap_or_default();
     let read_at = std::time::Instant::now();
-    let (delay, drop_it, fail) = {
+    let (delay, drop_it, fail, junk, fake_id, junk_sent) = {
         let mut s = state.lock().unwrap();
+        let junk_sent = s.junk_sent.clone();
         let faults = &mut s.faults;
+        let junk = std::mem::take(&mut faults.junk_next);
         let drop_it = faults.drop_next > 0;
         faults.drop_next = faults.drop_next.saturating_sub(u32::from(drop_it));
         let fail = (!drop_it && faults.fail_next > 0).then_some(faults.fail_status);
         faults.fail_next = faults.fail_next.saturating_sub(u32::from(fail.is_some()));
-        (faults.delay, drop_it, fail)
+        (
+            faults.delay,
+            drop_it,
+            fail,
+            junk,
+            faults.id_next.clone(),
+            junk_sent,
+        )
     };
     if !delay.is_zero() {
         tokio::time::sleep(delay).await;
@@ -335,7 +384,7 @@ async fn handle_request(
         state.lock().unwrap().requests.push(log(0));
         return Err(Dropped);
     }
-    let (status, reply, location) = match fail {
+    let (status, mut reply, location) = match fail {
         Some(code) => (
             StatusCode::from_u16(code).unwrap(),
             error_body(code, Some("internal error (injected)")),
@@ -347,8 +396,31 @@ async fn handle_request(
             answer(&mut s, &method, &target, &headers, &body)
         }
     };
+    if let Some(fake) = fake_id.filter(|_| status.is_success()) {
+        let records = match &mut reply {
+            Value::Array(records) => records.iter_mut().collect(),
+            record @ Value::Object(_) => vec![record],
+            _ => Vec::new(),
+        };
+        if !records.is_empty() {
+            state.lock().unwrap().faults.id_next = None;
+        }
+        for record in records {
+            record[".id"] = Value::String(fake.clone());
+        }
+    }
     state.lock().unwrap().requests.push(log(status.as_u16()));
     let mut response = Response::builder().status(status);
+    if junk > 0 {
+        let body = Junk {
+            left: junk,
+            sent: junk_sent,
+        };
+        return Ok(response
+            .header("Content-Type", "application/json")
+            .body(http_body_util::BodyExt::boxed(body))
+            .unwrap());
+    }
     if status == StatusCode::UNAUTHORIZED {
         response = response.header("WWW-Authenticate", "Basic realm=\"RouterOS\"");
     }
@@ -362,7 +434,9 @@ async fn handle_request(
             Bytes::from(value.to_string())
         }
     };
-    Ok(response.body(Full::new(bytes)).unwrap())
+    Ok(response
+        .body(http_body_util::BodyExt::boxed(Full::new(bytes)))
+        .unwrap())
 }
 
 type Answer = (StatusCode, Value, Option<String>);
