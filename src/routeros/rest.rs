@@ -400,6 +400,20 @@ impl AddressList {
         Ok(entries.as_array().cloned().unwrap_or_default())
     }
 
+    /// How long the router has been up (`GET /system/resource`): when it
+    /// goes backwards the router rebooted, and its dynamic entries are gone.
+    pub async fn uptime(&self, deadline: Instant) -> Result<Duration, RestError> {
+        let path = "system/resource";
+        let (_, resource) = self.send(Method::GET, path, None, deadline).await?;
+        let text = resource
+            .get("uptime")
+            .and_then(Value::as_str)
+            .unwrap_or_default();
+        timeout::parse_uptime(text).map_err(|err| {
+            self.bad_reply("GET", path, crate::core::text::sanitize(&err).into_owned())
+        })
+    }
+
     /// The `*HEX` id of `record`, a reply to `method path`.
     fn id(&self, record: &Value, method: &str, path: &str) -> Result<String, RestError> {
         id_of(record).map_err(|what| self.bad_reply(method, path, what))

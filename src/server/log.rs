@@ -207,6 +207,7 @@ impl Log {
             Outcome::Added { .. } => "granted",
             Outcome::Refreshed { .. } => "refreshed",
             Outcome::Removed { .. } => "removed",
+            Outcome::Restored { .. } => "restored",
             Outcome::Failed(_) => "failed",
             Outcome::Dropped(_) => "dropped",
             Outcome::RefusedAgain => {

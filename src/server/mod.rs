@@ -345,7 +345,9 @@ impl Server {
         self.log()
             .note(at, &format!("reloaded {}: {doors} doors", path.display()));
         self.dispatch_all(at, firings, commands);
-        // The old routers' queued updates go out in the background.
+        // The old routers' queued updates go out in the background; what
+        // they put on their lists is the new ones' to restore after a reboot.
+        routers.adopt(&self.routers);
         routers.start();
         let mut old = std::mem::replace(&mut self.routers, routers);
         let grace = router_grace(&old);

@@ -6,7 +6,8 @@
 //! clock (GET shows the time left), separate IPv4 and IPv6 lists, the error
 //! body shape, HTTP or HTTPS with a CA made by the test, and fault injection
 //! (5xx, slow replies, dropped connections, down for a while, endless
-//! junk bodies, crafted `.id` values).
+//! junk bodies, crafted `.id` values), and `/system/resource`'s uptime with
+//! a reboot that loses every dynamic entry.
 //!
 //! It listens on 127.0.0.1 only and runs on a runtime of its own, so tests
 //! that drive the `knockr` binary synchronously can use it. It is a test
@@ -90,11 +91,37 @@ pub struct State {
     /// Bytes of junk bodies (`Faults::junk_next`) the client took, shared
     /// with the bodies being sent.
     pub junk_sent: Arc<std::sync::atomic::AtomicU64>,
+    /// The uptime when the clock was at `booted_at` (a router up for days);
+    /// it moves with the emulated clock and with real time, as a router's.
+    pub uptime_at_boot: Duration,
+    pub booted_at: Duration,
+    pub booted_real: Option<std::time::Instant>,
 }
 
 impl State {
     fn list(&mut self, v6: bool) -> &mut Vec<Record> {
         if v6 { &mut self.v6 } else { &mut self.v4 }
+    }
+
+    /// `/system/resource`'s uptime, as RouterOS prints it: `3d04:00:05`.
+    fn uptime(&self) -> String {
+        let real = self.booted_real.map(|at| at.elapsed()).unwrap_or_default();
+        let secs = (self.uptime_at_boot + (self.clock - self.booted_at) + real).as_secs();
+        let (days, rest) = (secs / 86_400, secs % 86_400);
+        let (weeks, days) = (days / 7, days % 7);
+        let mut out = String::new();
+        if weeks > 0 {
+            out += &format!("{weeks}w");
+        }
+        if days > 0 {
+            out += &format!("{days}d");
+        }
+        out + &format!(
+            "{:02}:{:02}:{:02}",
+            rest / 3600,
+            rest % 3600 / 60,
+            rest % 60
+        )
     }
 
     /// Drops entries whose timeout has run out, as the router does by itself.
@@ -156,7 +183,11 @@ impl Emulator {
             .block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))
             .unwrap();
         let addr = listener.local_addr().unwrap();
-        let mut state = State::default();
+        let mut state = State {
+            uptime_at_boot: Duration::from_secs(3 * 86_400 + 4 * 3600),
+            booted_real: Some(std::time::Instant::now()),
+            ..State::default()
+        };
         state.users.insert(
             "knockr".into(),
             User {
@@ -218,6 +249,24 @@ impl Emulator {
 
     pub fn faults(&self, faults: Faults) {
         self.state.lock().unwrap().faults = faults;
+    }
+
+    /// Reboots the router: every dynamic entry (one with a timeout) is gone,
+    /// the uptime starts again from zero, and open connections are cut.
+    pub fn reboot(&self) {
+        {
+            let mut guard = self.state.lock().unwrap();
+            let state = &mut *guard;
+            for list in [&mut state.v4, &mut state.v6] {
+                list.retain(|r| r.expires.is_none());
+            }
+            state.uptime_at_boot = Duration::ZERO;
+            state.booted_at = state.clock;
+            state.booted_real = Some(std::time::Instant::now());
+        }
+        for task in self.tasks.lock().unwrap().drain(..) {
+            task.abort();
+        }
     }
 
     /// Stops listening and cuts every connection (connection refused from
@@ -479,6 +528,20 @@ fn answer(
     let (path, query) = target.split_once('?').unwrap_or((target, ""));
     if path.contains("%2A") || path.contains("%2a") {
         return error(400, Some("no such command prefix"));
+    }
+    if path == "/rest/system/resource" {
+        if !has("read") {
+            return error(500, Some("not enough permissions (9)"));
+        }
+        if method != "GET" {
+            return error(400, Some("no such command"));
+        }
+        let resource = json!({
+            "uptime": state.uptime(),
+            "version": "7.16.2 (stable)",
+            "board-name": "knockr-emulator",
+        });
+        return (StatusCode::OK, resource, None);
     }
     let (v6, rest) = if let Some(rest) = path.strip_prefix("/rest/ip/firewall/address-list") {
         (false, rest)
