@@ -12,6 +12,7 @@
 //! schedules, and commands run in tasks of their own, so neither a slow
 //! command nor a flood can stall the other.
 
+pub(crate) mod addresses;
 pub(crate) mod capture;
 pub(crate) mod commands;
 pub(crate) mod engine;
@@ -81,6 +82,15 @@ pub(crate) struct Started {
     captures: Vec<capture::Live>,
     /// Read again on [`Request::Reload`].
     config_path: PathBuf,
+    /// Changes of the host's own addresses, from the thread that follows them.
+    addresses: Following,
+}
+
+/// The thread following the host's addresses, and what it tells.
+struct Following {
+    changes: tokio::sync::mpsc::UnboundedReceiver<addresses::Change>,
+    stop: Arc<std::sync::atomic::AtomicBool>,
+    thread: std::thread::JoinHandle<()>,
 }
 
 impl Started {
@@ -114,7 +124,23 @@ pub(crate) fn start(
     if config.use_syslog && config.log_file.is_some() {
         log.add_syslog();
     }
-    let server = Server::new(config, log, options.dry_run)?;
+    let mut server = Server::new(config, log, options.dry_run)?;
+    // Only knocks addressed to this host count: its addresses, followed live.
+    let (changes_tx, changes) = tokio::sync::mpsc::unbounded_channel();
+    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let (own, thread) =
+        addresses::follow(stop.clone(), move |change| changes_tx.send(change).is_ok())
+            .context("cannot read this host's addresses (rtnetlink)")?;
+    let own = addresses::Own::new(own);
+    server
+        .log()
+        .debug(now(), &format!("own addresses: {}", own.describe()));
+    server.own = Some(own);
+    let addresses = Following {
+        changes,
+        stop,
+        thread,
+    };
     let filter = filter_for(&server);
     server
         .log()
@@ -147,6 +173,7 @@ pub(crate) fn start(
         server,
         captures,
         config_path: config_path.to_path_buf(),
+        addresses,
     })
 }
 
@@ -251,6 +278,10 @@ pub(crate) struct Server {
     dry_run: bool,
     /// Reused for each engine call's firings: no allocation per packet.
     firings: Vec<Firing>,
+    /// Live: the host's own addresses; a door without `target` counts only
+    /// knocks to them. `None` in a replay, where every destination counts
+    /// (the capture's host is not this one).
+    own: Option<addresses::Own>,
 }
 
 impl Server {
@@ -272,6 +303,7 @@ impl Server {
             routers,
             dry_run,
             firings: Vec::new(),
+            own: None,
         })
     }
 
@@ -287,7 +319,11 @@ impl Server {
     /// One packet seen at `at`, and what it makes due.
     fn packet(&mut self, at: Duration, hit: &Hit, commands: &mut Commands) {
         let mut firings = std::mem::take(&mut self.firings);
-        self.engine.packet(at, hit, &mut firings);
+        let mut hit = *hit;
+        if let Some(own) = &self.own {
+            hit.to_host = own.contains(hit.dst);
+        }
+        self.engine.packet(at, &hit, &mut firings);
         self.dispatch_all(at, firings, commands);
     }
 
@@ -477,6 +513,24 @@ impl Server {
                 describe(action)
             ),
         );
+    }
+
+    /// The host gained or lost an address: knocks to it count from now on,
+    /// or no longer.
+    fn address_changed(&mut self, change: addresses::Change) {
+        let line = match &change {
+            addresses::Change::Added(a) => format!("address {a} added: knocks to it count"),
+            addresses::Change::Removed(a) => {
+                format!("address {a} removed: knocks to it no longer count")
+            }
+            addresses::Change::Everything(_) => {
+                "address events were lost: read them all again".into()
+            }
+        };
+        let own = self.own.get_or_insert_with(Default::default);
+        own.apply(change);
+        let line = format!("{line} (own addresses: {})", own.describe());
+        self.log().note(now(), &line);
     }
 
     /// Runs a door's setup or teardown command (`what`) to its end.
@@ -669,6 +723,7 @@ pub(crate) async fn serve(
         mut server,
         captures,
         config_path,
+        addresses: mut following,
     } = started;
     let (tx, mut rx) = tokio::sync::mpsc::channel::<Seen>(65_536);
     let (ended_tx, mut ended_rx) = tokio::sync::mpsc::unbounded_channel::<capture::Ended>();
@@ -734,6 +789,7 @@ pub(crate) async fn serve(
             },
             () = tokio::time::sleep(wait) => server.tick(now(), &mut Commands::Spawn(&mut tasks)),
             Some(_) = tasks.join_next(), if !tasks.is_empty() => {}
+            Some(change) = following.changes.recv() => server.address_changed(change),
             Some(news) = notice_rx.recv() => {
                 // Said on stderr too when the log goes elsewhere: the
                 // journal then shows it even if the log file is what fails.
@@ -773,6 +829,11 @@ pub(crate) async fn serve(
         let _ = reader.join();
     }
     log_drops(&server, &control);
+    following
+        .stop
+        .store(true, std::sync::atomic::Ordering::Relaxed);
+    // It looks at `stop` at least twice a second.
+    let _ = following.thread.join();
     server.close_all(now(), &mut Commands::Spawn(&mut tasks));
     while tasks.join_next().await.is_some() {}
     let grace = router_grace(&server.routers);
