@@ -336,3 +336,75 @@ fn after_dropping_root_a_refused_reopen_keeps_the_old_file_and_a_created_one_is_
         "{new}"
     );
 }
+
+/// The shipped `contrib/logrotate/knockr`, run by logrotate itself on a
+/// log of the test's: it moves the file, creates the new one and signals
+/// knockd through the pid file; the lines split at the signal.
+#[test]
+fn the_contrib_logrotate_snippet_rotates_a_running_knockds_log() {
+    if !crate::support::netns::can_run_with(&["logrotate"]) {
+        return;
+    }
+    let net = Net::new();
+    let sources = net.client_addresses(2);
+    let dir = tempfile::tempdir().unwrap();
+    let files = Files::new(dir.path());
+    files.write_config(&door(dir.path(), "udp", FIRST));
+    let snippet = std::fs::read_to_string(
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("contrib/logrotate/knockr"),
+    )
+    .unwrap();
+    for shipped in ["/var/log/knockr.log", "/run/knockr-knockd.pid"] {
+        assert!(snippet.contains(shipped), "{snippet}");
+    }
+    let snippet = snippet
+        .replace("/var/log/knockr.log", files.log.to_str().unwrap())
+        .replace("/run/knockr-knockd.pid", files.pid.to_str().unwrap())
+        // Never a real knockd this machine may run.
+        .replace("knockr-knockd.service", "knockr-test-absent.service");
+    let rotate_config = dir.path().join("logrotate.conf");
+    std::fs::write(&rotate_config, snippet).unwrap();
+
+    let server = net.start_server(&files.config);
+    wait_file(&files.log, "listening: 1 doors");
+    knock(&net, &sources[0], FIRST);
+    wait_file(&files.log, &opened(&sources[0]));
+    let state = dir.path().join("logrotate.state");
+    sh(&[
+        crate::support::netns::which("logrotate")
+            .unwrap()
+            .to_str()
+            .unwrap(),
+        "-f",
+        "-s",
+        state.to_str().unwrap(),
+        rotate_config.to_str().unwrap(),
+    ]);
+    wait_file(&files.log, "reopened the log file");
+    knock(&net, &sources[1], FIRST);
+    wait_file(&files.log, &opened(&sources[1]));
+
+    let (status, log) = server.terminate();
+    assert_eq!(status, Some(0), "{}", log.join("\n"));
+    let old = std::fs::read_to_string(&files.moved).unwrap();
+    let new = std::fs::read_to_string(&files.log).unwrap();
+    assert_eq!(
+        (
+            count(&old, &opened(&sources[0])),
+            count(&old, &opened(&sources[1]))
+        ),
+        (1, 0),
+        "{old}"
+    );
+    assert_eq!(
+        (
+            count(&new, &opened(&sources[0])),
+            count(&new, &opened(&sources[1]))
+        ),
+        (0, 1),
+        "{new}"
+    );
+    use std::os::unix::fs::PermissionsExt as _;
+    let mode = std::fs::metadata(&files.log).unwrap().permissions().mode();
+    assert_eq!(mode & 0o777, 0o640, "created as the snippet says");
+}
