@@ -408,3 +408,34 @@ fn the_contrib_logrotate_snippet_rotates_a_running_knockds_log() {
     let mode = std::fs::metadata(&files.log).unwrap().permissions().mode();
     assert_eq!(mode & 0o777, 0o640, "created as the snippet says");
 }
+
+/// Logging to stderr there is no file to reopen: SIGUSR1 and SIGHUP say so
+/// (`-v`) and change nothing else; an open knocker still gets its stop.
+#[test]
+fn logging_to_stderr_a_reopen_is_a_no_op_said_with_v() {
+    if !can_run() {
+        return;
+    }
+    let net = Net::new();
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("knockd.toml");
+    std::fs::write(&config, door(dir.path(), "udp", FIRST)).unwrap();
+    let mut server = net.server(&config);
+    knock(&net, &net.v4(2), FIRST);
+    server.expect(&opened(&net.v4(2)));
+    signal(&server, libc::SIGUSR1);
+    server.expect("no log file to reopen: logging to stderr or syslog only");
+    signal(&server, libc::SIGHUP);
+    server.expect("reloaded");
+
+    let (status, log) = server.terminate();
+    assert_eq!(status, Some(0), "{}", log.join("\n"));
+    assert_eq!(
+        count(&log.join("\n"), "no log file to reopen"),
+        2,
+        "once per signal:\n{}",
+        log.join("\n")
+    );
+    let ran = std::fs::read_to_string(dir.path().join("ran")).unwrap();
+    assert_eq!(count(&ran, &format!("stop udp {}", net.v4(2))), 1, "{ran}");
+}
