@@ -182,8 +182,11 @@ pub(crate) fn start(
 pub(crate) enum Request {
     /// SIGTERM or SIGINT: run the pending stop commands and exit.
     Stop,
-    /// SIGHUP: load the configuration again.
+    /// SIGHUP: reopen the log file, then load the configuration again (the
+    /// reload's lines land in the new file).
     Reload,
+    /// SIGUSR1 (logrotate's postrotate): reopen the log file, nothing else.
+    ReopenLog,
 }
 
 /// The kernel filter for the server's doors. One-time doors move to ports
@@ -388,6 +391,28 @@ impl Server {
         let mut old = std::mem::replace(&mut self.routers, routers);
         let grace = router_grace(&old);
         tokio::spawn(async move { old.finish(grace).await });
+    }
+
+    /// SIGUSR1 or SIGHUP: the log file is opened again by its path (see
+    /// [`Log::reopen`]). A failure is said in the old file and on stderr (the
+    /// journal), since the file's reader may be looking at the new one.
+    fn reopen_log(&self) {
+        let mut log = self.log();
+        match log.reopen() {
+            Ok(log::Reopened::File(path)) => {
+                log.note(now(), &format!("reopened the log file {}", path.display()));
+            }
+            Ok(log::Reopened::NoFile) => {
+                log.debug(
+                    now(),
+                    "no log file to reopen: logging to stderr or syslog only",
+                );
+            }
+            Err(err) => {
+                eprintln!("knockr knockd: {err}");
+                log.note(now(), &err.to_string());
+            }
+        }
     }
 
     /// Dispatches `firings` in order, then keeps the emptied vector for the
@@ -805,7 +830,9 @@ pub(crate) async fn serve(
                 break Ending::CaptureFailed(why);
             }
             request = requests.recv() => match request {
+                Some(Request::ReopenLog) => server.reopen_log(),
                 Some(Request::Reload) => {
+                    server.reopen_log();
                     server.reload(&config_path, &mut Commands::Spawn(&mut tasks));
                     control.set_filter(filter_for(&server));
                 }

@@ -15,6 +15,7 @@ mod knockd_faults;
 mod knockd_live;
 mod knockd_offline;
 mod knockd_otp;
+mod knockd_signals;
 mod layers;
 mod resolve;
 mod routeros;
