@@ -18,6 +18,7 @@ pub(crate) mod engine;
 pub(crate) mod log;
 pub(crate) mod privileges;
 pub(crate) mod routers;
+pub(crate) mod runner;
 
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
@@ -34,6 +35,7 @@ use capture::{Control, Seen};
 use commands::{Run, RunKind};
 use engine::{Engine, Firing, Knocks};
 use log::Log;
+use runner::{Admission, Runner};
 
 /// How the server runs, as the command line says.
 #[derive(Debug, Clone, Default)]
@@ -215,19 +217,50 @@ fn one_time_sequence(path: &Path) -> std::io::Result<Sequence> {
 
 /// How dispatched commands run.
 enum Commands<'a> {
-    /// Live: each in a task of its own, so a slow one stalls nothing.
-    Spawn(&'a mut Tasks),
-    /// Replay: one after another, each to its end before the next packet.
-    Block(&'a tokio::runtime::Runtime),
+    /// Live: each in a task of its own, so a slow one stalls nothing, at
+    /// most `max_commands` at once and one knocker's in order ([`runner`]).
+    Spawn(&'a mut Runner),
+    /// Replay: one after another, each to its end before the next packet;
+    /// the one submitted and not yet run.
+    Block(&'a tokio::runtime::Runtime, Option<runner::Task>),
 }
 
 impl Commands<'_> {
-    fn run(&mut self, command: impl std::future::Future<Output = ()> + Send + 'static) {
+    /// Hands over knocker `key`'s `kind` command; it begins at
+    /// [`Commands::begin`] at the earliest. Decided now: a dropped start
+    /// must not be announced, nor owe a stop.
+    fn submit(
+        &mut self,
+        key: runner::Key,
+        kind: RunKind,
+        command: impl std::future::Future<Output = ()> + Send + 'static,
+    ) -> Admission {
         match self {
-            Commands::Spawn(tasks) => {
-                tasks.spawn(command);
+            Commands::Spawn(runner) => runner.submit(key, kind, Box::pin(command)),
+            Commands::Block(_, next) => {
+                *next = Some(Box::pin(command));
+                Admission::Queued
             }
-            Commands::Block(runtime) => runtime.block_on(command),
+        }
+    }
+
+    /// Begins what was submitted and may begin (a replay: runs it to its end).
+    fn begin(&mut self) {
+        match self {
+            Commands::Spawn(runner) => runner.begin(),
+            Commands::Block(runtime, next) => {
+                if let Some(command) = next.take() {
+                    runtime.block_on(command);
+                }
+            }
+        }
+    }
+
+    /// Starts withdrawn by their stop so far (a replay withdraws none).
+    fn withdrawn(&mut self) -> u64 {
+        match self {
+            Commands::Spawn(runner) => runner.queue().withdrawn(),
+            Commands::Block(..) => 0,
         }
     }
 }
@@ -292,16 +325,36 @@ impl Server {
         self.dispatch_all(at, firings, commands);
     }
 
-    /// Every pending stop command, at the end of a run.
+    /// Every pending stop command, at the end of a run. Knockers whose
+    /// start still waits for a slot are dropped with their stop (nothing
+    /// was opened), as is every other start not begun.
     fn close_all(&mut self, at: Duration, commands: &mut Commands) {
         let mut firings = std::mem::take(&mut self.firings);
         self.engine.close_all(&mut firings);
-        let closing = firings.len();
+        let closing = firings.len() as u64;
+        let withdrawn = commands.withdrawn();
+        self.dispatch_all(at, firings, commands);
+        let withdrawn = commands.withdrawn() - withdrawn;
+        let dropped = match commands {
+            Commands::Spawn(runner) => runner.queue().drop_waiting_starts(),
+            Commands::Block(..) => 0,
+        };
         self.log().note(
             at,
-            &format!("stopping: running {closing} pending stop command(s)"),
+            &format!(
+                "stopping: running {} pending stop command(s)",
+                closing - withdrawn
+            ),
         );
-        self.dispatch_all(at, firings, commands);
+        if withdrawn + dropped > 0 {
+            self.log().note(
+                at,
+                &format!(
+                    "stopping: {} start command(s) that had not begun dropped ({withdrawn} with their stop command)",
+                    withdrawn + dropped
+                ),
+            );
+        }
     }
 
     /// SIGHUP: the new config replaces the old only if it loads (its one-time
@@ -334,6 +387,9 @@ impl Server {
             }
         };
         let doors = config.doors.len();
+        if let Commands::Spawn(runner) = commands {
+            runner.queue().set_max(config.max_commands);
+        }
         let mut firings = std::mem::take(&mut self.firings);
         self.engine.reload(config, &mut firings);
         self.log()
@@ -357,7 +413,9 @@ impl Server {
 
     /// Carries out one firing of the engine at `at`: logs it, spends a
     /// one-time line, queues a run's router updates and hands its command
-    /// to `commands` (unless this is a dry run).
+    /// to `commands` (unless this is a dry run). A start the command queue
+    /// has no room for is dropped here, before anything of it is done: the
+    /// engine forgets the knocker, so no stop is owed.
     fn dispatch(&mut self, at: Duration, firing: Firing, commands: &mut Commands) {
         match firing {
             Firing::Knock {
@@ -380,19 +438,59 @@ impl Server {
             Firing::OneTimeUsed { door, name, path } => {
                 self.use_one_time_sequence(at, door, &name, &path)
             }
-            Firing::Run(run) => {
+            Firing::Run(run) => self.dispatch_run(at, run, commands),
+        }
+    }
+
+    /// A start or stop: submitted first (a start may be dropped, a stop
+    /// may withdraw its start), then announced and sent to the routers.
+    fn dispatch_run(&mut self, at: Duration, run: Run, commands: &mut Commands) {
+        let admission = match run.action.as_ref().filter(|_| !self.dry_run) {
+            None => Admission::Queued,
+            Some(action) => {
+                let what = format!("{} command for {}", run.kind.as_str(), run.src);
+                let command = execute(
+                    self.log.clone(),
+                    run.door.to_string(),
+                    Some(run.src),
+                    what,
+                    action.clone(),
+                    self.config().max_command_time,
+                );
+                commands.submit((run.door.clone(), run.src), run.kind, command)
+            }
+        };
+        match admission {
+            Admission::Queued => {
                 self.announce(at, &run);
                 self.update_routers(at, &run);
-                if let Some(action) = run.action.filter(|_| !self.dry_run) {
-                    let what = format!("{} command for {}", run.kind.as_str(), run.src);
-                    commands.run(execute(
-                        self.log.clone(),
-                        run.door.to_string(),
-                        Some(run.src),
-                        what,
-                        action,
-                    ));
+                commands.begin();
+            }
+            Admission::Dropped { so_far } => {
+                self.engine.forget(&run.door, run.src);
+                // As the table of sources: a few lines under a flood, not one a drop.
+                if so_far.is_power_of_two() {
+                    self.log().note(
+                        at,
+                        &format!(
+                            "{so_far} start commands dropped so far: {} commands already wait for one of {} running (max_commands)",
+                            runner::QUEUE,
+                            self.config().max_commands
+                        ),
+                    );
                 }
+            }
+            Admission::Withdrawn => {
+                self.log().close(at, &run.door, run.src);
+                self.log().note(
+                    at,
+                    &format!(
+                        "{}: start command for {} dropped before it began, with its stop command: nothing was opened",
+                        run.door, run.src
+                    ),
+                );
+                // Its router entry went out with the start: it is removed.
+                self.update_routers(at, &run);
             }
         }
     }
@@ -484,6 +582,7 @@ impl Server {
                 None,
                 format!("{what} command"),
                 action.clone(),
+                self.config().max_command_time,
             )
             .await;
         }
@@ -531,12 +630,16 @@ async fn execute(
     src: Option<std::net::IpAddr>,
     what: String,
     action: Action,
+    limit: Duration,
 ) {
     let who = commands::For { door: &door, src };
-    let finished = commands::execute(&action, who).await;
+    let finished = commands::execute(&action, who, limit).await;
     let mut log = lock(&log);
     if finished.success {
-        log.debug(now(), &format!("{door}: {what} finished"));
+        log.debug(
+            now(),
+            &format!("{door}: {what} finished ({})", finished.status),
+        );
     } else {
         let stderr = if finished.stderr.is_empty() {
             String::new()
@@ -567,7 +670,7 @@ fn replay(server: &mut Server, path: &Path) -> anyhow::Result<u64> {
         let _runtime = runtime.enter();
         server.routers.start();
     }
-    let commands = &mut Commands::Block(&runtime);
+    let commands = &mut Commands::Block(&runtime, None);
     let mut last = Duration::ZERO;
     let packets = read_ahead(path, |seen| {
         last = seen.at;
@@ -686,8 +789,8 @@ pub(crate) async fn serve(
     drop(tx);
     drop(ended_tx);
     drop(notice_tx);
-    // Running commands; reaped as they finish, awaited at exit.
-    let mut tasks = Tasks::new();
+    // Start and stop commands; reaped as they finish, awaited at exit.
+    let mut tasks = Runner::new(server.config().max_commands);
     server.routers.start();
 
     for door in server.config().doors.clone() {
@@ -725,7 +828,7 @@ pub(crate) async fn serve(
                 None => break Ending::CaptureFailed("every capture ended".into()),
             },
             () = tokio::time::sleep(wait) => server.tick(now(), &mut Commands::Spawn(&mut tasks)),
-            Some(_) = tasks.join_next(), if !tasks.is_empty() => {}
+            () = tasks.reap(), if tasks.is_busy() => {}
             Some(news) = notice_rx.recv() => {
                 // Said on stderr too when the log goes elsewhere: the
                 // journal then shows it even if the log file is what fails.
@@ -766,7 +869,7 @@ pub(crate) async fn serve(
     }
     log_drops(&server, &control);
     server.close_all(now(), &mut Commands::Spawn(&mut tasks));
-    while tasks.join_next().await.is_some() {}
+    tasks.finish().await;
     let grace = router_grace(&server.routers);
     server.routers.finish(grace).await;
     for door in server.config().doors.clone() {
@@ -790,8 +893,6 @@ fn log_drops(server: &Server, control: &Control) {
         log.capture(now(), &interface, drops);
     }
 }
-
-type Tasks = tokio::task::JoinSet<()>;
 
 #[cfg(test)]
 mod tests {
