@@ -10,6 +10,7 @@ mod client;
 mod client_one_time;
 mod icmp;
 mod interop;
+mod knockd_commands;
 mod knockd_faults;
 mod knockd_live;
 mod knockd_offline;
