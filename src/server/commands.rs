@@ -585,6 +585,24 @@ cmd_timeout = "10s"
         assert_eq!(doorman.due(&doors, secs(15)).len(), 1);
     }
 
+    /// A start the command queue dropped never ran: no stop may follow it.
+    #[test]
+    fn a_forgotten_knocker_owes_no_stop_and_opens_again_with_a_start() {
+        let doors = doors(SSH);
+        let mut doorman = Doorman::default();
+        doorman.opened(&doors[0], ip("192.0.2.7"), secs(0));
+        doorman.opened(&doors[0], ip("192.0.2.8"), secs(0));
+        doorman.forget("ssh", ip("192.0.2.7"));
+        let closing: Vec<IpAddr> = doorman.close_all(&doors).iter().map(|r| r.src).collect();
+        assert_eq!(closing, [ip("192.0.2.8")]);
+        doorman.forget("ssh", ip("192.0.2.7"));
+        assert!(
+            doorman
+                .opened(&doors[0], ip("192.0.2.7"), secs(1))
+                .is_some_and(|r| r.kind == RunKind::Start)
+        );
+    }
+
     #[test]
     fn ipv6_knockers_get_the_ipv6_commands() {
         let doors = doors(SSH);

@@ -263,6 +263,15 @@ impl Commands<'_> {
             Commands::Block(..) => 0,
         }
     }
+
+    /// At exit: drops the starts that have not begun; how many (a replay
+    /// has none waiting).
+    fn drop_waiting_starts(&mut self) -> u64 {
+        match self {
+            Commands::Spawn(runner) => runner.queue().drop_waiting_starts(),
+            Commands::Block(..) => 0,
+        }
+    }
 }
 
 /// The engine and its outputs: the log, the routers, the commands. What
@@ -335,10 +344,7 @@ impl Server {
         let withdrawn = commands.withdrawn();
         self.dispatch_all(at, firings, commands);
         let withdrawn = commands.withdrawn() - withdrawn;
-        let dropped = match commands {
-            Commands::Spawn(runner) => runner.queue().drop_waiting_starts(),
-            Commands::Block(..) => 0,
-        };
+        let dropped = commands.drop_waiting_starts();
         self.log().note(
             at,
             &format!(
@@ -789,7 +795,7 @@ pub(crate) async fn serve(
     drop(tx);
     drop(ended_tx);
     drop(notice_tx);
-    // Start and stop commands; reaped as they finish, awaited at exit.
+    // Start and stop commands: queued, reaped as they finish, awaited at exit.
     let mut tasks = Runner::new(server.config().max_commands);
     server.routers.start();
 
