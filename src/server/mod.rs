@@ -287,6 +287,9 @@ pub(crate) struct Server {
     dry_run: bool,
     /// Reused for each engine call's firings: no allocation per packet.
     firings: Vec<Firing>,
+    /// Set by `close_all`: from then on the starts dropped with their stop
+    /// are counted in one line, not one line each (up to the queue's 1024).
+    stopping: bool,
 }
 
 impl Server {
@@ -308,6 +311,7 @@ impl Server {
             routers,
             dry_run,
             firings: Vec::new(),
+            stopping: false,
         })
     }
 
@@ -338,6 +342,7 @@ impl Server {
     /// start still waits for a slot are dropped with their stop (nothing
     /// was opened), as is every other start not begun.
     fn close_all(&mut self, at: Duration, commands: &mut Commands) {
+        self.stopping = true;
         let mut firings = std::mem::take(&mut self.firings);
         self.engine.close_all(&mut firings);
         let closing = firings.len() as u64;
@@ -487,14 +492,18 @@ impl Server {
                 }
             }
             Admission::Withdrawn => {
-                self.log().close(at, &run.door, run.src);
-                self.log().note(
-                    at,
-                    &format!(
-                        "{}: start command for {} dropped before it began, with its stop command: nothing was opened",
-                        run.door, run.src
-                    ),
+                let line = format!(
+                    "{}: start command for {} dropped before it began, with its stop command: nothing was opened",
+                    run.door, run.src
                 );
+                let mut log = self.log();
+                log.close(at, &run.door, run.src);
+                if self.stopping {
+                    log.debug(at, &line);
+                } else {
+                    log.note(at, &line);
+                }
+                drop(log);
                 // Its router entry went out with the start: it is removed.
                 self.update_routers(at, &run);
             }
