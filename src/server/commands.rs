@@ -1,7 +1,8 @@
 //! What a door does when it opens: its start command now, its stop command
 //! `cmd_timeout` later. The bookkeeping (`Doorman`) is pure, with time as an
 //! argument, so replayed captures and live traffic share it; `execute` runs
-//! a command without ever blocking the capture loop.
+//! a command, in a process group of its own, without ever blocking the
+//! capture loop. When each command runs is `runner`'s business.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::IpAddr;

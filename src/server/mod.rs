@@ -6,7 +6,7 @@
 //! The engine is pure; this module is its I/O. Live and replay drive it the
 //! same way and dispatch its firings with one function, `Server::dispatch`;
 //! they differ only in the clock and in how commands run (live: each in a
-//! task of its own; replay: one after another).
+//! task of its own, scheduled by [`runner`]; replay: one after another).
 //!
 //! The capture readers are threads of their own; the loop only matches and
 //! schedules, and commands run in tasks of their own, so neither a slow
