@@ -220,7 +220,7 @@ pub(crate) struct Finished {
 /// wrote before exiting is already in the pipe, and a child it left in the
 /// background may hold the pipe open for hours. Its status is not held
 /// back for that child.
-pub(crate) const STDERR_GRACE: Duration = Duration::from_millis(100);
+const STDERR_GRACE: Duration = Duration::from_millis(100);
 
 /// How much of a command's stderr is kept for the log. The rest is read and
 /// thrown away: a command that writes a lot neither blocks on a full pipe
