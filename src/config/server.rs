@@ -30,6 +30,15 @@ use crate::core::units;
 const DEFAULT_SEQ_TIMEOUT: Duration = Duration::from_secs(25);
 const DEFAULT_CMD_TIMEOUT: Duration = Duration::from_secs(10);
 const DEFAULT_MAX_SOURCES: usize = 100_000;
+/// Commands running at once by default: enough for bursts of honest
+/// knockers, few enough that a flood of completions cannot fork without bound.
+pub const DEFAULT_MAX_COMMANDS: usize = 32;
+/// The `max_commands` a file may set: at least one must run, and more than
+/// this many processes at once is a fork bomb, not a firewall.
+const MAX_COMMANDS: std::ops::RangeInclusive<usize> = 1..=1024;
+/// How long a start or stop command may run by default before its process
+/// group is killed.
+pub const DEFAULT_MAX_COMMAND_TIME: Duration = Duration::from_secs(60);
 /// knockd's limit on the length of a sequence.
 const MAX_KNOCKS: usize = 32;
 
@@ -63,6 +72,12 @@ pub struct ServerConfig {
     /// How many knocking sources are tracked at once, bounding memory under a
     /// flood (TOML only).
     pub max_sources: usize,
+    /// How many start and stop commands run at once; the others wait in a
+    /// bounded queue (TOML only).
+    pub max_commands: usize,
+    /// How long a command may run before its whole process group is killed
+    /// (TOML only).
+    pub max_command_time: Duration,
     /// Doors in file order, which is the order a first knock is tried in.
     pub doors: Vec<DoorConfig>,
 }
@@ -299,6 +314,8 @@ impl ServerConfig {
             pid_file: None,
             user: None,
             max_sources: DEFAULT_MAX_SOURCES,
+            max_commands: DEFAULT_MAX_COMMANDS,
+            max_command_time: DEFAULT_MAX_COMMAND_TIME,
             doors: Vec::new(),
         }
     }
@@ -505,6 +522,26 @@ fn parse_toml(path: &Path, text: &str) -> Result<ServerConfig, ConfigError> {
             otp_at,
         });
     }
+    let max_commands = match options.max_commands {
+        None => DEFAULT_MAX_COMMANDS,
+        Some(n) if MAX_COMMANDS.contains(n.get_ref()) => *n.get_ref(),
+        Some(n) => {
+            let message = format!(
+                "max_commands = {} is not usable: expected {} to {} commands running at once",
+                n.get_ref(),
+                MAX_COMMANDS.start(),
+                MAX_COMMANDS.end()
+            );
+            return Err(error_at(path, Some(at(n.span())), message));
+        }
+    };
+    let max_command_time = options
+        .max_command_time
+        .as_ref()
+        .map(|v| MAX_COMMAND_TIME.read(v))
+        .transpose()
+        .map_err(|(span, message)| error_at(path, Some(at(span)), message))?
+        .unwrap_or(DEFAULT_MAX_COMMAND_TIME);
     Ok(ServerConfig {
         interfaces: options.interfaces,
         log_file: options.log_file,
@@ -512,6 +549,8 @@ fn parse_toml(path: &Path, text: &str) -> Result<ServerConfig, ConfigError> {
         pid_file: options.pid_file,
         user: options.user,
         max_sources: options.max_sources.unwrap_or(DEFAULT_MAX_SOURCES),
+        max_commands,
+        max_command_time,
         doors: check_doors(path, drafts)?,
         ..ServerConfig::new(path, Format::Toml)
     })
@@ -653,6 +692,8 @@ struct RawOptions {
     pid_file: Option<PathBuf>,
     user: Option<String>,
     max_sources: Option<usize>,
+    max_commands: Option<Spanned<usize>>,
+    max_command_time: Option<Spanned<DurationValue>>,
 }
 
 /// A `[[door]]` table as written. Values are checked as they are read, so toml
@@ -714,6 +755,13 @@ struct RawClient {
 const SEQ_TIMEOUT: DurationKey = DurationKey::any("seq_timeout");
 /// `cmd_timeout`: how long after the start command the stop command runs.
 const CMD_TIMEOUT: DurationKey = DurationKey::any("cmd_timeout");
+/// `max_command_time`: how long a start or stop command may run.
+const MAX_COMMAND_TIME: DurationKey = DurationKey {
+    name: "max_command_time",
+    range: Duration::from_secs(1)..=Duration::from_secs(3600),
+    whole_seconds: false,
+    expected: "1s to 1h, e.g. \"60s\" (a command that hangs longer holds one of max_commands)",
+};
 
 // Each value below is checked as it is read, so toml attaches its position to the error.
 
@@ -1009,6 +1057,9 @@ tolerate_repeats = false
     const ERROR_CASES: &str = r#"
 toml: unknown key              | {door}sequence = [1]\nstart_command = ["x"]
 toml: unknown key in [knockd]  | [knockd]\ninterface = "eth0"
+toml: no command may run       | [knockd]\nmax_commands = 0\n{door}sequence = [1]
+toml: too many commands        | [knockd]\nmax_commands = 5000\n{door}sequence = [1]
+toml: command time too long    | [knockd]\nmax_command_time = "2h"\n{door}sequence = [1]
 toml: unknown tables only      | [server]\nport = 1
 toml: no doors                 | [knockd]\nsyslog = true
 toml: broken                   | {door}sequence = [1

@@ -1,7 +1,8 @@
 //! What a door does when it opens: its start command now, its stop command
 //! `cmd_timeout` later. The bookkeeping (`Doorman`) is pure, with time as an
 //! argument, so replayed captures and live traffic share it; `execute` runs
-//! a command without ever blocking the capture loop.
+//! a command, in a process group of its own, without ever blocking the
+//! capture loop. When each command runs is `runner`'s business.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::IpAddr;
@@ -129,6 +130,14 @@ impl Doorman {
         self.by_due.insert((at, key));
     }
 
+    /// Forgets knocker `src` at door `door` without a stop: its start never ran.
+    pub(crate) fn forget(&mut self, door: &str, src: IpAddr) {
+        let key: Key = (Arc::from(door), src);
+        if let Some(at) = self.open.remove(&key) {
+            self.by_due.remove(&(at, key));
+        }
+    }
+
     /// Every pending stop command, for a clean exit: no hole stays open.
     /// In the order of `doors`, then of the knockers' addresses.
     pub(crate) fn close_all(&mut self, doors: &[DoorConfig]) -> Vec<Run> {
@@ -207,8 +216,11 @@ pub(crate) struct Finished {
     pub(crate) stderr: String,
 }
 
-/// Longest a command may run before it is killed.
-pub(crate) const COMMAND_LIMIT: Duration = Duration::from_secs(60);
+/// How long stderr is still read once the command itself exited: what it
+/// wrote before exiting is already in the pipe, and a child it left in the
+/// background may hold the pipe open for hours. Its status is not held
+/// back for that child.
+const STDERR_GRACE: Duration = Duration::from_millis(100);
 
 /// How much of a command's stderr is kept for the log. The rest is read and
 /// thrown away: a command that writes a lot neither blocks on a full pipe
@@ -230,10 +242,15 @@ pub(crate) struct For<'a> {
 }
 
 /// Runs `action` with stdin and stdout on /dev/null, stderr read (the first
-/// [`OUTPUT_KEPT`] bytes kept), a fixed environment, and no descriptor of
-/// knockd's but those three. Argv commands run without a shell;
-/// knockd.conf commands through `/bin/sh -c`, as knockd.
-pub(crate) async fn execute(action: &Action, who: For<'_>) -> Finished {
+/// [`OUTPUT_KEPT`] bytes kept), a fixed environment, no descriptor of
+/// knockd's but those three, in a process group of its own. Argv commands
+/// run without a shell; knockd.conf commands through `/bin/sh -c`, as
+/// knockd.
+///
+/// Its status is the direct child's, as soon as that child exits: children
+/// it put in the background keep running. If it runs longer than `limit`,
+/// its whole group is killed, so nothing it started outlives the timeout.
+pub(crate) async fn execute(action: &Action, who: For<'_>, limit: Duration) -> Finished {
     let mut command = match action {
         Action::Argv(argv) => {
             let mut c = tokio::process::Command::new(&argv[0]);
@@ -257,6 +274,8 @@ pub(crate) async fn execute(action: &Action, who: For<'_>) -> Finished {
         .stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
+        // Its own group, led by the child: a timeout kills what it forked too.
+        .process_group(0)
         .kill_on_drop(true);
     // SAFETY: `inherit_nothing` makes raw system calls only (no allocation,
     // no locks), which is what may run between fork and exec.
@@ -276,23 +295,43 @@ pub(crate) async fn execute(action: &Action, who: For<'_>) -> Finished {
             };
         }
     };
-    let stderr = child.stderr.take();
-    let run = async {
-        let (status, (kept, total)) = tokio::join!(child.wait(), drain(stderr));
-        (status, kept, total)
+    let mut stderr = Stderr::new(child.stderr.take());
+    let waited = tokio::time::timeout(limit, async {
+        loop {
+            tokio::select! {
+                status = child.wait() => break status,
+                () = stderr.read_some(), if stderr.is_open() => {}
+            }
+        }
+    })
+    .await;
+    let status = match waited {
+        Ok(status) => status,
+        Err(_) => {
+            kill_group(child.id());
+            // Reaped now, so its pid (the group's id) is not freed before the kill.
+            let _ = child.wait().await;
+            return Finished {
+                success: false,
+                status: format!("killed after {} with its process group", show(limit)),
+                stderr: stderr.line(),
+            };
+        }
     };
-    match tokio::time::timeout(COMMAND_LIMIT, run).await {
-        Err(_) => Finished {
-            success: false,
-            status: format!("killed after {}s", COMMAND_LIMIT.as_secs()),
-            stderr: String::new(),
-        },
-        Ok((Err(err), _, _)) => Finished {
+    let _ = tokio::time::timeout(STDERR_GRACE, async {
+        while stderr.is_open() {
+            stderr.read_some().await;
+        }
+    })
+    .await;
+    let stderr = stderr.finish();
+    match status {
+        Err(err) => Finished {
             success: false,
             status: crate::core::text::describe(&err),
-            stderr: String::new(),
+            stderr,
         },
-        Ok((Ok(status), kept, total)) => {
+        Ok(status) => {
             use std::os::unix::process::ExitStatusExt as _;
             let text = match (status.code(), status.signal()) {
                 (Some(code), _) => format!("exit status {code}"),
@@ -302,30 +341,94 @@ pub(crate) async fn execute(action: &Action, who: For<'_>) -> Finished {
             Finished {
                 success: status.success(),
                 status: text,
-                stderr: one_line(&kept, total),
+                stderr,
             }
         }
     }
 }
 
-/// Reads `pipe` to its end, keeping the first [`OUTPUT_KEPT`] bytes;
-/// those and how many bytes came in all.
-async fn drain(pipe: Option<tokio::process::ChildStderr>) -> (Vec<u8>, u64) {
-    use tokio::io::AsyncReadExt as _;
-    let mut kept = Vec::with_capacity(OUTPUT_KEPT);
-    let mut total = 0u64;
-    let Some(mut pipe) = pipe else {
-        return (kept, total);
+/// A time limit as the log says it: "60s", "1.5s".
+fn show(limit: Duration) -> String {
+    crate::core::units::format_duration(limit)
+}
+
+/// SIGKILL to the process group `leader` leads (it was spawned with
+/// `process_group(0)`); nothing when the child is already reaped.
+fn kill_group(leader: Option<u32>) {
+    let Some(pgid) = leader.and_then(|pid| libc::pid_t::try_from(pid).ok()) else {
+        return;
     };
-    let mut buf = vec![0u8; 64 * 1024];
-    // A read error (none is expected on a pipe) ends the reading; the
-    // command is still waited for.
-    while let Ok(n @ 1..) = pipe.read(&mut buf).await {
-        total += n as u64;
-        let room = OUTPUT_KEPT - kept.len();
-        kept.extend_from_slice(&buf[..n.min(room)]);
+    // SAFETY: a system call on plain integers. The leader is not reaped yet
+    // (a zombie at worst), so the group id cannot name another group.
+    unsafe {
+        libc::kill(-pgid, libc::SIGKILL);
     }
-    (kept, total)
+}
+
+/// A command's stderr as it is read: the first [`OUTPUT_KEPT`] bytes, and
+/// how many came in all.
+struct Stderr {
+    /// The pipe, until its end (or a read error) is seen.
+    pipe: Option<tokio::process::ChildStderr>,
+    kept: Vec<u8>,
+    total: u64,
+    /// Where each read lands before its start is kept.
+    buf: Vec<u8>,
+}
+
+impl Stderr {
+    fn new(pipe: Option<tokio::process::ChildStderr>) -> Stderr {
+        Stderr {
+            pipe,
+            kept: Vec::with_capacity(OUTPUT_KEPT),
+            total: 0,
+            buf: vec![0u8; 64 * 1024],
+        }
+    }
+
+    fn is_open(&self) -> bool {
+        self.pipe.is_some()
+    }
+
+    /// One read: keeps what fits, counts the rest. Cancel-safe (a read
+    /// that did not complete took nothing), so it can race the child's exit.
+    async fn read_some(&mut self) {
+        use tokio::io::AsyncReadExt as _;
+        let Some(pipe) = &mut self.pipe else {
+            return std::future::pending().await;
+        };
+        match pipe.read(&mut self.buf).await {
+            // A read error (none is expected on a pipe) ends the reading
+            // like the end of the pipe; the command is still waited for.
+            Ok(0) | Err(_) => self.pipe = None,
+            Ok(n) => {
+                self.total += n as u64;
+                let room = OUTPUT_KEPT - self.kept.len();
+                self.kept.extend_from_slice(&self.buf[..n.min(room)]);
+            }
+        }
+    }
+
+    /// What was kept, for the log.
+    fn line(&self) -> String {
+        one_line(&self.kept, self.total)
+    }
+
+    /// What was kept, for the log. A pipe still open (a background child
+    /// holds it) is drained and thrown away by a task of its own until that
+    /// child closes it: closing it here would kill the child with SIGPIPE
+    /// at its next write.
+    fn finish(self) -> String {
+        let line = self.line();
+        if let Some(mut pipe) = self.pipe {
+            tokio::spawn(async move {
+                use tokio::io::AsyncReadExt as _;
+                let mut buf = [0u8; 512];
+                while let Ok(1..) = pipe.read(&mut buf).await {}
+            });
+        }
+        line
+    }
 }
 
 /// `kept` (the start of `total` bytes of output) for a log line: escaped,
@@ -483,6 +586,24 @@ cmd_timeout = "10s"
         assert_eq!(doorman.due(&doors, secs(15)).len(), 1);
     }
 
+    /// A start the command queue dropped never ran: no stop may follow it.
+    #[test]
+    fn a_forgotten_knocker_owes_no_stop_and_opens_again_with_a_start() {
+        let doors = doors(SSH);
+        let mut doorman = Doorman::default();
+        doorman.opened(&doors[0], ip("192.0.2.7"), secs(0));
+        doorman.opened(&doors[0], ip("192.0.2.8"), secs(0));
+        doorman.forget("ssh", ip("192.0.2.7"));
+        let closing: Vec<IpAddr> = doorman.close_all(&doors).iter().map(|r| r.src).collect();
+        assert_eq!(closing, [ip("192.0.2.8")]);
+        doorman.forget("ssh", ip("192.0.2.7"));
+        assert!(
+            doorman
+                .opened(&doors[0], ip("192.0.2.7"), secs(1))
+                .is_some_and(|r| r.kind == RunKind::Start)
+        );
+    }
+
     #[test]
     fn ipv6_knockers_get_the_ipv6_commands() {
         let doors = doors(SSH);
@@ -609,7 +730,11 @@ cmd_timeout = "10s"
             door: "ssh",
             src: Some(ip("192.0.2.7")),
         };
-        runtime.block_on(execute(&Action::Shell(line.to_string()), who))
+        runtime.block_on(execute(
+            &Action::Shell(line.to_string()),
+            who,
+            Duration::from_secs(60),
+        ))
     }
 
     /// Before, a descriptor knockd had without close-on-exec (libpcap's
@@ -665,6 +790,61 @@ cmd_timeout = "10s"
             "{}",
             finished.stderr.len()
         );
+    }
+
+    /// Before, stderr was read to its end, which the background child held:
+    /// the command was "killed after 60s" though it had exited 0 at once.
+    #[test]
+    fn a_shell_that_leaves_a_child_in_the_background_is_done_when_it_exits() {
+        let began = std::time::Instant::now();
+        let finished = shell("echo before >&2; sleep 5 & exit 0");
+        assert_eq!(finished.status, "exit status 0", "{finished:?}");
+        assert_eq!(finished.stderr, "before");
+        assert!(
+            began.elapsed() < Duration::from_secs(4),
+            "{:?}",
+            began.elapsed()
+        );
+    }
+
+    /// Before, only the direct child was killed: what it had started lived on.
+    #[test]
+    fn a_command_past_its_time_limit_is_killed_with_its_whole_process_group() {
+        let dir = tempfile::tempdir().unwrap();
+        let pids = dir.path().join("pids");
+        let line = format!(
+            "sleep 60 & echo $! > {0}; sh -c 'sleep 60' & echo $! >> {0}; wait",
+            pids.display()
+        );
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        let who = For {
+            door: "ssh",
+            src: None,
+        };
+        let finished = runtime.block_on(execute(&Action::Shell(line), who, Duration::from_secs(1)));
+        assert_eq!(finished.status, "killed after 1s with its process group");
+        let text = std::fs::read_to_string(&pids).unwrap();
+        let pids: Vec<libc::pid_t> = text.lines().map(|l| l.parse().unwrap()).collect();
+        assert_eq!(pids.len(), 2, "{text}");
+        // Killed at once; their new parent reaps them a moment later.
+        let until = std::time::Instant::now() + Duration::from_secs(10);
+        while pids.iter().any(|&pid| alive(pid)) {
+            assert!(std::time::Instant::now() < until, "still running: {pids:?}");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// Whether `pid` is a process that has not ended (a zombie has ended).
+    fn alive(pid: libc::pid_t) -> bool {
+        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+        // The state follows the command's closing parenthesis.
+        let state = stat
+            .rsplit_once(") ")
+            .and_then(|(_, rest)| rest.chars().next());
+        state.is_some_and(|s| s != 'Z' && s != 'X')
     }
 
     #[test]

@@ -6,7 +6,7 @@
 //! The engine is pure; this module is its I/O. Live and replay drive it the
 //! same way and dispatch its firings with one function, `Server::dispatch`;
 //! they differ only in the clock and in how commands run (live: each in a
-//! task of its own; replay: one after another).
+//! task of its own, scheduled by [`runner`]; replay: one after another).
 //!
 //! The capture readers are threads of their own; the loop only matches and
 //! schedules, and commands run in tasks of their own, so neither a slow
@@ -19,6 +19,7 @@ pub(crate) mod engine;
 pub(crate) mod log;
 pub(crate) mod privileges;
 pub(crate) mod routers;
+pub(crate) mod runner;
 
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
@@ -35,6 +36,7 @@ use capture::{Control, Seen};
 use commands::{Run, RunKind};
 use engine::{Engine, Firing, Knocks};
 use log::Log;
+use runner::{Admission, Runner};
 
 /// How the server runs, as the command line says.
 #[derive(Debug, Clone, Default)]
@@ -251,19 +253,59 @@ fn one_time_sequence(path: &Path) -> std::io::Result<Sequence> {
 
 /// How dispatched commands run.
 enum Commands<'a> {
-    /// Live: each in a task of its own, so a slow one stalls nothing.
-    Spawn(&'a mut Tasks),
-    /// Replay: one after another, each to its end before the next packet.
-    Block(&'a tokio::runtime::Runtime),
+    /// Live: each in a task of its own, so a slow one stalls nothing, at
+    /// most `max_commands` at once and one knocker's in order ([`runner`]).
+    Spawn(&'a mut Runner),
+    /// Replay: one after another, each to its end before the next packet;
+    /// the one submitted and not yet run.
+    Block(&'a tokio::runtime::Runtime, Option<runner::Task>),
 }
 
 impl Commands<'_> {
-    fn run(&mut self, command: impl std::future::Future<Output = ()> + Send + 'static) {
+    /// Hands over knocker `key`'s `kind` command; it begins at
+    /// [`Commands::begin`] at the earliest. Decided now: a dropped start
+    /// must not be announced, nor owe a stop.
+    fn submit(
+        &mut self,
+        key: runner::Key,
+        kind: RunKind,
+        command: impl std::future::Future<Output = ()> + Send + 'static,
+    ) -> Admission {
         match self {
-            Commands::Spawn(tasks) => {
-                tasks.spawn(command);
+            Commands::Spawn(runner) => runner.submit(key, kind, Box::pin(command)),
+            Commands::Block(_, next) => {
+                *next = Some(Box::pin(command));
+                Admission::Queued
             }
-            Commands::Block(runtime) => runtime.block_on(command),
+        }
+    }
+
+    /// Begins what was submitted and may begin (a replay: runs it to its end).
+    fn begin(&mut self) {
+        match self {
+            Commands::Spawn(runner) => runner.begin(),
+            Commands::Block(runtime, next) => {
+                if let Some(command) = next.take() {
+                    runtime.block_on(command);
+                }
+            }
+        }
+    }
+
+    /// Starts withdrawn by their stop so far (a replay withdraws none).
+    fn withdrawn(&mut self) -> u64 {
+        match self {
+            Commands::Spawn(runner) => runner.queue().withdrawn(),
+            Commands::Block(..) => 0,
+        }
+    }
+
+    /// At exit: drops the starts that have not begun; how many (a replay
+    /// has none waiting).
+    fn drop_waiting_starts(&mut self) -> u64 {
+        match self {
+            Commands::Spawn(runner) => runner.queue().drop_waiting_starts(),
+            Commands::Block(..) => 0,
         }
     }
 }
@@ -285,6 +327,9 @@ pub(crate) struct Server {
     /// knocks to them. `None` in a replay, where every destination counts
     /// (the capture's host is not this one).
     own: Option<addresses::Own>,
+    /// Set by `close_all`: from then on the starts dropped with their stop
+    /// are counted in one line, not one line each (up to the queue's 1024).
+    stopping: bool,
 }
 
 impl Server {
@@ -307,6 +352,7 @@ impl Server {
             dry_run,
             firings: Vec::new(),
             own: None,
+            stopping: false,
         })
     }
 
@@ -337,16 +383,34 @@ impl Server {
         self.dispatch_all(at, firings, commands);
     }
 
-    /// Every pending stop command, at the end of a run.
+    /// Every pending stop command, at the end of a run. Knockers whose
+    /// start still waits for a slot are dropped with their stop (nothing
+    /// was opened), as is every other start not begun.
     fn close_all(&mut self, at: Duration, commands: &mut Commands) {
+        self.stopping = true;
         let mut firings = std::mem::take(&mut self.firings);
         self.engine.close_all(&mut firings);
-        let closing = firings.len();
+        let closing = firings.len() as u64;
+        let withdrawn = commands.withdrawn();
+        self.dispatch_all(at, firings, commands);
+        let withdrawn = commands.withdrawn() - withdrawn;
+        let dropped = commands.drop_waiting_starts();
         self.log().note(
             at,
-            &format!("stopping: running {closing} pending stop command(s)"),
+            &format!(
+                "stopping: running {} pending stop command(s)",
+                closing - withdrawn
+            ),
         );
-        self.dispatch_all(at, firings, commands);
+        if withdrawn + dropped > 0 {
+            self.log().note(
+                at,
+                &format!(
+                    "stopping: {} start command(s) that had not begun dropped ({withdrawn} with their stop command)",
+                    withdrawn + dropped
+                ),
+            );
+        }
     }
 
     /// SIGHUP: the new config replaces the old only if it loads (its one-time
@@ -379,6 +443,9 @@ impl Server {
             }
         };
         let doors = config.doors.len();
+        if let Commands::Spawn(runner) = commands {
+            runner.queue().set_max(config.max_commands);
+        }
         let mut firings = std::mem::take(&mut self.firings);
         self.engine.reload(config, &mut firings);
         self.log()
@@ -426,7 +493,9 @@ impl Server {
 
     /// Carries out one firing of the engine at `at`: logs it, spends a
     /// one-time line, queues a run's router updates and hands its command
-    /// to `commands` (unless this is a dry run).
+    /// to `commands` (unless this is a dry run). A start the command queue
+    /// has no room for is dropped here, before anything of it is done: the
+    /// engine forgets the knocker, so no stop is owed.
     fn dispatch(&mut self, at: Duration, firing: Firing, commands: &mut Commands) {
         match firing {
             Firing::Knock {
@@ -449,19 +518,63 @@ impl Server {
             Firing::OneTimeUsed { door, name, path } => {
                 self.use_one_time_sequence(at, door, &name, &path)
             }
-            Firing::Run(run) => {
+            Firing::Run(run) => self.dispatch_run(at, run, commands),
+        }
+    }
+
+    /// A start or stop: submitted first (a start may be dropped, a stop
+    /// may withdraw its start), then announced and sent to the routers.
+    fn dispatch_run(&mut self, at: Duration, run: Run, commands: &mut Commands) {
+        let admission = match run.action.as_ref().filter(|_| !self.dry_run) {
+            None => Admission::Queued,
+            Some(action) => {
+                let what = format!("{} command for {}", run.kind.as_str(), run.src);
+                let command = execute(
+                    self.log.clone(),
+                    run.door.to_string(),
+                    Some(run.src),
+                    what,
+                    action.clone(),
+                    self.config().max_command_time,
+                );
+                commands.submit((run.door.clone(), run.src), run.kind, command)
+            }
+        };
+        match admission {
+            Admission::Queued => {
                 self.announce(at, &run);
                 self.update_routers(at, &run);
-                if let Some(action) = run.action.filter(|_| !self.dry_run) {
-                    let what = format!("{} command for {}", run.kind.as_str(), run.src);
-                    commands.run(execute(
-                        self.log.clone(),
-                        run.door.to_string(),
-                        Some(run.src),
-                        what,
-                        action,
-                    ));
+                commands.begin();
+            }
+            Admission::Dropped { so_far } => {
+                self.engine.forget(&run.door, run.src);
+                // As the table of sources: a few lines under a flood, not one a drop.
+                if so_far.is_power_of_two() {
+                    self.log().note(
+                        at,
+                        &format!(
+                            "{so_far} start commands dropped so far: {} commands already wait for one of {} running (max_commands)",
+                            runner::QUEUE,
+                            self.config().max_commands
+                        ),
+                    );
                 }
+            }
+            Admission::Withdrawn => {
+                let line = format!(
+                    "{}: start command for {} dropped before it began, with its stop command: nothing was opened",
+                    run.door, run.src
+                );
+                let mut log = self.log();
+                log.close(at, &run.door, run.src);
+                if self.stopping {
+                    log.debug(at, &line);
+                } else {
+                    log.note(at, &line);
+                }
+                drop(log);
+                // Its router entry went out with the start: it is removed.
+                self.update_routers(at, &run);
             }
         }
     }
@@ -571,6 +684,7 @@ impl Server {
                 None,
                 format!("{what} command"),
                 action.clone(),
+                self.config().max_command_time,
             )
             .await;
         }
@@ -618,12 +732,16 @@ async fn execute(
     src: Option<std::net::IpAddr>,
     what: String,
     action: Action,
+    limit: Duration,
 ) {
     let who = commands::For { door: &door, src };
-    let finished = commands::execute(&action, who).await;
+    let finished = commands::execute(&action, who, limit).await;
     let mut log = lock(&log);
     if finished.success {
-        log.debug(now(), &format!("{door}: {what} finished"));
+        log.debug(
+            now(),
+            &format!("{door}: {what} finished ({})", finished.status),
+        );
     } else {
         let stderr = if finished.stderr.is_empty() {
             String::new()
@@ -654,7 +772,7 @@ fn replay(server: &mut Server, path: &Path) -> anyhow::Result<u64> {
         let _runtime = runtime.enter();
         server.routers.start();
     }
-    let commands = &mut Commands::Block(&runtime);
+    let commands = &mut Commands::Block(&runtime, None);
     let mut last = Duration::ZERO;
     let packets = read_ahead(path, |seen| {
         last = seen.at;
@@ -774,8 +892,8 @@ pub(crate) async fn serve(
     drop(tx);
     drop(ended_tx);
     drop(notice_tx);
-    // Running commands; reaped as they finish, awaited at exit.
-    let mut tasks = Tasks::new();
+    // Start and stop commands: queued, reaped as they finish, awaited at exit.
+    let mut tasks = Runner::new(server.config().max_commands);
     server.routers.start();
 
     for door in server.config().doors.clone() {
@@ -813,7 +931,7 @@ pub(crate) async fn serve(
                 None => break Ending::CaptureFailed("every capture ended".into()),
             },
             () = tokio::time::sleep(wait) => server.tick(now(), &mut Commands::Spawn(&mut tasks)),
-            Some(_) = tasks.join_next(), if !tasks.is_empty() => {}
+            () = tasks.reap(), if tasks.is_busy() => {}
             Some(change) = following.changes.recv() => server.address_changed(change),
             Some(news) = notice_rx.recv() => {
                 // Said on stderr too when the log goes elsewhere: the
@@ -862,7 +980,7 @@ pub(crate) async fn serve(
     // It looks at `stop` at least twice a second.
     let _ = following.thread.join();
     server.close_all(now(), &mut Commands::Spawn(&mut tasks));
-    while tasks.join_next().await.is_some() {}
+    tasks.finish().await;
     let grace = router_grace(&server.routers);
     server.routers.finish(grace).await;
     for door in server.config().doors.clone() {
@@ -886,8 +1004,6 @@ fn log_drops(server: &Server, control: &Control) {
         log.capture(now(), &interface, drops);
     }
 }
-
-type Tasks = tokio::task::JoinSet<()>;
 
 #[cfg(test)]
 mod tests {
