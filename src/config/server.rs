@@ -30,6 +30,9 @@ use crate::core::units;
 const DEFAULT_SEQ_TIMEOUT: Duration = Duration::from_secs(25);
 const DEFAULT_CMD_TIMEOUT: Duration = Duration::from_secs(10);
 const DEFAULT_MAX_SOURCES: usize = 100_000;
+/// Where open knockers and the replay cache are kept when `state_file` is not
+/// written (README, "State file").
+pub const DEFAULT_STATE_FILE: &str = "/var/lib/knockr/knockd.state";
 /// knockd's limit on the length of a sequence.
 const MAX_KNOCKS: usize = 32;
 
@@ -63,6 +66,10 @@ pub struct ServerConfig {
     /// How many knocking sources are tracked at once, bounding memory under a
     /// flood (TOML only).
     pub max_sources: usize,
+    /// Where the open knockers and the time-based replay cache survive a
+    /// crash (TOML `state_file`, knockd.conf `StateFile`); [`DEFAULT_STATE_FILE`]
+    /// unless written. `knockr knockd --state-file` overrides it.
+    pub state_file: PathBuf,
     /// Doors in file order, which is the order a first knock is tried in.
     pub doors: Vec<DoorConfig>,
 }
@@ -299,6 +306,7 @@ impl ServerConfig {
             pid_file: None,
             user: None,
             max_sources: DEFAULT_MAX_SOURCES,
+            state_file: PathBuf::from(DEFAULT_STATE_FILE),
             doors: Vec::new(),
         }
     }
@@ -512,6 +520,9 @@ fn parse_toml(path: &Path, text: &str) -> Result<ServerConfig, ConfigError> {
         pid_file: options.pid_file,
         user: options.user,
         max_sources: options.max_sources.unwrap_or(DEFAULT_MAX_SOURCES),
+        state_file: options
+            .state_file
+            .unwrap_or_else(|| PathBuf::from(DEFAULT_STATE_FILE)),
         doors: check_doors(path, drafts)?,
         ..ServerConfig::new(path, Format::Toml)
     })
@@ -653,6 +664,7 @@ struct RawOptions {
     pid_file: Option<PathBuf>,
     user: Option<String>,
     max_sources: Option<usize>,
+    state_file: Option<PathBuf>,
 }
 
 /// A `[[door]]` table as written. Values are checked as they are read, so toml
@@ -797,7 +809,7 @@ enum Section {
     Door(Box<Draft>),
 }
 
-const OPTIONS: &str = "UseSyslog, LogFile, PidFile or Interface";
+const OPTIONS: &str = "UseSyslog, LogFile, PidFile, StateFile or Interface";
 const DIRECTIVES: &str = "Sequence, One_Time_Sequences, Seq_Timeout, TCPFlags, Target, \
     Start_Command, Start_Command_6, Cmd_Timeout, Stop_Command or Stop_Command_6";
 
@@ -884,6 +896,7 @@ fn option<'t>(
     match directive {
         "logfile" => config.log_file = Some(value.into()),
         "pidfile" => config.pid_file = Some(value.into()),
+        "statefile" => config.state_file = value.into(),
         "interface" => config.interfaces.push(value.into()),
         "usesyslog" => {
             return Err((
@@ -1342,5 +1355,18 @@ conf: empty file               |
         let problem = format!("{}, which cannot be opened for writing", missing.display());
         assert!(lint.message.contains(&problem), "{}", lint.message);
         assert!(!missing.exists(), "checking must not create the file");
+    }
+
+    #[test]
+    fn the_state_file_is_a_default_under_var_lib_unless_either_format_names_one() {
+        let door = "[[door]]\nname = \"d\"\nsequence = [1]\n";
+        let toml = |text: &str| parse(Path::new("k.toml"), text).unwrap().state_file;
+        assert_eq!(toml(door), Path::new(DEFAULT_STATE_FILE));
+        assert_eq!(
+            toml(&format!("[knockd]\nstate_file = \"/srv/k.state\"\n{door}")),
+            Path::new("/srv/k.state")
+        );
+        let conf = conf("[options]\nStateFile = /srv/knockd.state\n[d]\nsequence = 1\n");
+        assert_eq!(conf.state_file, Path::new("/srv/knockd.state"));
     }
 }
