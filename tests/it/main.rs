@@ -14,6 +14,7 @@ mod knockd_faults;
 mod knockd_live;
 mod knockd_offline;
 mod knockd_otp;
+mod knockd_state;
 mod layers;
 mod resolve;
 mod routeros;
