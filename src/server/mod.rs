@@ -8,6 +8,10 @@
 //! they differ only in the clock and in how commands run (live: each in a
 //! task of its own; replay: one after another).
 //!
+//! What a crash must not lose, the open knockers and the time-based replay
+//! cache, is written to the state file ([`state`]) before the firings that
+//! changed it are carried out, and restored at the next start.
+//!
 //! The capture readers are threads of their own; the loop only matches and
 //! schedules, and commands run in tasks of their own, so neither a slow
 //! command nor a flood can stall the other.
@@ -343,10 +347,14 @@ impl Server {
                 ),
             );
         }
+        let forgotten = match restored.forgotten {
+            0 => String::new(),
+            n => format!(" ({n} more forgotten: their door or client is gone or its step changed)"),
+        };
         log.note(
             at,
             &format!(
-                "state file {}: {} open knocker(s) restored ({} overdue), {} used time-based sequence(s) refused again",
+                "state file {}: {} open knocker(s) restored ({} overdue), {} used time-based sequence(s) refused again{forgotten}",
                 path.display(),
                 restored.overdue.len() + restored.scheduled,
                 restored.overdue.len(),

@@ -319,6 +319,7 @@ impl Store {
             }
             return Err(io("cannot lock it", err));
         }
+        remove_stale_temporaries(path);
         Ok(Store {
             path: path.to_path_buf(),
             _lock: lock,
@@ -335,6 +336,27 @@ impl Store {
     /// leaves the old state or the new one.
     pub(crate) fn save(&self, state: &State) -> io::Result<()> {
         crate::config::files::replace(&self.path, &encode(state), 0o600)
+    }
+}
+
+/// Removes the temporaries a knockd killed in the middle of a write left
+/// next to `path` (`.NAME.RANDOM.knockr-tmp`, see `config::files`): with the
+/// lock held no other knockd is writing one. Best effort: one that stays is
+/// only a small file.
+fn remove_stale_temporaries(path: &Path) {
+    let Some(name) = path.file_name() else { return };
+    let prefix = format!(".{}.", name.to_string_lossy());
+    let dir = crate::config::files::directory_of(path);
+    let Ok(entries) = fs::read_dir(dir) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let file = entry.file_name();
+        let file = file.to_string_lossy();
+        if file.starts_with(&prefix) && file.ends_with(".knockr-tmp") {
+            // remove_file unlinks a symlink itself, never what it points to.
+            let _ = fs::remove_file(entry.path());
+        }
     }
 }
 
@@ -475,6 +497,19 @@ mod tests {
         over.open.push(over.open[0].clone());
         let err = decode(&encode(&over)).unwrap_err();
         assert!(err.contains("more than knockr writes"), "{err}");
+    }
+
+    #[test]
+    fn temporaries_left_by_a_write_killed_midway_are_removed_when_the_file_is_taken() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("knockd.state");
+        let stale = dir.path().join(".knockd.state.0123456789abcdef.knockr-tmp");
+        let other = dir.path().join(".other.0123456789abcdef.knockr-tmp");
+        fs::write(&stale, "{\"knockr_state\"").unwrap();
+        fs::write(&other, "not ours").unwrap();
+        let _store = Store::open(&path, None).unwrap();
+        assert!(!stale.exists());
+        assert!(other.exists(), "another file's temporary is left alone");
     }
 
     #[test]
