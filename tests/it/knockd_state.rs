@@ -48,6 +48,18 @@ fn due(path: &Path, door: &str) -> SystemTime {
     UNIX_EPOCH + Duration::from_nanos(entry["due_ns"].as_u64().unwrap())
 }
 
+fn uid_of(user: &str) -> u32 {
+    let out = std::process::Command::new("id")
+        .args(["-u", user])
+        .output()
+        .unwrap();
+    String::from_utf8(out.stdout)
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap()
+}
+
 /// A door knocked by one UDP datagram to `port`, recording its start and
 /// stop in `dir/ran`, closing `timeout` after it opened.
 fn door(dir: &Path, name: &str, port: u16, timeout: &str) -> String {
@@ -103,6 +115,11 @@ fn after_kill_9_the_restart_runs_the_overdue_stop_at_once_and_the_others_at_thei
     due(&path, "long");
     let mode = std::fs::metadata(&path).unwrap().permissions().mode();
     assert_eq!(mode & 0o777, 0o600);
+    // Made by knockd for nobody, who rewrites the file after the drop.
+    use std::os::unix::fs::MetadataExt as _;
+    let made = std::fs::metadata(path.parent().unwrap()).unwrap();
+    assert_eq!(made.mode() & 0o777, 0o700);
+    assert_eq!(made.uid(), uid_of("nobody"));
     server.kill9();
     assert!(!ran(dir.path()).contains("stop"), "{}", ran(dir.path()));
 
@@ -270,4 +287,38 @@ fn a_second_knockd_on_the_same_state_file_is_refused_while_the_first_runs() {
     assert!(log.iter().any(|l| l.contains(&said)), "{}", log.join("\n"));
     let (status, log) = first.terminate();
     assert_eq!(status, Some(0), "{}", log.join("\n"));
+}
+
+/// A replay of a capture carries nothing out for real, so it neither reads
+/// nor writes a state file: not even a corrupt one stops it.
+#[test]
+fn a_replay_uses_no_state_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("state").join("knockd.state");
+    let config = dir.path().join("knockd.toml");
+    let text = format!(
+        "[knockd]\nstate_file = \"{}\"\n{}",
+        path.display(),
+        door(dir.path(), "d", 47431, "10s")
+    );
+    std::fs::write(&config, text).unwrap();
+    let capture = dir.path().join("knocks.pcap");
+    crate::support::pcap_file(
+        &capture,
+        &[(
+            0,
+            crate::support::frame("198.51.100.7", "192.0.2.1", "47431:udp"),
+        )],
+    );
+    let output = knockr(dir.path())
+        .args(["knockd", "-c"])
+        .arg(&config)
+        .arg("--read")
+        .arg(&capture)
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert_eq!(output.status.code(), Some(0), "{stdout}");
+    assert!(stdout.contains("d: OPEN SESAME"), "{stdout}");
+    assert!(!path.parent().unwrap().exists(), "no state directory made");
 }
