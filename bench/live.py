@@ -57,7 +57,9 @@ class Server:
             # No -v: the C knockd then prints nothing (with -v it prints every stage).
             argv = [KNOCKD, "-i", IF_SRV, "-c", conf]
         else:
-            argv = [KNOCKR, "knockd", "-i", IF_SRV, "-c", conf]
+            # Its own state file, not the system's under /var/lib/knockr.
+            state = os.path.join(OUT, "state", "knockd.state")
+            argv = [KNOCKR, "knockd", "-i", IF_SRV, "-c", conf, "--state-file", state]
         self.lines = []
         self.proc = subprocess.Popen(
             ["ip", "netns", "exec", NS_SRV] + argv,

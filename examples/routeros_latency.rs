@@ -55,6 +55,8 @@ fn main() {
     let mut child = std::process::Command::new(&knockr)
         .args(["knockd", "-i", "lo", "-c"])
         .arg(&config)
+        .arg("--state-file")
+        .arg(dir.path().join("state").join("knockd.state"))
         .stderr(std::process::Stdio::piped())
         .spawn()
         .unwrap_or_else(|e| panic!("cannot start {}: {e}", knockr.display()));

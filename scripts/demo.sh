@@ -61,8 +61,8 @@ tcp_flags = "syn"
 start = ["/bin/sh", "-c", "echo door opened for %IP% > $work/opened"]
 TOML
 echo
-echo "\$ knockr knockd -c $work/knockd.toml -i lo &"
-"$knockr" knockd -c "$work/knockd.toml" -i lo & pids+=($!)
+echo "\$ knockr knockd -c $work/knockd.toml -i lo --state-file $work/state/knockd.state &"
+"$knockr" knockd -c "$work/knockd.toml" -i lo --state-file "$work/state/knockd.state" & pids+=($!)
 sleep 1  # the capture opens
 echo "\$ knockr -p 47101,47102:udp,47103 127.0.0.1"
 "$knockr" -p 47101,47102:udp,47103 127.0.0.1

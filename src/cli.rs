@@ -399,6 +399,10 @@ pub struct KnockdArgs {
     #[arg(short = 'i', long = "interface", value_name = "IFACE")]
     pub interfaces: Vec<String>,
 
+    /// Keep open knockers and used time-based sequences in this file; replaces the config's state_file (--read and --dry-run use none)
+    #[arg(long, value_name = "FILE")]
+    pub state_file: Option<PathBuf>,
+
     /// Validate and lint the configuration, print what was found, and exit
     #[arg(long, conflicts_with_all = ["read", "dry_run"])]
     pub check: bool,
@@ -431,7 +435,8 @@ Examples:
 
 Exit status:
   0  stopped by SIGTERM/SIGINT after running every pending stop command (or --check/--read done)
-  1  a capture failed (interface gone), or a command-line action failed
+  1  a capture failed (interface gone), the state file is corrupt or held by another knockd,
+     or a command-line action failed
   2  the configuration is invalid
 
 Signals:

@@ -19,6 +19,7 @@ pub(super) fn run(args: &KnockdArgs) -> anyhow::Result<ExitCode> {
         json: args.json,
         verbose: args.verbose,
         dry_run: args.dry_run,
+        state_file: args.state_file.clone(),
     };
     if let Some(read) = &args.read {
         server::replay_file(config, read, &options)?;

@@ -39,6 +39,9 @@ const MAX_COMMANDS: std::ops::RangeInclusive<usize> = 1..=1024;
 /// How long a start or stop command may run by default before its process
 /// group is killed.
 pub const DEFAULT_MAX_COMMAND_TIME: Duration = Duration::from_secs(60);
+/// Where open knockers and the replay cache are kept when `state_file` is not
+/// written (README, "State file").
+pub const DEFAULT_STATE_FILE: &str = "/var/lib/knockr/knockd.state";
 /// knockd's limit on the length of a sequence.
 const MAX_KNOCKS: usize = 32;
 
@@ -78,6 +81,10 @@ pub struct ServerConfig {
     /// How long a command may run before its whole process group is killed
     /// (TOML only).
     pub max_command_time: Duration,
+    /// Where the open knockers and the time-based replay cache survive a
+    /// crash (TOML `state_file`, knockd.conf `StateFile`); [`DEFAULT_STATE_FILE`]
+    /// unless written. `knockr knockd --state-file` overrides it.
+    pub state_file: PathBuf,
     /// Doors in file order, which is the order a first knock is tried in.
     pub doors: Vec<DoorConfig>,
 }
@@ -316,6 +323,7 @@ impl ServerConfig {
             max_sources: DEFAULT_MAX_SOURCES,
             max_commands: DEFAULT_MAX_COMMANDS,
             max_command_time: DEFAULT_MAX_COMMAND_TIME,
+            state_file: PathBuf::from(DEFAULT_STATE_FILE),
             doors: Vec::new(),
         }
     }
@@ -551,6 +559,9 @@ fn parse_toml(path: &Path, text: &str) -> Result<ServerConfig, ConfigError> {
         max_sources: options.max_sources.unwrap_or(DEFAULT_MAX_SOURCES),
         max_commands,
         max_command_time,
+        state_file: options
+            .state_file
+            .unwrap_or_else(|| PathBuf::from(DEFAULT_STATE_FILE)),
         doors: check_doors(path, drafts)?,
         ..ServerConfig::new(path, Format::Toml)
     })
@@ -694,6 +705,7 @@ struct RawOptions {
     max_sources: Option<usize>,
     max_commands: Option<Spanned<usize>>,
     max_command_time: Option<Spanned<DurationValue>>,
+    state_file: Option<PathBuf>,
 }
 
 /// A `[[door]]` table as written. Values are checked as they are read, so toml
@@ -845,7 +857,7 @@ enum Section {
     Door(Box<Draft>),
 }
 
-const OPTIONS: &str = "UseSyslog, LogFile, PidFile or Interface";
+const OPTIONS: &str = "UseSyslog, LogFile, PidFile, StateFile or Interface";
 const DIRECTIVES: &str = "Sequence, One_Time_Sequences, Seq_Timeout, TCPFlags, Target, \
     Start_Command, Start_Command_6, Cmd_Timeout, Stop_Command or Stop_Command_6";
 
@@ -932,6 +944,7 @@ fn option<'t>(
     match directive {
         "logfile" => config.log_file = Some(value.into()),
         "pidfile" => config.pid_file = Some(value.into()),
+        "statefile" => config.state_file = value.into(),
         "interface" => config.interfaces.push(value.into()),
         "usesyslog" => {
             return Err((
@@ -1393,5 +1406,18 @@ conf: empty file               |
         let problem = format!("{}, which cannot be opened for writing", missing.display());
         assert!(lint.message.contains(&problem), "{}", lint.message);
         assert!(!missing.exists(), "checking must not create the file");
+    }
+
+    #[test]
+    fn the_state_file_is_a_default_under_var_lib_unless_either_format_names_one() {
+        let door = "[[door]]\nname = \"d\"\nsequence = [1]\n";
+        let toml = |text: &str| parse(Path::new("k.toml"), text).unwrap().state_file;
+        assert_eq!(toml(door), Path::new(DEFAULT_STATE_FILE));
+        assert_eq!(
+            toml(&format!("[knockd]\nstate_file = \"/srv/k.state\"\n{door}")),
+            Path::new("/srv/k.state")
+        );
+        let conf = conf("[options]\nStateFile = /srv/knockd.state\n[d]\nsequence = 1\n");
+        assert_eq!(conf.state_file, Path::new("/srv/knockd.state"));
     }
 }

@@ -81,6 +81,9 @@ pub(crate) struct Doorman {
     open: BTreeMap<Key, Duration>,
     /// The same, ordered by when: what is due is found without a scan.
     by_due: BTreeSet<(Duration, Key)>,
+    /// Whether `open` changed since [`Doorman::take_changed`] last asked:
+    /// then the state file is rewritten.
+    changed: bool,
 }
 
 impl Doorman {
@@ -124,6 +127,7 @@ impl Doorman {
     }
 
     fn set_due(&mut self, key: Key, at: Duration) {
+        self.changed = true;
         if let Some(old) = self.open.insert(key.clone(), at) {
             self.by_due.remove(&(old, key.clone()));
         }
@@ -170,10 +174,32 @@ impl Doorman {
         closing
     }
 
+    /// The open knockers and when each closes, for the state file.
+    pub(crate) fn knockers(&self) -> impl Iterator<Item = (&str, IpAddr, Duration)> + '_ {
+        self.open
+            .iter()
+            .map(|((door, src), due)| (&**door, *src, *due))
+    }
+
+    /// A knocker of door `door` read back from the state file: it closes at
+    /// `due` (at once if that has passed), with the command in force then.
+    pub(crate) fn restore(&mut self, door: &DoorConfig, src: IpAddr, due: Duration) {
+        let key = (Arc::from(door.door.name.as_str()), src);
+        // A knocker recorded twice keeps the later stop: it closes last.
+        let due = self.open.get(&key).map_or(due, |&old| old.max(due));
+        self.set_due(key, due);
+    }
+
+    /// Whether the open knockers changed since the last call.
+    pub(crate) fn take_changed(&mut self) -> bool {
+        std::mem::take(&mut self.changed)
+    }
+
     /// Forgets the knocker `key` and returns its stop run, with the command
     /// of its door in `doors`.
     fn close(&mut self, doors: &[DoorConfig], key: &Key) -> Option<Run> {
         let at = self.open.remove(key)?;
+        self.changed = true;
         self.by_due.remove(&(at, key.clone()));
         let (name, src) = key;
         let door = doors.iter().find(|d| d.door.name == **name)?;

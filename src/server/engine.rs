@@ -18,6 +18,7 @@ use std::time::Duration;
 mod otp;
 
 use super::commands::{Doorman, Run};
+use super::state::{OpenKnocker, State};
 use crate::config::server::ServerConfig;
 use crate::core::matcher::{DoorId, Event, EventKind, Matcher, Sequence};
 use crate::core::packet::Hit;
@@ -267,6 +268,60 @@ impl Engine {
         out.extend(closing.into_iter().map(Firing::Run));
     }
 
+    /// What must survive a crash, for the state file: the open knockers and
+    /// the time-based replay cache.
+    pub(crate) fn export(&self) -> State {
+        let open = self.doorman.knockers().map(|(door, src, due)| OpenKnocker {
+            door: door.to_string(),
+            src,
+            due,
+        });
+        State {
+            open: open.collect(),
+            used: self.layout.slots.used_sequences().collect(),
+        }
+    }
+
+    /// Takes back what a state file kept (see [`Engine::export`]) at `now`:
+    /// knockers at doors of the configuration close at their due time, those
+    /// overdue at the next [`Engine::tick`]; used time-based sequences are
+    /// refused again. What no longer fits the configuration is left out, and
+    /// said in the returned [`Restored`].
+    pub(crate) fn restore(&mut self, mut state: State, now: Duration) -> Restored {
+        state.prune(now);
+        let mut restored = Restored::default();
+        for knocker in state.open {
+            let door = self
+                .config
+                .doors
+                .iter()
+                .find(|d| d.door.name == knocker.door);
+            match door {
+                Some(door) => {
+                    self.doorman.restore(door, knocker.src, knocker.due);
+                    if knocker.due <= now {
+                        restored.overdue.push(knocker);
+                    } else {
+                        restored.scheduled += 1;
+                    }
+                }
+                None => restored.gone.push(knocker),
+            }
+        }
+        restored.used = self.layout.slots.restore(&state.used);
+        restored.forgotten = state.used.len() - restored.used;
+        restored
+    }
+
+    /// Whether what [`Engine::export`] returns changed since the last call:
+    /// a knocker opened, moved its stop or closed, or a time-based sequence
+    /// was used. The caller then rewrites the state file.
+    pub(crate) fn take_changed(&mut self) -> bool {
+        // Both asked: each forgets what it said.
+        let doorman = self.doorman.take_changed();
+        self.layout.slots.take_changed() || doorman
+    }
+
     /// Time-based doors' slots whose step changed by `now` get their new sequence.
     fn roll(&mut self, now: Duration) {
         let layout = &mut self.layout;
@@ -341,6 +396,22 @@ impl Engine {
             }
         }
     }
+}
+
+/// What [`Engine::restore`] made of a state file, for the log.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub(crate) struct Restored {
+    /// Knockers whose stop was due before `now`: it runs at the next tick.
+    pub(crate) overdue: Vec<OpenKnocker>,
+    /// Knockers whose stop is scheduled at its due time.
+    pub(crate) scheduled: usize,
+    /// Knockers of doors the configuration no longer has: dropped, since
+    /// their stop command is not known.
+    pub(crate) gone: Vec<OpenKnocker>,
+    /// Used time-based sequences refused again.
+    pub(crate) used: usize,
+    /// Used sequences of doors or clients that are gone or changed their step.
+    pub(crate) forgotten: usize,
 }
 
 /// `config`'s door names, by [`ConfigDoor`].
@@ -705,5 +776,83 @@ secret_file = "{}"
                 .unwrap(),
             "start once 10.0.0.1: on"
         );
+    }
+
+    #[test]
+    fn a_restart_from_the_exported_state_runs_overdue_stops_at_once_and_schedules_the_rest() {
+        let doors = "[[door]]\nname = \"ssh\"\nsequence = [\"7000\"]\nstop = [\"off\", \"%IP%\"]\ncmd_timeout = \"10s\"\n\
+                     [[door]]\nname = \"web\"\nsequence = [\"6000\"]\nstop = [\"web-off\", \"%IP%\"]\ncmd_timeout = \"60s\"\n";
+        let mut before = every(config(doors));
+        packet(&mut before, at(0), &hit("10.0.0.9", "7001"));
+        assert!(
+            !before.take_changed(),
+            "a packet that opens nothing writes nothing"
+        );
+        packet(&mut before, at(0), &hit("10.0.0.1", "7000"));
+        packet(&mut before, at(0), &hit("10.0.0.2", "6000"));
+        assert!(before.take_changed());
+        assert!(!before.take_changed(), "asked once, forgotten");
+        let mut saved = before.export();
+        saved.open.push(OpenKnocker {
+            door: "gone".into(),
+            src: "10.0.0.3".parse().unwrap(),
+            due: at(5_000),
+        });
+
+        // Killed; back at 30 s with the web door's stop command changed.
+        let mut after = every(config(&doors.replace("\"web-off\"", "\"web-off-v2\"")));
+        let restored = after.restore(saved, at(30_000));
+        assert_eq!(
+            restored
+                .overdue
+                .iter()
+                .map(|o| (o.door.as_str(), o.due))
+                .collect::<Vec<_>>(),
+            [("ssh", at(10_000))]
+        );
+        assert_eq!(restored.scheduled, 1);
+        assert_eq!(restored.gone.len(), 1, "{restored:?}");
+        assert_eq!(after.next_deadline(), Some(at(10_000)));
+        assert_eq!(
+            tick(&mut after, at(30_000)),
+            ["stop ssh 10.0.0.1: off 10.0.0.1"]
+        );
+        assert_eq!(after.next_deadline(), Some(at(60_000)));
+        assert!(tick(&mut after, at(60_000) - NANO).is_empty());
+        assert_eq!(
+            tick(&mut after, at(60_000)),
+            ["stop web 10.0.0.2: web-off-v2 10.0.0.2"],
+            "the stop runs with the command in force"
+        );
+        assert!(after.take_changed());
+        assert_eq!(after.export(), State::default());
+    }
+
+    #[test]
+    fn a_time_based_sequence_used_before_a_restart_is_refused_after_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let this = sequence(&team(dir.path(), 1), T0.as_secs() / 30);
+        let mut before = Engine::new(team(dir.path(), 1), Knocks::Every);
+        let first = knock(&mut before, at(0), "10.0.0.1", &this);
+        assert_eq!(first.last().unwrap(), "start team 10.0.0.1: on 10.0.0.1");
+        assert!(before.take_changed(), "a used sequence is worth a write");
+        let saved = before.export();
+        assert_eq!(saved.used.len(), 1);
+        assert_eq!(saved.used[0].client.as_deref(), Some("alice"));
+        // The step leaves the window (t+1) two steps later.
+        assert_eq!(
+            saved.used[0].until,
+            Duration::from_secs((T0.as_secs() / 30 + 2) * 30)
+        );
+
+        let mut after = Engine::new(team(dir.path(), 1), Knocks::Every);
+        assert_eq!(after.restore(saved.clone(), at(1_000)).used, 1);
+        assert_eq!(
+            knock(&mut after, at(1_000), "10.0.0.2", &this),
+            ["team/alice 10.0.0.2 Stage(3)", "replay team/alice 10.0.0.2"]
+        );
+        // Restored once the step has left the window: pruned, nothing refused.
+        let mut late = Engine::new(team(dir.path(), 1), Knocks::Every);
+        assert_eq!(late.restore(saved, at(60_000)).used, 0);
     }
 }

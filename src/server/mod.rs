@@ -8,6 +8,10 @@
 //! they differ only in the clock and in how commands run (live: each in a
 //! task of its own, scheduled by [`runner`]; replay: one after another).
 //!
+//! What a crash must not lose, the open knockers and the time-based replay
+//! cache, is written to the state file ([`state`]) before the firings that
+//! changed it are carried out, and restored at the next start.
+//!
 //! The capture readers are threads of their own; the loop only matches and
 //! schedules, and commands run in tasks of their own, so neither a slow
 //! command nor a flood can stall the other.
@@ -20,6 +24,7 @@ pub(crate) mod log;
 pub(crate) mod privileges;
 pub(crate) mod routers;
 pub(crate) mod runner;
+pub(crate) mod state;
 
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
@@ -49,6 +54,8 @@ pub(crate) struct Options {
     pub(crate) verbose: bool,
     /// Print commands and router updates instead of carrying them out.
     pub(crate) dry_run: bool,
+    /// `--state-file`: replaces the config's `state_file`.
+    pub(crate) state_file: Option<PathBuf>,
 }
 
 /// `--read FILE`: replays `path` through the server's doors, logging to
@@ -143,6 +150,15 @@ pub(crate) fn start(
         stop,
         thread,
     };
+    // A dry run carries nothing out, so it has nothing to remember: it
+    // neither reads nor writes the state file (nor takes its lock).
+    if !options.dry_run {
+        let path = options
+            .state_file
+            .clone()
+            .unwrap_or_else(|| server.config().state_file.clone());
+        server.take_state(&path)?;
+    }
     let filter = filter_for(&server);
     server
         .log()
@@ -170,6 +186,22 @@ pub(crate) fn start(
                 interfaces.join(", ")
             ),
         );
+    }
+    // Written once now, as the user it runs as: a state file that user
+    // cannot rewrite is refused here, not found out after the first opening.
+    if let Some(store) = &server.state {
+        let as_user = server
+            .config()
+            .user
+            .as_ref()
+            .map(|user| format!(" as user {user}"))
+            .unwrap_or_default();
+        store.save(&server.engine.export()).with_context(|| {
+            format!(
+                "cannot write the state file {}{as_user} (its directory must be writable by that user)",
+                store.path().display()
+            )
+        })?;
     }
     Ok(Started {
         server,
@@ -321,6 +353,9 @@ pub(crate) struct Server {
     routers: routers::Routers,
     /// Print commands and router updates instead of carrying them out.
     dry_run: bool,
+    /// Where open knockers and the replay cache survive a crash; `None` for
+    /// `--read` and `--dry-run`. Set by [`Server::take_state`].
+    state: Option<state::Store>,
     /// Reused for each engine call's firings: no allocation per packet.
     firings: Vec<Firing>,
     /// Live: the host's own addresses; a door without `target` counts only
@@ -350,10 +385,107 @@ impl Server {
             log,
             routers,
             dry_run,
+            state: None,
             firings: Vec::new(),
             own: None,
             stopping: false,
         })
+    }
+
+    /// Takes the state file at `path` (its directory, made if missing and
+    /// given to `user =`, and its lock) and restores what it kept, logging
+    /// what becomes of each knocker. As root, before the drop. Overdue stops
+    /// run at the first tick of [`serve`].
+    fn take_state(&mut self, path: &Path) -> anyhow::Result<()> {
+        let owner = self
+            .config()
+            .user
+            .as_deref()
+            .map(privileges::lookup)
+            .transpose()?;
+        let store = state::Store::open(path, owner)?;
+        let saved = state::load(path)?;
+        let at = now();
+        let restored = self.engine.restore(saved, at);
+        let mut log = self.log();
+        for knocker in &restored.overdue {
+            let since = humantime::format_rfc3339_seconds(UNIX_EPOCH + knocker.due);
+            log.note(
+                at,
+                &format!(
+                    "{}: stop for {} overdue since {since} (kept in the state file): running it now",
+                    knocker.door, knocker.src
+                ),
+            );
+        }
+        for knocker in &restored.gone {
+            log.note(
+                at,
+                &format!(
+                    "state file: {} at door {} dropped: the configuration has no such door, so its stop command is not known",
+                    knocker.src,
+                    crate::core::text::sanitize(&knocker.door)
+                ),
+            );
+        }
+        let forgotten = match restored.forgotten {
+            0 => String::new(),
+            n => format!(" ({n} more forgotten: their door or client is gone or its step changed)"),
+        };
+        log.note(
+            at,
+            &format!(
+                "state file {}: {} open knocker(s) restored ({} overdue), {} used time-based sequence(s) refused again{forgotten}",
+                path.display(),
+                restored.overdue.len() + restored.scheduled,
+                restored.overdue.len(),
+                restored.used
+            ),
+        );
+        drop(log);
+        self.state = Some(store);
+        Ok(())
+    }
+
+    /// Rewrites the state file if the engine's open knockers or replay
+    /// cache changed: before the firings that changed them are carried out,
+    /// so a start command never runs for a knocker a crash would forget.
+    fn persist(&mut self, at: Duration) {
+        if !self.engine.take_changed() {
+            return;
+        }
+        let Some(store) = &self.state else { return };
+        let mut state = self.engine.export();
+        let left_out = state.bound();
+        let saved = store.save(&state);
+        let path = store.path().display().to_string();
+        let was_failing = store.failing;
+        let mut log = lock(&self.log);
+        if left_out > 0 {
+            log.note(
+                at,
+                &format!(
+                    "state file {path}: {left_out} entries not recorded (at most {} open knockers and {} used sequences are)",
+                    state::MAX_OPEN,
+                    state::MAX_USED
+                ),
+            );
+        }
+        match &saved {
+            Err(err) if !was_failing => log.note(
+                at,
+                &format!(
+                    "cannot write the state file {path}: {}; open knockers will not survive a crash until it can",
+                    crate::core::text::describe(err)
+                ),
+            ),
+            Ok(()) if was_failing => log.note(at, &format!("state file {path} written again")),
+            _ => {}
+        }
+        drop(log);
+        if let Some(store) = &mut self.state {
+            store.failing = saved.is_err();
+        }
     }
 
     /// The configuration in force.
@@ -485,6 +617,7 @@ impl Server {
     /// Dispatches `firings` in order, then keeps the emptied vector for the
     /// next engine call.
     fn dispatch_all(&mut self, at: Duration, mut firings: Vec<Firing>, commands: &mut Commands) {
+        self.persist(at);
         for firing in firings.drain(..) {
             self.dispatch(at, firing, commands);
         }
@@ -1082,6 +1215,7 @@ mod tests {
                 let config = config::load(&path).unwrap();
                 let options = Options {
                     interfaces: vec!["lo".into()],
+                    state_file: Some(path.with_file_name("state").join("knockd.state")),
                     ..Options::default()
                 };
                 let started = start(config, &path, &options).unwrap();

@@ -32,7 +32,7 @@ pub(crate) fn drop_to(user: &str) -> anyhow::Result<()> {
 }
 
 /// The uid and primary gid of `user`.
-fn lookup(user: &str) -> anyhow::Result<(libc::uid_t, libc::gid_t)> {
+pub(crate) fn lookup(user: &str) -> anyhow::Result<(libc::uid_t, libc::gid_t)> {
     let name =
         CString::new(user).with_context(|| format!("user name {user:?} contains a NUL byte"))?;
     let mut pwd: libc::passwd = unsafe { std::mem::zeroed() };

@@ -60,6 +60,8 @@ fn knockr_knockd(net: &Net, dir: &Path) -> Server {
     command
         .args(["knockd", "-v", "-i", &net.srv_if, "-c"])
         .arg(knockd_conf(dir))
+        .arg("--state-file")
+        .arg(dir.join("state").join("knockd.state"))
         .current_dir(dir);
     Server::start(command, "listening:")
 }

@@ -17,6 +17,7 @@ mod knockd_live;
 mod knockd_offline;
 mod knockd_otp;
 mod knockd_signals;
+mod knockd_state;
 mod layers;
 mod resolve;
 mod routeros;

@@ -700,6 +700,8 @@ impl Live {
         let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_knockr"))
             .args(["knockd", "-i", "lo", "--json", "-c"])
             .arg(&config)
+            .arg("--state-file")
+            .arg(dir.path().join("state").join("knockd.state"))
             .stderr(std::process::Stdio::piped())
             .spawn()
             .unwrap();

@@ -19,6 +19,7 @@ use std::time::Duration;
 use super::ConfigDoor;
 use crate::config::server::{OtpDoor, ServerConfig};
 use crate::core::matcher::{Door, Sequence};
+use crate::server::state::UsedSequence;
 
 /// One slot door of a [`Slots`], by its place among them.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -42,6 +43,9 @@ pub(crate) struct Slots {
     /// door's window are dropped as the clock moves, so it never holds more
     /// than clients × (2 window + 1) entries per door.
     used: HashSet<(usize, usize, u64)>,
+    /// Whether `used` gained an entry since [`Slots::take_changed`] last
+    /// asked: then the state file is rewritten.
+    changed: bool,
 }
 
 /// One OTP door as the clock moves.
@@ -124,6 +128,7 @@ impl Slots {
             doors,
             slots,
             used: HashSet::new(),
+            changed: false,
         }
     }
 
@@ -191,7 +196,10 @@ impl Slots {
     pub(crate) fn open(&mut self, slot: SlotId) -> Opening {
         let slot = &self.slots[slot.0];
         match slot.step {
-            Some(step) if self.used.insert((slot.rolling, slot.client, step)) => Opening::Fresh,
+            Some(step) if self.used.insert((slot.rolling, slot.client, step)) => {
+                self.changed = true;
+                Opening::Fresh
+            }
             // A slot without a step has no sequence, so it cannot open: refuse anyway.
             _ => Opening::Replay,
         }
@@ -201,6 +209,58 @@ impl Slots {
     #[cfg(test)]
     pub(crate) fn used(&self) -> usize {
         self.used.len()
+    }
+
+    /// The replay cache for the state file: each used sequence with its
+    /// door's and client's names and when its step leaves the window.
+    pub(crate) fn used_sequences(&self) -> impl Iterator<Item = UsedSequence> + '_ {
+        self.used.iter().map(|&(door, client, step)| {
+            let rolling = &self.doors[door];
+            let step_secs = rolling.otp.spec.step();
+            let leaves = step.saturating_add(rolling.otp.window + 1);
+            UsedSequence {
+                door: rolling.name.clone(),
+                client: rolling.otp.clients[client].name.clone(),
+                step_secs,
+                step,
+                until: Duration::from_secs(leaves.saturating_mul(step_secs)),
+            }
+        })
+    }
+
+    /// Used sequences read back from the state file are refused again, for
+    /// the doors and clients still there under the same names and step
+    /// length (as [`Slots::carry_over`] keeps them across a reload); those
+    /// whose step has left the window by the next [`Slots::advance`] are
+    /// dropped then. Returns how many were taken.
+    pub(crate) fn restore(&mut self, used: &[UsedSequence]) -> usize {
+        let mut taken = 0;
+        for entry in used {
+            let Some((r, rolling)) = self
+                .doors
+                .iter_mut()
+                .enumerate()
+                .find(|(_, d)| d.name == entry.door && d.otp.spec.step() == entry.step_secs)
+            else {
+                continue;
+            };
+            let clients = &rolling.otp.clients;
+            let Some(c) = clients.iter().position(|c| c.name == entry.client) else {
+                continue;
+            };
+            // The steps before this one's window stay refused, as before the crash.
+            rolling.highest = rolling.highest.max(entry.step);
+            // Slots already holding a sequence re-derive at the next advance.
+            rolling.current = None;
+            self.used.insert((r, c, entry.step));
+            taken += 1;
+        }
+        taken
+    }
+
+    /// Whether the replay cache gained an entry since the last call.
+    pub(crate) fn take_changed(&mut self) -> bool {
+        std::mem::take(&mut self.changed)
     }
 
     /// After a reload: keeps what `old` saw of the doors and clients that are

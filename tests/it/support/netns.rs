@@ -202,6 +202,8 @@ impl Net {
             .arg(assert_cmd::cargo::cargo_bin("knockr"))
             .args(["knockd", "-v", "-i", &self.srv_if, "-c"])
             .arg(config)
+            .arg("--state-file")
+            .arg(state_file_for(config))
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
@@ -261,6 +263,19 @@ impl Net {
         .join()
         .unwrap()
     }
+}
+
+/// The state file a test's server keeps next to its config: its own, so
+/// parallel tests never share (and lock) the default under /var/lib/knockr,
+/// and the same across restarts of one test's server. The config's
+/// directory is made traversable (mode o+x), so that a server that drops
+/// root to `user =` can still reach the directory it makes for the file.
+pub fn state_file_for(config: &std::path::Path) -> std::path::PathBuf {
+    use std::os::unix::fs::PermissionsExt as _;
+    let dir = config.parent().expect("a config file in a directory");
+    let mode = std::fs::metadata(dir).unwrap().permissions().mode();
+    std::fs::set_permissions(dir, std::fs::Permissions::from_mode(mode | 0o011)).unwrap();
+    dir.join("state").join("knockd.state")
 }
 
 /// Moves the calling thread (only it) into network namespace `ns`.
