@@ -6,6 +6,7 @@
 //! rewrites without following links: [`files`]) files only: it never resolves
 //! names, sends or captures packets, or runs commands.
 
+pub mod account;
 pub mod files;
 pub mod onetime;
 pub mod profiles;

@@ -117,6 +117,16 @@ impl Doorman {
         runs
     }
 
+    /// Drops the knocker `src` of door `door` without a stop: its start
+    /// never ran (a one-time line that could not be marked), so there is
+    /// nothing to close.
+    pub(crate) fn forget(&mut self, door: &str, src: IpAddr) {
+        let key: Key = (Arc::from(door), src);
+        if let Some(at) = self.open.remove(&key) {
+            self.by_due.remove(&(at, key));
+        }
+    }
+
     /// When the next stop command is due.
     pub(crate) fn next_due(&self) -> Option<Duration> {
         self.by_due.first().map(|(at, _)| *at)

@@ -239,6 +239,12 @@ impl Engine {
         self.layout.matcher.set_sequence(door, sequence);
     }
 
+    /// The knocker `src` of door `door` is not open after all (its start
+    /// was skipped): it gets no stop.
+    pub(crate) fn forget(&mut self, door: &str, src: IpAddr) {
+        self.doorman.forget(door, src);
+    }
+
     /// Replaces the configuration by `config` (its one-time doors holding
     /// their current line, as for [`Engine::new`]). Knocks in progress
     /// restart; open knockers keep their due stop at doors that remain (by

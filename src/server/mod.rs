@@ -114,6 +114,11 @@ pub(crate) fn start(
     if config.use_syslog && config.log_file.is_some() {
         log.add_syslog();
     }
+    // Refused as `--check` refuses it. A dry run writes no one-time line
+    // and reads no password.
+    if !options.dry_run {
+        config::check_files(&config)?;
+    }
     let server = Server::new(config, log, options.dry_run)?;
     let filter = filter_for(&server);
     server
@@ -251,6 +256,10 @@ pub(crate) struct Server {
     dry_run: bool,
     /// Reused for each engine call's firings: no allocation per packet.
     firings: Vec<Firing>,
+    /// One-time doors whose line could not be marked in the firings being
+    /// dispatched: their start, which follows in the same batch, is skipped
+    /// (fail closed). Emptied after each batch.
+    unmarked: Vec<Arc<str>>,
 }
 
 impl Server {
@@ -272,6 +281,7 @@ impl Server {
             routers,
             dry_run,
             firings: Vec::new(),
+            unmarked: Vec::new(),
         })
     }
 
@@ -316,7 +326,18 @@ impl Server {
     /// doors by name; those whose door is gone are closed now, their router
     /// entries removed through the old routers (the new ones lack the door).
     fn reload(&mut self, path: &Path, commands: &mut Commands) {
+        let dry_run = self.dry_run;
         let loaded = config::load(path)
+            .and_then(|c| {
+                // As at start, for the account now running: a one-time file
+                // it cannot rewrite (say, the one whose line could not be
+                // marked) keeps the old configuration and its door disabled.
+                if !dry_run {
+                    let account = crate::config::account::Account::current();
+                    config::check_one_time_files(&c, &account)?;
+                }
+                Ok(c)
+            })
             .map_err(anyhow::Error::from)
             .and_then(with_one_time_sequences)
             .and_then(|c| {
@@ -358,6 +379,7 @@ impl Server {
         for firing in firings.drain(..) {
             self.dispatch(at, firing, commands);
         }
+        self.unmarked.clear();
         self.firings = firings;
     }
 
@@ -384,7 +406,14 @@ impl Server {
                 ),
             ),
             Firing::OneTimeUsed { door, name, path } => {
-                self.use_one_time_sequence(at, door, &name, &path)
+                if !self.use_one_time_sequence(at, door, &name, &path) {
+                    self.unmarked.push(name);
+                }
+            }
+            // Its line is still in the file: opening would let the same
+            // sequence in again. Nothing runs and the knocker is not kept open.
+            Firing::Run(run) if run.kind == RunKind::Start && self.unmarked.contains(&run.door) => {
+                self.engine.forget(&run.door, run.src);
             }
             Firing::Run(run) => {
                 self.announce(at, &run);
@@ -405,8 +434,16 @@ impl Server {
 
     /// A one-time door opened: its line is spent before the command runs, so
     /// a crash afterwards can never offer it again; the door moves to the
-    /// next line (or is disabled, saying why).
-    fn use_one_time_sequence(&mut self, at: Duration, door: DoorId, name: &str, path: &Path) {
+    /// next line (or is disabled, saying why). Returns whether the line was
+    /// marked: if not (permissions, a full disk), the door must not open and
+    /// is disabled until a reload, which refuses a file knockd cannot rewrite.
+    fn use_one_time_sequence(
+        &mut self,
+        at: Duration,
+        door: DoorId,
+        name: &str,
+        path: &Path,
+    ) -> bool {
         let spent = onetime::current(path, config::refuse_line).and_then(|line| match line {
             Some((index, _)) if !self.dry_run => onetime::consume(path, index),
             _ => Ok(()),
@@ -419,8 +456,9 @@ impl Server {
         };
         match (spent, next) {
             (Err(err), _) => {
-                self.log().note(at, &format!("{name}: cannot mark the used one-time sequence in {}: {err}; the door is disabled", path.display()));
+                self.log().note(at, &format!("{name}: cannot mark the used one-time sequence in {}: {err}; the door does not open and is disabled", path.display()));
                 self.engine.set_sequence(door, Sequence::default());
+                return false;
             }
             // A bad next line (a typo, an ICMP knock) disables the door and says why.
             (Ok(()), Err(err)) => {
@@ -445,6 +483,7 @@ impl Server {
                 }
             }
         }
+        true
     }
 
     /// Queues `run`'s address-list update on the door's routers, if it has
