@@ -11,6 +11,7 @@ mod client_one_time;
 mod icmp;
 mod interop;
 mod knockd_faults;
+mod knockd_files;
 mod knockd_live;
 mod knockd_offline;
 mod knockd_otp;
