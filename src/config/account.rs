@@ -216,9 +216,9 @@ impl Account {
         }
         let mode = meta.mode() & 0o777;
         if mode & 0o077 != 0 {
+            let how = if mode & 0o044 != 0 { "read" } else { "written" };
             return Some(format!(
-                "{what} can be read or written by others (mode {mode:o}): refused; run chmod \
-                 600 {path}"
+                "{what} can be {how} by others (mode {mode:o}): refused; run chmod 600 {path}"
             ));
         }
         None
@@ -328,7 +328,7 @@ mod tests {
         assert_eq!(
             err,
             format!(
-                "{what} can be read or written by others (mode 640): refused; run chmod 600 {}",
+                "{what} can be read by others (mode 640): refused; run chmod 600 {}",
                 path.display()
             )
         );

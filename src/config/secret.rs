@@ -112,7 +112,7 @@ mod tests {
         std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644)).unwrap();
         let err = load(&SecretSource::File(path.clone()), &me()).unwrap_err();
         assert!(
-            err.contains("can be read or written by others (mode 644): refused; run chmod 600"),
+            err.contains("can be read by others (mode 644): refused; run chmod 600"),
             "{err}"
         );
         assert!(
@@ -153,7 +153,7 @@ mod tests {
         std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o640)).unwrap();
         let err = load_password(&source, &me()).unwrap_err();
         assert!(
-            err.contains("can be read or written by others (mode 640): refused"),
+            err.contains("can be read by others (mode 640): refused"),
             "{err}"
         );
         let err = load_password(

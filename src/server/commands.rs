@@ -525,6 +525,22 @@ cmd_timeout = "10s"
     }
 
     #[test]
+    fn a_forgotten_knocker_gets_no_stop_and_the_others_keep_theirs() {
+        let text = "[[door]]\nname = \"once\"\nsequence = [\"7000\"]\nstart = [\"go\"]\n\
+                    stop = [\"close\"]\ncmd_timeout = \"3s\"\n";
+        let doors = doors(text);
+        let mut doorman = Doorman::default();
+        doorman.opened(&doors[0], ip("192.0.2.7"), secs(0));
+        doorman.opened(&doors[0], ip("192.0.2.8"), secs(1));
+        doorman.forget("once", ip("192.0.2.7"));
+        assert_eq!(doorman.next_due(), Some(secs(4)));
+        assert_eq!(
+            doorman.close_all(&doors),
+            [run("once", "192.0.2.8", RunKind::Stop, &["close"])]
+        );
+    }
+
+    #[test]
     fn a_door_with_nothing_to_run_gives_no_run() {
         let doors = doors("[[door]]\nname = \"quiet\"\nsequence = [\"7000\"]\n");
         let mut doorman = Doorman::default();

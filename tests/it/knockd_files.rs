@@ -325,7 +325,7 @@ fn a_password_file_others_can_read_is_refused_by_check_and_by_a_start_alike() {
     let config = dir.path().join("knockd.toml");
     std::fs::write(&config, router_door(&pass)).unwrap();
     let expected = format!(
-        "router https://127.0.0.1:1: the secret file {0} can be read or written by others \
+        "router https://127.0.0.1:1: the secret file {0} can be read by others \
          (mode 644): refused; run chmod 600 {0}",
         pass.display()
     );
@@ -399,4 +399,43 @@ fn secret_and_password_files_of_another_owner_are_refused_unless_knockd_runs_as_
     .unwrap();
     let (status, stdout, stderr) = check(&config);
     assert_eq!(status, Some(0), "{stdout}{stderr}");
+}
+
+#[test]
+fn the_client_refuses_a_secret_file_owned_by_someone_else() {
+    if !can_run() {
+        return;
+    }
+    let file = crate::support::profiles(
+        "[profiles.otp]\nhost = \"127.0.1.96\"\nsecret_file = \"SECRET\"\notp_door = \"openSSH\"\n",
+    );
+    let secret = file.dir.path().join("secret");
+    std::fs::write(&secret, "GEZDGNBVGY3TQOJQGEZDGNBVGY3TQOJQ\n").unwrap();
+    chmod(&secret, 0o600);
+    let text = std::fs::read_to_string(&file.path)
+        .unwrap()
+        .replace("SECRET", &secret.display().to_string());
+    std::fs::write(&file.path, text).unwrap();
+    // Private, but nobody's: nobody could have changed it.
+    chown(&secret, nobody());
+    let output = file.run(&["--dry-run", "otp"]);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.contains(&format!(
+            "the secret file {0} is owned by nobody, not by root, so nobody could change it: \
+             refused; run chown root {0}",
+            secret.display()
+        )),
+        "{stderr}"
+    );
+    assert!(!stderr.contains("GEZD"), "{stderr}");
+    chown(&secret, (0, 0));
+    let output = file.run(&["--dry-run", "otp"]);
+    assert_eq!(
+        output.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
 }
