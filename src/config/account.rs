@@ -40,6 +40,7 @@ impl Account {
     pub fn lookup(user: &str) -> Result<Account, String> {
         let name =
             CString::new(user).map_err(|_| format!("user name {user:?} contains a NUL byte"))?;
+        // SAFETY: passwd is plain data; all-zero is a valid value to be overwritten.
         let mut pwd: libc::passwd = unsafe { std::mem::zeroed() };
         let mut buf = vec![0 as libc::c_char; 16 * 1024];
         let mut result: *mut libc::passwd = std::ptr::null_mut();
@@ -202,7 +203,7 @@ impl Account {
     ) -> Option<String> {
         let path = path.display();
         if meta.uid() != 0 && meta.uid() != self.uid {
-            let owner = user_name(meta.uid()).unwrap_or_else(|| meta.uid().to_string());
+            let owner = user_name(meta.uid()).unwrap_or_else(|| format!("uid {}", meta.uid()));
             let to = if self.is_root() {
                 "root".to_string()
             } else {
@@ -232,6 +233,7 @@ fn read_only(dir: &Path) -> bool {
     let Ok(path) = CString::new(dir.as_os_str().as_bytes()) else {
         return false;
     };
+    // SAFETY: statvfs is plain data; all-zero is a valid value to be overwritten.
     let mut stat: libc::statvfs = unsafe { std::mem::zeroed() };
     // SAFETY: a valid C string and a struct of the right type.
     let rc = unsafe { libc::statvfs(path.as_ptr(), &mut stat) };
@@ -240,6 +242,7 @@ fn read_only(dir: &Path) -> bool {
 
 /// The name of `uid`, if it has one.
 fn user_name(uid: u32) -> Option<String> {
+    // SAFETY: passwd is plain data; all-zero is a valid value to be overwritten.
     let mut pwd: libc::passwd = unsafe { std::mem::zeroed() };
     let mut buf = vec![0 as libc::c_char; 16 * 1024];
     let mut result: *mut libc::passwd = std::ptr::null_mut();

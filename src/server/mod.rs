@@ -412,6 +412,7 @@ impl Server {
             }
             // Its line is still in the file: opening would let the same
             // sequence in again. Nothing runs and the knocker is not kept open.
+            // (A knocker already open has no start here: it keeps its stop.)
             Firing::Run(run) if run.kind == RunKind::Start && self.unmarked.contains(&run.door) => {
                 self.engine.forget(&run.door, run.src);
             }
