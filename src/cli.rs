@@ -432,7 +432,12 @@ Examples:
 Exit status:
   0  stopped by SIGTERM/SIGINT after running every pending stop command (or --check/--read done)
   1  a capture failed (interface gone), or a command-line action failed
-  2  the configuration is invalid";
+  2  the configuration is invalid
+
+Signals:
+  TERM, INT  run every pending stop command and the teardowns, then exit 0
+  HUP        reopen the log file, then reload the configuration
+  USR1       reopen the log file (logrotate's postrotate)";
 
 /// `-n`: the protocol of ports given without one.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, ValueEnum)]

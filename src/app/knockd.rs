@@ -24,6 +24,7 @@ pub(super) fn run(args: &KnockdArgs) -> anyhow::Result<ExitCode> {
         server::replay_file(config, read, &options)?;
         return Ok(ExitCode::Success);
     }
+    ignore_until_handled();
     let started = server::start(config, &args.config, &options)?;
     let pid_file = started.pid_file();
     let runtime = super::runtime()?;
@@ -46,11 +47,27 @@ pub(super) fn run(args: &KnockdArgs) -> anyhow::Result<ExitCode> {
     })
 }
 
-/// SIGTERM and SIGINT become [`Request::Stop`], SIGHUP [`Request::Reload`].
+/// SIGHUP and SIGUSR1 are ignored from before the pid file is written until
+/// [`forward_signals`] handles them: by default either kills, and logrotate
+/// sends SIGUSR1 to whatever pid the file names. (SIGTERM and SIGINT keep
+/// killing a knockd still starting: that is what they ask.) No command runs
+/// in between, and a handled signal is reset at exec, so no command inherits
+/// the ignoring.
+fn ignore_until_handled() {
+    for signal in [libc::SIGHUP, libc::SIGUSR1] {
+        // SAFETY: SIG_IGN is a valid disposition for both, set before any
+        // other thread exists.
+        unsafe { libc::signal(signal, libc::SIG_IGN) };
+    }
+}
+
+/// SIGTERM and SIGINT become [`Request::Stop`], SIGHUP [`Request::Reload`]
+/// (which reopens the log too), SIGUSR1 [`Request::ReopenLog`].
 fn forward_signals() -> std::io::Result<tokio::sync::mpsc::Receiver<Request>> {
     let mut sigterm = signal(SignalKind::terminate())?;
     let mut sigint = signal(SignalKind::interrupt())?;
     let mut sighup = signal(SignalKind::hangup())?;
+    let mut sigusr1 = signal(SignalKind::user_defined1())?;
     let (tx, rx) = tokio::sync::mpsc::channel(8);
     tokio::spawn(async move {
         loop {
@@ -58,6 +75,7 @@ fn forward_signals() -> std::io::Result<tokio::sync::mpsc::Receiver<Request>> {
                 _ = sigterm.recv() => Request::Stop,
                 _ = sigint.recv() => Request::Stop,
                 _ = sighup.recv() => Request::Reload,
+                _ = sigusr1.recv() => Request::ReopenLog,
             };
             if tx.send(request).await.is_err() {
                 return;

@@ -40,6 +40,17 @@ const RETRY: DurationKey = DurationKey {
     expected: "at most 50s, e.g. \"20s\" (the router ends any request after 60 s)",
 };
 
+/// How often a router's uptime is asked while knockers are on its list,
+/// unless `uptime_check` says otherwise.
+pub const DEFAULT_UPTIME_CHECK: Duration = Duration::from_secs(60);
+/// `uptime_check`: a reboot is noticed within this time.
+const UPTIME_CHECK: DurationKey = DurationKey {
+    name: "uptime_check",
+    range: Duration::from_secs(1)..=DEFAULT_UPTIME_CHECK,
+    whole_seconds: false,
+    expected: "1s to 1m, e.g. \"1m\" (how soon a router reboot is noticed)",
+};
+
 /// A door's validated `[door.routeros]` table.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RouterosAction {
@@ -51,6 +62,9 @@ pub struct RouterosAction {
     pub timeout: Duration,
     /// How long an update is retried after the knock before it is given up.
     pub retry: Duration,
+    /// How often the routers' uptime is asked while knockers are on their
+    /// lists: a reboot loses the entries, which are then put back.
+    pub uptime_check: Duration,
 }
 
 /// `[door.routeros]` as written (keys as in the README); checked by
@@ -66,6 +80,7 @@ pub struct RawRouteros {
     list: Spanned<String>,
     timeout: Option<Spanned<DurationValue>>,
     retry: Option<Spanned<DurationValue>>,
+    uptime_check: Option<Spanned<DurationValue>>,
     ca_file: Option<Spanned<PathBuf>>,
     fingerprint: Option<Spanned<String>>,
     insecure: Option<Spanned<bool>>,
@@ -146,6 +161,11 @@ impl RouterosAction {
         }
         let timeout = raw.timeout.as_ref().map(|t| TIMEOUT.read(t)).transpose()?;
         let retry = raw.retry.as_ref().map(|r| RETRY.read(r)).transpose()?;
+        let uptime_check = raw
+            .uptime_check
+            .as_ref()
+            .map(|u| UPTIME_CHECK.read(u))
+            .transpose()?;
         let routers = urls
             .into_iter()
             .map(|url| Router {
@@ -160,6 +180,7 @@ impl RouterosAction {
             list: list.into_inner(),
             timeout: timeout.unwrap_or(DEFAULT_TIMEOUT),
             retry: retry.unwrap_or(DEFAULT_RETRY),
+            uptime_check: uptime_check.unwrap_or(DEFAULT_UPTIME_CHECK),
         })
     }
 }

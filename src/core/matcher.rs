@@ -162,12 +162,25 @@ pub struct Door {
     /// The whole sequence must arrive within this time of its first knock.
     pub seq_timeout: Duration,
     pub flags: FlagRule,
-    /// The knock must be addressed to this IP; `None`: any address of the host.
+    /// The knock must be addressed to this IP; `None`: any address of the
+    /// host (a hit whose `to_host` is set).
     pub target: Option<IpAddr>,
     /// Any TCP SYN or UDP packet to the host that is not the expected knock resets.
     pub strict: bool,
     /// A repeat of the knock just matched (a SYN retransmit) is ignored.
     pub tolerate_repeats: bool,
+}
+
+impl Door {
+    /// Whether `hit` is addressed to this door at all: to its `target`, or
+    /// without one to any of the host's own addresses. Others never count,
+    /// not even to reset (a router forwarding for its LAN sees them).
+    fn accepts(&self, hit: &Hit) -> bool {
+        match self.target {
+            Some(target) => target == hit.dst,
+            None => hit.to_host,
+        }
+    }
 }
 
 /// What happened to one source's attempt at one door.
@@ -561,7 +574,7 @@ impl Matcher {
         while index < source.attempts.len() {
             let attempt = source.attempts[index];
             let door = &self.doors[attempt.door.index()];
-            if door.target.is_some_and(|t| t != hit.dst) {
+            if !door.accepts(hit) {
                 index += 1;
                 continue;
             }
@@ -622,8 +635,7 @@ impl Matcher {
         let doors = doors.clone();
         for door in doors {
             let d = &self.doors[door.index()];
-            let starts =
-                (!is_tcp || d.flags.matches(hit.flags)) && d.target.is_none_or(|t| t == hit.dst);
+            let starts = (!is_tcp || d.flags.matches(hit.flags)) && d.accepts(hit);
             if !starts {
                 continue;
             }
@@ -781,6 +793,7 @@ mod tests {
             transport: knock.transport().unwrap(),
             port: knock.port,
             flags,
+            to_host: true,
         }
     }
 
@@ -1135,6 +1148,7 @@ mod tests {
                 transport: Transport::Tcp,
                 port: 7000,
                 flags: SYN,
+                to_host: true,
             };
             m.hit(&hit, ms(u64::from(n)), &mut events);
         }
@@ -1208,6 +1222,30 @@ mod tests {
             ],
         );
         assert_eq!(got.last(), Some(&ev(0, "10.0.0.2", Open)));
+    }
+
+    #[test]
+    fn a_knock_not_addressed_to_the_host_counts_nowhere_not_even_as_a_reset() {
+        let mut strict = door("ssh", "7000,8000");
+        strict.strict = true;
+        let mut m = Matcher::new(vec![strict], 100);
+        let mut events = Vec::new();
+        m.hit(&pkt("10.0.0.1", "7000", SYN), ms(0), &mut events);
+        // Forwarded through us to another host: neither a knock nor a reset.
+        let mut passing = pkt("10.0.0.1", "8000", SYN);
+        passing.to_host = false;
+        m.hit(&passing, ms(1), &mut events);
+        let mut wrong = pkt("10.0.0.1", "9999", SYN);
+        wrong.to_host = false;
+        m.hit(&wrong, ms(2), &mut events);
+        assert_eq!(events.len(), 1, "only the first knock: {events:?}");
+        m.hit(&pkt("10.0.0.1", "8000", SYN), ms(3), &mut events);
+        assert_eq!(events.last().unwrap().kind, EventKind::Open);
+        // And a first knock that is not ours starts nothing.
+        let mut first = pkt("10.0.0.2", "7000", SYN);
+        first.to_host = false;
+        m.hit(&first, ms(4), &mut events);
+        assert_eq!(m.tracked_sources(), 0);
     }
 
     #[test]

@@ -44,6 +44,10 @@ pub struct Hit {
     pub src: IpAddr,
     /// Where it was sent: a door with a `target` only counts knocks to it.
     pub dst: IpAddr,
+    /// Whether `dst` is one of this host's own addresses: a door without a
+    /// `target` counts only such knocks. The parser cannot know and says
+    /// `true`; a live server sets it from the addresses it follows.
+    pub to_host: bool,
     /// TCP or UDP: the only packets that can be knocks on a port.
     pub transport: Transport,
     /// Destination port.
@@ -141,6 +145,7 @@ fn plain_ipv4(link: LinkType, frame: &[u8]) -> Option<Hit> {
                 transport: Transport::Tcp,
                 port: port(2)?,
                 flags: payload[13],
+                to_host: true,
             })
         }
         17 if usize::from(port(4)?) == payload.len() && payload.len() >= 8 => Some(Hit {
@@ -149,6 +154,7 @@ fn plain_ipv4(link: LinkType, frame: &[u8]) -> Option<Hit> {
             transport: Transport::Udp,
             port: port(2)?,
             flags: 0,
+            to_host: true,
         }),
         _ => None,
     }
@@ -245,6 +251,7 @@ fn hit(packet: &SlicedPacket<'_>) -> Option<Hit> {
         transport,
         port,
         flags,
+        to_host: true,
     })
 }
 
@@ -300,6 +307,7 @@ mod tests {
             transport,
             port,
             flags,
+            to_host: true,
         }
     }
 

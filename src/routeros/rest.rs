@@ -5,6 +5,10 @@
 //! connections) are retried with backoff until a deadline the caller gives;
 //! authentication and permission errors are not retried.
 //!
+//! A router is not trusted to be well-behaved: a reply body is read up to
+//! [`MAX_REPLY`] only, an `.id` is used only in RouterOS's `*HEX` form, and
+//! every path segment made from data is escaped ([`path_segment`]).
+//!
 //! It must not log, and no message, error or `Debug` output of it may hold
 //! the password or the Authorization header. Queueing, logging and
 //! concurrency between routers belong to the caller (knockd's door action).
@@ -139,6 +143,19 @@ pub enum RestError {
         status: u16,
         detail: String,
     },
+    /// The router's reply cannot be trusted: a body past [`MAX_REPLY`], or an
+    /// `.id` not in RouterOS's `*HEX` form. Not retried: a broken or hostile
+    /// router would only send it again.
+    #[error("router {url}: {method} {path}: {what}; refused")]
+    BadReply {
+        /// The router's URL as configured.
+        url: String,
+        /// The request, as in [`RestError::Refused`].
+        method: String,
+        path: String,
+        /// What was wrong, in a few words (any text from the router escaped).
+        what: String,
+    },
     /// Gave up: the router stayed unreachable or failing until the deadline.
     #[error("router {url}: gave up after {attempts} attempt(s) in {waited}: {last}")]
     Unavailable {
@@ -269,7 +286,7 @@ impl AddressList {
         // add -> exists -> find -> patch -> expired meanwhile -> add again: a few rounds at most.
         for _ in 0..3 {
             match self.send(Method::PUT, path, Some(&body), deadline).await {
-                Ok((_, record)) => return Ok(Outcome::Added(id_of(&record))),
+                Ok((_, record)) => return Ok(Outcome::Added(self.id(&record, "PUT", path)?)),
                 Err(err) if is_duplicate(&err) => {}
                 Err(err) => return Err(err),
             }
@@ -280,7 +297,7 @@ impl AddressList {
             match self
                 .send(
                     Method::PATCH,
-                    &format!("{path}/{id}"),
+                    &format!("{path}/{}", path_segment(&id)),
                     Some(&patch),
                     deadline,
                 )
@@ -302,15 +319,11 @@ impl AddressList {
 
     /// Adds `entry` and returns its id; no refresh (`routeros check`'s probe).
     pub async fn add(&self, entry: &Entry, deadline: Instant) -> Result<String, RestError> {
+        let path = list_path(entry.address);
         let (_, record) = self
-            .send(
-                Method::PUT,
-                list_path(entry.address),
-                Some(&add_body(entry)),
-                deadline,
-            )
+            .send(Method::PUT, path, Some(&add_body(entry)), deadline)
             .await?;
-        Ok(id_of(&record))
+        self.id(&record, "PUT", path)
     }
 
     /// Deletes the entry `id` of `family`'s list.
@@ -320,7 +333,7 @@ impl AddressList {
         id: &str,
         deadline: Instant,
     ) -> Result<(), RestError> {
-        let path = format!("{}/{id}", list_path(family));
+        let path = format!("{}/{}", list_path(family), path_segment(id));
         self.send(Method::DELETE, &path, None, deadline)
             .await
             .map(drop)
@@ -337,7 +350,12 @@ impl AddressList {
         let mut removed = 0;
         for id in self.find(address, list, deadline).await? {
             match self
-                .send(Method::DELETE, &format!("{path}/{id}"), None, deadline)
+                .send(
+                    Method::DELETE,
+                    &format!("{path}/{}", path_segment(&id)),
+                    None,
+                    deadline,
+                )
                 .await
             {
                 Ok(_) => removed += 1,
@@ -363,10 +381,11 @@ impl AddressList {
             query_escape(&stored_address(address))
         );
         let (_, entries) = self.send(Method::GET, &query, None, deadline).await?;
-        Ok(entries
+        let path = list_path(address);
+        entries
             .as_array()
-            .map(|a| a.iter().map(id_of).filter(|id| !id.is_empty()).collect())
-            .unwrap_or_default())
+            .map(|a| a.iter().map(|r| self.id(r, "GET", path)).collect())
+            .unwrap_or(Ok(Vec::new()))
     }
 
     /// The entries of `list` in the family of `family` (for `routeros check`).
@@ -379,6 +398,34 @@ impl AddressList {
         let query = format!("{}?list={}", list_path(family), query_escape(list));
         let (_, entries) = self.send(Method::GET, &query, None, deadline).await?;
         Ok(entries.as_array().cloned().unwrap_or_default())
+    }
+
+    /// How long the router has been up (`GET /system/resource`): when it
+    /// goes backwards the router rebooted, and its dynamic entries are gone.
+    pub async fn uptime(&self, deadline: Instant) -> Result<Duration, RestError> {
+        let path = "system/resource";
+        let (_, resource) = self.send(Method::GET, path, None, deadline).await?;
+        let text = resource
+            .get("uptime")
+            .and_then(Value::as_str)
+            .unwrap_or_default();
+        timeout::parse_uptime(text).map_err(|err| {
+            self.bad_reply("GET", path, crate::core::text::sanitize(&err).into_owned())
+        })
+    }
+
+    /// The `*HEX` id of `record`, a reply to `method path`.
+    fn id(&self, record: &Value, method: &str, path: &str) -> Result<String, RestError> {
+        id_of(record).map_err(|what| self.bad_reply(method, path, what))
+    }
+
+    fn bad_reply(&self, method: &str, path: &str, what: String) -> RestError {
+        RestError::BadReply {
+            url: self.router.url.clone(),
+            method: method.to_string(),
+            path: path.split('?').next().unwrap_or(path).to_string(),
+            what,
+        }
     }
 
     /// One request, retried on transient faults until `deadline` (at least one attempt).
@@ -446,10 +493,14 @@ impl AddressList {
             }
         })?;
         let status = response.status();
-        let bytes = response
-            .bytes()
-            .await
-            .map_err(|err| Attempt::Transient(error_chain(&err)))?;
+        let bytes = read_bounded(response).await.map_err(|fault| match fault {
+            BodyFault::TooLong => Attempt::Final(self.bad_reply(
+                method.as_str(),
+                path,
+                format!("the reply is longer than {} MiB", MAX_REPLY >> 20),
+            )),
+            BodyFault::Broken(err) => Attempt::Transient(error_chain(&err)),
+        })?;
         if status.is_success() {
             let value = if bytes.is_empty() {
                 Value::Null
@@ -499,6 +550,33 @@ impl AddressList {
     }
 }
 
+/// Why a reply body could not be read.
+enum BodyFault {
+    /// Past [`MAX_REPLY`]: the rest is not read, and the connection is dropped.
+    TooLong,
+    /// The connection failed mid-body.
+    Broken(reqwest::Error),
+}
+
+/// `response`'s body, chunk by chunk, refused as soon as it passes
+/// [`MAX_REPLY`] (or announces it will): a router cannot make us hold more.
+async fn read_bounded(mut response: reqwest::Response) -> Result<Vec<u8>, BodyFault> {
+    if response
+        .content_length()
+        .is_some_and(|length| length > MAX_REPLY as u64)
+    {
+        return Err(BodyFault::TooLong);
+    }
+    let mut body = Vec::new();
+    while let Some(chunk) = response.chunk().await.map_err(BodyFault::Broken)? {
+        if body.len() + chunk.len() > MAX_REPLY {
+            return Err(BodyFault::TooLong);
+        }
+        body.extend_from_slice(&chunk);
+    }
+    Ok(body)
+}
+
 enum Attempt {
     /// Worth retrying: 5xx, timeout, connection refused or dropped.
     Transient(String),
@@ -527,13 +605,54 @@ pub fn is_duplicate(err: &RestError) -> bool {
     matches!(err, RestError::Refused { detail, .. } if detail.contains("already have such entry"))
 }
 
-fn id_of(record: &Value) -> String {
-    record
+/// The `.id` of `record`, which must be RouterOS's `*HEX` form: it goes
+/// into the path of later requests, so anything else (`*7?evil=1`,
+/// `../../system/script/*1`) is refused rather than sent back.
+fn id_of(record: &Value) -> Result<String, String> {
+    let id = record
         .get(".id")
         .and_then(Value::as_str)
-        .unwrap_or_default()
-        .to_string()
+        .unwrap_or_default();
+    if is_id(id) {
+        Ok(id.to_string())
+    } else {
+        Err(format!(
+            "the reply's .id \"{}\" is not of the form *HEX",
+            crate::core::text::sanitize(&id.chars().take(64).collect::<String>())
+        ))
+    }
 }
+
+/// Whether `id` is a RouterOS id: `*` and 1 to 16 hex digits.
+pub fn is_id(id: &str) -> bool {
+    id.strip_prefix('*').is_some_and(|hex| {
+        (1..=16).contains(&hex.len()) && hex.bytes().all(|b| b.is_ascii_hexdigit())
+    })
+}
+
+/// Escapes one path segment built from data: everything but unreserved
+/// characters is percent-encoded, except `*`, which RouterOS wants literal
+/// in ids (`%2A` is refused). A segment can then never add a `/`, a `?` or
+/// a `#` to the request.
+pub fn path_segment(text: &str) -> String {
+    let mut out = String::new();
+    for byte in text.bytes() {
+        if byte.is_ascii_alphanumeric() || b"-_.~*".contains(&byte) {
+            out.push(byte as char);
+        } else {
+            out.push_str(&format!("%{byte:02X}"));
+        }
+    }
+    if out == "." || out == ".." {
+        return out.replace('.', "%2E");
+    }
+    out
+}
+
+/// The most of a reply body that is read. A whole IPv4 address list of ten
+/// thousand entries is about 2 MiB; a router that sends more is broken or
+/// hostile, and is not allowed to make knockd hold it.
+pub const MAX_REPLY: usize = 4 << 20;
 
 /// Escapes a query value: list names are free text. `/` and `:` are legal
 /// in a query and left as they are, so an address reads as the router stores it.
@@ -633,5 +752,39 @@ mod tests {
         assert_eq!(query_escape("knocked"), "knocked");
         assert_eq!(query_escape("my list&x=1"), "my%20list%26x%3D1");
         assert_eq!(query_escape("2001:db8::7/128"), "2001:db8::7/128");
+    }
+
+    #[test]
+    fn only_star_hex_is_an_id() {
+        for good in ["*1", "*1A", "*ffff", "*0123456789ABCDEF"] {
+            assert!(is_id(good), "{good}");
+        }
+        for bad in [
+            "",
+            "*",
+            "1A",
+            "*1G",
+            "*7?evil=1",
+            "*1/../x",
+            "*0123456789ABCDEF0",
+            " *1",
+        ] {
+            assert!(!is_id(bad), "{bad}");
+        }
+        let record = json!({".id": "*7?evil=1\n"});
+        let err = id_of(&record).unwrap_err();
+        assert_eq!(
+            err,
+            r#"the reply's .id "*7?evil=1\u{a}" is not of the form *HEX"#
+        );
+    }
+
+    #[test]
+    fn a_path_segment_cannot_add_a_slash_a_query_or_a_dot_segment() {
+        assert_eq!(path_segment("*1A"), "*1A");
+        assert_eq!(path_segment("*7?evil=1"), "*7%3Fevil%3D1");
+        assert_eq!(path_segment("a/b#c d"), "a%2Fb%23c%20d");
+        assert_eq!(path_segment(".."), "%2E%2E");
+        assert_eq!(path_segment("."), "%2E");
     }
 }

@@ -1,7 +1,8 @@
 //! RouterOS's own duration syntax, as address-list `timeout` takes it and the
 //! router prints it: `30s`, `5m`, `1h30m`, `2w3d`, `hh:mm:ss`, a bare number
 //! of seconds; at most `35w3d13h13m56s`. [`format()`] (the rule generator's)
-//! writes what is sent to the router, [`parse`] reads the router's notation.
+//! writes what is sent to the router, [`parse`] reads the router's notation
+//! and [`parse_uptime`] its uptime.
 //! Pure, no I/O.
 //!
 //! Not for what users write: the config and the command line read durations
@@ -35,6 +36,30 @@ pub fn parse(text: &str) -> Result<Duration, String> {
         ));
     }
     Ok(duration)
+}
+
+/// Parses a router's uptime (`/system/resource`): the same syntax, where
+/// the clock part may follow the units directly (`1w2d03:04:05`, as RouterOS
+/// prints it), and no upper bound (a router may be up for years).
+pub fn parse_uptime(text: &str) -> Result<Duration, String> {
+    let trimmed = text.trim();
+    let shown: String = text.chars().take(64).collect();
+    let bad = || format!("uptime {shown:?} is not understood");
+    if trimmed.is_empty() {
+        return Err(bad());
+    }
+    if !trimmed.contains(':') {
+        return units(trimmed).ok_or_else(bad);
+    }
+    // `1w2d03:04:05`: the units end at the last `w` or `d`.
+    let split = trimmed.rfind(['w', 'd', ' ']).map_or(0, |i| i + 1);
+    let (days, time) = trimmed.split_at(split);
+    let days = match days.trim() {
+        "" => Duration::ZERO,
+        days => units(days).ok_or_else(bad)?,
+    };
+    let time = clock(time).ok_or_else(bad)?;
+    days.checked_add(time).ok_or_else(bad)
 }
 
 /// `hh:mm:ss`, optionally after a unit part (`1d 01:00:00`), as RouterOS prints.
@@ -118,6 +143,22 @@ mod tests {
         assert!(err.contains("out of range"), "{err}");
         assert!(err.contains("at most 35w3d13h13m56s"), "{err}");
         assert!(parse("99999999999999w").is_err());
+    }
+
+    #[test]
+    fn an_uptime_is_read_in_both_of_routeros_spellings_and_without_bound() {
+        let s = Duration::from_secs;
+        assert_eq!(
+            parse_uptime("1w2d03:04:05").unwrap(),
+            s(9 * 86_400 + 11_045)
+        );
+        assert_eq!(parse_uptime("2d3h4m5s").unwrap(), s(2 * 86_400 + 11_045));
+        assert_eq!(parse_uptime("00:00:07").unwrap(), s(7));
+        assert_eq!(parse_uptime("1d 01:00:00").unwrap(), s(90_000));
+        assert_eq!(parse_uptime("60w").unwrap(), s(60 * 604_800));
+        for bad in ["", "yesterday", "1w2x03:04:05", "1d00:61:00"] {
+            assert!(parse_uptime(bad).is_err(), "{bad:?}");
+        }
     }
 
     #[test]

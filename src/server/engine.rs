@@ -387,6 +387,7 @@ mod tests {
                 Transport::Tcp => crate::core::packet::tcp_flags::SYN,
                 Transport::Udp => 0,
             },
+            to_host: true,
         }
     }
 

@@ -2,11 +2,14 @@
 //! openSSH: Stage 1`) or one JSON object per line, to a file or stderr. A
 //! failing log (a full disk) never stops matching: write errors are counted
 //! and reported once per outage on stderr, and so is the recovery.
+//!
+//! A log file can be reopened by its path (SIGUSR1, SIGHUP: logrotate moved
+//! it away): each line goes whole to the old file or to the new one.
 
 use std::fs::File;
 use std::io::{self, Write};
 use std::net::IpAddr;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::{Duration, UNIX_EPOCH};
 
 use crate::core::matcher::EventKind;
@@ -15,6 +18,9 @@ use crate::routeros::worker::{Outcome, Report};
 pub(crate) struct Log {
     /// Where lines go; `None` when syslog is the only destination.
     sink: Option<Box<dyn Write + Send>>,
+    /// The file `sink` was opened from, opened again by [`Log::reopen`];
+    /// `None` for stderr, syslog or a writer, which have nothing to reopen.
+    path: Option<PathBuf>,
     /// Also send each line to syslog (knockd's `UseSyslog`).
     syslog: bool,
     /// One JSON object per line instead of knockd-style text.
@@ -39,6 +45,7 @@ impl Log {
     pub(crate) fn to_writer(sink: Box<dyn Write + Send>, json: bool, verbose: bool) -> Log {
         Log {
             sink: Some(sink),
+            path: None,
             syslog: false,
             json,
             verbose,
@@ -52,6 +59,7 @@ impl Log {
     pub(crate) fn syslog_only(json: bool, verbose: bool) -> Log {
         let mut log = Log {
             sink: None,
+            path: None,
             syslog: false,
             json,
             verbose,
@@ -75,13 +83,34 @@ impl Log {
     /// each line is one write, so a line that failed is not retried later
     /// in front of newer ones.
     pub(crate) fn file(path: &Path, json: bool, verbose: bool) -> io::Result<Log> {
-        use std::os::unix::fs::OpenOptionsExt as _;
-        let file: File = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .mode(0o640)
-            .open(path)?;
-        Ok(Log::to_writer(Box::new(file), json, verbose))
+        let mut log = Log::to_writer(Box::new(open_append(path)?), json, verbose);
+        log.path = Some(path.to_path_buf());
+        Ok(log)
+    }
+
+    /// Opens the log file again by its path, for logrotate: after it moved
+    /// the file away, the lines so far stay in the moved file and the next
+    /// ones go to a new file at the path. Each line is written whole to one
+    /// of them (the caller holds the log), and what is buffered is flushed
+    /// to the old file before the switch. If the path cannot be opened (after
+    /// `user =` dropped root, a directory only root may write), lines keep
+    /// going to the old file: nothing is lost, and the error says why.
+    pub(crate) fn reopen(&mut self) -> Result<Reopened, ReopenError> {
+        let Some(path) = self.path.clone() else {
+            return Ok(Reopened::NoFile);
+        };
+        let file = open_append(&path).map_err(|err| ReopenError {
+            path: path.clone(),
+            err,
+        })?;
+        if let Some(old) = self.sink.as_mut() {
+            // Unbuffered today (each line one write): this only matters
+            // if a buffer is ever put in between. A flush that fails lost
+            // its lines to the old file either way.
+            let _ = old.flush();
+        }
+        self.sink = Some(Box::new(file));
+        Ok(Reopened::File(path))
     }
 
     /// A matcher event of door `door` for `src` at `at` (since the Unix epoch).
@@ -207,6 +236,7 @@ impl Log {
             Outcome::Added { .. } => "granted",
             Outcome::Refreshed { .. } => "refreshed",
             Outcome::Removed { .. } => "removed",
+            Outcome::Restored { .. } => "restored",
             Outcome::Failed(_) => "failed",
             Outcome::Dropped(_) => "dropped",
             Outcome::RefusedAgain => {
@@ -295,6 +325,35 @@ impl Log {
             Ok(()) => {}
         }
     }
+}
+
+/// What [`Log::reopen`] did.
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) enum Reopened {
+    /// Lines now go to this path, opened anew.
+    File(PathBuf),
+    /// No log file (stderr or syslog only): nothing to reopen.
+    NoFile,
+}
+
+/// The log file could not be opened again; the old one is still written.
+#[derive(Debug, thiserror::Error)]
+#[error("cannot reopen the log file {}: {err}; lines keep going to the file it had open", path.display())]
+pub(crate) struct ReopenError {
+    path: PathBuf,
+    err: io::Error,
+}
+
+/// `path` for appending, created with mode 0640 if missing; close-on-exec
+/// (as every std open), so a door's command never inherits it.
+fn open_append(path: &Path) -> io::Result<File> {
+    use std::os::unix::fs::OpenOptionsExt as _;
+    std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .mode(0o640)
+        .custom_flags(libc::O_CLOEXEC)
+        .open(path)
 }
 
 fn sanitize(text: &str) -> std::borrow::Cow<'_, str> {
@@ -565,6 +624,77 @@ mod tests {
         assert_eq!(
             text, "[2026-11-18 11:06] one\n[2026-11-18 11:06] four\n",
             "nothing of the lost lines comes back later"
+        );
+    }
+
+    #[test]
+    fn a_reopen_after_a_move_sends_the_next_lines_to_a_new_file_and_none_is_lost() {
+        let dir = tempfile::tempdir().unwrap();
+        let (path, moved) = (
+            dir.path().join("knockd.log"),
+            dir.path().join("knockd.log.1"),
+        );
+        let mut log = Log::file(&path, false, false).unwrap();
+        log.note(AT, "one");
+        std::fs::rename(&path, &moved).unwrap();
+        log.note(AT, "two: after the move, before the reopen");
+        assert_eq!(log.reopen().unwrap(), Reopened::File(path.clone()));
+        log.note(AT, "three");
+        assert_eq!(
+            std::fs::read_to_string(&moved).unwrap(),
+            "[2026-11-18 11:06] one\n[2026-11-18 11:06] two: after the move, before the reopen\n"
+        );
+        assert_eq!(
+            std::fs::read_to_string(&path).unwrap(),
+            "[2026-11-18 11:06] three\n"
+        );
+        use std::os::unix::fs::PermissionsExt as _;
+        let mode = std::fs::metadata(&path).unwrap().permissions().mode();
+        assert_eq!(
+            mode & 0o007,
+            0,
+            "others cannot read it, as with the first open"
+        );
+    }
+
+    #[test]
+    fn a_reopen_that_fails_keeps_the_old_file_and_says_why() {
+        let dir = tempfile::tempdir().unwrap();
+        let logs = dir.path().join("logs");
+        std::fs::create_dir(&logs).unwrap();
+        let path = logs.join("knockd.log");
+        let mut log = Log::file(&path, false, false).unwrap();
+        let moved = dir.path().join("knockd.log.1");
+        std::fs::rename(&path, &moved).unwrap();
+        // The directory is gone: the path cannot be created again, whoever we are.
+        std::fs::remove_dir(&logs).unwrap();
+        let err = log.reopen().unwrap_err().to_string();
+        assert!(
+            err.starts_with(&format!("cannot reopen the log file {}: ", path.display()))
+                && err.ends_with("; lines keep going to the file it had open"),
+            "{err}"
+        );
+        log.note(AT, "still written");
+        assert_eq!(
+            std::fs::read_to_string(&moved).unwrap(),
+            "[2026-11-18 11:06] still written\n"
+        );
+        assert_eq!(log.lost, 0);
+    }
+
+    #[test]
+    fn stderr_syslog_and_writers_have_nothing_to_reopen() {
+        let out = Shared::default();
+        let mut log = Log::to_writer(Box::new(out.clone()), false, false);
+        assert_eq!(log.reopen().unwrap(), Reopened::NoFile);
+        log.note(AT, "same writer");
+        assert_eq!(
+            String::from_utf8(out.0.lock().unwrap().clone()).unwrap(),
+            "[2026-11-18 11:06] same writer\n"
+        );
+        assert_eq!(
+            Log::stderr(false, false).reopen().unwrap(),
+            Reopened::NoFile
         );
     }
 }

@@ -12,6 +12,7 @@
 //! schedules, and commands run in tasks of their own, so neither a slow
 //! command nor a flood can stall the other.
 
+pub(crate) mod addresses;
 pub(crate) mod capture;
 pub(crate) mod commands;
 pub(crate) mod engine;
@@ -81,6 +82,15 @@ pub(crate) struct Started {
     captures: Vec<capture::Live>,
     /// Read again on [`Request::Reload`].
     config_path: PathBuf,
+    /// Changes of the host's own addresses, from the thread that follows them.
+    addresses: Following,
+}
+
+/// The thread following the host's addresses, and what it tells.
+struct Following {
+    changes: tokio::sync::mpsc::UnboundedReceiver<addresses::Change>,
+    stop: Arc<std::sync::atomic::AtomicBool>,
+    thread: std::thread::JoinHandle<()>,
 }
 
 impl Started {
@@ -119,7 +129,23 @@ pub(crate) fn start(
     if !options.dry_run {
         config::check_files(&config)?;
     }
-    let server = Server::new(config, log, options.dry_run)?;
+    let mut server = Server::new(config, log, options.dry_run)?;
+    // Only knocks addressed to this host count: its addresses, followed live.
+    let (changes_tx, changes) = tokio::sync::mpsc::unbounded_channel();
+    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let (own, thread) =
+        addresses::follow(stop.clone(), move |change| changes_tx.send(change).is_ok())
+            .context("cannot read this host's addresses (rtnetlink)")?;
+    let own = addresses::Own::new(own);
+    server
+        .log()
+        .debug(now(), &format!("own addresses: {}", own.describe()));
+    server.own = Some(own);
+    let addresses = Following {
+        changes,
+        stop,
+        thread,
+    };
     let filter = filter_for(&server);
     server
         .log()
@@ -152,6 +178,7 @@ pub(crate) fn start(
         server,
         captures,
         config_path: config_path.to_path_buf(),
+        addresses,
     })
 }
 
@@ -160,8 +187,11 @@ pub(crate) fn start(
 pub(crate) enum Request {
     /// SIGTERM or SIGINT: run the pending stop commands and exit.
     Stop,
-    /// SIGHUP: load the configuration again.
+    /// SIGHUP: reopen the log file, then load the configuration again (the
+    /// reload's lines land in the new file).
     Reload,
+    /// SIGUSR1 (logrotate's postrotate): reopen the log file, nothing else.
+    ReopenLog,
 }
 
 /// The kernel filter for the server's doors. One-time doors move to ports
@@ -260,6 +290,10 @@ pub(crate) struct Server {
     /// dispatched: their start, which follows in the same batch, is skipped
     /// (fail closed). Emptied after each batch.
     unmarked: Vec<Arc<str>>,
+    /// Live: the host's own addresses; a door without `target` counts only
+    /// knocks to them. `None` in a replay, where every destination counts
+    /// (the capture's host is not this one).
+    own: Option<addresses::Own>,
 }
 
 impl Server {
@@ -282,6 +316,7 @@ impl Server {
             dry_run,
             firings: Vec::new(),
             unmarked: Vec::new(),
+            own: None,
         })
     }
 
@@ -297,7 +332,11 @@ impl Server {
     /// One packet seen at `at`, and what it makes due.
     fn packet(&mut self, at: Duration, hit: &Hit, commands: &mut Commands) {
         let mut firings = std::mem::take(&mut self.firings);
-        self.engine.packet(at, hit, &mut firings);
+        let mut hit = *hit;
+        if let Some(own) = &self.own {
+            hit.to_host = own.contains(hit.dst);
+        }
+        self.engine.packet(at, &hit, &mut firings);
         self.dispatch_all(at, firings, commands);
     }
 
@@ -366,11 +405,35 @@ impl Server {
         self.log()
             .note(at, &format!("reloaded {}: {doors} doors", path.display()));
         self.dispatch_all(at, firings, commands);
-        // The old routers' queued updates go out in the background.
+        // The old routers' queued updates go out in the background; what
+        // they put on their lists is the new ones' to restore after a reboot.
+        routers.adopt(&self.routers);
         routers.start();
         let mut old = std::mem::replace(&mut self.routers, routers);
         let grace = router_grace(&old);
         tokio::spawn(async move { old.finish(grace).await });
+    }
+
+    /// SIGUSR1 or SIGHUP: the log file is opened again by its path (see
+    /// [`Log::reopen`]). A failure is said in the old file and on stderr (the
+    /// journal), since the file's reader may be looking at the new one.
+    fn reopen_log(&self) {
+        let mut log = self.log();
+        match log.reopen() {
+            Ok(log::Reopened::File(path)) => {
+                log.note(now(), &format!("reopened the log file {}", path.display()));
+            }
+            Ok(log::Reopened::NoFile) => {
+                log.debug(
+                    now(),
+                    "no log file to reopen: logging to stderr or syslog only",
+                );
+            }
+            Err(err) => {
+                eprintln!("knockr knockd: {err}");
+                log.note(now(), &err.to_string());
+            }
+        }
     }
 
     /// Dispatches `firings` in order, then keeps the emptied vector for the
@@ -515,6 +578,24 @@ impl Server {
                 describe(action)
             ),
         );
+    }
+
+    /// The host gained or lost an address: knocks to it count from now on,
+    /// or no longer.
+    fn address_changed(&mut self, change: addresses::Change) {
+        let line = match &change {
+            addresses::Change::Added(a) => format!("address {a} added: knocks to it count"),
+            addresses::Change::Removed(a) => {
+                format!("address {a} removed: knocks to it no longer count")
+            }
+            addresses::Change::Everything(_) => {
+                "address events were lost: read them all again".into()
+            }
+        };
+        let own = self.own.get_or_insert_with(Default::default);
+        own.apply(change);
+        let line = format!("{line} (own addresses: {})", own.describe());
+        self.log().note(now(), &line);
     }
 
     /// Runs a door's setup or teardown command (`what`) to its end.
@@ -707,6 +788,7 @@ pub(crate) async fn serve(
         mut server,
         captures,
         config_path,
+        addresses: mut following,
     } = started;
     let (tx, mut rx) = tokio::sync::mpsc::channel::<Seen>(65_536);
     let (ended_tx, mut ended_rx) = tokio::sync::mpsc::unbounded_channel::<capture::Ended>();
@@ -772,6 +854,7 @@ pub(crate) async fn serve(
             },
             () = tokio::time::sleep(wait) => server.tick(now(), &mut Commands::Spawn(&mut tasks)),
             Some(_) = tasks.join_next(), if !tasks.is_empty() => {}
+            Some(change) = following.changes.recv() => server.address_changed(change),
             Some(news) = notice_rx.recv() => {
                 // Said on stderr too when the log goes elsewhere: the
                 // journal then shows it even if the log file is what fails.
@@ -787,7 +870,9 @@ pub(crate) async fn serve(
                 break Ending::CaptureFailed(why);
             }
             request = requests.recv() => match request {
+                Some(Request::ReopenLog) => server.reopen_log(),
                 Some(Request::Reload) => {
+                    server.reopen_log();
                     server.reload(&config_path, &mut Commands::Spawn(&mut tasks));
                     control.set_filter(filter_for(&server));
                 }
@@ -811,6 +896,11 @@ pub(crate) async fn serve(
         let _ = reader.join();
     }
     log_drops(&server, &control);
+    following
+        .stop
+        .store(true, std::sync::atomic::Ordering::Relaxed);
+    // It looks at `stop` at least twice a second.
+    let _ = following.thread.join();
     server.close_all(now(), &mut Commands::Spawn(&mut tasks));
     while tasks.join_next().await.is_some() {}
     let grace = router_grace(&server.routers);

@@ -14,7 +14,7 @@ use std::time::Duration;
 use crate::config::routeros::RouterosAction;
 use crate::config::server::ServerConfig;
 use crate::routeros::rest::{self, AddressList, Entry, Router};
-use crate::routeros::worker::{Change, Report, Reporter, Target, Worker};
+use crate::routeros::worker::{Change, Report, Reporter, SharedLedger, Target, Worker};
 use crate::server::log::Log;
 use crate::server::{lock, now};
 
@@ -28,6 +28,9 @@ struct DoorRouters {
     clients: Vec<AddressList>,
     /// The workers, once [`Routers::start`] ran in a runtime, in router order.
     workers: Vec<Worker>,
+    /// What each router's worker put on its list, in router order: kept
+    /// across a reload, so a router reboot after it still restores them.
+    ledgers: Vec<SharedLedger>,
 }
 
 /// Every door's routers: their clients until started, then their workers.
@@ -75,6 +78,11 @@ impl Routers {
                 action: action.clone(),
                 clients,
                 workers: Vec::new(),
+                ledgers: action
+                    .routers
+                    .iter()
+                    .map(|_| SharedLedger::default())
+                    .collect(),
             });
         }
         Ok(Routers {
@@ -82,6 +90,32 @@ impl Routers {
             dry_run,
             log,
         })
+    }
+
+    /// A reload: each router that `old` had for the same door and list
+    /// hands its ledger over (what it put on the list, and its uptime), so
+    /// the new worker still restores those knockers after a router reboot.
+    /// Call before [`Routers::start`].
+    pub(crate) fn adopt(&mut self, old: &Routers) {
+        for door in &mut self.doors {
+            let Some(before) = old
+                .doors
+                .iter()
+                .find(|o| o.door == door.door && o.action.list == door.action.list)
+            else {
+                continue;
+            };
+            for (router, ledger) in door.action.routers.iter().zip(&mut door.ledgers) {
+                let same = before
+                    .action
+                    .routers
+                    .iter()
+                    .position(|r| r.url == router.url);
+                if let Some(kept) = same.and_then(|i| before.ledgers.get(i)) {
+                    *ledger = kept.clone();
+                }
+            }
+        }
     }
 
     /// Starts one worker per router; must run inside a tokio runtime.
@@ -95,9 +129,11 @@ impl Routers {
                 list: door.action.list.clone(),
                 timeout: door.action.timeout,
                 retry: door.action.retry,
+                uptime_check: door.action.uptime_check,
             };
-            for client in std::mem::take(&mut door.clients) {
-                let worker = Worker::spawn(client, target.clone(), report.clone());
+            let clients = std::mem::take(&mut door.clients);
+            for (client, ledger) in clients.into_iter().zip(&door.ledgers) {
+                let worker = Worker::spawn(client, target.clone(), ledger.clone(), report.clone());
                 door.workers.push(worker);
             }
         }

@@ -670,71 +670,219 @@ impl Drop for LiveServer {
     }
 }
 
-#[test]
-fn a_live_knock_on_loopback_lands_on_the_router_and_the_capture_keeps_going() {
-    use std::io::BufRead as _;
-    if !can_capture() {
-        return;
-    }
-    let emu = Emulator::http();
-    // Ports nobody else on this machine's loopback is likely to use.
-    let dir = tempfile::tempdir().unwrap();
-    let pass = dir.path().join("router.pass");
-    std::fs::write(&pass, PASSWORD).unwrap();
-    std::fs::set_permissions(&pass, std::fs::Permissions::from_mode(0o600)).unwrap();
-    let config = dir.path().join("knockd.toml");
-    std::fs::write(
-        &config,
-        format!(
-            "[[door]]\nname = \"live\"\nsequence = [\"47311:udp\", \"47312:udp\"]\n\
-             [door.routeros]\nurl = \"{}\"\nuser = \"knockr\"\npassword_file = \"{}\"\nlist = \"knocked\"\n",
-            emu.url(),
-            pass.display()
-        ),
-    )
-    .unwrap();
-    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_knockr"))
-        .args(["knockd", "-i", "lo", "--json", "-c"])
-        .arg(&config)
-        .stderr(std::process::Stdio::piped())
-        .spawn()
+/// `knockr knockd -i lo --json` with one door `live` (47311/udp,
+/// 47312/udp) whose `[door.routeros]` points at `emu`, plus `extra`; its
+/// stderr lines come through a channel.
+struct Live {
+    _server: LiveServer,
+    lines: std::sync::mpsc::Receiver<String>,
+    _dir: tempfile::TempDir,
+}
+
+impl Live {
+    fn start(emu: &Emulator, extra: &str) -> Live {
+        use std::io::BufRead as _;
+        let dir = tempfile::tempdir().unwrap();
+        let pass = dir.path().join("router.pass");
+        std::fs::write(&pass, PASSWORD).unwrap();
+        std::fs::set_permissions(&pass, std::fs::Permissions::from_mode(0o600)).unwrap();
+        let config = dir.path().join("knockd.toml");
+        std::fs::write(
+            &config,
+            format!(
+                "[[door]]\nname = \"live\"\nsequence = [\"47311:udp\", \"47312:udp\"]\n\
+                 [door.routeros]\nurl = \"{}\"\nuser = \"knockr\"\npassword_file = \"{}\"\nlist = \"knocked\"\n{extra}\n",
+                emu.url(),
+                pass.display()
+            ),
+        )
         .unwrap();
-    let stderr = child.stderr.take().unwrap();
-    let server = LiveServer(child);
-    let (lines_tx, lines) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        for line in std::io::BufReader::new(stderr)
-            .lines()
-            .map_while(Result::ok)
-        {
-            let _ = lines_tx.send(line);
-        }
-    });
-    let wait_for = |needle: &str| -> String {
+        let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_knockr"))
+            .args(["knockd", "-i", "lo", "--json", "-c"])
+            .arg(&config)
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        let stderr = child.stderr.take().unwrap();
+        let (lines_tx, lines) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            for line in std::io::BufReader::new(stderr)
+                .lines()
+                .map_while(Result::ok)
+            {
+                let _ = lines_tx.send(line);
+            }
+        });
+        let live = Live {
+            _server: LiveServer(child),
+            lines,
+            _dir: dir,
+        };
+        live.wait_for("listening");
+        live
+    }
+
+    /// The next line with `needle`, within the tests' patience.
+    fn wait_for(&self, needle: &str) -> String {
         let deadline = std::time::Instant::now() + crate::support::PATIENCE;
         let mut seen = String::new();
         while let Some(left) = deadline.checked_duration_since(std::time::Instant::now()) {
-            match lines.recv_timeout(left) {
+            match self.lines.recv_timeout(left) {
                 Ok(line) if line.contains(needle) => return line,
                 Ok(line) => seen += &(line + "\n"),
                 Err(_) => break,
             }
         }
         panic!("no line with {needle:?} from knockd; it said:\n{seen}");
-    };
-    wait_for("listening");
-    // Two knockers, one after the other: the second shows the loop kept capturing.
-    for (i, source) in ["127.77.0.2", "127.77.0.3"].into_iter().enumerate() {
+    }
+
+    /// A full knock on lo from `source` (an address of 127/8).
+    fn knock(&self, source: &str) {
         let socket = std::net::UdpSocket::bind((source, 0)).unwrap();
         for port in [47311, 47312] {
             socket.send_to(&[0], ("127.0.0.1", port)).unwrap();
             std::thread::sleep(Duration::from_millis(20));
         }
-        let line = wait_for("\"granted\"");
+    }
+}
+
+#[test]
+fn a_live_knock_on_loopback_lands_on_the_router_and_the_capture_keeps_going() {
+    if !can_capture() {
+        return;
+    }
+    let emu = Emulator::http();
+    let live = Live::start(&emu, "");
+    // Two knockers, one after the other: the second shows the loop kept capturing.
+    for (i, source) in ["127.77.0.2", "127.77.0.3"].into_iter().enumerate() {
+        live.knock(source);
+        let line = live.wait_for("\"granted\"");
         assert!(line.contains(source), "{line}");
         assert_eq!(emu.entries(false).len(), i + 1);
     }
     let addresses: Vec<String> = emu.entries(false).into_iter().map(|r| r.address).collect();
     assert_eq!(addresses, ["127.77.0.2", "127.77.0.3"]);
-    drop(server);
+}
+
+/// Before, a router reboot dropped the entries (dynamic: RAM only) while
+/// their knockers still expected an open door, and knockd never knew.
+#[test]
+fn after_a_router_reboot_each_knocker_still_open_is_put_back_with_its_time_left() {
+    if !can_capture() {
+        return;
+    }
+    let emu = Emulator::http();
+    let live = Live::start(&emu, "timeout = \"1h\"\nuptime_check = \"1s\"");
+    live.knock("127.77.0.4");
+    live.wait_for("\"granted\"");
+    // The router rebooted: no entry, uptime from zero.
+    emu.reboot();
+    assert!(emu.entries(false).is_empty());
+    let line = live.wait_for("\"restored\"");
+    assert!(line.contains("127.77.0.4"), "{line}");
+    assert!(line.contains("the router rebooted (up "), "{line}");
+    let entries = emu.entries(false);
+    assert_eq!(entries.len(), 1, "{entries:?}");
+    assert_eq!(entries[0].address, "127.77.0.4");
+    assert_eq!(entries[0].comment.as_deref(), Some("knockr: live"));
+    // The time it had left: under the hour, and not much under.
+    let left = entries[0].expires.unwrap() - emu.state.lock().unwrap().clock;
+    assert!(
+        left <= Duration::from_secs(3600) && left > Duration::from_secs(3600 - 60),
+        "{left:?}"
+    );
+    // A check that finds the uptime going on restores nothing more.
+    emu.advance(Duration::from_secs(5));
+    std::thread::sleep(Duration::from_millis(2500));
+    let restored = emu.requests().iter().filter(|r| r.method == "PUT").count();
+    assert_eq!(restored, 2, "one grant, one restore: {:?}", emu.requests());
+}
+
+/// The failed router events of a replay, each one's detail.
+fn failures(lines: &[Value]) -> Vec<String> {
+    lines
+        .iter()
+        .filter(|l| l["event"] == "failed")
+        .map(|l| l["detail"].as_str().unwrap_or_default().to_string())
+        .collect()
+}
+
+/// Before, the whole body was read: a 3 GB reply took knockd to 1.2 GB of
+/// memory. Now reading stops at 4 MiB; what the emulator got out before the
+/// connection closed is counted.
+#[test]
+fn a_reply_longer_than_the_bound_is_refused_without_reading_it_all() {
+    let emu = Emulator::http();
+    emu.faults(Faults {
+        junk_next: 3 << 30,
+        ..Faults::default()
+    });
+    let case = Case::new(&url_line(&emu), "");
+    case.knocks(&["203.0.113.45"]);
+    let (status, lines, all) = case.replay(&[]);
+    assert_eq!(status, Some(0), "{all}");
+    let failed = failures(&lines);
+    assert_eq!(failed.len(), 1, "{all}");
+    assert!(
+        failed[0].contains("the reply is longer than 4 MiB; refused"),
+        "{}",
+        failed[0]
+    );
+    let sent = emu
+        .state
+        .lock()
+        .unwrap()
+        .junk_sent
+        .load(std::sync::atomic::Ordering::Relaxed);
+    assert!(
+        sent < 64 << 20,
+        "the router got {sent} bytes out: the client kept reading"
+    );
+    // Refused, not retried: one request.
+    assert_eq!(emu.requests().len(), 1, "{all}");
+}
+
+/// Before, an `.id` was put into the next request's path as it came: a
+/// crafted one made knockd send `PATCH .../*7?evil=1`.
+#[test]
+fn an_id_not_of_the_form_star_hex_is_refused_and_never_sent_back() {
+    for fake in [
+        "*7?evil=1",
+        "../../system/script/*7",
+        "*",
+        "*12345678901234567",
+        "7",
+    ] {
+        let emu = Emulator::http();
+        let case = Case::new(&url_line(&emu), "");
+        // The knocker is on the list already: the add is refused as a
+        // duplicate, the entry is looked up, and its id would go in the PATCH.
+        case.knocks(&["203.0.113.45"]);
+        case.replay(&[]);
+        emu.faults(Faults {
+            id_next: Some(fake.to_string()),
+            ..Faults::default()
+        });
+        let before = emu.requests().len();
+        let (status, lines, all) = case.replay(&[]);
+        assert_eq!(status, Some(0), "{all}");
+        let failed = failures(&lines);
+        assert_eq!(failed.len(), 1, "{fake}: {all}");
+        assert!(
+            failed[0].contains("is not of the form *HEX; refused"),
+            "{fake}: {}",
+            failed[0]
+        );
+        let requests = emu.requests();
+        let after: Vec<String> = requests[before..]
+            .iter()
+            .map(|r| format!("{} {}", r.method, r.target))
+            .collect();
+        assert!(
+            after
+                .iter()
+                .all(|r| r.starts_with("PUT ") || r.starts_with("GET ")),
+            "{fake}: nothing is sent with the id: {after:?}"
+        );
+    }
 }

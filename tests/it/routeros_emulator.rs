@@ -256,3 +256,37 @@ fn faults_are_injected_and_counted_down() {
         "back on the same port"
     );
 }
+
+#[test]
+fn a_reboot_loses_the_dynamic_entries_and_restarts_the_uptime() {
+    let emu = Emulator::http();
+    let resource = "/rest/system/resource";
+    let (status, _, body) = raw::request(emu.addr, "GET", resource, AUTH, None, "");
+    assert_eq!(status, 200);
+    let uptime = json(&body)["uptime"].as_str().unwrap().to_string();
+    assert!(uptime.starts_with("3d04:00:0"), "{uptime}");
+    let dynamic = r#"{"list":"knocked","address":"192.0.2.1","timeout":"1h"}"#;
+    let fixed = r#"{"list":"knocked","address":"192.0.2.2"}"#;
+    assert_eq!(
+        raw::request(emu.addr, "PUT", LIST, AUTH, JSON, dynamic).0,
+        201
+    );
+    assert_eq!(
+        raw::request(emu.addr, "PUT", LIST, AUTH, JSON, fixed).0,
+        201
+    );
+    emu.reboot();
+    let (_, _, body) = raw::request(emu.addr, "GET", LIST, AUTH, None, "");
+    let left: Vec<String> = json(&body)
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["address"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(left, ["192.0.2.2"], "only the static entry survives");
+    let (_, _, body) = raw::request(emu.addr, "GET", resource, AUTH, None, "");
+    let uptime = json(&body)["uptime"].as_str().unwrap().to_string();
+    assert!(uptime.starts_with("00:00:0"), "{uptime}");
+    let (status, _, _) = raw::request(emu.addr, "GET", resource, None, None, "");
+    assert_eq!(status, 401);
+}

@@ -5,7 +5,9 @@
 //! address, `?list=&address=` filters, timeouts that expire on an injected
 //! clock (GET shows the time left), separate IPv4 and IPv6 lists, the error
 //! body shape, HTTP or HTTPS with a CA made by the test, and fault injection
-//! (5xx, slow replies, dropped connections, down for a while).
+//! (5xx, slow replies, dropped connections, down for a while, endless
+//! junk bodies, crafted `.id` values), and `/system/resource`'s uptime with
+//! a reboot that loses every dynamic entry.
 //!
 //! It listens on 127.0.0.1 only and runs on a runtime of its own, so tests
 //! that drive the `knockr` binary synchronously can use it. It is a test
@@ -67,6 +69,12 @@ pub struct Faults {
     pub delay: Duration,
     /// The next N requests have their connection closed without a reply.
     pub drop_next: u32,
+    /// The next reply's body is this many bytes of JSON-looking junk, sent
+    /// in chunks without a length (a broken or hostile router); how much of
+    /// it went out is counted in [`State::junk_sent`].
+    pub junk_next: u64,
+    /// The next reply that carries records has each `.id` replaced by this.
+    pub id_next: Option<String>,
 }
 
 /// Everything the emulator knows; tests read and change it directly.
@@ -80,11 +88,40 @@ pub struct State {
     pub clock: Duration,
     pub faults: Faults,
     pub requests: Vec<Logged>,
+    /// Bytes of junk bodies (`Faults::junk_next`) the client took, shared
+    /// with the bodies being sent.
+    pub junk_sent: Arc<std::sync::atomic::AtomicU64>,
+    /// The uptime when the clock was at `booted_at` (a router up for days);
+    /// it moves with the emulated clock and with real time, as a router's.
+    pub uptime_at_boot: Duration,
+    pub booted_at: Duration,
+    pub booted_real: Option<std::time::Instant>,
 }
 
 impl State {
     fn list(&mut self, v6: bool) -> &mut Vec<Record> {
         if v6 { &mut self.v6 } else { &mut self.v4 }
+    }
+
+    /// `/system/resource`'s uptime, as RouterOS prints it: `3d04:00:05`.
+    fn uptime(&self) -> String {
+        let real = self.booted_real.map(|at| at.elapsed()).unwrap_or_default();
+        let secs = (self.uptime_at_boot + (self.clock - self.booted_at) + real).as_secs();
+        let (days, rest) = (secs / 86_400, secs % 86_400);
+        let (weeks, days) = (days / 7, days % 7);
+        let mut out = String::new();
+        if weeks > 0 {
+            out += &format!("{weeks}w");
+        }
+        if days > 0 {
+            out += &format!("{days}d");
+        }
+        out + &format!(
+            "{:02}:{:02}:{:02}",
+            rest / 3600,
+            rest % 3600 / 60,
+            rest % 60
+        )
     }
 
     /// Drops entries whose timeout has run out, as the router does by itself.
@@ -146,7 +183,11 @@ impl Emulator {
             .block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))
             .unwrap();
         let addr = listener.local_addr().unwrap();
-        let mut state = State::default();
+        let mut state = State {
+            uptime_at_boot: Duration::from_secs(3 * 86_400 + 4 * 3600),
+            booted_real: Some(std::time::Instant::now()),
+            ..State::default()
+        };
         state.users.insert(
             "knockr".into(),
             User {
@@ -208,6 +249,24 @@ impl Emulator {
 
     pub fn faults(&self, faults: Faults) {
         self.state.lock().unwrap().faults = faults;
+    }
+
+    /// Reboots the router: every dynamic entry (one with a timeout) is gone,
+    /// the uptime starts again from zero, and open connections are cut.
+    pub fn reboot(&self) {
+        {
+            let mut guard = self.state.lock().unwrap();
+            let state = &mut *guard;
+            for list in [&mut state.v4, &mut state.v6] {
+                list.retain(|r| r.expires.is_none());
+            }
+            state.uptime_at_boot = Duration::ZERO;
+            state.booted_at = state.clock;
+            state.booted_real = Some(std::time::Instant::now());
+        }
+        for task in self.tasks.lock().unwrap().drain(..) {
+            task.abort();
+        }
     }
 
     /// Stops listening and cuts every connection (connection refused from
@@ -294,10 +353,40 @@ impl std::fmt::Display for Dropped {
 }
 impl std::error::Error for Dropped {}
 
+/// A reply body: a whole one, or junk streamed without end in sight.
+type Body = http_body_util::combinators::BoxBody<Bytes, std::convert::Infallible>;
+
+/// `left` bytes of `[` and spaces, 64 KiB at a time, counting what was taken.
+struct Junk {
+    left: u64,
+    sent: Arc<std::sync::atomic::AtomicU64>,
+}
+
+impl hyper::body::Body for Junk {
+    type Data = Bytes;
+    type Error = std::convert::Infallible;
+
+    fn poll_frame(
+        mut self: std::pin::Pin<&mut Self>,
+        _: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Result<hyper::body::Frame<Bytes>, Self::Error>>> {
+        const CHUNK: u64 = 64 * 1024;
+        if self.left == 0 {
+            return std::task::Poll::Ready(None);
+        }
+        let n = self.left.min(CHUNK);
+        self.left -= n;
+        self.sent.fetch_add(n, std::sync::atomic::Ordering::Relaxed);
+        let mut chunk = vec![b' '; n as usize];
+        chunk[0] = b'[';
+        std::task::Poll::Ready(Some(Ok(hyper::body::Frame::data(Bytes::from(chunk)))))
+    }
+}
+
 async fn handle_request(
     state: Arc<Mutex<State>>,
     req: Request<Incoming>,
-) -> Result<Response<Full<Bytes>>, Dropped> {
+) -> Result<Response<Body>, Dropped> {
     let method = req.method().to_string();
     let target = req
         .uri()
@@ -312,14 +401,23 @@ async fn handle_request(
         .map(|b| b.to_bytes())
         .unwrap_or_default();
     let read_at = std::time::Instant::now();
-    let (delay, drop_it, fail) = {
+    let (delay, drop_it, fail, junk, fake_id, junk_sent) = {
         let mut s = state.lock().unwrap();
+        let junk_sent = s.junk_sent.clone();
         let faults = &mut s.faults;
+        let junk = std::mem::take(&mut faults.junk_next);
         let drop_it = faults.drop_next > 0;
         faults.drop_next = faults.drop_next.saturating_sub(u32::from(drop_it));
         let fail = (!drop_it && faults.fail_next > 0).then_some(faults.fail_status);
         faults.fail_next = faults.fail_next.saturating_sub(u32::from(fail.is_some()));
-        (faults.delay, drop_it, fail)
+        (
+            faults.delay,
+            drop_it,
+            fail,
+            junk,
+            faults.id_next.clone(),
+            junk_sent,
+        )
     };
     if !delay.is_zero() {
         tokio::time::sleep(delay).await;
@@ -335,7 +433,7 @@ async fn handle_request(
         state.lock().unwrap().requests.push(log(0));
         return Err(Dropped);
     }
-    let (status, reply, location) = match fail {
+    let (status, mut reply, location) = match fail {
         Some(code) => (
             StatusCode::from_u16(code).unwrap(),
             error_body(code, Some("internal error (injected)")),
@@ -347,8 +445,31 @@ async fn handle_request(
             answer(&mut s, &method, &target, &headers, &body)
         }
     };
+    if let Some(fake) = fake_id.filter(|_| status.is_success()) {
+        let records = match &mut reply {
+            Value::Array(records) => records.iter_mut().collect(),
+            record @ Value::Object(_) => vec![record],
+            _ => Vec::new(),
+        };
+        if !records.is_empty() {
+            state.lock().unwrap().faults.id_next = None;
+        }
+        for record in records {
+            record[".id"] = Value::String(fake.clone());
+        }
+    }
     state.lock().unwrap().requests.push(log(status.as_u16()));
     let mut response = Response::builder().status(status);
+    if junk > 0 {
+        let body = Junk {
+            left: junk,
+            sent: junk_sent,
+        };
+        return Ok(response
+            .header("Content-Type", "application/json")
+            .body(http_body_util::BodyExt::boxed(body))
+            .unwrap());
+    }
     if status == StatusCode::UNAUTHORIZED {
         response = response.header("WWW-Authenticate", "Basic realm=\"RouterOS\"");
     }
@@ -362,7 +483,9 @@ async fn handle_request(
             Bytes::from(value.to_string())
         }
     };
-    Ok(response.body(Full::new(bytes)).unwrap())
+    Ok(response
+        .body(http_body_util::BodyExt::boxed(Full::new(bytes)))
+        .unwrap())
 }
 
 type Answer = (StatusCode, Value, Option<String>);
@@ -405,6 +528,20 @@ fn answer(
     let (path, query) = target.split_once('?').unwrap_or((target, ""));
     if path.contains("%2A") || path.contains("%2a") {
         return error(400, Some("no such command prefix"));
+    }
+    if path == "/rest/system/resource" {
+        if !has("read") {
+            return error(500, Some("not enough permissions (9)"));
+        }
+        if method != "GET" {
+            return error(400, Some("no such command"));
+        }
+        let resource = json!({
+            "uptime": state.uptime(),
+            "version": "7.16.2 (stable)",
+            "board-name": "knockr-emulator",
+        });
+        return (StatusCode::OK, resource, None);
     }
     let (v6, rest) = if let Some(rest) = path.strip_prefix("/rest/ip/firewall/address-list") {
         (false, rest)
