@@ -87,8 +87,12 @@ fn forward_signals() -> std::io::Result<tokio::sync::mpsc::Receiver<Request>> {
 }
 
 /// `--check`: the config loaded; print its doors and the lint warnings.
+/// The files it names are judged as a start judges them (a one-time file
+/// the account cannot rewrite, a password file others can read): the same
+/// error, and the status of a configuration error.
 fn check(config: &ServerConfig) -> anyhow::Result<ExitCode> {
     use std::io::Write as _;
+    config::check_files(config)?;
     let mut out = std::io::stdout().lock();
     let format = match config.format {
         config::Format::Toml => "knockr TOML",

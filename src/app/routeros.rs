@@ -93,6 +93,8 @@ fn router_knock(profiles: &Profiles, profile: &str) -> Result<(Vec<Knock>, Durat
 pub(super) fn check(args: &crate::cli::CheckArgs) -> anyhow::Result<ExitCode> {
     use crate::routeros::check;
     let config = crate::config::server::load(&args.config)?;
+    // The passwords are judged for the account knockd would read them as.
+    let reader = config.account().map_err(anyhow::Error::msg)?;
     let mut routers = Vec::new();
     for door in &config.doors {
         let Some(action) = &door.routeros else {
@@ -103,7 +105,7 @@ pub(super) fn check(args: &crate::cli::CheckArgs) -> anyhow::Result<ExitCode> {
                 door: door.door.name.clone(),
                 router: router.clone(),
                 list: action.list.clone(),
-                password: crate::config::secret::load_password(&router.password)
+                password: crate::config::secret::load_password(&router.password, &reader)
                     .map_err(|err| format!("router {}: {err}", router.url)),
             });
         }

@@ -923,12 +923,14 @@ fn read_knocks(target: &Target, now: SystemTime) -> Result<Knocks, PlanError> {
             }),
         },
         Sequence::Otp(otp) => {
-            let secret = crate::config::secret::load_secret(&otp.secret).map_err(|error| {
-                PlanError::Secret {
-                    profile: profile.to_string(),
-                    error,
-                }
-            })?;
+            let reader = crate::config::account::Account::current();
+            let secret =
+                crate::config::secret::load_secret(&otp.secret, &reader).map_err(|error| {
+                    PlanError::Secret {
+                        profile: profile.to_string(),
+                        error,
+                    }
+                })?;
             Ok(Knocks {
                 sequence: time_based(otp, &secret, now),
                 one_time_line: None,

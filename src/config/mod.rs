@@ -1,11 +1,13 @@
 //! Files -> validated values: the client's profiles file, the server's
 //! configuration (knockr TOML or a classic knockd.conf, and its lint), secret
-//! and password files, one-time sequence files.
+//! and password files, one-time sequence files, and which account may own
+//! or rewrite them ([`account`], from the files' metadata).
 //!
 //! Reads (and for one-time files, the server's state and its pid file,
 //! rewrites without following links: [`files`]) files only: it never resolves
 //! names, sends or captures packets, or runs commands.
 
+pub mod account;
 pub mod files;
 pub mod onetime;
 pub mod profiles;

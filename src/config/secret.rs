@@ -1,9 +1,11 @@
 //! Loading shared secrets and router passwords, the one place that reads them: from a file that
-//! only its owner may read (refused otherwise, as ssh refuses private keys),
-//! or from an environment variable. Never from argv; never into messages.
+//! root or the reading account owns and only its owner may read or write
+//! (refused otherwise, as ssh refuses private keys: someone else could read
+//! or change it), or from an environment variable. Never from argv; never into messages.
 //! [`Secret`] holds a loaded one where it must be kept (the server's doors):
 //! its `Debug` is redacted and its equality constant time.
 
+use crate::config::account::Account;
 use crate::core::otp;
 use crate::core::secret::{Secret, SecretSource};
 
@@ -16,14 +18,15 @@ pub fn new_secret() -> Result<(String, String), String> {
     Ok(otp::spell_secret(&bytes))
 }
 
-/// Reads and decodes the secret at `source` into a [`Secret`].
-pub fn load_secret(source: &SecretSource) -> Result<Secret, String> {
-    load(source).map(Secret::new)
+/// Reads and decodes the secret at `source` into a [`Secret`], for `reader`
+/// (the client: the invoking user; knockd: the account it runs as).
+pub fn load_secret(source: &SecretSource, reader: &Account) -> Result<Secret, String> {
+    load(source, reader).map(Secret::new)
 }
 
 /// Reads and decodes the secret. Errors name the file or variable, never the secret.
-pub fn load(source: &SecretSource) -> Result<Vec<u8>, String> {
-    let (text, what) = read(source, "secret_env")?;
+pub fn load(source: &SecretSource, reader: &Account) -> Result<Vec<u8>, String> {
+    let (text, what) = read(source, "secret_env", reader)?;
     // The first non-comment line is the secret.
     let line = text
         .lines()
@@ -35,8 +38,8 @@ pub fn load(source: &SecretSource) -> Result<Vec<u8>, String> {
 
 /// Reads a password (a router's): the file's first line as written, or the
 /// variable's whole value, without a line ending. Same refusals as [`load`].
-pub fn load_password(source: &SecretSource) -> Result<String, String> {
-    let (text, what) = read(source, "password_env")?;
+pub fn load_password(source: &SecretSource, reader: &Account) -> Result<String, String> {
+    let (text, what) = read(source, "password_env", reader)?;
     let line = text.lines().next().unwrap_or("").trim_end_matches('\r');
     if line.is_empty() {
         return Err(format!(
@@ -47,24 +50,25 @@ pub fn load_password(source: &SecretSource) -> Result<String, String> {
 }
 
 /// The text behind `source` and how to name it in messages; `key` is the
-/// setting that names an environment variable.
-fn read(source: &SecretSource, key: &str) -> Result<(String, String), String> {
+/// setting that names an environment variable; a file must be fit for
+/// `reader` ([`Account::refuses_secret`]).
+fn read(source: &SecretSource, key: &str, reader: &Account) -> Result<(String, String), String> {
     match source {
         SecretSource::File(path) => {
-            use std::os::unix::fs::MetadataExt as _;
-            let meta = std::fs::metadata(path)
-                .map_err(|err| format!("cannot read the secret file {}: {err}", path.display()))?;
-            if meta.mode() & 0o077 != 0 {
-                return Err(format!(
-                    "the secret file {} can be read by others (mode {:o}): refused; run chmod 600 {}",
-                    path.display(),
-                    meta.mode() & 0o777,
-                    path.display()
-                ));
+            let what = format!("the secret file {}", path.display());
+            // Checked on the file opened, so a swap between check and read cannot slip by.
+            let mut file =
+                std::fs::File::open(path).map_err(|err| format!("cannot read {what}: {err}"))?;
+            let meta = file
+                .metadata()
+                .map_err(|err| format!("cannot read {what}: {err}"))?;
+            if let Some(refusal) = reader.refuses_secret(&meta, path, &what) {
+                return Err(refusal);
             }
-            let text = std::fs::read_to_string(path)
-                .map_err(|err| format!("cannot read the secret file {}: {err}", path.display()))?;
-            Ok((text, format!("the secret file {}", path.display())))
+            let mut text = String::new();
+            std::io::Read::read_to_string(&mut file, &mut text)
+                .map_err(|err| format!("cannot read {what}: {err}"))?;
+            Ok((text, what))
         }
         SecretSource::Env(name) => {
             let text = std::env::var(name).map_err(|_| {
@@ -78,6 +82,10 @@ fn read(source: &SecretSource, key: &str) -> Result<(String, String), String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn me() -> Account {
+        Account::current()
+    }
 
     #[test]
     fn a_new_secret_is_random_and_its_two_spellings_are_the_same_bytes() {
@@ -98,11 +106,11 @@ mod tests {
         std::fs::write(&path, "# door openSSH\nGEZDGNBVGY3TQOJQGEZDGNBVGY3TQOJQ\n").unwrap();
         std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).unwrap();
         assert_eq!(
-            load(&SecretSource::File(path.clone())).unwrap(),
+            load(&SecretSource::File(path.clone()), &me()).unwrap(),
             b"12345678901234567890"
         );
         std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644)).unwrap();
-        let err = load(&SecretSource::File(path.clone())).unwrap_err();
+        let err = load(&SecretSource::File(path.clone()), &me()).unwrap_err();
         assert!(
             err.contains("can be read by others (mode 644): refused; run chmod 600"),
             "{err}"
@@ -119,7 +127,7 @@ mod tests {
         let path = dir.path().join("secret");
         std::fs::write(&path, "GEZDGNBVGY3TQOJQGEZDGNBVGY3TQOJQ\n").unwrap();
         std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).unwrap();
-        let secret = crate::config::secret::load_secret(&SecretSource::File(path)).unwrap();
+        let secret = crate::config::secret::load_secret(&SecretSource::File(path), &me()).unwrap();
         assert_eq!(secret.bytes(), b"12345678901234567890");
         assert_eq!(format!("{secret:?}"), "Secret(redacted)");
         assert_eq!(secret, secret.clone());
@@ -135,21 +143,24 @@ mod tests {
         std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).unwrap();
         let source = SecretSource::File(path.clone());
         assert_eq!(
-            load_password(&source).unwrap(),
+            load_password(&source, &me()).unwrap(),
             "  pa ss#word ",
             "kept as written"
         );
         std::fs::write(&path, "\n").unwrap();
-        let err = load_password(&source).unwrap_err();
+        let err = load_password(&source, &me()).unwrap_err();
         assert!(err.contains("holds an empty password"), "{err}");
         std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o640)).unwrap();
-        let err = load_password(&source).unwrap_err();
+        let err = load_password(&source, &me()).unwrap_err();
         assert!(
             err.contains("can be read by others (mode 640): refused"),
             "{err}"
         );
-        let err =
-            load_password(&SecretSource::Env("KNOCKR_TEST_UNSET_VARIABLE".into())).unwrap_err();
+        let err = load_password(
+            &SecretSource::Env("KNOCKR_TEST_UNSET_VARIABLE".into()),
+            &me(),
+        )
+        .unwrap_err();
         assert!(err.contains("named by password_env is not set"), "{err}");
     }
 
@@ -159,7 +170,7 @@ mod tests {
         let path = dir.path().join("secret");
         std::fs::write(&path, "hex:0011223344\n").unwrap();
         std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).unwrap();
-        let err = load(&SecretSource::File(path)).unwrap_err();
+        let err = load(&SecretSource::File(path), &me()).unwrap_err();
         assert!(err.contains("expected at least 16"), "{err}");
         assert!(!err.contains("0011223344"));
     }

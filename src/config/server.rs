@@ -3,8 +3,9 @@
 //! Both become the matcher's [`Door`]s plus the commands to run, validated with
 //! `file:line:col` messages; [`lint`] adds the warnings of `knockr knockd --check`.
 //!
-//! Reads files only: it never captures packets or runs commands (lint opens
-//! one-time sequence files for appending, to prove they can be written).
+//! Reads files only: it never captures packets or runs commands. What the
+//! files it names let knockd's account do (rewrite a one-time file, trust a
+//! password file) is judged from their metadata by [`check_files`].
 
 use std::collections::HashMap;
 use std::net::IpAddr;
@@ -16,6 +17,7 @@ use serde::Deserialize;
 use serde::de::{self, Deserializer};
 use toml::{Spanned, Value};
 
+use crate::config::account::Account;
 use crate::config::profiles::{ConfigError, OtpKeys, first_line, line_col};
 use crate::config::value::{DurationKey, DurationValue, PortRange, PortValue};
 use crate::core::knock::{self, Knock, Proto};
@@ -293,15 +295,6 @@ pub fn lint(config: &ServerConfig) -> Vec<Lint> {
                 }
             }
         }
-        if let Some(file) = &entry.one_time_sequences
-            && let Err(err) = std::fs::OpenOptions::new().append(true).open(file)
-        {
-            warn(format!(
-                "reads one-time sequences from {}, which cannot be opened for writing ({err}), \
-                 so used sequences cannot be disabled",
-                file.display()
-            ));
-        }
         if entry.start.is_none() && entry.start6.is_none() && entry.routeros.is_none() {
             warn("has no start command, so a correct knock is only logged".into());
         }
@@ -309,7 +302,67 @@ pub fn lint(config: &ServerConfig) -> Vec<Lint> {
     lints
 }
 
+/// What a start refuses in the files `config` names, found without
+/// starting: [`check_one_time_files`] and [`check_passwords`] for the
+/// account knockd will run as ([`ServerConfig::account`]). `--check` and a
+/// live start both call it, so they refuse alike, with the same words.
+pub fn check_files(config: &ServerConfig) -> Result<(), ConfigError> {
+    let account = config
+        .account()
+        .map_err(|err| error_at(&config.path, None, err))?;
+    check_one_time_files(config, &account)?;
+    check_passwords(config, &account)
+}
+
+/// Every one-time file must be one `account` can rewrite (see
+/// [`Account::may_rewrite`]): a line that opened the door but cannot be
+/// marked would open it again, so knockd refuses such a file rather than
+/// find out at the first knock.
+pub fn check_one_time_files(config: &ServerConfig, account: &Account) -> Result<(), ConfigError> {
+    for door in &config.doors {
+        let Some(file) = &door.one_time_sequences else {
+            continue;
+        };
+        account.may_rewrite(file).map_err(|why| {
+            let message = format!(
+                "door `{}`: its one-time sequences {} cannot be rewritten by {}: {why}; used \
+                 sequences could not be marked, so knockd refuses the file",
+                door.door.name,
+                file.display(),
+                account.name
+            );
+            error_at(&config.path, Some((door.line, 1)), message)
+        })?;
+    }
+    Ok(())
+}
+
+/// Every router password must load for `account` as it will when knockd
+/// starts ([`crate::config::secret::load_password`]); the passwords are
+/// read and dropped.
+pub fn check_passwords(config: &ServerConfig, account: &Account) -> Result<(), ConfigError> {
+    for door in &config.doors {
+        let Some(action) = &door.routeros else {
+            continue;
+        };
+        for router in &action.routers {
+            crate::config::secret::load_password(&router.password, account).map_err(|err| {
+                let message = format!("router {}: {err}", router.url);
+                error_at(&config.path, Some((door.line, 1)), message)
+            })?;
+        }
+    }
+    Ok(())
+}
+
 impl ServerConfig {
+    /// The account knockd runs as with this configuration once started:
+    /// `user`, else the process itself. Secret and password files must be
+    /// its or root's; one-time files must be its to rewrite.
+    pub fn account(&self) -> Result<Account, String> {
+        Account::runs_as(self.user.as_deref())
+    }
+
     /// A configuration with nothing set and no doors yet.
     fn new(path: &Path, format: Format) -> ServerConfig {
         ServerConfig {
@@ -486,6 +539,8 @@ fn parse_toml(path: &Path, text: &str) -> Result<ServerConfig, ConfigError> {
     let raw: RawToml = toml::from_str(text)
         .map_err(|err| error_at(path, err.span().map(at), first_line(err.message())))?;
     let options = raw.knockd.unwrap_or_default();
+    // Who reads the secret files, so who besides root may own them.
+    let reader = Account::runs_as(options.user.as_deref());
     let mut drafts = Vec::new();
     for door in raw.door {
         let (span, raw) = (door.span(), door.into_inner());
@@ -494,7 +549,7 @@ fn parse_toml(path: &Path, text: &str) -> Result<ServerConfig, ConfigError> {
             return Err(error_at(path, Some(at(span)), message.into()));
         };
         let mut config = DoorConfig::new(name.get_ref(), at(span).0);
-        let (otp, otp_at) = otp_door(path, text, name.get_ref(), &raw)?.unzip();
+        let (otp, otp_at) = otp_door(path, text, name.get_ref(), &raw, &reader)?.unzip();
         config.otp = otp;
         let sequence_at = raw.sequence.as_ref().map(|s| at(s.span()));
         let one_time_at = raw.one_time_sequences.as_ref().map(|f| at(f.span()));
@@ -578,6 +633,7 @@ fn otp_door(
     text: &str,
     door: &str,
     raw: &RawDoor,
+    reader: &Result<Account, String>,
 ) -> Result<Option<(OtpDoor, Position)>, ConfigError> {
     let at = |span: Range<usize>| Some(line_col(text, span.start));
     let fail = |span: Range<usize>, message: String| error_at(path, at(span), message);
@@ -623,7 +679,10 @@ fn otp_door(
     }
     let load = |file: &Spanned<PathBuf>, who: String| {
         let source = SecretSource::File(file.get_ref().clone());
-        crate::config::secret::load_secret(&source)
+        reader
+            .as_ref()
+            .map_err(Clone::clone)
+            .and_then(|reader| crate::config::secret::load_secret(&source, reader))
             .map_err(|err| fail(file.span(), format!("{who}: {err}")))
     };
     let mut otp_clients: Vec<OtpClient> = Vec::new();
@@ -1389,7 +1448,8 @@ conf: empty file               |
     }
 
     #[test]
-    fn lint_checks_one_time_files_by_opening_them() {
+    fn one_time_files_are_checked_for_the_account_that_rewrites_them() {
+        use std::os::unix::fs::PermissionsExt as _;
         let dir = tempfile::tempdir().unwrap();
         let [present, missing] = ["present", "missing"].map(|name| dir.path().join(name));
         std::fs::write(&present, " 1,2,3\n").unwrap();
@@ -1398,14 +1458,33 @@ conf: empty file               |
             let file = file.display();
             format!("[{name}]\none_time_sequences = {file}\ntcpflags = syn\ncommand = x\n")
         };
-        let config = conf(&(door(&present) + &door(&missing)));
-        let [lint] = &lint(&config)[..] else {
-            panic!("one lint expected")
-        };
-        assert_eq!(lint.door.as_deref(), Some("missing"));
-        let problem = format!("{}, which cannot be opened for writing", missing.display());
-        assert!(lint.message.contains(&problem), "{}", lint.message);
+        let me = Account::current();
+        assert_eq!(check_files(&conf(&door(&present))), Ok(()));
+        let err = check_files(&conf(&(door(&present) + &door(&missing))))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains(&format!(
+                "door `missing`: its one-time sequences {} cannot be rewritten by {}: cannot read it",
+                missing.display(),
+                me.name
+            )),
+            "{err}"
+        );
         assert!(!missing.exists(), "checking must not create the file");
+        // Someone else, to whom the directory is closed.
+        std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+        let other = Account {
+            name: "u4000003".into(),
+            uid: 4_000_003,
+            gid: 4_000_003,
+            groups: Vec::new(),
+        };
+        let err = check_one_time_files(&conf(&door(&present)), &other)
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("u4000003 cannot write its directory"), "{err}");
+        assert!(err.ends_with("so knockd refuses the file"), "{err}");
     }
 
     #[test]

@@ -121,6 +121,17 @@ impl Doorman {
         runs
     }
 
+    /// Drops the knocker `src` of door `door` without a stop: its start
+    /// never ran (the command queue was full, or a one-time line could not
+    /// be marked), so there is nothing to close.
+    pub(crate) fn forget(&mut self, door: &str, src: IpAddr) {
+        let key: Key = (Arc::from(door), src);
+        if let Some(at) = self.open.remove(&key) {
+            self.by_due.remove(&(at, key));
+            self.changed = true;
+        }
+    }
+
     /// When the next stop command is due.
     pub(crate) fn next_due(&self) -> Option<Duration> {
         self.by_due.first().map(|(at, _)| *at)
@@ -132,14 +143,6 @@ impl Doorman {
             self.by_due.remove(&(old, key.clone()));
         }
         self.by_due.insert((at, key));
-    }
-
-    /// Forgets knocker `src` at door `door` without a stop: its start never ran.
-    pub(crate) fn forget(&mut self, door: &str, src: IpAddr) {
-        let key: Key = (Arc::from(door), src);
-        if let Some(at) = self.open.remove(&key) {
-            self.by_due.remove(&(at, key));
-        }
     }
 
     /// Every pending stop command, for a clean exit: no hole stays open.
@@ -659,6 +662,22 @@ cmd_timeout = "10s"
         }
         assert_eq!(doorman.next_due(), None);
         assert_eq!(doorman.close_all(&doors), []);
+    }
+
+    #[test]
+    fn a_forgotten_knocker_gets_no_stop_and_the_others_keep_theirs() {
+        let text = "[[door]]\nname = \"once\"\nsequence = [\"7000\"]\nstart = [\"go\"]\n\
+                    stop = [\"close\"]\ncmd_timeout = \"3s\"\n";
+        let doors = doors(text);
+        let mut doorman = Doorman::default();
+        doorman.opened(&doors[0], ip("192.0.2.7"), secs(0));
+        doorman.opened(&doors[0], ip("192.0.2.8"), secs(1));
+        doorman.forget("once", ip("192.0.2.7"));
+        assert_eq!(doorman.next_due(), Some(secs(4)));
+        assert_eq!(
+            doorman.close_all(&doors),
+            [run("once", "192.0.2.8", RunKind::Stop, &["close"])]
+        );
     }
 
     #[test]

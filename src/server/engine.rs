@@ -241,7 +241,8 @@ impl Engine {
     }
 
     /// Forgets knocker `src` at door `door`, as if it had never opened: its
-    /// start was dropped (the command queue was full), so no stop is owed.
+    /// start was dropped (the command queue was full) or skipped (its
+    /// one-time line could not be marked), so no stop is owed.
     pub(crate) fn forget(&mut self, door: &str, src: IpAddr) {
         self.doorman.forget(door, src);
     }

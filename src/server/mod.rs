@@ -133,6 +133,11 @@ pub(crate) fn start(
     if config.use_syslog && config.log_file.is_some() {
         log.add_syslog();
     }
+    // Refused as `--check` refuses it. A dry run writes no one-time line
+    // and reads no password.
+    if !options.dry_run {
+        config::check_files(&config)?;
+    }
     let mut server = Server::new(config, log, options.dry_run)?;
     // Only knocks addressed to this host count: its addresses, followed live.
     let (changes_tx, changes) = tokio::sync::mpsc::unbounded_channel();
@@ -358,6 +363,10 @@ pub(crate) struct Server {
     state: Option<state::Store>,
     /// Reused for each engine call's firings: no allocation per packet.
     firings: Vec<Firing>,
+    /// One-time doors whose line could not be marked in the firings being
+    /// dispatched: their start, which follows in the same batch, is skipped
+    /// (fail closed). Emptied after each batch.
+    unmarked: Vec<Arc<str>>,
     /// Live: the host's own addresses; a door without `target` counts only
     /// knocks to them. `None` in a replay, where every destination counts
     /// (the capture's host is not this one).
@@ -387,6 +396,7 @@ impl Server {
             dry_run,
             state: None,
             firings: Vec::new(),
+            unmarked: Vec::new(),
             own: None,
             stopping: false,
         })
@@ -551,7 +561,18 @@ impl Server {
     /// doors by name; those whose door is gone are closed now, their router
     /// entries removed through the old routers (the new ones lack the door).
     fn reload(&mut self, path: &Path, commands: &mut Commands) {
+        let dry_run = self.dry_run;
         let loaded = config::load(path)
+            .and_then(|c| {
+                // As at start, for the account now running: a one-time file
+                // it cannot rewrite (say, the one whose line could not be
+                // marked) keeps the old configuration and its door disabled.
+                if !dry_run {
+                    let account = crate::config::account::Account::current();
+                    config::check_one_time_files(&c, &account)?;
+                }
+                Ok(c)
+            })
             .map_err(anyhow::Error::from)
             .and_then(with_one_time_sequences)
             .and_then(|c| {
@@ -621,6 +642,7 @@ impl Server {
         for firing in firings.drain(..) {
             self.dispatch(at, firing, commands);
         }
+        self.unmarked.clear();
         self.firings = firings;
     }
 
@@ -649,7 +671,15 @@ impl Server {
                 ),
             ),
             Firing::OneTimeUsed { door, name, path } => {
-                self.use_one_time_sequence(at, door, &name, &path)
+                if !self.use_one_time_sequence(at, door, &name, &path) {
+                    self.unmarked.push(name);
+                }
+            }
+            // Its line is still in the file: opening would let the same
+            // sequence in again. Nothing runs and the knocker is not kept open.
+            // (A knocker already open has no start here: it keeps its stop.)
+            Firing::Run(run) if run.kind == RunKind::Start && self.unmarked.contains(&run.door) => {
+                self.engine.forget(&run.door, run.src);
             }
             Firing::Run(run) => self.dispatch_run(at, run, commands),
         }
@@ -714,8 +744,16 @@ impl Server {
 
     /// A one-time door opened: its line is spent before the command runs, so
     /// a crash afterwards can never offer it again; the door moves to the
-    /// next line (or is disabled, saying why).
-    fn use_one_time_sequence(&mut self, at: Duration, door: DoorId, name: &str, path: &Path) {
+    /// next line (or is disabled, saying why). Returns whether the line was
+    /// marked: if not (permissions, a full disk), the door must not open and
+    /// is disabled until a reload, which refuses a file knockd cannot rewrite.
+    fn use_one_time_sequence(
+        &mut self,
+        at: Duration,
+        door: DoorId,
+        name: &str,
+        path: &Path,
+    ) -> bool {
         let spent = onetime::current(path, config::refuse_line).and_then(|line| match line {
             Some((index, _)) if !self.dry_run => onetime::consume(path, index),
             _ => Ok(()),
@@ -728,8 +766,9 @@ impl Server {
         };
         match (spent, next) {
             (Err(err), _) => {
-                self.log().note(at, &format!("{name}: cannot mark the used one-time sequence in {}: {err}; the door is disabled", path.display()));
+                self.log().note(at, &format!("{name}: cannot mark the used one-time sequence in {}: {err}; the door does not open and is disabled", path.display()));
                 self.engine.set_sequence(door, Sequence::default());
+                return false;
             }
             // A bad next line (a typo, an ICMP knock) disables the door and says why.
             (Ok(()), Err(err)) => {
@@ -754,6 +793,7 @@ impl Server {
                 }
             }
         }
+        true
     }
 
     /// Queues `run`'s address-list update on the door's routers, if it has

@@ -3,9 +3,9 @@
 //! or fails), and a check that root cannot be regained. Called on the main
 //! thread before the async runtime starts any thread.
 
-use std::ffi::{CStr, CString};
-
 use anyhow::{Context, bail};
+
+use crate::config::account::Account;
 
 /// Becomes `user` (a name or a numeric uid) and its primary group.
 pub(crate) fn drop_to(user: &str) -> anyhow::Result<()> {
@@ -31,37 +31,11 @@ pub(crate) fn drop_to(user: &str) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// The uid and primary gid of `user`.
+/// The uid and primary gid of `user`: the one lookup knockd makes, so the
+/// account `--check` and the start judge files for is the one it becomes.
 pub(crate) fn lookup(user: &str) -> anyhow::Result<(libc::uid_t, libc::gid_t)> {
-    let name =
-        CString::new(user).with_context(|| format!("user name {user:?} contains a NUL byte"))?;
-    let mut pwd: libc::passwd = unsafe { std::mem::zeroed() };
-    let mut buf = vec![0 as libc::c_char; 16 * 1024];
-    let mut result: *mut libc::passwd = std::ptr::null_mut();
-    // SAFETY: buffers are valid for the sizes given; the result points into them.
-    let rc = unsafe {
-        libc::getpwnam_r(
-            name.as_ptr(),
-            &mut pwd,
-            buf.as_mut_ptr(),
-            buf.len(),
-            &mut result,
-        )
-    };
-    if rc != 0 {
-        bail!(
-            "cannot look up user {user}: {}",
-            std::io::Error::from_raw_os_error(rc)
-        );
-    }
-    if result.is_null() {
-        if let Ok(uid) = user.parse::<libc::uid_t>() {
-            return Ok((uid, uid));
-        }
-        bail!("there is no user named {user} (set `user` in [knockd] to an existing account)");
-    }
-    let _ = unsafe { CStr::from_ptr(pwd.pw_name) };
-    Ok((pwd.pw_uid, pwd.pw_gid))
+    let account = Account::lookup(user).map_err(anyhow::Error::msg)?;
+    Ok((account.uid, account.gid))
 }
 
 #[cfg(test)]

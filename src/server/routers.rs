@@ -52,6 +52,7 @@ impl Routers {
         log: Arc<Mutex<Log>>,
     ) -> anyhow::Result<Routers> {
         let mut doors = Vec::new();
+        let mut reader = None;
         for door in &config.doors {
             let Some(action) = &door.routeros else {
                 continue;
@@ -62,8 +63,13 @@ impl Routers {
                     lock(&log).note(now(), &warning);
                 }
                 if !dry_run {
-                    let password = crate::config::secret::load_password(&router.password)
-                        .map_err(|err| anyhow::anyhow!("router {}: {err}", router.url))?;
+                    let reader = match &mut reader {
+                        Some(reader) => reader,
+                        None => reader.insert(config.account().map_err(anyhow::Error::msg)?),
+                    };
+                    let password =
+                        crate::config::secret::load_password(&router.password, reader)
+                            .map_err(|err| anyhow::anyhow!("router {}: {err}", router.url))?;
                     clients.push(AddressList::new(router, password).map_err(anyhow::Error::msg)?);
                 }
             }

@@ -13,6 +13,7 @@ mod interop;
 mod knockd_boundary;
 mod knockd_commands;
 mod knockd_faults;
+mod knockd_files;
 mod knockd_live;
 mod knockd_offline;
 mod knockd_otp;
