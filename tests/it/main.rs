@@ -18,3 +18,4 @@ mod layers;
 mod resolve;
 mod routeros;
 mod routeros_emulator;
+mod routeros_rules;
