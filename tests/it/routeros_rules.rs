@@ -126,26 +126,6 @@ fn the_right_knock_opens_the_protected_ports_to_the_knocker_only_for_its_timeout
     }
 }
 
-#[test]
-fn the_knocks_out_of_order_or_too_slow_open_nothing() {
-    let script = generate(&["--sequence", "7000,8000:udp,9000", "--protect", "22"]);
-    let mut router = Router::defconf();
-    router.import(&script).unwrap();
-    knock_all(&mut router, KNOCKER, "8000:udp,7000,9000");
-    assert_eq!(ssh(&mut router, KNOCKER), Verdict::Drop);
-    router.advance(Duration::from_secs(60));
-    for spec in ["7000", "8000:udp"] {
-        router.packet(&knock(KNOCKER, spec));
-        router.advance(Duration::from_secs(11));
-    }
-    router.packet(&knock(KNOCKER, "9000"));
-    assert_eq!(
-        ssh(&mut router, KNOCKER),
-        Verdict::Drop,
-        "the stage expired"
-    );
-}
-
 /// Each scan against a sequence that today's rules let that scan complete:
 /// one protocol ascending (allowed only with --allow-weak) for the one-protocol
 /// scans, and tcp, udp, tcp ascending for the scan of both.
