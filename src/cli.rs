@@ -332,7 +332,8 @@ pub struct CheckArgs {
 #[derive(Debug, Args)]
 #[command(
     after_help = "Examples:\n  knockr routeros rules home-router --wan WAN --protect 22,8291 > knock.rsc\n  \
-                  knockr routeros rules --sequence 7000,8000:udp,9000 --protect 22,51820:udp --place-before \"my drop\"\n  \
+                  knockr routeros rules --sequence 7000,8000:udp,9000 --protect 22,51820:udp\n  \
+                  knockr routeros rules home-router --protect 22 --place-before \"my: drop\"\n  \
                   knockr routeros rules home-router --undo > unknock.rsc"
 )]
 pub struct RulesArgs {
