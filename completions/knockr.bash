@@ -638,7 +638,7 @@ _knockr() {
             return 0
             ;;
         knockr__subcmd__routeros__subcmd__rules)
-            opts="-c -h --sequence --wan --protect --list --timeout --stage-timeout --name --family --config --help"
+            opts="-c -h --sequence --wan --protect --list --timeout --stage-timeout --block-for --place-before --allow-weak --name --tag --undo --family --config --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -665,6 +665,18 @@ _knockr() {
                     return 0
                     ;;
                 --stage-timeout)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --block-for)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --place-before)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --tag)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;

@@ -106,15 +106,19 @@ complete -c knockr -n "__fish_knockr_using_subcommand routeros; and not __fish_s
 complete -c knockr -n "__fish_knockr_using_subcommand routeros; and not __fish_seen_subcommand_from rules check help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
 complete -c knockr -n "__fish_knockr_using_subcommand routeros; and __fish_seen_subcommand_from rules" -l sequence -d 'The sequence instead of a profile: PORT[:tcp|udp] or SIZE:icmp, repeatable or a comma list' -r
 complete -c knockr -n "__fish_knockr_using_subcommand routeros; and __fish_seen_subcommand_from rules" -l wan -d 'Interface list the knocks arrive on' -r
-complete -c knockr -n "__fish_knockr_using_subcommand routeros; and __fish_seen_subcommand_from rules" -l protect -d 'TCP ports to open to a knocker, e.g. 22,8291' -r
+complete -c knockr -n "__fish_knockr_using_subcommand routeros; and __fish_seen_subcommand_from rules" -l protect -d 'Ports to open to a knocker: PORT[-PORT][:tcp|udp] (tcp unless told), e.g. 22,8291,51820:udp,60000-60010' -r
 complete -c knockr -n "__fish_knockr_using_subcommand routeros; and __fish_seen_subcommand_from rules" -l list -d 'Address list a knocker lands on' -r
 complete -c knockr -n "__fish_knockr_using_subcommand routeros; and __fish_seen_subcommand_from rules" -l timeout -d 'How long a knocker stays on the list (the router removes it itself)' -r
 complete -c knockr -n "__fish_knockr_using_subcommand routeros; and __fish_seen_subcommand_from rules" -l stage-timeout -d 'Time allowed between two knocks [default: 10s, or 4x the profile\'s delay if longer]' -r
-complete -c knockr -n "__fish_knockr_using_subcommand routeros; and __fish_seen_subcommand_from rules" -l name -d 'Prefix of the chain, lists and comments [default: knockr-PROFILE]' -r
-complete -c knockr -n "__fish_knockr_using_subcommand routeros; and __fish_seen_subcommand_from rules" -l family -d 'Rules for ipv4, ipv6, or both (any)' -r -f -a "any\t'Rules for both IPv4 and IPv6'
-ipv4\t''
-ipv6\t''"
+complete -c knockr -n "__fish_knockr_using_subcommand routeros; and __fish_seen_subcommand_from rules" -l block-for -d 'How long a source that began the sequence and then sent anything else (a scan) is blocked from knocking' -r
+complete -c knockr -n "__fish_knockr_using_subcommand routeros; and __fish_seen_subcommand_from rules" -l place-before -d 'Comment of the input rule the accept goes before [default: the default configuration\'s drop rule if there is one, else the top of the input chain]' -r
+complete -c knockr -n "__fish_knockr_using_subcommand routeros; and __fish_seen_subcommand_from rules" -l tag -l name -d 'Tag of the chain, lists and comments, by which importing again replaces the rules and --undo finds them; one per knock door on a router [default: knockr-PROFILE, or knockr]' -r
+complete -c knockr -n "__fish_knockr_using_subcommand routeros; and __fish_seen_subcommand_from rules" -l family -d 'Rules under /ip (ipv4), /ipv6 (ipv6), or both (any): knockers of either family' -r -f -a "any\t'Rules for both /ip and /ipv6, so knockers of either family are seen'
+ipv4\t'Rules under /ip only'
+ipv6\t'Rules under /ipv6 only'"
 complete -c knockr -n "__fish_knockr_using_subcommand routeros; and __fish_seen_subcommand_from rules" -s c -l config -d 'Profiles file [default: $KNOCKR_CONFIG, else ~/.config/knockr/profiles.toml]' -r -F
+complete -c knockr -n "__fish_knockr_using_subcommand routeros; and __fish_seen_subcommand_from rules" -l allow-weak -d 'Generate a sequence a port scan completes easily (one knock, or one protocol in ascending or descending order), with a warning, instead of refusing it'
+complete -c knockr -n "__fish_knockr_using_subcommand routeros; and __fish_seen_subcommand_from rules" -l undo -d 'Print the script that removes the rules and lists of this tag instead'
 complete -c knockr -n "__fish_knockr_using_subcommand routeros; and __fish_seen_subcommand_from rules" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c knockr -n "__fish_knockr_using_subcommand routeros; and __fish_seen_subcommand_from check" -s c -l config -d 'The knockd configuration whose [door.routeros] tables to check' -r -F
 complete -c knockr -n "__fish_knockr_using_subcommand routeros; and __fish_seen_subcommand_from check" -s h -l help -d 'Print help'

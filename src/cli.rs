@@ -305,7 +305,7 @@ pub enum SecretCommand {
 pub enum RouterosCommand {
     /// Print a RouterOS script that makes the router detect a knock sequence
     /// by itself (staged address lists), opening ports to whoever completes it
-    Rules(RulesArgs),
+    Rules(Box<RulesArgs>),
     /// Check that knockd can use each router of each [door.routeros]:
     /// reachable, its certificate, credentials, and the list readable and
     /// writable (exit 0 when every router is ready, 1 otherwise)
@@ -331,11 +331,14 @@ pub struct CheckArgs {
 /// `knockr routeros rules`.
 #[derive(Debug, Args)]
 #[command(
-    after_help = "Example:\n  knockr routeros rules home-router --wan WAN --protect 22,8291 > knock.rsc"
+    after_help = "Examples:\n  knockr routeros rules home-router --wan WAN --protect 22,8291 > knock.rsc\n  \
+                  knockr routeros rules --sequence 7000,8000:udp,9000 --protect 22,51820:udp\n  \
+                  knockr routeros rules home-router --protect 22 --place-before \"my: drop\"\n  \
+                  knockr routeros rules home-router --undo > unknock.rsc"
 )]
 pub struct RulesArgs {
     /// Profile whose sequence and delay to use
-    #[arg(value_name = "PROFILE", required_unless_present = "sequence")]
+    #[arg(value_name = "PROFILE", required_unless_present_any = ["sequence", "undo"])]
     #[cfg_attr(feature = "dynamic-completion", arg(add = profile_candidates()))]
     pub profile: Option<String>,
 
@@ -352,9 +355,14 @@ pub struct RulesArgs {
     #[arg(long, value_name = "LIST", default_value = "WAN")]
     pub wan: String,
 
-    /// TCP ports to open to a knocker, e.g. 22,8291
-    #[arg(long, value_name = "PORT", value_delimiter = ',', required = true, value_parser = parse_port_arg)]
-    pub protect: Vec<u16>,
+    /// Ports to open to a knocker: PORT[-PORT][:tcp|udp] (tcp unless told), e.g. 22,8291,51820:udp,60000-60010
+    #[arg(
+        long,
+        value_name = "PORT",
+        value_delimiter = ',',
+        required_unless_present = "undo"
+    )]
+    pub protect: Vec<String>,
 
     /// Address list a knocker lands on
     #[arg(long, value_name = "NAME", default_value = "knocked")]
@@ -368,11 +376,31 @@ pub struct RulesArgs {
     #[arg(long, value_name = "DURATION", value_parser = crate::core::units::parse_duration)]
     pub stage_timeout: Option<Duration>,
 
-    /// Prefix of the chain, lists and comments [default: knockr-PROFILE]
-    #[arg(long, value_name = "NAME")]
-    pub name: Option<String>,
+    /// How long a source that began the sequence and then sent anything else (a scan) is
+    /// blocked from knocking
+    #[arg(long, value_name = "DURATION", default_value = "1m", value_parser = crate::core::units::parse_duration)]
+    pub block_for: Duration,
 
-    /// Rules for ipv4, ipv6, or both (any)
+    /// Comment of the input rule the accept goes before [default: the default configuration's
+    /// drop rule if there is one, else the top of the input chain]
+    #[arg(long, value_name = "COMMENT")]
+    pub place_before: Option<String>,
+
+    /// Generate a sequence a port scan completes easily (one knock, or one protocol in
+    /// ascending or descending order), with a warning, instead of refusing it
+    #[arg(long)]
+    pub allow_weak: bool,
+
+    /// Tag of the chain, lists and comments, by which importing again replaces the rules
+    /// and --undo finds them; one per knock door on a router [default: knockr-PROFILE, or knockr]
+    #[arg(long, visible_alias = "name", value_name = "NAME")]
+    pub tag: Option<String>,
+
+    /// Print the script that removes the rules and lists of this tag instead
+    #[arg(long, conflicts_with_all = ["sequence", "protect", "place_before", "allow_weak"])]
+    pub undo: bool,
+
+    /// Rules under /ip (ipv4), /ipv6 (ipv6), or both (any): knockers of either family
     #[arg(long, value_name = "FAMILY", default_value = "any")]
     pub family: FamilyArg,
 
@@ -485,9 +513,11 @@ impl From<ModeArg> for Mode {
 /// `--family` of `routeros rules`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum FamilyArg {
-    /// Rules for both IPv4 and IPv6.
+    /// Rules for both /ip and /ipv6, so knockers of either family are seen.
     Any,
+    /// Rules under /ip only.
     Ipv4,
+    /// Rules under /ipv6 only.
     Ipv6,
 }
 

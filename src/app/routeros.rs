@@ -10,6 +10,7 @@ use crate::client::plan::{self, DEFAULT_DELAY, PlanError, Target};
 use crate::config::profiles::{Overrides, Profile, Profiles, Sequence};
 use crate::core::knock::{self, Family, Knock, Proto};
 use crate::exit_codes::ExitCode;
+use crate::routeros::rules;
 
 pub(super) fn rules(args: &RulesArgs, config: Option<PathBuf>) -> anyhow::Result<ExitCode> {
     let script = script(args, config)?;
@@ -17,14 +18,23 @@ pub(super) fn rules(args: &RulesArgs, config: Option<PathBuf>) -> anyhow::Result
     Ok(ExitCode::Success)
 }
 
-/// The script for a profile's or the flags' sequence.
+/// The script for a profile's or the flags' sequence, or with `--undo` the
+/// one that removes it; a weak sequence let through is warned about on stderr.
 fn script(args: &RulesArgs, config: Option<PathBuf>) -> anyhow::Result<String> {
     let usage = |message: String| anyhow::Error::from(PlanError::Usage(message));
-    let (sequence, delay, name) = match &args.profile {
+    let family = Family::from(args.family);
+    let (ipv4, ipv6) = (family != Family::Ipv6, family != Family::Ipv4);
+    let tag = args.tag.clone().unwrap_or_else(|| match &args.profile {
+        Some(profile) => format!("knockr-{profile}"),
+        None => "knockr".to_string(),
+    });
+    if args.undo {
+        return rules::undo(&tag, ipv4, ipv6).map_err(|err| usage(err.to_string()));
+    }
+    let (sequence, delay) = match &args.profile {
         Some(profile) => {
             let profiles = plan::load_profiles(args.config.clone().or(config))?;
-            let (sequence, delay) = router_knock(&profiles, profile)?;
-            (sequence, delay, format!("knockr-{profile}"))
+            router_knock(&profiles, profile)?
         }
         None => {
             let sequence = args
@@ -36,25 +46,41 @@ fn script(args: &RulesArgs, config: Option<PathBuf>) -> anyhow::Result<String> {
                     })
                 })
                 .collect::<anyhow::Result<Vec<_>>>()?;
-            (sequence, DEFAULT_DELAY, "knockr".to_string())
+            (sequence, DEFAULT_DELAY)
         }
     };
-    let family = Family::from(args.family);
-    let spec = crate::routeros::rules::RuleSpec {
-        name: args.name.clone().unwrap_or(name),
+    let protect = args
+        .protect
+        .iter()
+        .map(|text| rules::parse_protect(text))
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|err| usage(err.to_string()))?;
+    let spec = rules::RuleSpec {
+        tag,
         sequence,
         wan: args.wan.clone(),
-        protect: args.protect.clone(),
+        protect,
         list: args.list.clone(),
         timeout: args.timeout,
         stage_timeout: args
             .stage_timeout
             .unwrap_or_else(|| (delay * 4).max(Duration::from_secs(10))),
         delay,
-        ipv4: family != Family::Ipv6,
-        ipv6: family != Family::Ipv4,
+        block_for: args.block_for,
+        place_before: args.place_before.clone(),
+        allow_weak: args.allow_weak,
+        ipv4,
+        ipv6,
     };
-    crate::routeros::rules::script(&spec).map_err(usage)
+    let script = rules::script(&spec).map_err(|err| usage(err.to_string()))?;
+    let mut stderr = std::io::stderr().lock();
+    for weakness in &script.warnings {
+        writeln!(
+            stderr,
+            "knockr: warning: {weakness} (generated anyway: --allow-weak)"
+        )?;
+    }
+    Ok(script.text)
 }
 
 /// The knocks and delay the router must detect for `profile`, as the planner

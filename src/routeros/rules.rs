@@ -1,10 +1,25 @@
 //! Pure: a RouterOS script that makes the router detect a knock sequence by
 //! itself with staged address lists (the technique of MikroTik's own port
-//! knocking guide). No I/O; the caller prints the text.
+//! knocking guide), blocks sources that scan, and can be imported again or
+//! undone. No I/O; the caller prints the text.
 //!
-//! Stages are emitted last first: `add-src-to-address-list` passes the packet
-//! on, so in first-to-last order one packet could climb several stages when
-//! two consecutive knocks share a port.
+//! How one new packet from the knock interfaces walks the knock chain `N`:
+//! 1. a knocked source's own connection to a protected port returns at once,
+//!    so a knocker's ssh never counts as a wrong knock;
+//! 2. a blocked source returns at once: it makes no progress until the entry expires;
+//! 3. the advances, last stage first: "on `N-s(i-1)` and knock i" adds the
+//!    source to the next list and then returns (`add-src-to-address-list` is
+//!    not terminal, so a second rule with the same match ends the pass).
+//!    Last first, so the highest stage a packet completes wins when knocks
+//!    repeat a port, and the return means one packet climbs one stage only;
+//! 4. a repeat of knock i from a source on `N-s(i)` returns (a retransmit or
+//!    a second client costs nothing);
+//! 5. anything else from a source on any stage list puts it on `N-blocked`.
+//!
+//! So a source mid-sequence must send the next knock right after the last
+//! one; a sequential or random scan that hits knock 1 is blocked by the next
+//! port it probes. Knock 1 itself always restarts (a retry after a typo is
+//! not punished), and sources on no stage list are never blocked.
 //!
 //! ICMP knocks (`56:icmp`) have no port: the router tells them apart by the
 //! echo request's whole IP packet size, see [`icmp_packet_size`].
@@ -12,18 +27,19 @@
 use std::fmt::Write as _;
 use std::time::Duration;
 
-use crate::core::knock::{Knock, Proto};
+use crate::core::knock::{Knock, Proto, Transport};
 
 /// What to generate.
 #[derive(Debug, Clone, PartialEq)]
 pub struct RuleSpec {
-    /// Prefix of the chain, the stage lists and every comment (`N`).
-    pub name: String,
+    /// Prefix of the chain, the stage lists and every comment (`N`): the tag
+    /// by which a later import or the undo script finds what this one installed.
+    pub tag: String,
     pub sequence: Vec<Knock>,
     /// The interface list the knocks arrive on (`W`), e.g. "WAN".
     pub wan: String,
-    /// TCP ports opened to a knocker (`P`).
-    pub protect: Vec<u16>,
+    /// Ports opened to a knocker (`P`).
+    pub protect: Vec<Protected>,
     /// The address list a knocker ends on (`F`).
     pub list: String,
     /// How long a knocker stays on `list` (`T`); the router removes it itself.
@@ -32,21 +48,259 @@ pub struct RuleSpec {
     pub stage_timeout: Duration,
     /// The client's delay between knocks, to check `stage_timeout` against.
     pub delay: Duration,
+    /// How long a source that sent a wrong knock mid-sequence stays blocked.
+    pub block_for: Duration,
+    /// The comment of the input rule the accept goes before; `None`: the
+    /// default configuration's drop rule if there is one, else the top.
+    pub place_before: Option<String>,
+    /// Generate a sequence a scan completes easily, reporting it as a warning.
+    pub allow_weak: bool,
     pub ipv4: bool,
     pub ipv6: bool,
+}
+
+/// Ports opened to a knocker: one port or a range, over TCP or UDP.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Protected {
+    low: u16,
+    high: u16,
+    transport: Transport,
+}
+
+impl Protected {
+    /// `low..=high` over `transport`; ports are 1..=65535 and `low <= high`.
+    pub fn new(low: u16, high: u16, transport: Transport) -> Option<Protected> {
+        (low >= 1 && low <= high).then_some(Protected {
+            low,
+            high,
+            transport,
+        })
+    }
+
+    /// As `dst-port` writes it: `22` or `60000-60010`.
+    fn ports(self) -> String {
+        if self.low == self.high {
+            self.low.to_string()
+        } else {
+            format!("{}-{}", self.low, self.high)
+        }
+    }
+}
+
+/// `22`, `51820:udp`, `60000-60010` or `60000-60010:tcp` (TCP unless told).
+pub fn parse_protect(text: &str) -> Result<Protected, RuleError> {
+    let bad = || RuleError::BadProtect(text.to_string());
+    let (ports, transport) = match text.trim().split_once(':') {
+        None => (text.trim(), Transport::Tcp),
+        Some((ports, proto)) => match proto.to_ascii_lowercase().as_str() {
+            "tcp" => (ports, Transport::Tcp),
+            "udp" => (ports, Transport::Udp),
+            _ => return Err(bad()),
+        },
+    };
+    let port = |p: &str| crate::core::knock::parse_port(p).map_err(|_| bad());
+    let (low, high) = match ports.split_once('-') {
+        Some((low, high)) => (port(low)?, port(high)?),
+        None => (port(ports)?, port(ports)?),
+    };
+    Protected::new(low, high, transport).ok_or_else(bad)
+}
+
+/// Why a sequence is easy for a port scan to complete.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Weakness {
+    /// Any scan that reaches the one port completes it.
+    OneKnock,
+    /// Knocks of one protocol on ports in one direction: a sequential scan
+    /// (`nmap -r`, or its reverse) sends them in order.
+    Monotone { proto: Proto, ascending: bool },
+}
+
+impl std::fmt::Display for Weakness {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Weakness::OneKnock => {
+                f.write_str("a single knock is completed by any port scan that reaches it")
+            }
+            Weakness::Monotone { proto, ascending } => write!(
+                f,
+                "knocks on {} {proto} ports, so a sequential port scan can open it; mix the order",
+                if *ascending {
+                    "ascending"
+                } else {
+                    "descending"
+                }
+            ),
+        }
+    }
+}
+
+/// The way a scan completes `sequence` easily, if there is one.
+pub fn weakness(sequence: &[Knock]) -> Option<Weakness> {
+    let [first, rest @ ..] = sequence else {
+        return None;
+    };
+    if rest.is_empty() {
+        return Some(Weakness::OneKnock);
+    }
+    if rest.iter().any(|k| k.proto != first.proto) {
+        return None;
+    }
+    let ports: Vec<u16> = sequence.iter().map(|k| k.port).collect();
+    let ascending = ports.is_sorted_by(|a, b| a < b);
+    (ascending || ports.is_sorted_by(|a, b| a > b)).then_some(Weakness::Monotone {
+        proto: first.proto,
+        ascending,
+    })
+}
+
+/// Why a script cannot be made; each reads as one sentence.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum RuleError {
+    #[error("{what} {text:?} is not usable in a RouterOS rule: expected letters, digits, - _ or .")]
+    BadWord { what: &'static str, text: String },
+    #[error(
+        "the address list {0:?} is one the rules manage themselves (stage or blocked list): choose another --list"
+    )]
+    ListClash(String),
+    #[error("the comment {0:?} is not usable: expected printable text without control characters")]
+    BadComment(String),
+    #[error("the sequence is empty: expected one or more PORT[:tcp|udp] or SIZE:icmp")]
+    EmptySequence,
+    #[error("no port to protect: give --protect PORT[-PORT][:tcp|udp][,...]")]
+    NothingProtected,
+    #[error(
+        "--protect {0:?} is not usable: expected PORT[-PORT][:tcp|udp] with ports in 1..=65535, e.g. 22, 51820:udp or 60000-60010"
+    )]
+    BadProtect(String),
+    #[error(
+        "{count} {transport} ports or ranges to protect: RouterOS matches at most {MAX_PORTS} in one rule"
+    )]
+    TooManyPorts { transport: Proto, count: usize },
+    #[error("neither IPv4 nor IPv6 rules were asked for")]
+    NoFamily,
+    #[error(
+        "the stage timeout {stage} must be longer than the knock delay {delay}: a stage would expire before the next knock"
+    )]
+    StageTimeoutTooShort { stage: String, delay: String },
+    #[error("{what} {value} is out of range: RouterOS accepts 1s to 35w3d13h13m56s")]
+    OutOfRange { what: &'static str, value: String },
+    #[error("the sequence {sequence} {weakness} (or give --allow-weak to generate it anyway)")]
+    Scannable {
+        sequence: String,
+        weakness: Weakness,
+    },
 }
 
 /// The longest timeout RouterOS accepts on an address-list entry.
 pub const MAX_TIMEOUT: Duration =
     Duration::from_secs(35 * 7 * 86400 + 3 * 86400 + 13 * 3600 + 13 * 60 + 56);
 
-/// The whole script, or why it cannot be made (one sentence).
-pub fn script(spec: &RuleSpec) -> Result<String, String> {
-    validate(spec)?;
-    let n = &spec.name;
-    let k = spec.sequence.len();
-    let mut out = String::new();
+/// How many ports and ranges one `dst-port` takes.
+pub const MAX_PORTS: usize = 15;
+
+/// A generated script and what it let through with `allow_weak`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Script {
+    pub text: String,
+    pub warnings: Vec<Weakness>,
+}
+
+/// One family's firewall: where its rules and lists live and the default
+/// configuration's drop rule.
+struct Section {
+    filter: &'static str,
+    lists: &'static str,
+    ipv6: bool,
+    defconf_drop: &'static str,
+}
+
+const V4: Section = Section {
+    filter: "/ip firewall filter",
+    lists: "/ip firewall address-list",
+    ipv6: false,
+    defconf_drop: "defconf: drop all not coming from LAN",
+};
+
+const V6: Section = Section {
+    filter: "/ipv6 firewall filter",
+    lists: "/ipv6 firewall address-list",
+    ipv6: true,
+    defconf_drop: "defconf: drop everything else not coming from LAN",
+};
+
+fn sections(ipv4: bool, ipv6: bool) -> impl Iterator<Item = &'static Section> {
+    [(ipv4, &V4), (ipv6, &V6)]
+        .into_iter()
+        .filter_map(|(on, section)| on.then_some(section))
+}
+
+/// The whole script, or why it cannot be made.
+pub fn script(spec: &RuleSpec) -> Result<Script, RuleError> {
+    let warnings = validate(spec)?;
+    let mut out = header(spec);
+    if let Some(anchor) = &spec.place_before {
+        // Checked before anything changes, so a wrong anchor leaves the router as it was.
+        for section in sections(spec.ipv4, spec.ipv6) {
+            let _ = writeln!(out, "{}", section.filter);
+            let _ = writeln!(
+                out,
+                ":if ([:len [find chain=input comment={}]] = 0) do={{:error {}}}",
+                quote(anchor),
+                quote(&format!(
+                    "knockr: no input rule is commented \"{anchor}\" under {}: nothing was changed",
+                    section.filter
+                ))
+            );
+        }
+    }
+    for section in sections(spec.ipv4, spec.ipv6) {
+        out.push_str(&removal(&spec.tag, section));
+        out.push_str(&install(spec, section));
+    }
+    Ok(Script {
+        text: out,
+        warnings,
+    })
+}
+
+/// The script that takes out what [`script`] installed under `tag`.
+pub fn undo(tag: &str, ipv4: bool, ipv6: bool) -> Result<String, RuleError> {
+    word("the tag", tag)?;
+    if !ipv4 && !ipv6 {
+        return Err(RuleError::NoFamily);
+    }
+    let mut out = format!(
+        "# knockr: removes the knock detection tagged \"{tag}\": every rule commented \"{tag}: ...\"\n\
+         # and the entries of its stage and blocked lists. Entries of the final list stay until\n\
+         # their timeout (knockd may share that list); without the accept rule they open nothing.\n"
+    );
+    for section in sections(ipv4, ipv6) {
+        out.push_str(&removal(tag, section));
+    }
+    Ok(out)
+}
+
+/// Removes every rule and list entry a script with `tag` installed, so an
+/// import replaces the previous one instead of adding a second copy.
+fn removal(tag: &str, section: &Section) -> String {
+    let re = regex_literal(tag);
+    format!(
+        "{}\nremove [find comment~\"^{re}: \"]\n{}\nremove [find list~\"^{re}-(s[0-9]+|blocked)\\$\"]\n",
+        section.filter, section.lists
+    )
+}
+
+/// `tag` as a regular expression matching itself: tags are letters,
+/// digits, `-`, `_` and `.`, and only the dot is special.
+fn regex_literal(tag: &str) -> String {
+    tag.replace('.', "[.]")
+}
+
+fn header(spec: &RuleSpec) -> String {
+    let n = &spec.tag;
     let knocks: Vec<String> = spec.sequence.iter().map(Knock::to_string).collect();
+    let mut out = String::new();
     let _ = writeln!(
         out,
         "# knockr: RouterOS detects the knock {} by itself.",
@@ -54,17 +308,47 @@ pub fn script(spec: &RuleSpec) -> Result<String, String> {
     );
     let _ = writeln!(
         out,
-        "# A knocker who completes it within {} per step lands on address list \"{}\" for {},",
+        "# A knocker who completes it within {} per step lands on address list \"{}\" for {},\n\
+         # which opens {} from interface list \"{}\".",
         duration(spec.stage_timeout),
         spec.list,
-        duration(spec.timeout)
+        duration(spec.timeout),
+        opened(&spec.protect),
+        spec.wan
     );
     let _ = writeln!(
         out,
-        "# which opens TCP port(s) {} from interface list \"{}\".",
-        ports(&spec.protect),
-        spec.wan
+        "# Scans: a source that has begun the sequence and then sends anything but its next knock\n\
+         # (or the same knock again) lands on \"{n}-blocked\" for {} and makes no progress meanwhile.\n\
+         # Once knocked, its own connections to the opened ports never count as knocks.\n\
+         # Importing this again replaces what it installed before: every rule commented \"{n}: ...\"\n\
+         # and the lists {n}-s1.. and {n}-blocked (--tag keeps several knocks apart);\n\
+         # `knockr routeros rules --undo` prints the script that only removes them.",
+        duration(spec.block_for)
     );
+    match &spec.place_before {
+        Some(anchor) => {
+            let _ = writeln!(
+                out,
+                "# Assumed: the accept goes before the input rule commented \"{anchor}\" (--place-before);\n\
+                 # if there is none the import stops before changing anything."
+            );
+        }
+        None => {
+            let _ = writeln!(
+                out,
+                "# Assumed: the accept goes before the default configuration's drop rule (\"{}\"{}),\n\
+                 # or at the top of the input chain when there is none; the jump into the knock chain\n\
+                 # always goes first. A firewall of your own: give --place-before COMMENT.",
+                V4.defconf_drop,
+                if spec.ipv6 {
+                    format!("; IPv6: \"{}\"", V6.defconf_drop)
+                } else {
+                    String::new()
+                }
+            );
+        }
+    }
     if spec.sequence.iter().any(|k| k.proto == Proto::Icmp) {
         out.push_str(
             "# ICMP knocks match an echo request by its IP packet size: the payload (ping -s SIZE)\n\
@@ -79,121 +363,238 @@ pub fn script(spec: &RuleSpec) -> Result<String, String> {
         "# Pitfalls:\n\
          # - Knocks from the LAN never match in-interface-list: test from outside.\n\
          # - Each stage entry lives for the stage timeout: it must exceed the client's delay.\n\
-         # - A wrong knock does not reset progress here (unlike knockd); keep sequences long.\n\
-         # - Connections already established survive the list entry's expiry.\n\
-         # - Undo: /ip firewall filter remove [find comment~\"^NAME: \"] (and the same under /ipv6).\n"
-            .replace("NAME", n)
-            .as_str(),
+         # - Anything else the knocker sends to the router between two knocks blocks it.\n\
+         # - Connections already established survive the list entry's expiry.\n",
     );
-    for (enabled, ipv6, section, anchor) in [
-        (
-            spec.ipv4,
-            false,
-            "/ip firewall filter",
-            "defconf: drop all not coming from LAN",
-        ),
-        (
-            spec.ipv6,
-            true,
-            "/ipv6 firewall filter",
-            "defconf: drop everything else not coming from LAN",
-        ),
-    ] {
-        if !enabled {
-            continue;
-        }
-        let _ = writeln!(out, "{section}");
-        let _ = writeln!(
-            out,
-            "add chain=input action=jump jump-target={n} in-interface-list={} connection-state=new \
-             comment=\"{n}: dispatch\" place-before=([find chain=input]->0)",
-            spec.wan
-        );
-        for stage in (1..=k).rev() {
-            let knock = spec.sequence[stage - 1];
-            let mut rule = format!(
-                "add chain={n} action=add-src-to-address-list {}",
-                matcher(knock, ipv6)
-            );
-            if stage > 1 {
-                let _ = write!(rule, " src-address-list={n}-s{}", stage - 1);
-            }
-            if stage == k {
-                let _ = write!(
-                    rule,
-                    " address-list={} address-list-timeout={}",
-                    spec.list,
-                    duration(spec.timeout)
-                );
-            } else {
-                let _ = write!(
-                    rule,
-                    " address-list={n}-s{stage} address-list-timeout={}",
-                    duration(spec.stage_timeout)
-                );
-            }
-            let _ = writeln!(out, "{rule} comment=\"{n}: knock {stage}/{k}\"");
-        }
-        let _ = writeln!(out, "add chain={n} action=return comment=\"{n}: end\"");
-        let _ = writeln!(
-            out,
-            "add chain=input action=accept in-interface-list={} src-address-list={} protocol=tcp dst-port={} \
-             comment=\"{n}: accept knocked\" place-before=[find comment=\"{anchor}\"]",
-            spec.wan,
-            spec.list,
-            ports(&spec.protect)
-        );
-    }
-    Ok(out)
+    out
 }
 
-fn validate(spec: &RuleSpec) -> Result<(), String> {
-    let word = |what: &str, text: &str| {
-        if text.is_empty()
-            || !text
-                .chars()
-                .all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c))
-        {
-            Err(format!(
-                "{what} {text:?} is not usable in a RouterOS rule: expected letters, digits, - _ or ."
-            ))
-        } else {
-            Ok(())
-        }
-    };
-    word("the rule name", &spec.name)?;
-    word("the interface list", &spec.wan)?;
-    word("the address list", &spec.list)?;
-    if spec.sequence.is_empty() {
-        return Err(
-            "the sequence is empty: expected one or more PORT[:tcp|udp] or SIZE:icmp".into(),
+/// One family's rules, after the removal of the previous copy.
+fn install(spec: &RuleSpec, section: &Section) -> String {
+    let n = &spec.tag;
+    let k = spec.sequence.len();
+    let mut out = format!("{}\n", section.filter);
+    for (transport, ports) in by_transport(&spec.protect) {
+        let rule = format!(
+            "add chain=input action=accept in-interface-list={} src-address-list={} protocol={} dst-port={ports} comment=\"{n}: accept knocked {}\"",
+            spec.wan,
+            spec.list,
+            Proto::from(transport),
+            Proto::from(transport)
+        );
+        let _ = writeln!(
+            out,
+            "{}",
+            placed(&rule, spec.place_before.as_deref(), section)
         );
     }
+    // At the very top, above the accept: the default configuration accepts
+    // ICMP (and under /ipv6 some UDP) before its drop rule, and those are knocks too.
+    let _ = writeln!(
+        out,
+        "add chain=input action=jump jump-target={n} in-interface-list={} connection-state=new \
+         comment=\"{n}: dispatch\" place-before=([find chain=input]->0)",
+        spec.wan
+    );
+    for (transport, ports) in by_transport(&spec.protect) {
+        let proto = Proto::from(transport);
+        let _ = writeln!(
+            out,
+            "add chain={n} action=return src-address-list={} protocol={proto} dst-port={ports} \
+             comment=\"{n}: knocked, to {proto} {ports}\"",
+            spec.list
+        );
+    }
+    let _ = writeln!(
+        out,
+        "add chain={n} action=return src-address-list={n}-blocked comment=\"{n}: blocked\""
+    );
+    for stage in (1..=k).rev() {
+        let matched = matcher(spec.sequence[stage - 1], section.ipv6);
+        let after = if stage > 1 {
+            format!(" src-address-list={n}-s{}", stage - 1)
+        } else {
+            String::new()
+        };
+        let (list, timeout) = if stage == k {
+            (spec.list.clone(), spec.timeout)
+        } else {
+            (format!("{n}-s{stage}"), spec.stage_timeout)
+        };
+        let _ = writeln!(
+            out,
+            "add chain={n} action=add-src-to-address-list {matched}{after} address-list={list} \
+             address-list-timeout={} comment=\"{n}: knock {stage}/{k}\"",
+            duration(timeout)
+        );
+        let _ = writeln!(
+            out,
+            "add chain={n} action=return {matched}{after} comment=\"{n}: knock {stage}/{k} done\""
+        );
+    }
+    // Knock 1 always matches its advance above; later knocks repeat here
+    // once the stage before them has expired.
+    for stage in 2..k {
+        let _ = writeln!(
+            out,
+            "add chain={n} action=return {} src-address-list={n}-s{stage} \
+             comment=\"{n}: knock {stage}/{k} again\"",
+            matcher(spec.sequence[stage - 1], section.ipv6)
+        );
+    }
+    for stage in 1..k {
+        let _ = writeln!(
+            out,
+            "add chain={n} action=add-src-to-address-list src-address-list={n}-s{stage} \
+             address-list={n}-blocked address-list-timeout={} comment=\"{n}: wrong knock after {stage}/{k}\"",
+            duration(spec.block_for)
+        );
+    }
+    let _ = writeln!(out, "add chain={n} action=return comment=\"{n}: end\"");
+    out
+}
+
+/// `rule` with its place: before the rule commented `anchor` (the script
+/// checked it exists), or before the default drop rule when there is one,
+/// else at the top of input, else (an empty input chain) simply added.
+fn placed(rule: &str, anchor: Option<&str>, section: &Section) -> String {
+    let before = |comment: &str| format!("[find chain=input comment={}]", quote(comment));
+    match anchor {
+        Some(anchor) => format!("{rule} place-before=({}->0)", before(anchor)),
+        None => format!(
+            ":if ([:len {find}] > 0) do={{{rule} place-before=({find}->0)}} \
+             else={{:if ([:len [find chain=input]] > 0) do={{{rule} place-before=([find chain=input]->0)}} \
+             else={{{rule}}}}}",
+            find = before(section.defconf_drop)
+        ),
+    }
+}
+
+/// The protected ports of each transport, as one `dst-port` value.
+fn by_transport(protect: &[Protected]) -> Vec<(Transport, String)> {
+    [Transport::Tcp, Transport::Udp]
+        .into_iter()
+        .filter_map(|transport| {
+            let ports: Vec<String> = protect
+                .iter()
+                .filter(|p| p.transport == transport)
+                .map(|p| p.ports())
+                .collect();
+            (!ports.is_empty()).then(|| (transport, ports.join(",")))
+        })
+        .collect()
+}
+
+/// `tcp 22,8291 and udp 51820`, for the header.
+fn opened(protect: &[Protected]) -> String {
+    by_transport(protect)
+        .into_iter()
+        .map(|(transport, ports)| format!("{} {ports}", Proto::from(transport)))
+        .collect::<Vec<_>>()
+        .join(" and ")
+}
+
+/// A RouterOS string literal: `"`, `\`, `$` and `?` escaped.
+fn quote(text: &str) -> String {
+    let mut out = String::from("\"");
+    for c in text.chars() {
+        if matches!(c, '"' | '\\' | '$' | '?') {
+            out.push('\\');
+        }
+        out.push(c);
+    }
+    out.push('"');
+    out
+}
+
+fn word(what: &'static str, text: &str) -> Result<(), RuleError> {
+    if text.is_empty()
+        || !text
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c))
+    {
+        return Err(RuleError::BadWord {
+            what,
+            text: text.to_string(),
+        });
+    }
+    Ok(())
+}
+
+/// Checks `spec`; the weaknesses `allow_weak` let through.
+fn validate(spec: &RuleSpec) -> Result<Vec<Weakness>, RuleError> {
+    word("the tag", &spec.tag)?;
+    word("the interface list", &spec.wan)?;
+    word("the address list", &spec.list)?;
+    let ours = spec
+        .list
+        .strip_prefix(&format!("{}-", spec.tag))
+        .is_some_and(|rest| {
+            rest == "blocked"
+                || rest
+                    .strip_prefix('s')
+                    .is_some_and(|n| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()))
+        });
+    if ours {
+        return Err(RuleError::ListClash(spec.list.clone()));
+    }
+    if let Some(anchor) = &spec.place_before
+        && (anchor.is_empty() || anchor.chars().any(char::is_control))
+    {
+        return Err(RuleError::BadComment(anchor.clone()));
+    }
+    if spec.sequence.is_empty() {
+        return Err(RuleError::EmptySequence);
+    }
     if spec.protect.is_empty() {
-        return Err("no port to protect: give --protect PORT[,PORT...]".into());
+        return Err(RuleError::NothingProtected);
+    }
+    for transport in [Transport::Tcp, Transport::Udp] {
+        let count = spec
+            .protect
+            .iter()
+            .filter(|p| p.transport == transport)
+            .count();
+        if count > MAX_PORTS {
+            return Err(RuleError::TooManyPorts {
+                transport: transport.into(),
+                count,
+            });
+        }
     }
     if !spec.ipv4 && !spec.ipv6 {
-        return Err("neither IPv4 nor IPv6 rules were asked for".into());
+        return Err(RuleError::NoFamily);
     }
     if spec.stage_timeout <= spec.delay {
-        return Err(format!(
-            "the stage timeout {} must be longer than the knock delay {}: a stage would expire before the next knock",
-            crate::core::units::format_duration(spec.stage_timeout),
-            crate::core::units::format_duration(spec.delay)
-        ));
+        return Err(RuleError::StageTimeoutTooShort {
+            stage: crate::core::units::format_duration(spec.stage_timeout),
+            delay: crate::core::units::format_duration(spec.delay),
+        });
     }
     for (what, value) in [
         ("the stage timeout", spec.stage_timeout),
         ("the list timeout", spec.timeout),
+        ("the block time", spec.block_for),
     ] {
         if value < Duration::from_secs(1) || value > MAX_TIMEOUT {
-            return Err(format!(
-                "{what} {} is out of range: RouterOS accepts 1s to 35w3d13h13m56s",
-                duration(value)
-            ));
+            return Err(RuleError::OutOfRange {
+                what,
+                value: duration(value),
+            });
         }
     }
-    Ok(())
+    match weakness(&spec.sequence) {
+        Some(weakness) if !spec.allow_weak => Err(RuleError::Scannable {
+            sequence: spec
+                .sequence
+                .iter()
+                .map(Knock::to_string)
+                .collect::<Vec<_>>()
+                .join(","),
+            weakness,
+        }),
+        found => Ok(found.into_iter().collect()),
+    }
 }
 
 /// The rule's match for one knock: protocol and port, or for ICMP the echo
@@ -219,15 +620,6 @@ fn matcher(knock: Knock, ipv6: bool) -> String {
 pub fn icmp_packet_size(payload: u16, ipv6: bool) -> u32 {
     u32::from(payload) + 8 + if ipv6 { 40 } else { 20 }
 }
-
-fn ports(ports: &[u16]) -> String {
-    ports
-        .iter()
-        .map(u16::to_string)
-        .collect::<Vec<_>>()
-        .join(",")
-}
-
 /// RouterOS duration syntax: `1h30m`, `45s`, `2w`; whole seconds, rounded up.
 pub fn duration(value: Duration) -> String {
     let mut secs = value.as_secs() + u64::from(value.subsec_nanos() > 0);
@@ -257,17 +649,24 @@ mod tests {
 
     fn spec(sequence: &str) -> RuleSpec {
         RuleSpec {
-            name: "knockr-home".into(),
+            tag: "knockr-home".into(),
             sequence: parse_list(sequence, Proto::Tcp).unwrap(),
             wan: "WAN".into(),
-            protect: vec![22, 8291],
+            protect: vec![parse_protect("22").unwrap(), parse_protect("8291").unwrap()],
             list: "knocked".into(),
             timeout: Duration::from_secs(3600),
             stage_timeout: Duration::from_secs(10),
             delay: Duration::from_millis(200),
+            block_for: Duration::from_secs(60),
+            place_before: None,
+            allow_weak: false,
             ipv4: true,
             ipv6: false,
         }
+    }
+
+    fn text(spec: &RuleSpec) -> String {
+        script(spec).unwrap().text
     }
 
     /// The value of `key=` in a rule line.
@@ -276,151 +675,284 @@ mod tests {
             .find_map(|w| w.strip_prefix(&format!("{key}=")))
     }
 
-    fn rules(script: &str) -> Vec<&str> {
-        script.lines().filter(|l| l.starts_with("add ")).collect()
+    /// The rules added to the knock chain, in order.
+    fn chain(script: &str) -> Vec<&str> {
+        script
+            .lines()
+            .filter(|l| l.starts_with("add chain=knockr-home "))
+            .collect()
     }
 
     #[test]
-    fn stages_are_emitted_last_first_and_chain_through_their_lists() {
-        let script = script(&spec("7000,8000:udp,9000")).unwrap();
-        let rules = rules(&script);
-        assert_eq!(rules.len(), 6, "{script}");
-        // Dispatch first, at the very top of input.
-        assert_eq!(field(rules[0], "chain"), Some("input"));
-        assert_eq!(field(rules[0], "jump-target"), Some("knockr-home"));
-        assert_eq!(field(rules[0], "place-before"), Some("([find"));
-        assert!(rules[0].ends_with("place-before=([find chain=input]->0)"));
-        assert_eq!(field(rules[0], "in-interface-list"), Some("WAN"));
-        // Then stages 3, 2, 1.
-        let stage = |l: &str| {
-            (
-                field(l, "protocol").unwrap().to_string(),
-                field(l, "dst-port").unwrap().to_string(),
-            )
-        };
-        assert_eq!(stage(rules[1]), ("tcp".into(), "9000".into()));
-        assert_eq!(stage(rules[2]), ("udp".into(), "8000".into()));
-        assert_eq!(stage(rules[3]), ("tcp".into(), "7000".into()));
-        // Each stage needs the previous one's list and feeds the next.
+    fn stages_are_emitted_last_first_each_advance_ends_the_pass_and_guards_come_last() {
+        let script = text(&spec("7000,8000:udp,9000"));
+        let comments: Vec<&str> = chain(&script)
+            .iter()
+            .map(|l| l.split_once("comment=\"knockr-home: ").unwrap().1)
+            .collect();
         assert_eq!(
-            field(rules[3], "src-address-list"),
+            comments,
+            [
+                "knocked, to tcp 22,8291\"",
+                "blocked\"",
+                "knock 3/3\"",
+                "knock 3/3 done\"",
+                "knock 2/3\"",
+                "knock 2/3 done\"",
+                "knock 1/3\"",
+                "knock 1/3 done\"",
+                "knock 2/3 again\"",
+                "wrong knock after 1/3\"",
+                "wrong knock after 2/3\"",
+                "end\"",
+            ]
+        );
+        let rules = chain(&script);
+        assert_eq!(field(rules[2], "dst-port"), Some("9000"));
+        assert_eq!(field(rules[2], "src-address-list"), Some("knockr-home-s2"));
+        assert_eq!(field(rules[2], "address-list"), Some("knocked"));
+        assert_eq!(field(rules[2], "address-list-timeout"), Some("1h"));
+        assert_eq!(field(rules[3], "action"), Some("return"));
+        assert_eq!(field(rules[4], "protocol"), Some("udp"));
+        assert_eq!(field(rules[4], "address-list-timeout"), Some("10s"));
+        assert_eq!(
+            field(rules[6], "src-address-list"),
             None,
-            "the first knock needs nothing"
+            "knock 1 needs nothing"
         );
-        assert_eq!(field(rules[3], "address-list"), Some("knockr-home-s1"));
-        assert_eq!(field(rules[2], "src-address-list"), Some("knockr-home-s1"));
-        assert_eq!(field(rules[2], "address-list"), Some("knockr-home-s2"));
-        assert_eq!(field(rules[2], "address-list-timeout"), Some("10s"));
-        assert_eq!(field(rules[1], "src-address-list"), Some("knockr-home-s2"));
-        assert_eq!(field(rules[1], "address-list"), Some("knocked"));
-        assert_eq!(field(rules[1], "address-list-timeout"), Some("1h"));
-        assert!(rules[1].ends_with("comment=\"knockr-home: knock 3/3\""));
-        assert_eq!(field(rules[4], "action"), Some("return"));
-        // The accept rule goes before the default drop.
-        assert_eq!(field(rules[5], "action"), Some("accept"));
-        assert_eq!(field(rules[5], "src-address-list"), Some("knocked"));
-        assert_eq!(field(rules[5], "dst-port"), Some("22,8291"));
+        assert_eq!(field(rules[9], "address-list"), Some("knockr-home-blocked"));
+        assert_eq!(field(rules[9], "address-list-timeout"), Some("1m"));
+    }
+
+    #[test]
+    fn scannable_sequences_are_refused_unless_allowed_and_then_reported() {
+        for (sequence, weak) in [
+            ("7000", Some(Weakness::OneKnock)),
+            (
+                "7000,8000,9000",
+                Some(Weakness::Monotone {
+                    proto: Proto::Tcp,
+                    ascending: true,
+                }),
+            ),
+            (
+                "9:udp,8:udp",
+                Some(Weakness::Monotone {
+                    proto: Proto::Udp,
+                    ascending: false,
+                }),
+            ),
+            ("7000,8000:udp,9000", None),
+            ("7000,7000,9000", None),
+            ("8000,7000,9000", None),
+        ] {
+            let mut spec = spec(sequence);
+            assert_eq!(weakness(&spec.sequence), weak, "{sequence}");
+            match weak {
+                Some(weak) => {
+                    let err = script(&spec).unwrap_err();
+                    assert!(err.to_string().contains("--allow-weak"), "{err}");
+                    spec.allow_weak = true;
+                    assert_eq!(script(&spec).unwrap().warnings, [weak]);
+                }
+                None => assert!(script(&spec).unwrap().warnings.is_empty()),
+            }
+        }
+        assert_eq!(
+            script(&spec("7000,8000,9000")).unwrap_err().to_string(),
+            "the sequence 7000:tcp,8000:tcp,9000:tcp knocks on ascending tcp ports, so a sequential \
+             port scan can open it; mix the order (or give --allow-weak to generate it anyway)"
+        );
+    }
+
+    #[test]
+    fn the_script_first_removes_its_own_tag_and_the_undo_script_only_that() {
+        let mut dotted = spec("7000,8000:udp");
+        dotted.tag = "door.a".into();
+        let script = text(&dotted);
+        let removal = "/ip firewall filter\nremove [find comment~\"^door[.]a: \"]\n\
+                       /ip firewall address-list\nremove [find list~\"^door[.]a-(s[0-9]+|blocked)\\$\"]\n";
+        let at = script.find(removal).expect(&script);
         assert!(
-            rules[5]
-                .ends_with("place-before=[find comment=\"defconf: drop all not coming from LAN\"]")
+            script[..at].lines().all(|l| l.starts_with('#')),
+            "nothing is added before the removal"
         );
-        assert!(script.contains("# Pitfalls:"));
-        assert!(script.lines().any(|l| l == "/ip firewall filter"));
-        assert!(!script.lines().any(|l| l == "/ipv6 firewall filter"));
+        assert_eq!(
+            undo("door.a", true, false)
+                .unwrap()
+                .split_once("/ip")
+                .unwrap()
+                .1,
+            &removal[3..]
+        );
+        let both = undo("door.a", true, true).unwrap();
+        assert!(both.contains("/ipv6 firewall address-list\n"), "{both}");
+        assert!(undo("door a", true, false).is_err());
     }
 
     #[test]
-    fn a_single_knock_goes_straight_to_the_final_list() {
-        let script = script(&spec("4444:udp")).unwrap();
-        let rules = rules(&script);
-        assert_eq!(field(rules[1], "address-list"), Some("knocked"));
-        assert_eq!(field(rules[1], "src-address-list"), None);
-        assert_eq!(field(rules[1], "protocol"), Some("udp"));
+    fn the_accept_goes_before_the_given_rule_after_a_check_or_before_defconf_or_on_top() {
+        let script = text(&spec("7000,8000:udp"));
+        let accept = script
+            .lines()
+            .find(|l| l.contains("accept knocked tcp"))
+            .unwrap();
+        assert!(accept.starts_with(
+            ":if ([:len [find chain=input comment=\"defconf: drop all not coming from LAN\"]] > 0) do={add chain=input action=accept"
+        ), "{accept}");
+        assert!(
+            accept.contains("else={:if ([:len [find chain=input]] > 0) do={add"),
+            "{accept}"
+        );
+        assert!(
+            accept.ends_with("comment=\"knockr-home: accept knocked tcp\"}}"),
+            "{accept}"
+        );
+
+        let mut custom = spec("7000,8000:udp");
+        custom.place_before = Some("my \"drop\" $all".into());
+        let script = text(&custom);
+        let check =
+            ":if ([:len [find chain=input comment=\"my \\\"drop\\\" \\$all\"]] = 0) do={:error";
+        let accept = "place-before=([find chain=input comment=\"my \\\"drop\\\" \\$all\"]->0)";
+        assert!(
+            script.find(check).unwrap() < script.find("remove ").unwrap(),
+            "{script}"
+        );
+        assert!(script.contains(accept), "{script}");
+        custom.place_before = Some("a\nb".into());
+        assert!(matches!(script_err(&custom), RuleError::BadComment(_)));
+    }
+
+    fn script_err(spec: &RuleSpec) -> RuleError {
+        script(spec).unwrap_err()
     }
 
     #[test]
-    fn ipv6_gets_its_own_section_and_anchor() {
-        let mut both = spec("7000,8000");
-        both.ipv6 = true;
-        let script = script(&both).unwrap();
-        let (v4, v6) = script.split_once("/ipv6 firewall filter\n").unwrap();
-        assert!(v4.contains("/ip firewall filter\n"));
-        assert_eq!(rules(v4).len(), 5);
-        assert_eq!(rules(v6).len(), 5);
-        assert!(rules(v6)[4].ends_with(
-            "place-before=[find comment=\"defconf: drop everything else not coming from LAN\"]"
+    fn protect_takes_ports_ranges_and_udp_in_one_rule_per_protocol() {
+        let mut spec = spec("7000,8000:udp");
+        spec.protect = ["22", "8291", "51820:udp", "60000-60010", "5000-5001:UDP"]
+            .iter()
+            .map(|p| parse_protect(p).unwrap())
+            .collect();
+        let script = text(&spec);
+        let accepts: Vec<&str> = script
+            .lines()
+            .filter(|l| l.contains("action=accept"))
+            .collect();
+        assert_eq!(accepts.len(), 2);
+        assert!(
+            accepts[0].contains("protocol=tcp dst-port=22,8291,60000-60010 "),
+            "{}",
+            accepts[0]
+        );
+        assert!(
+            accepts[1].contains("protocol=udp dst-port=51820,5000-5001 "),
+            "{}",
+            accepts[1]
+        );
+        assert!(
+            script.contains("which opens tcp 22,8291,60000-60010 and udp 51820,5000-5001 from")
+        );
+        for bad in ["", "0", "22:icmp", "10-9", "1-", "65536", "22:"] {
+            assert_eq!(
+                parse_protect(bad),
+                Err(RuleError::BadProtect(bad.into())),
+                "{bad:?}"
+            );
+        }
+        spec.protect = (1..=16)
+            .map(|p| parse_protect(&p.to_string()).unwrap())
+            .collect();
+        assert!(matches!(
+            script_err(&spec),
+            RuleError::TooManyPorts { count: 16, .. }
         ));
     }
 
     #[test]
     fn repeated_ports_still_need_their_previous_stage() {
-        // 7000 twice in a row: emitted last-first, one packet cannot climb both stages.
-        let script = script(&spec("7000,7000,9000")).unwrap();
-        let rules = rules(&script);
-        assert_eq!(field(rules[2], "dst-port"), Some("7000"));
-        assert_eq!(field(rules[2], "src-address-list"), Some("knockr-home-s1"));
-        assert_eq!(field(rules[3], "dst-port"), Some("7000"));
-        assert_eq!(field(rules[3], "address-list"), Some("knockr-home-s1"));
+        // 7000 twice in a row: the higher stage comes first, one packet climbs one stage.
+        let mut spec = spec("7000,7000,9000");
+        spec.protect = vec![parse_protect("22").unwrap()];
+        let script = text(&spec);
+        let rules = chain(&script);
+        assert_eq!(field(rules[4], "dst-port"), Some("7000"));
+        assert_eq!(field(rules[4], "src-address-list"), Some("knockr-home-s1"));
+        assert_eq!(field(rules[4], "address-list"), Some("knockr-home-s2"));
+        assert_eq!(field(rules[6], "dst-port"), Some("7000"));
+        assert_eq!(field(rules[6], "address-list"), Some("knockr-home-s1"));
     }
 
     #[test]
     fn impossible_specs_are_refused_with_a_reason() {
-        let mut slow = spec("7000,8000");
+        let mut slow = spec("7000,8000:udp");
         slow.delay = Duration::from_secs(10);
         assert_eq!(
-            script(&slow).unwrap_err(),
+            script_err(&slow).to_string(),
             "the stage timeout 10s must be longer than the knock delay 10s: a stage would expire before the next knock"
         );
-        let mut evil = spec("7000");
+        let mut evil = spec("7000,8000:udp");
         evil.wan = "WAN\" action=accept".into();
         assert!(
-            script(&evil)
-                .unwrap_err()
+            script_err(&evil)
+                .to_string()
                 .contains("is not usable in a RouterOS rule")
         );
-        let mut long = spec("7000");
+        let mut long = spec("7000,8000:udp");
         long.timeout = MAX_TIMEOUT + Duration::from_secs(1);
-        assert!(script(&long).unwrap_err().contains("out of range"));
-        let mut none = spec("7000");
+        assert!(script_err(&long).to_string().contains("out of range"));
+        let mut never = spec("7000,8000:udp");
+        never.block_for = Duration::ZERO;
+        assert!(script_err(&never).to_string().contains("the block time 0s"));
+        let mut none = spec("7000,8000:udp");
         none.protect.clear();
-        assert!(script(&none).is_err());
+        assert_eq!(script_err(&none), RuleError::NothingProtected);
+        let mut clash = spec("7000,8000:udp");
+        clash.list = "knockr-home-blocked".into();
+        assert!(matches!(script_err(&clash), RuleError::ListClash(_)));
+    }
+
+    #[test]
+    fn ipv6_gets_its_own_section_and_anchor() {
+        let mut both = spec("7000,8000:udp");
+        both.ipv6 = true;
+        let script = text(&both);
+        let (v4, v6) = script.split_once("/ipv6 firewall filter\n").unwrap();
+        assert!(v4.contains("/ip firewall filter\n"));
+        assert_eq!(chain(v4).len(), chain(v6).len());
+        assert!(v6.contains(
+            "[find chain=input comment=\"defconf: drop everything else not coming from LAN\"]"
+        ));
+        assert!(!v6.contains("defconf: drop all not coming from LAN\"]"));
     }
 
     #[test]
     fn icmp_knocks_match_echo_requests_by_packet_size_on_ipv4_and_ipv6() {
         let mut both = spec("7000,56:icmp,1000:icmp");
         both.ipv6 = true;
-        let script = script(&both).unwrap();
+        let script = text(&both);
         let (v4, v6) = script.split_once("/ipv6 firewall filter\n").unwrap();
-        let (v4, v6) = (rules(v4), rules(v6));
-        assert_eq!((v4.len(), v6.len()), (6, 6));
-        // Stages last first: 1000:icmp, 56:icmp, 7000.
+        // Advances last first: 1000:icmp, 56:icmp, 7000.
         for (rules, protocol, request, sizes) in [
-            (&v4, "icmp", "8:0", ["1028", "84"]),
-            (&v6, "icmpv6", "128:0", ["1048", "104"]),
+            (chain(v4), "icmp", "8:0", ["1028", "84"]),
+            (chain(v6), "icmpv6", "128:0", ["1048", "104"]),
         ] {
-            for (rule, size) in rules[1..3].iter().zip(sizes) {
+            for (rule, size) in [rules[2], rules[4]].iter().zip(sizes) {
                 assert_eq!(field(rule, "protocol"), Some(protocol), "{rule}");
                 assert_eq!(field(rule, "icmp-options"), Some(request), "{rule}");
                 assert_eq!(field(rule, "packet-size"), Some(size), "{rule}");
                 assert_eq!(field(rule, "dst-port"), None, "ICMP has no port: {rule}");
             }
-            assert_eq!(field(rules[1], "src-address-list"), Some("knockr-home-s2"));
-            assert_eq!(field(rules[1], "address-list"), Some("knocked"));
-            assert_eq!(field(rules[2], "src-address-list"), Some("knockr-home-s1"));
-            assert_eq!(field(rules[2], "address-list"), Some("knockr-home-s2"));
-            assert_eq!(field(rules[3], "protocol"), Some("tcp"));
-            assert_eq!(field(rules[3], "dst-port"), Some("7000"));
-            assert_eq!(field(rules[3], "address-list"), Some("knockr-home-s1"));
+            assert_eq!(field(rules[2], "src-address-list"), Some("knockr-home-s2"));
+            assert_eq!(field(rules[6], "dst-port"), Some("7000"));
         }
         assert!(
             script.contains("packet-size=84 under /ip and 104 under /ipv6"),
             "the arithmetic is explained: {script}"
         );
         assert!(
-            !super::script(&spec("7000,8000:udp"))
-                .unwrap()
-                .contains("ICMP knocks match"),
+            !text(&spec("7000,8000:udp")).contains("ICMP knocks match"),
             "the ICMP note only comes with ICMP knocks"
         );
     }

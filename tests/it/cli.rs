@@ -816,15 +816,17 @@ fn routeros_rules_come_from_a_profile_and_refuse_what_the_router_cannot_do() {
     ]);
     assert_eq!(output.status.code(), Some(0), "{}", stderr_of(&output));
     let script = String::from_utf8(output.stdout).unwrap();
-    let rules: Vec<&str> = script.lines().filter(|l| l.starts_with("add ")).collect();
-    assert_eq!(rules.len(), 6);
-    assert!(rules[1].contains("dst-port=9000") && rules[1].contains("address-list=knocked"));
+    let rule = |comment: &str| {
+        script
+            .lines()
+            .find(|l| l.ends_with(&format!("comment=\"knockr-home-router: {comment}\"")))
+            .unwrap_or_else(|| panic!("no rule {comment:?} in {script}"))
+    };
+    let last = rule("knock 3/3");
+    assert!(last.contains("dst-port=9000") && last.contains("address-list=knocked"));
     // The profile's 3 s delay makes the stage timeout 4 x 3 s.
-    assert!(
-        rules[2].contains("address-list-timeout=12s"),
-        "{}",
-        rules[2]
-    );
+    let second = rule("knock 2/3");
+    assert!(second.contains("address-list-timeout=12s"), "{second}");
 
     let output = file.run(&[
         "routeros",

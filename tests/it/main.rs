@@ -23,3 +23,4 @@ mod layers;
 mod resolve;
 mod routeros;
 mod routeros_emulator;
+mod routeros_rules;

@@ -3,6 +3,7 @@
 
 #[cfg(feature = "server")]
 pub mod dns;
+pub mod firewall;
 #[cfg(feature = "server")]
 pub mod netns;
 #[cfg(feature = "server")]
