@@ -477,3 +477,65 @@ fn a_gibibyte_on_a_commands_stderr_is_drained_and_only_its_start_logged() {
     );
     assert!(line.len() < 6000, "a line of {} bytes", line.len());
 }
+
+/// The same two promises after `user =` drops root: the command runs as
+/// that account, with only fds 0-2 and only the documented environment.
+#[test]
+fn after_dropping_root_commands_still_inherit_only_three_descriptors_and_a_clean_environment() {
+    if !can_run() {
+        return;
+    }
+    use std::os::unix::fs::PermissionsExt as _;
+    let net = Net::new();
+    let dir = tempfile::tempdir().unwrap();
+    // The command, as nobody, writes its record here. (3 is the directory
+    // descriptor the glob reads /proc/PID/fd through, as above.)
+    std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o1777)).unwrap();
+    let out = dir.path().join("seen");
+    let script = format!(
+        "exec > {}; id -u; set -- /proc/$$/fd/*; for f; do printf '%s ' \"${{f##*/}}\"; done; \
+         echo; tr '\\0' '\\n' < /proc/$$/environ",
+        out.display()
+    );
+    let config = dir.path().join("knockd.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[knockd]\nuser = \"nobody\"\n[[door]]\nname = \"once\"\nsequence = [\"7000:udp\"]\n\
+             start = [\"/bin/sh\", \"-c\", {script:?}]\n"
+        ),
+    )
+    .unwrap();
+    std::fs::set_permissions(&config, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let mut server = net
+        .start_server_via(&["env", "ROUTER_PASS=hunter2-secret"], &config)
+        .wait_for("listening:");
+    server.expect("now running as nobody");
+    assert_eq!(net.knock(&["-p", "7000:udp", &net.v4(1)]), Some(0));
+    server.expect(&format!("start command for {} finished", net.v4(2)));
+    let seen = std::fs::read_to_string(&out).unwrap();
+    let mut lines = seen.lines();
+    let nobody = String::from_utf8(
+        Command::new("id")
+            .args(["-u", "nobody"])
+            .output()
+            .unwrap()
+            .stdout,
+    )
+    .unwrap();
+    assert_eq!(lines.next(), Some(nobody.trim()), "runs as nobody");
+    assert_eq!(lines.next().map(str::trim_end), Some("0 1 2 3"), "{seen}");
+    let mut vars: Vec<&str> = lines.collect();
+    vars.sort();
+    assert_eq!(
+        vars,
+        [
+            "KNOCKR_DOOR=once".to_string(),
+            format!("KNOCKR_IP={}", net.v4(2)),
+            "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin".to_string()
+        ],
+        "{seen}"
+    );
+    let (status, _) = server.terminate();
+    assert_eq!(status, Some(0));
+}
