@@ -431,7 +431,7 @@ pub struct KnockdArgs {
     #[arg(long, value_name = "FILE")]
     pub state_file: Option<PathBuf>,
 
-    /// Validate and lint the configuration, print what was found, and exit
+    /// Validate the configuration as a start would (files, state file, kernel filter), print the doors and warnings, and exit: 0 only if it would start
     #[arg(long, conflicts_with_all = ["read", "dry_run"])]
     pub check: bool,
 
@@ -443,7 +443,7 @@ pub struct KnockdArgs {
     #[arg(long)]
     pub dry_run: bool,
 
-    /// Log one JSON object per line instead of knockd-style lines
+    /// Log one JSON object per line instead of knockd-style lines; with --check, print the configuration as one JSON document
     #[arg(long)]
     pub json: bool,
 
@@ -458,6 +458,7 @@ Examples:
   knockr knockd -c /etc/knockr/knockd.toml          live, on the configured interfaces
   knockr knockd -c /etc/knockd.conf -i eth0         an existing knockd.conf, unchanged
   knockr knockd -c knockd.toml --check              validate and lint the config, exit
+  knockr knockd -c knockd.toml --check --json       the doors as JSON, to diff configurations
   knockr knockd -c knockd.toml --read knocks.pcap --dry-run --json
                                                     replay a capture offline
 
@@ -465,7 +466,7 @@ Exit status:
   0  stopped by SIGTERM/SIGINT after running every pending stop command (or --check/--read done)
   1  a capture failed (interface gone), the state file is corrupt or held by another knockd,
      or a command-line action failed
-  2  the configuration is invalid
+  2  the configuration is invalid (--check: a start would fail)
 
 Signals:
   TERM, INT  run every pending stop command and the teardowns, then exit 0

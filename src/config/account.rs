@@ -30,6 +30,7 @@ pub struct Account {
 struct Want(u32);
 
 const READ: Want = Want(0o4);
+const WRITE: Want = Want(0o2);
 const WRITE_SEARCH: Want = Want(0o3);
 const SEARCH: Want = Want(0o1);
 
@@ -185,6 +186,119 @@ impl Account {
                 "its directory {} is sticky and {who} owns neither it nor the file, so the file \
                  cannot be replaced; run chown {who} {}",
                 dir_path.display(),
+                path.display()
+            ));
+        }
+        Ok(())
+    }
+
+    /// Why this account could not open `path` to append to it, making it
+    /// if missing, as knockd opens its log file; or `Ok`. The directory must
+    /// exist: nothing makes it.
+    pub fn may_append(&self, path: &Path) -> Result<(), String> {
+        let who = &self.name;
+        let dir_path = super::files::directory_of(path);
+        self.may_enter(dir_path)?;
+        match std::fs::metadata(path) {
+            Ok(file) if file.is_dir() => Err("it is a directory".to_string()),
+            Ok(_) if read_only(dir_path) => Err(format!(
+                "its directory {} is on a read-only filesystem",
+                dir_path.display()
+            )),
+            Ok(file) if !self.may(&file, WRITE) => Err(format!(
+                "{who} cannot write it (owner uid {}, mode {:o}); run chown {who} {}",
+                file.uid(),
+                file.mode() & 0o7777,
+                path.display()
+            )),
+            Ok(_) => Ok(()),
+            Err(err) if err.kind() == std::io::ErrorKind::NotFound => self.may_create_in(dir_path),
+            Err(err) => Err(format!("cannot read it: {err}")),
+        }
+    }
+
+    /// Why this account could not put a new file at `path` the way
+    /// [`super::files::replace`] does, whether or not one is there already
+    /// (the pid file, the state file); or `Ok`.
+    pub fn may_replace(&self, path: &Path) -> Result<(), String> {
+        let dir_path = super::files::directory_of(path);
+        self.may_enter(dir_path)?;
+        self.may_create_in(dir_path)?;
+        match std::fs::symlink_metadata(path) {
+            Ok(file) => self.may_replace_in_sticky(path, &file),
+            Err(err) if err.kind() == std::io::ErrorKind::NotFound => Ok(()),
+            Err(err) => Err(format!("cannot read it: {err}")),
+        }
+    }
+
+    /// Why this account could not reach the existing directory `dir_path`
+    /// (missing, not a directory, or an ancestor it may not enter).
+    fn may_enter(&self, dir_path: &Path) -> Result<(), String> {
+        let who = &self.name;
+        let dir = std::fs::metadata(dir_path).map_err(|err| match err.kind() {
+            std::io::ErrorKind::NotFound => {
+                format!("its directory {} does not exist", dir_path.display())
+            }
+            _ => format!("cannot read its directory {}: {err}", dir_path.display()),
+        })?;
+        if !dir.is_dir() {
+            return Err(format!("{} is not a directory", dir_path.display()));
+        }
+        let absolute = std::fs::canonicalize(dir_path)
+            .map_err(|err| format!("cannot resolve its directory: {err}"))?;
+        for ancestor in absolute.ancestors() {
+            if let Ok(meta) = std::fs::metadata(ancestor)
+                && !self.may(&meta, SEARCH)
+            {
+                return Err(format!(
+                    "{who} cannot enter {} (mode {:o}); run chmod o+x {} or move the file",
+                    ancestor.display(),
+                    meta.mode() & 0o7777,
+                    ancestor.display()
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    /// Why this account could not make a file in the directory `dir_path`.
+    fn may_create_in(&self, dir_path: &Path) -> Result<(), String> {
+        let who = &self.name;
+        let dir = std::fs::metadata(dir_path)
+            .map_err(|err| format!("cannot read its directory: {err}"))?;
+        if read_only(dir_path) {
+            return Err(format!(
+                "its directory {} is on a read-only filesystem",
+                dir_path.display()
+            ));
+        }
+        if !self.may(&dir, WRITE_SEARCH) || !self.may(&dir, READ) {
+            return Err(format!(
+                "{who} cannot write its directory {} (owner uid {}, mode {:o}); run chown {who} \
+                 {} or choose a directory {who} owns",
+                dir_path.display(),
+                dir.uid(),
+                dir.mode() & 0o7777,
+                dir_path.display()
+            ));
+        }
+        Ok(())
+    }
+
+    /// Why this account could not rename a new file over `file` at `path`
+    /// in a sticky directory it does not own.
+    fn may_replace_in_sticky(&self, path: &Path, file: &std::fs::Metadata) -> Result<(), String> {
+        let dir_path = super::files::directory_of(path);
+        let dir = std::fs::metadata(dir_path)
+            .map_err(|err| format!("cannot read its directory: {err}"))?;
+        let sticky = dir.mode() & 0o1000 != 0;
+        if sticky && !self.is_root() && file.uid() != self.uid && dir.uid() != self.uid {
+            return Err(format!(
+                "its directory {} is sticky and {} owns neither it nor the file, so the file \
+                 cannot be replaced; run chown {} {}",
+                dir_path.display(),
+                self.name,
+                self.name,
                 path.display()
             ));
         }

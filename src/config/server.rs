@@ -255,9 +255,6 @@ pub fn lint(config: &ServerConfig) -> Vec<Lint> {
                  can reset the knock; set {syn}"
             ));
         }
-        if door.seq_timeout.is_zero() {
-            warn("has a seq_timeout of zero, so no sequence can complete in time".into());
-        }
         for knock in door.sequence.knocks() {
             match users.get(&knock) {
                 Some(&other) if other != name => warn(format!(
@@ -304,14 +301,63 @@ pub fn lint(config: &ServerConfig) -> Vec<Lint> {
 
 /// What a start refuses in the files `config` names, found without
 /// starting: [`check_one_time_files`] and [`check_passwords`] for the
-/// account knockd will run as ([`ServerConfig::account`]). `--check` and a
-/// live start both call it, so they refuse alike, with the same words.
-pub fn check_files(config: &ServerConfig) -> Result<(), ConfigError> {
+/// account knockd will run as ([`ServerConfig::account`]), and
+/// [`check_written_files`] for the log, pid and state files (`state_file`:
+/// the one in force, `--state-file` or the config's; `None` when none is
+/// kept, as in a dry run). `--check` and a live start both call it, so
+/// they refuse alike, with the same words.
+pub fn check_files(config: &ServerConfig, state_file: Option<&Path>) -> Result<(), ConfigError> {
     let account = config
         .account()
         .map_err(|err| error_at(&config.path, None, err))?;
     check_one_time_files(config, &account)?;
-    check_passwords(config, &account)
+    check_passwords(config, &account)?;
+    check_written_files(config, &account, &Account::current(), state_file)
+}
+
+/// The files knockd writes must be writable by whoever writes them, as
+/// `server::start` does it: the log is opened and the pid file written by
+/// the process that starts (`starter`: root, before the drop); the state
+/// file's directory is made by it if missing, and the file is rewritten
+/// by `account` once it runs as that user. Judged from metadata, as for
+/// one-time files, so `--check` knows without becoming either.
+pub fn check_written_files(
+    config: &ServerConfig,
+    account: &Account,
+    starter: &Account,
+    state_file: Option<&Path>,
+) -> Result<(), ConfigError> {
+    let refuse = |what: &str, path: &Path, who: &Account, why: String| {
+        let message = format!(
+            "{what} {} cannot be written by {}: {why}; knockd would fail to start",
+            path.display(),
+            who.name
+        );
+        error_at(&config.path, None, message)
+    };
+    if let Some(log) = &config.log_file {
+        starter
+            .may_append(log)
+            .map_err(|why| refuse("the log file", log, starter, why))?;
+    }
+    if let Some(pid) = &config.pid_file {
+        starter
+            .may_replace(pid)
+            .map_err(|why| refuse("the pid file", pid, starter, why))?;
+    }
+    let Some(state) = state_file else {
+        return Ok(());
+    };
+    let dir = crate::config::files::directory_of(state);
+    if std::fs::symlink_metadata(dir).is_err() {
+        // Made by the starter, given to the account: only its parent matters.
+        return starter
+            .may_replace(dir)
+            .map_err(|why| refuse("the state file's directory", dir, starter, why));
+    }
+    account
+        .may_replace(state)
+        .map_err(|why| refuse("the state file", state, account, why))
 }
 
 /// Every one-time file must be one `account` can rewrite (see
@@ -822,8 +868,14 @@ struct RawClient {
     secret_file: Option<Spanned<PathBuf>>,
 }
 
-/// `seq_timeout`: how long a whole sequence may take.
-const SEQ_TIMEOUT: DurationKey = DurationKey::any("seq_timeout");
+/// `seq_timeout`: how long a whole sequence may take. Zero is refused: no
+/// sequence completes in no time, so the door could never open.
+const SEQ_TIMEOUT: DurationKey = DurationKey {
+    name: "seq_timeout",
+    range: Duration::from_nanos(1)..=Duration::MAX,
+    whole_seconds: false,
+    expected: "a duration above zero, e.g. \"5s\" (with none, no sequence can complete in time)",
+};
 /// `cmd_timeout`: how long after the start command the stop command runs.
 const CMD_TIMEOUT: DurationKey = DurationKey::any("cmd_timeout");
 /// `max_command_time`: how long a start or stop command may run.
@@ -1019,6 +1071,23 @@ fn option<'t>(
     Ok(())
 }
 
+/// A knockd.conf `Seq_Timeout` of `seconds`, refused at zero as TOML refuses
+/// it: knockd takes 0, and the door never opens.
+fn seq_timeout<'t>(
+    key: &str,
+    value: &'t str,
+    seconds: Duration,
+) -> Result<Duration, (&'t str, String)> {
+    if seconds.is_zero() {
+        let message = format!(
+            "`{key}` value {value:?} is not usable: expected at least 1 second (with none, no \
+             sequence can complete in time)"
+        );
+        return Err((value, message));
+    }
+    Ok(seconds)
+}
+
 /// Applies one `key = value` line of a knockd.conf door section. An error
 /// carries the piece of the line at fault.
 fn door_directive<'t>(
@@ -1049,7 +1118,7 @@ fn door_directive<'t>(
             door.one_time_sequences = Some(value.into());
             draft.one_time_at = Some(key_at);
         }
-        "seq_timeout" => door.door.seq_timeout = seconds()?,
+        "seq_timeout" => door.door.seq_timeout = seq_timeout(key, value, seconds()?)?,
         "cmd_timeout" => door.cmd_timeout = Some(seconds()?),
         "tcpflags" => door.door.flags = FlagRule::parse(value).map_err(|e| (value, e))?,
         "target" => door.door.target = Some(parse_target(value).map_err(|e| (value, e))?),
@@ -1139,6 +1208,7 @@ toml: bare integer duration    | {door}sequence = [1]\nseq_timeout = 5
 toml: bare number in a string  | {door}sequence = [1]\ncmd_timeout = "10"
 toml: otp_step without a unit  | {door}secret_file = "/s"\notp_step = 30
 toml: otp_step in milliseconds | {door}secret_file = "/s"\notp_step = 30000
+toml: seq_timeout of zero      | {door}sequence = [1]\nseq_timeout = "0s"
 toml: bad duration             | {door}sequence = [1]\nseq_timeout = "soon"
 toml: empty command            | {door}sequence = [1]\nstart = []
 toml: command as a string      | {door}sequence = [1]\nstart = "nft add x"
@@ -1173,6 +1243,7 @@ conf: unknown option           | [options]\nLogfile = /l\nUser = nobody
 conf: [Options] is a door      | [Options]\nLogFile = /l
 conf: outside any section      | # knockd\nUseSyslog\n[d]\nsequence = 1
 conf: no sequence              | [d]\nsequence = 1\n[e]\ncommand = x
+conf: seq_timeout of zero      | [d]\nsequence = 7000:udp\nseq_timeout = 0
 conf: timeout with a unit      | [d]\nsequence = 1\nseq_timeout = 5s
 conf: UseSyslog with a value   | [options]\nUseSyslog = yes
 conf: no equals sign           | [d]\nsequence 1
@@ -1358,7 +1429,7 @@ conf: empty file               |
             "[ascending]\nsequence = 1,2:udp,3\ntcpflags = syn\ncommand = x\n\
              [descending]\nsequence = 19:udp,18:udp\ncommand = x\n\
              [no_syn]\nsequence = 25,24,26\ncommand = x\n\
-             [zero]\nsequence = 37:udp,33:udp,38:udp\nseq_timeout = 0\ncommand = x\n\
+             [first]\nsequence = 37:udp,33:udp,38:udp\ncommand = x\n\
              [shared]\nsequence = 47:udp,33:udp,45:udp\ncommand = x\n\
              [quiet]\nsequence = 56:udp,52:udp,57:udp\nstop_command = x\n\
              [fine]\nsequence = 66,33,67\ntcpflags = syn,!ack\ncommand = x\n",
@@ -1459,8 +1530,8 @@ conf: empty file               |
             format!("[{name}]\none_time_sequences = {file}\ntcpflags = syn\ncommand = x\n")
         };
         let me = Account::current();
-        assert_eq!(check_files(&conf(&door(&present))), Ok(()));
-        let err = check_files(&conf(&(door(&present) + &door(&missing))))
+        assert_eq!(check_files(&conf(&door(&present)), None), Ok(()));
+        let err = check_files(&conf(&(door(&present) + &door(&missing))), None)
             .unwrap_err()
             .to_string();
         assert!(

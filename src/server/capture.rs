@@ -108,6 +108,28 @@ pub(crate) struct Live {
     filter: String,
 }
 
+/// The most instructions the kernel takes in a classic BPF filter
+/// (`BPF_MAXINSNS`); a longer program is refused with EINVAL when attached.
+const KERNEL_MAX_INSTRUCTIONS: usize = 4096;
+
+/// Why `filter` could not be the kernel filter, found without a capture:
+/// libpcap must compile it, and the program must fit the kernel's limit.
+/// `knockr knockd --check` asks this of the filter a start would attach.
+pub(crate) fn filter_compiles(filter: &str) -> Result<(), String> {
+    let dead = Capture::dead(Linktype::ETHERNET).map_err(|err| err.to_string())?;
+    let program = dead
+        .compile(filter, true)
+        .map_err(|err| format!("libpcap cannot compile it: {err}"))?;
+    let length = program.get_instructions().len();
+    if length > KERNEL_MAX_INSTRUCTIONS {
+        return Err(format!(
+            "it compiles to {length} instructions, more than the kernel takes \
+             ({KERNEL_MAX_INSTRUCTIONS})"
+        ));
+    }
+    Ok(())
+}
+
 /// Opens `interface` ("any" for all) in immediate mode, inbound packets only.
 pub(crate) fn open_live(interface: &str, filter: &str) -> anyhow::Result<Live> {
     let mut capture = Capture::from_device(interface)
@@ -550,5 +572,16 @@ mod tests {
             passes_udp_7000(&none).map_err(|e| format!("{none}: {e}")),
             Ok(false)
         );
+    }
+
+    #[test]
+    fn filter_compiles_refuses_what_libpcap_or_the_kernel_would() {
+        assert_eq!(filter_compiles("udp dst port 7000"), Ok(()));
+        let err = filter_compiles("udp dst port 70000").unwrap_err();
+        assert!(err.starts_with("libpcap cannot compile it: "), "{err}");
+        // A comparison each, at least: more than 4096 instructions.
+        let long: Vec<String> = (1..=5000).map(|p| format!("udp dst port {p}")).collect();
+        let err = filter_compiles(&long.join(" or ")).unwrap_err();
+        assert!(err.contains("more than the kernel takes (4096)"), "{err}");
     }
 }

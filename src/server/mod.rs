@@ -21,10 +21,13 @@ pub(crate) mod capture;
 pub(crate) mod commands;
 pub(crate) mod engine;
 pub(crate) mod log;
+mod preflight;
 pub(crate) mod privileges;
 pub(crate) mod routers;
 pub(crate) mod runner;
 pub(crate) mod state;
+
+pub(crate) use preflight::preflight;
 
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
@@ -116,13 +119,7 @@ pub(crate) fn start(
     config_path: &Path,
     options: &Options,
 ) -> anyhow::Result<Started> {
-    let interfaces = if !options.interfaces.is_empty() {
-        options.interfaces.clone()
-    } else if !config.interfaces.is_empty() {
-        config.interfaces.clone()
-    } else {
-        vec![DEFAULT_INTERFACE.to_string()]
-    };
+    let interfaces = options.interfaces_for(&config);
     let (json, verbose) = (options.json, options.verbose);
     let mut log = match (&config.log_file, config.use_syslog) {
         (Some(path), _) => Log::file(path, json, verbose)
@@ -136,7 +133,7 @@ pub(crate) fn start(
     // Refused as `--check` refuses it. A dry run writes no one-time line
     // and reads no password.
     if !options.dry_run {
-        config::check_files(&config)?;
+        config::check_files(&config, Some(&options.state_file_for(&config)))?;
     }
     let mut server = Server::new(config, log, options.dry_run)?;
     // Only knocks addressed to this host count: its addresses, followed live.
@@ -158,13 +155,10 @@ pub(crate) fn start(
     // A dry run carries nothing out, so it has nothing to remember: it
     // neither reads nor writes the state file (nor takes its lock).
     if !options.dry_run {
-        let path = options
-            .state_file
-            .clone()
-            .unwrap_or_else(|| server.config().state_file.clone());
+        let path = options.state_file_for(server.config());
         server.take_state(&path)?;
     }
-    let filter = filter_for(&server);
+    let filter = filter_for(server.config());
     server
         .log()
         .debug(now(), &format!("capture filter: {filter}"));
@@ -231,8 +225,7 @@ pub(crate) enum Request {
 /// The kernel filter for the server's doors. One-time doors move to ports
 /// not known yet: then every TCP/UDP packet goes through and the matcher picks.
 /// Time-based doors move within their port range: the filter lets the range in.
-pub(crate) fn filter_for(server: &Server) -> String {
-    let config = server.config();
+pub(crate) fn filter_for(config: &ServerConfig) -> String {
     if config.doors.iter().any(|d| d.one_time_sequences.is_some()) {
         return "tcp or udp or (vlan and (tcp or udp))".to_string();
     }
@@ -1125,7 +1118,7 @@ pub(crate) async fn serve(
                 Some(Request::Reload) => {
                     server.reopen_log();
                     server.reload(&config_path, &mut Commands::Spawn(&mut tasks));
-                    control.set_filter(filter_for(&server));
+                    control.set_filter(filter_for(server.config()));
                 }
                 Some(Request::Stop) | None => break Ending::Asked,
             },
