@@ -11,6 +11,7 @@ mod client_one_time;
 mod icmp;
 mod interop;
 mod knockd_boundary;
+mod knockd_check;
 mod knockd_commands;
 mod knockd_faults;
 mod knockd_files;
