@@ -86,9 +86,9 @@ complete -c knockr -n "__fish_knockr_using_subcommand knockd" -s c -l config -d 
 complete -c knockr -n "__fish_knockr_using_subcommand knockd" -s i -l interface -d 'Capture on this interface ("any": all of them); repeatable; replaces the config\'s' -r
 complete -c knockr -n "__fish_knockr_using_subcommand knockd" -l state-file -d 'Keep open knockers and used time-based sequences in this file; replaces the config\'s state_file (--read and --dry-run use none)' -r -F
 complete -c knockr -n "__fish_knockr_using_subcommand knockd" -l read -d 'Replay a capture file (pcap) instead of capturing live; its timestamps are the clock' -r -F
-complete -c knockr -n "__fish_knockr_using_subcommand knockd" -l check -d 'Validate and lint the configuration, print what was found, and exit'
+complete -c knockr -n "__fish_knockr_using_subcommand knockd" -l check -d 'Validate the configuration as a start would (files, state file, kernel filter), print the doors and warnings, and exit: 0 only if it would start'
 complete -c knockr -n "__fish_knockr_using_subcommand knockd" -l dry-run -d 'Print the commands instead of running them (one-time sequence files are not changed)'
-complete -c knockr -n "__fish_knockr_using_subcommand knockd" -l json -d 'Log one JSON object per line instead of knockd-style lines'
+complete -c knockr -n "__fish_knockr_using_subcommand knockd" -l json -d 'Log one JSON object per line instead of knockd-style lines; with --check, print the configuration as one JSON document'
 complete -c knockr -n "__fish_knockr_using_subcommand knockd" -s v -l verbose -d 'Also log debug lines'
 complete -c knockr -n "__fish_knockr_using_subcommand knockd" -s h -l help -d 'Print help'
 complete -c knockr -n "__fish_knockr_using_subcommand secret; and not __fish_seen_subcommand_from new help" -s c -l config -d 'Profiles file [default: ~/.config/knockr/profiles.toml]' -r -F
