@@ -397,6 +397,40 @@ mod tests {
     }
 
     #[test]
+    fn appending_and_replacing_need_an_existing_directory_the_account_may_write() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+        let me = Account::current();
+        let log = dir.path().join("knockd.log");
+        assert_eq!(me.may_append(&log), Ok(()));
+        assert_eq!(me.may_replace(&dir.path().join("knockd.pid")), Ok(()));
+        let missing = dir.path().join("missing").join("knockd.log");
+        let err = me.may_append(&missing).unwrap_err();
+        assert!(err.ends_with("/missing does not exist"), "{err}");
+        assert_eq!(me.may_replace(&missing), Err(err));
+        // A stranger may neither make a file in the directory nor write one there.
+        let stranger = someone(4_000_002, 4_000_002);
+        let err = stranger.may_append(&log).unwrap_err();
+        assert!(
+            err.starts_with("u4000002 cannot write its directory"),
+            "{err}"
+        );
+        std::fs::write(&log, "").unwrap();
+        std::fs::set_permissions(&log, std::fs::Permissions::from_mode(0o644)).unwrap();
+        let err = stranger.may_append(&log).unwrap_err();
+        assert!(
+            err.starts_with("u4000002 cannot write it (owner uid"),
+            "{err}"
+        );
+        std::fs::set_permissions(&log, std::fs::Permissions::from_mode(0o666)).unwrap();
+        assert_eq!(stranger.may_append(&log), Ok(()));
+        assert_eq!(
+            me.may_append(dir.path()),
+            Err("it is a directory".to_string())
+        );
+    }
+
+    #[test]
     fn rewriting_needs_the_directory_and_respects_the_sticky_bit() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("seq");
