@@ -180,16 +180,7 @@ impl Account {
                 dir_path.display()
             ));
         }
-        let sticky = dir.mode() & 0o1000 != 0;
-        if sticky && !self.is_root() && file.uid() != self.uid && dir.uid() != self.uid {
-            return Err(format!(
-                "its directory {} is sticky and {who} owns neither it nor the file, so the file \
-                 cannot be replaced; run chown {who} {}",
-                dir_path.display(),
-                path.display()
-            ));
-        }
-        Ok(())
+        self.may_replace_in_sticky(path, &file)
     }
 
     /// Why this account could not open `path` to append to it, making it
