@@ -35,6 +35,10 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Some(Command::Routeros {
             command: crate::cli::RouterosCommand::Check(args),
         }) => routeros::check(&args),
+        #[cfg(feature = "server")]
+        Some(Command::Routeros {
+            command: crate::cli::RouterosCommand::Apply(args),
+        }) => routeros::apply(&args),
         None => knock::run(&cli.knock, cli.config),
     }
 }
