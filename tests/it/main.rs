@@ -22,5 +22,6 @@ mod knockd_state;
 mod layers;
 mod resolve;
 mod routeros;
+mod routeros_apply;
 mod routeros_emulator;
 mod routeros_rules;
