@@ -1107,6 +1107,44 @@ mod tests {
     }
 
     #[test]
+    fn the_rules_as_data_are_the_scripts_rules_in_its_order() {
+        let mut both = spec("7000,56:icmp,9000:udp");
+        both.ipv6 = true;
+        let text = text(&both);
+        let (families, warnings) = rules(&both).unwrap();
+        assert!(warnings.is_empty());
+        assert_eq!(families.len(), 2);
+        let (v4, v6) = text.split_once("/ipv6 firewall filter\n").unwrap();
+        for (family, section) in families.iter().zip([v4, v6]) {
+            let added: Vec<&str> = section
+                .lines()
+                .filter(|l| l.contains("add chain="))
+                .collect();
+            assert_eq!(added.len(), family.rules.len());
+            for (line, rule) in added.iter().zip(&family.rules) {
+                assert!(line.contains(&rule.line()), "{line}\n{}", rule.line());
+                assert_eq!(
+                    line.contains("place-before=([find chain=input]->0)") && !line.starts_with(':'),
+                    rule.place == Place::Top,
+                    "{line}"
+                );
+            }
+            assert!(!family.anchor_required);
+        }
+        assert_eq!(families[1].anchor, V6.defconf_drop);
+        assert!(families[1].ipv6);
+        let mut custom = spec("7000,8000:udp");
+        custom.place_before = Some("my: drop".into());
+        let (families, _) = rules(&custom).unwrap();
+        assert!(families[0].anchor_required && families[0].anchor == "my: drop");
+        custom.sequence.truncate(1);
+        assert!(matches!(rules(&custom), Err(RuleError::Scannable { .. })));
+        assert!(is_tagged("door", "door: end") && !is_tagged("door", "door2: end"));
+        assert!(is_stage_list("door", "door-s12") && is_stage_list("door", "door-blocked"));
+        assert!(!is_stage_list("door", "door-s") && !is_stage_list("door", "doors1"));
+    }
+
+    #[test]
     fn durations_use_routeros_units() {
         assert_eq!(duration(Duration::from_secs(90)), "1m30s");
         assert_eq!(duration(Duration::from_secs(3600)), "1h");
