@@ -359,3 +359,25 @@ fn with_two_routers_and_one_down_the_other_ends_as_wanted_and_the_exit_is_1() {
         "{stdout}"
     );
 }
+
+#[test]
+fn over_https_the_ca_file_and_the_fingerprint_are_honoured_and_a_wrong_pin_writes_nothing() {
+    let router = Emulator::https();
+    let url = urls(&[&router]);
+    let case = Case::new(&url);
+    let ca = case.dir.path().join("ca.pem");
+    std::fs::write(&ca, router.ca_pem.as_ref().unwrap()).unwrap();
+    let wrong = format!("sha256:{}", ["00"; 32].join(":"));
+    let (status, stdout, stderr) = case.apply(&url, &[RULES, &["--fingerprint", &wrong]].concat());
+    assert_eq!(status, Some(1), "{stdout}{stderr}");
+    assert!(stderr.contains("certificate"), "{stderr}");
+    assert!(router.requests().is_empty(), "no request got through");
+    let ca = ca.display().to_string();
+    let (status, stdout, stderr) = case.apply(&url, &[RULES, &["--ca-file", &ca]].concat());
+    assert_eq!(status, Some(0), "{stdout}{stderr}");
+    assert_in_place(&router.filter(false), Some(V4_DROP));
+    let pin = router.fingerprint.clone().unwrap();
+    let (status, stdout, stderr) = case.apply(&url, &[RULES, &["--fingerprint", &pin]].concat());
+    assert_eq!(status, Some(0), "{stdout}{stderr}");
+    assert_eq!(stdout.matches("already as wanted").count(), 2, "{stdout}");
+}
