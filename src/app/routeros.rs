@@ -192,12 +192,31 @@ pub(super) fn apply(args: &crate::cli::ApplyArgs) -> anyhow::Result<ExitCode> {
         }
         clients.push(AddressList::new(&router, password).map_err(usage)?);
     }
-    let runtime = super::runtime()?;
+    // Every router at once, so one that is down does not hold up the
+    // others; the results are printed in the order the routers were given.
+    let results = super::runtime()?.block_on(async {
+        let goal = std::sync::Arc::new(goal);
+        let mut tasks = Vec::new();
+        for client in clients {
+            let (goal, tag) = (goal.clone(), tag.clone());
+            let (dry_run, retry) = (args.dry_run, args.retry);
+            tasks.push(tokio::spawn(async move {
+                let result = apply::apply(&client, &tag, &goal, dry_run, retry).await;
+                (client.router.url.clone(), result)
+            }));
+        }
+        let mut results = Vec::new();
+        for task in tasks {
+            results.push(task.await);
+        }
+        results
+    });
     let mut ok = true;
     let mut stdout = std::io::stdout().lock();
-    for client in &clients {
-        let url = crate::core::text::sanitize(&client.router.url).into_owned();
-        match runtime.block_on(apply::apply(client, &tag, &goal, args.dry_run, args.retry)) {
+    for result in results {
+        let (url, result) = result?;
+        let url = crate::core::text::sanitize(&url).into_owned();
+        match result {
             Ok(reports) => {
                 for report in reports {
                     writeln!(stdout, "router {url}: {report}")?;
@@ -205,7 +224,11 @@ pub(super) fn apply(args: &crate::cli::ApplyArgs) -> anyhow::Result<ExitCode> {
             }
             Err(err) => {
                 ok = false;
-                let text = err.to_string();
+                // A REST error names its router already; a plan error does not.
+                let text = match err {
+                    apply::ApplyError::Plan(err) => format!("router {url}: {err}"),
+                    apply::ApplyError::Rest(err) => err.to_string(),
+                };
                 eprintln!("knockr: {}", crate::core::text::sanitize(&text));
             }
         }

@@ -283,7 +283,10 @@ fn an_empty_input_chain_works_and_a_missing_place_before_rule_changes_nothing() 
     let (status, stdout, stderr) = case.apply(&url, &args);
     assert_eq!(status, Some(1), "{stdout}{stderr}");
     assert!(
-        stderr.contains("no input rule is commented \"my: drop\""),
+        stderr.contains(&format!(
+            "router {}: no input rule is commented \"my: drop\"",
+            fresh.url()
+        )),
         "{stderr}"
     );
     assert!(writes(&fresh).is_empty(), "{:?}", writes(&fresh));
