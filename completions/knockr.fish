@@ -113,7 +113,7 @@ complete -c knockr -n "__fish_knockr_using_subcommand routeros; and __fish_seen_
 complete -c knockr -n "__fish_knockr_using_subcommand routeros; and __fish_seen_subcommand_from rules" -l stage-timeout -d 'Time allowed between two knocks [default: 10s, or 4x the profile\'s delay if longer]' -r
 complete -c knockr -n "__fish_knockr_using_subcommand routeros; and __fish_seen_subcommand_from rules" -l block-for -d 'How long a source that began the sequence and then sent anything else (a scan) is blocked from knocking' -r
 complete -c knockr -n "__fish_knockr_using_subcommand routeros; and __fish_seen_subcommand_from rules" -l place-before -d 'Comment of the input rule the accept goes before [default: the default configuration\'s drop rule if there is one, else the top of the input chain]' -r
-complete -c knockr -n "__fish_knockr_using_subcommand routeros; and __fish_seen_subcommand_from rules" -l tag -l name -d 'Tag of the chain, lists and comments, by which importing again replaces the rules and --undo finds them; one per knock door on a router [default: knockr-PROFILE, or knockr]' -r
+complete -c knockr -n "__fish_knockr_using_subcommand routeros; and __fish_seen_subcommand_from rules" -l tag -l name -d 'Tag of the chain, lists and comments, by which importing again (or apply) replaces the rules and --undo (or apply --remove) finds them; one per knock door on a router [default: knockr-PROFILE, or knockr]' -r
 complete -c knockr -n "__fish_knockr_using_subcommand routeros; and __fish_seen_subcommand_from rules" -l family -d 'Rules under /ip (ipv4), /ipv6 (ipv6), or both (any): knockers of either family' -r -f -a "any\t'Rules for both /ip and /ipv6, so knockers of either family are seen'
 ipv4\t'Rules under /ip only'
 ipv6\t'Rules under /ipv6 only'"
@@ -131,7 +131,7 @@ complete -c knockr -n "__fish_knockr_using_subcommand routeros; and __fish_seen_
 complete -c knockr -n "__fish_knockr_using_subcommand routeros; and __fish_seen_subcommand_from apply" -l stage-timeout -d 'Time allowed between two knocks [default: 10s, or 4x the profile\'s delay if longer]' -r
 complete -c knockr -n "__fish_knockr_using_subcommand routeros; and __fish_seen_subcommand_from apply" -l block-for -d 'How long a source that began the sequence and then sent anything else (a scan) is blocked from knocking' -r
 complete -c knockr -n "__fish_knockr_using_subcommand routeros; and __fish_seen_subcommand_from apply" -l place-before -d 'Comment of the input rule the accept goes before [default: the default configuration\'s drop rule if there is one, else the top of the input chain]' -r
-complete -c knockr -n "__fish_knockr_using_subcommand routeros; and __fish_seen_subcommand_from apply" -l tag -l name -d 'Tag of the chain, lists and comments, by which importing again replaces the rules and --undo finds them; one per knock door on a router [default: knockr-PROFILE, or knockr]' -r
+complete -c knockr -n "__fish_knockr_using_subcommand routeros; and __fish_seen_subcommand_from apply" -l tag -l name -d 'Tag of the chain, lists and comments, by which importing again (or apply) replaces the rules and --undo (or apply --remove) finds them; one per knock door on a router [default: knockr-PROFILE, or knockr]' -r
 complete -c knockr -n "__fish_knockr_using_subcommand routeros; and __fish_seen_subcommand_from apply" -l family -d 'Rules under /ip (ipv4), /ipv6 (ipv6), or both (any): knockers of either family' -r -f -a "any\t'Rules for both /ip and /ipv6, so knockers of either family are seen'
 ipv4\t'Rules under /ip only'
 ipv6\t'Rules under /ipv6 only'"

@@ -487,8 +487,8 @@ pub struct RuleFlags {
     #[arg(long)]
     pub allow_weak: bool,
 
-    /// Tag of the chain, lists and comments, by which importing again replaces the rules
-    /// and --undo finds them; one per knock door on a router [default: knockr-PROFILE, or knockr]
+    /// Tag of the chain, lists and comments, by which importing again (or apply) replaces
+    /// the rules and --undo (or apply --remove) finds them; one per knock door on a router [default: knockr-PROFILE, or knockr]
     #[arg(long, visible_alias = "name", value_name = "NAME")]
     pub tag: Option<String>,
 

@@ -74,7 +74,7 @@ fn same(want: &Rule, have: &FilterRule) -> bool {
             .all(|(key, value)| have.get(key) == Some(value.as_str()))
 }
 
-/// The tag's rule ids in `table`.
+/// The rules of `table` whose comment carries `tag`, in table order.
 fn tagged<'a>(tag: &str, table: &'a [FilterRule]) -> Vec<&'a FilterRule> {
     table
         .iter()
