@@ -118,8 +118,11 @@ fn in_place(tag: &str, rules: &[Rule], table: &[FilterRule], anchor: Option<&str
     {
         return false;
     }
-    let position = |id: &str| table.iter().position(|r| r.id == id);
-    let first_input = table.iter().position(|r| r.get("chain") == Some("input"));
+    // Another tag's dispatch and accepts are allowed in between: each
+    // door's apply puts its own first, and they must not take turns.
+    let view: Vec<&FilterRule> = table.iter().filter(|r| !foreign_door(tag, r)).collect();
+    let position = |id: &str| view.iter().position(|r| r.id == id);
+    let first_input = view.iter().position(|r| r.get("chain") == Some("input"));
     let dispatch = position(&ours[0].id);
     if dispatch.is_none() || dispatch != first_input {
         return false;
@@ -140,6 +143,21 @@ fn in_place(tag: &str, rules: &[Rule], table: &[FilterRule], anchor: Option<&str
             Some(anchor) => position(anchor) == Some(last + 1),
             None => dispatch.map(|d| d + 1) == Some(*first),
         }
+}
+
+/// Whether `rule` is another tag's dispatch or accept: a rule the script
+/// of another door puts at the same places as ours.
+fn foreign_door(tag: &str, rule: &FilterRule) -> bool {
+    let Some((other, what)) = rule.get("comment").and_then(|c| c.split_once(": ")) else {
+        return false;
+    };
+    other != tag
+        && rule.get("chain") == Some("input")
+        && matches!(
+            (rule.get("action"), what),
+            (Some("jump"), "dispatch")
+                | (Some("accept"), "accept knocked tcp" | "accept knocked udp")
+        )
 }
 
 /// What was done (or, in a dry run, would be) to one family of one router.

@@ -384,3 +384,54 @@ fn over_https_the_ca_file_and_the_fingerprint_are_honoured_and_a_wrong_pin_write
     assert_eq!(status, Some(0), "{stdout}{stderr}");
     assert_eq!(stdout.matches("already as wanted").count(), 2, "{stdout}");
 }
+
+#[test]
+fn two_tags_on_one_router_keep_apart_and_removing_one_leaves_the_other() {
+    let router = Emulator::http();
+    let url = urls(&[&router]);
+    let case = Case::new(&url);
+    let table = router.filter(false);
+    let family = ["--family", "ipv4"];
+    assert_eq!(case.apply(&url, &[RULES, &family].concat()).0, Some(0));
+    let other = [
+        "--sequence",
+        "7300,7200:udp",
+        "--protect",
+        "8291",
+        "--tag",
+        "knockr-winbox",
+        "--family",
+        "ipv4",
+    ];
+    let (status, stdout, stderr) = case.apply(&url, &other);
+    assert_eq!(status, Some(0), "{stdout}{stderr}");
+    assert!(stdout.contains("added 10 rules"), "{stdout}");
+    let both = router.filter(false);
+    // The first tag's rules are still as wanted: a run of it writes nothing.
+    let before = router.requests().len();
+    let (_, stdout, _) = case.apply(&url, &[RULES, &family].concat());
+    assert!(stdout.contains("already as wanted"), "{stdout}");
+    assert!(
+        router.requests()[before..]
+            .iter()
+            .all(|r| r.method == "GET")
+    );
+    let (status, stdout, _) = case.apply(&url, &["--remove", "--family", "ipv4"]);
+    assert_eq!(status, Some(0));
+    assert!(stdout.contains("removed 16 rules"), "{stdout}");
+    let left = router.filter(false);
+    let winbox: Vec<&FilterRecord> = both
+        .iter()
+        .filter(|r| {
+            r.get("comment")
+                .unwrap_or("")
+                .starts_with("knockr-winbox: ")
+        })
+        .collect();
+    assert_eq!(winbox.len(), 10);
+    assert!(
+        winbox.iter().all(|r| left.contains(r)),
+        "the other tag is untouched"
+    );
+    assert_eq!(left.len(), table.len() + 10);
+}
