@@ -10,7 +10,7 @@ use std::os::unix::fs::PermissionsExt as _;
 use std::path::PathBuf;
 
 use crate::support::knockr;
-use crate::support::routeros::{Emulator, FilterRecord, Record};
+use crate::support::routeros::{Emulator, Faults, FilterRecord, Record};
 
 const PASSWORD: &str = "s3cret-Pass";
 
@@ -434,4 +434,21 @@ fn two_tags_on_one_router_keep_apart_and_removing_one_leaves_the_other() {
         "the other tag is untouched"
     );
     assert_eq!(left.len(), table.len() + 10);
+}
+
+#[test]
+fn a_crafted_rule_id_is_refused_before_anything_is_written() {
+    let router = Emulator::http();
+    let url = urls(&[&router]);
+    let case = Case::new(&url);
+    let table = router.filter(false);
+    router.faults(Faults {
+        id_next: Some("*7?evil=1".into()),
+        ..Faults::default()
+    });
+    let (status, stdout, stderr) = case.apply(&url, RULES);
+    assert_eq!(status, Some(1), "{stdout}{stderr}");
+    assert!(stderr.contains("is not of the form *HEX"), "{stderr}");
+    assert!(writes(&router).is_empty(), "{:?}", writes(&router));
+    assert_eq!(router.filter(false), table);
 }
