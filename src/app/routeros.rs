@@ -1,5 +1,6 @@
 //! `knockr routeros rules` (the native knock script for a profile or
-//! `--sequence`) and `knockr routeros check` (can knockd use its routers?).
+//! `--sequence`), `knockr routeros check` (can knockd use its routers?) and
+//! `knockr routeros apply` (the same rules installed over REST).
 
 use std::io::Write as _;
 use std::path::PathBuf;

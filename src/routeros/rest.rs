@@ -1,8 +1,10 @@
 //! The RouterOS REST client for firewall address lists (RouterOS 7.1+): puts a
 //! knocker on a list with a timeout, refreshes it without ever making a
 //! duplicate, and removes it, following the refresh pattern of
-//! reference/routeros.md. Transient faults (5xx, timeouts, refused
-//! connections) are retried with backoff until a deadline the caller gives;
+//! reference/routeros.md; and, for `routeros apply`, lists, adds (before a
+//! given rule) and deletes firewall filter rules. Transient faults (5xx,
+//! timeouts, refused connections) are retried with backoff until a deadline
+//! the caller gives;
 //! authentication and permission errors are not retried.
 //!
 //! A router is not trusted to be well-behaved: a reply body is read up to
