@@ -127,11 +127,11 @@ pub(crate) fn start(
     let mut log = match (&config.log_file, config.use_syslog) {
         (Some(path), _) => Log::file(path, json, verbose)
             .with_context(|| format!("cannot open the log file {}", path.display()))?,
-        (None, true) => Log::syslog_only(json, verbose),
+        (None, true) => Log::syslog_only(now(), json, verbose),
         (None, false) => Log::stderr(json, verbose),
     };
     if config.use_syslog && config.log_file.is_some() {
-        log.add_syslog();
+        log.add_syslog(now());
     }
     // Refused as `--check` refuses it. A dry run writes no one-time line
     // and reads no password.
