@@ -160,17 +160,25 @@ fn systemd_is_told_ready_once_the_capture_is_open_then_reloading_and_stopping() 
     assert_eq!(status, Some(0), "{}", log.join("\n"));
 }
 
+/// The notify socket is close-on-exec and the variable is not passed on:
+/// no door command can pose as knockd to systemd.
 #[test]
-fn a_command_does_not_see_notify_socket() {
+fn a_command_inherits_neither_the_notify_socket_nor_its_variable() {
     if !can_run() {
         return;
     }
     let net = Net::new();
     let dir = tempfile::tempdir().unwrap();
+    // The shell's own descriptors (the glob reads /proc/PID/fd through one
+    // of its own, the lowest free: 3), then the variable.
+    let script = format!(
+        "set -- /proc/$$/fd/*; for f; do printf '%s ' \"${{f##*/}}\"; done > {0}/ran; \
+         echo \"notify=$NOTIFY_SOCKET\" >> {0}/ran",
+        dir.path().display()
+    );
     let text = format!(
         "[[door]]\nname = \"ssh\"\nsequence = [\"7000\", \"8000\"]\ntcp_flags = \"syn\"\n\
-         start = [\"/bin/sh\", \"-c\", \"echo notify=$NOTIFY_SOCKET > {0}/ran\"]\n",
-        dir.path().display()
+         start = [\"/bin/sh\", \"-c\", {script:?}]\n"
     );
     let config = dir.path().join("knockd.toml");
     std::fs::write(&config, text).unwrap();
@@ -183,12 +191,12 @@ fn a_command_does_not_see_notify_socket() {
         net.knock(&["-d", "50ms", "-p", "7000,8000", &net.v4(1)]),
         Some(0)
     );
-    server.expect("running start command");
+    server.expect(&format!("start command for {} finished", net.v4(2)));
     let (status, log) = server.terminate();
     assert_eq!(status, Some(0), "{}", log.join("\n"));
     assert_eq!(
         std::fs::read_to_string(dir.path().join("ran")).unwrap(),
-        "notify=\n"
+        "0 1 2 3 notify=\n"
     );
 }
 
