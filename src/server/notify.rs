@@ -26,11 +26,16 @@ pub(crate) enum State<'a> {
     Stopping,
 }
 
-/// The datagram for `state`, in sd_notify's `KEY=value` lines.
-fn message(state: State<'_>) -> String {
+/// The datagram for `state`, in sd_notify's `KEY=value` lines, at
+/// `monotonic` on `CLOCK_MONOTONIC`: systemd wants it with `RELOADING=1`
+/// (to tell this reload from an earlier one; `Type=notify-reload` requires it).
+fn message(state: State<'_>, monotonic: std::time::Duration) -> String {
     match state {
         State::Ready(status) => format!("READY=1\nSTATUS={}", one_line(status)),
-        State::Reloading => "RELOADING=1\nSTATUS=reloading the configuration".to_string(),
+        State::Reloading => format!(
+            "RELOADING=1\nMONOTONIC_USEC={}\nSTATUS=reloading the configuration",
+            monotonic.as_micros()
+        ),
         State::Stopping => "STOPPING=1\nSTATUS=stopping: running the pending stop commands".into(),
     }
 }
@@ -88,10 +93,25 @@ impl Notifier {
     /// Tells systemd `state`; the error says why it could not be told.
     pub(crate) fn tell(&self, state: State<'_>) -> Result<(), NotifyError> {
         self.socket
-            .send_to_addr(message(state).as_bytes(), &self.to)
+            .send_to_addr(message(state, monotonic_now()).as_bytes(), &self.to)
             .map(drop)
             .map_err(|err| NotifyError::Socket(self.name.clone(), err))
     }
+}
+
+/// `CLOCK_MONOTONIC` now, systemd's clock for `MONOTONIC_USEC` (std's
+/// `Instant` does not say its value).
+fn monotonic_now() -> std::time::Duration {
+    let mut now = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: a valid clock id and a pointer to a live timespec; it cannot
+    // fail with these (0 stays, read as the clock's start, if it did).
+    unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut now) };
+    let secs = u64::try_from(now.tv_sec).unwrap_or(0);
+    let nanos = u32::try_from(now.tv_nsec).unwrap_or(0);
+    std::time::Duration::new(secs, nanos)
 }
 
 /// The socket address of a `$NOTIFY_SOCKET` value.
@@ -127,10 +147,19 @@ mod tests {
         notifier.tell(State::Reloading).unwrap();
         notifier.tell(State::Stopping).unwrap();
         assert_eq!(received(&systemd), "READY=1\nSTATUS=listening: 2 doors");
-        assert_eq!(
-            received(&systemd),
-            "RELOADING=1\nSTATUS=reloading the configuration"
+        let reloading = received(&systemd);
+        let lines: Vec<&str> = reloading.lines().collect();
+        assert_eq!(lines[0], "RELOADING=1");
+        let usec: u128 = lines[1]
+            .strip_prefix("MONOTONIC_USEC=")
+            .unwrap()
+            .parse()
+            .unwrap();
+        assert!(
+            usec > 0 && usec <= monotonic_now().as_micros(),
+            "{reloading}"
         );
+        assert_eq!(lines[2], "STATUS=reloading the configuration");
         assert!(received(&systemd).starts_with("STOPPING=1\n"));
     }
 
