@@ -21,6 +21,7 @@ pub(crate) mod capture;
 pub(crate) mod commands;
 pub(crate) mod engine;
 pub(crate) mod log;
+pub(crate) mod notify;
 pub(crate) mod privileges;
 pub(crate) mod routers;
 pub(crate) mod runner;
@@ -127,11 +128,11 @@ pub(crate) fn start(
     let mut log = match (&config.log_file, config.use_syslog) {
         (Some(path), _) => Log::file(path, json, verbose)
             .with_context(|| format!("cannot open the log file {}", path.display()))?,
-        (None, true) => Log::syslog_only(json, verbose),
+        (None, true) => Log::syslog_only(now(), json, verbose),
         (None, false) => Log::stderr(json, verbose),
     };
     if config.use_syslog && config.log_file.is_some() {
-        log.add_syslog();
+        log.add_syslog(now());
     }
     // Refused as `--check` refuses it. A dry run writes no one-time line
     // and reads no password.
@@ -1119,14 +1120,17 @@ pub(crate) async fn serve(
             server.run_now(&door.door.name, setup, "setup").await;
         }
     }
-    server.log().note(
-        now(),
-        &format!(
-            "listening: {} doors, {} readers",
-            server.config().doors.len(),
-            readers.len()
-        ),
-    );
+    let listening = |server: &Server| {
+        let doors = server.config().doors.len();
+        format!("listening: {doors} doors, {} readers", readers.len())
+    };
+    server.log().note(now(), &listening(&server));
+    // systemd (`Type=notify`) starts what comes after knockd only now.
+    let systemd = notify::Notifier::from_env().unwrap_or_else(|err| {
+        server.log().note(now(), &err.to_string());
+        None
+    });
+    tell_systemd(&server, &systemd, notify::State::Ready(&listening(&server)));
 
     // With -v, the capture counters every minute (the first tick is at once:
     // skipped): the readers are asked to refresh them, and they are logged a
@@ -1180,9 +1184,11 @@ pub(crate) async fn serve(
             request = requests.recv() => match request {
                 Some(Request::ReopenLog) => server.reopen_log(),
                 Some(Request::Reload) => {
+                    tell_systemd(&server, &systemd, notify::State::Reloading);
                     server.reopen_log();
                     server.reload(&config_path, &mut Commands::Spawn(&mut tasks));
                     control.set_filter(filter_for(&server));
+                    tell_systemd(&server, &systemd, notify::State::Ready(&listening(&server)));
                 }
                 Some(Request::Stop) | None => break Ending::Asked,
             },
@@ -1197,6 +1203,7 @@ pub(crate) async fn serve(
         }
     };
 
+    tell_systemd(&server, &systemd, notify::State::Stopping);
     // Readers blocked on a full channel see it closed; the others are woken.
     drop(rx);
     control.stop();
@@ -1219,6 +1226,14 @@ pub(crate) async fn serve(
         }
     }
     Ok(ending)
+}
+
+/// Tells systemd `state` when it asked to be told (`$NOTIFY_SOCKET`); a
+/// failure is logged and serving goes on.
+fn tell_systemd(server: &Server, systemd: &Option<notify::Notifier>, state: notify::State<'_>) {
+    if let Some(Err(err)) = systemd.as_ref().map(|systemd| systemd.tell(state)) {
+        server.log().note(now(), &err.to_string());
+    }
 }
 
 /// How often `-v` logs the capture counters.

@@ -16,6 +16,7 @@ mod knockd_faults;
 mod knockd_files;
 mod knockd_live;
 mod knockd_offline;
+mod knockd_ops;
 mod knockd_otp;
 mod knockd_signals;
 mod knockd_state;
