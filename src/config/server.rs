@@ -1136,8 +1136,18 @@ fn door_directive<'t>(
     let shell = Some(Action::Shell(value.to_string()));
     match directive {
         "sequence" => {
-            let knock = |item: &'t str| {
-                knock::parse_knock(item, Proto::Tcp).map_err(|e| (item.trim(), e.to_string()))
+            let knock = |item: &'t str| match item.trim() {
+                // knockd's `atoi("")` makes it a knock on port 0, which no packet has.
+                "" => Err((
+                    item,
+                    format!(
+                        "`{key}` value {value:?} has an empty knock (a trailing or doubled \
+                         comma): knockd 0.8 reads it as port 0; remove the comma"
+                    ),
+                )),
+                trimmed => {
+                    knock::parse_knock(item, Proto::Tcp).map_err(|e| (trimmed, e.to_string()))
+                }
             };
             draft.knocks = value.split(',').map(knock).collect::<Result<_, _>>()?;
             draft.sequence_at = Some(key_at);
@@ -1274,6 +1284,7 @@ conf: timeout with a unit      | [d]\nsequence = 1\nseq_timeout = 5s
 conf: UseSyslog with a value   | [options]\nUseSyslog = yes
 conf: no equals sign           | [d]\nsequence 1
 conf: trailing comma           | [d]\nsequence = 7000,8000,
+conf: doubled comma            | [d]\nsequence = 7000,,8000
 conf: negative timeout         | [d]\nsequence = 1\ncmd_timeout = -1
 conf: timeout in hours         | [d]\nsequence = 1\nseq_timeout = 1h # an hour
 conf: comment after a path     | [options]\nLogFile = /var/log/knockd.log # log\n[d]\nsequence = 1
