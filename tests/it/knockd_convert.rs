@@ -268,3 +268,72 @@ fn converting_a_file_knockr_refuses_names_its_line_and_changes_nothing() {
         "{stderr}"
     );
 }
+
+/// How the C knockd 0.8 parsed `file`, from its `-D` lines: for each door
+/// (as written) its sequence and timeouts, `door: key: value`. It is given
+/// a second to print them; its capture on `lo` is then killed.
+fn c_knockd_reads(file: &Path) -> Vec<String> {
+    let knockd = crate::support::netns::which("knockd").expect("knockd is installed");
+    let output = std::process::Command::new("timeout")
+        .args(["-s", "KILL", "1"])
+        .arg(knockd)
+        .args(["-D", "-i", "lo", "-c"])
+        .arg(file)
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&output.stdout).to_string()
+        + &String::from_utf8_lossy(&output.stderr);
+    text.lines()
+        .filter_map(|line| line.strip_prefix("config: "))
+        .filter(|line| {
+            [": sequence: ", ": seq_timeout: ", ": cmd_timeout: "]
+                .iter()
+                .any(|key| line.contains(key))
+        })
+        .map(String::from)
+        .collect()
+}
+
+/// The same lines from knockr's reading of `file`.
+fn knockr_reads(file: &Path) -> Vec<String> {
+    let config = knockr::config::server::load(file).unwrap();
+    let mut lines = Vec::new();
+    for door in &config.doors {
+        let name = door.repeats.as_ref().unwrap_or(&door.door.name);
+        let knocks: Vec<String> = door.door.sequence.knocks().map(|k| k.to_string()).collect();
+        lines.push(format!("{name}: sequence: {}", knocks.join(",")));
+        lines.push(format!(
+            "{name}: seq_timeout: {}",
+            door.door.seq_timeout.as_secs()
+        ));
+        if let Some(timeout) = door.cmd_timeout {
+            lines.push(format!("{name}: cmd_timeout: {}", timeout.as_secs()));
+        }
+    }
+    lines
+}
+
+#[test]
+fn inline_comments_and_repeated_sections_are_read_as_the_c_knockd_reads_them() {
+    let dir = tempfile::tempdir().unwrap();
+    for (name, conf) in [
+        ("readme.conf", readme_conf()),
+        ("example.conf", example_conf()),
+        ("running.conf", RUNNING.replace("DIR", "/nonexistent")),
+    ] {
+        let file = dir.path().join(name);
+        std::fs::write(&file, conf).unwrap();
+        let mut knockd = c_knockd_reads(&file);
+        // knockd prints seq_timeout only when written, cmd_timeout too; knockr
+        // has them filled in with knockd's defaults (25 s, 10 s with a stop).
+        let mut ours = knockr_reads(&file);
+        ours.retain(|line| {
+            knockd.contains(line)
+                || !(line.contains("_timeout: 25") || line.contains("_timeout: 10"))
+        });
+        knockd.sort();
+        ours.sort();
+        assert_eq!(knockd, ours, "{name}");
+        assert!(knockd.iter().any(|l| l.contains(": sequence: ")), "{name}");
+    }
+}
