@@ -12,6 +12,7 @@ mod icmp;
 mod interop;
 mod knockd_boundary;
 mod knockd_commands;
+mod knockd_convert;
 mod knockd_faults;
 mod knockd_files;
 mod knockd_live;
