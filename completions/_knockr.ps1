@@ -122,6 +122,7 @@ Register-ArgumentCompleter -Native -CommandName 'knockr' -ScriptBlock {
             [CompletionResult]::new('-i', '-i', [CompletionResultType]::ParameterName, 'Capture on this interface ("any": all of them); repeatable; replaces the config''s')
             [CompletionResult]::new('--interface', '--interface', [CompletionResultType]::ParameterName, 'Capture on this interface ("any": all of them); repeatable; replaces the config''s')
             [CompletionResult]::new('--state-file', '--state-file', [CompletionResultType]::ParameterName, 'Keep open knockers and used time-based sequences in this file; replaces the config''s state_file (--read and --dry-run use none)')
+            [CompletionResult]::new('--convert', '--convert', [CompletionResultType]::ParameterName, 'Print a classic knockd.conf as knockr''s TOML (the same doors, commands and timeouts, with comments on what TOML adds), and exit')
             [CompletionResult]::new('--read', '--read', [CompletionResultType]::ParameterName, 'Replay a capture file (pcap) instead of capturing live; its timestamps are the clock')
             [CompletionResult]::new('--check', '--check', [CompletionResultType]::ParameterName, 'Validate and lint the configuration, print what was found, and exit')
             [CompletionResult]::new('--dry-run', '--dry-run', [CompletionResultType]::ParameterName, 'Print the commands instead of running them (one-time sequence files are not changed)')

@@ -475,7 +475,7 @@ _knockr() {
             return 0
             ;;
         knockr__subcmd__knockd)
-            opts="-c -i -v -h --config --interface --state-file --check --read --dry-run --json --verbose --help"
+            opts="-c -i -v -h --config --interface --state-file --check --convert --read --dry-run --json --verbose --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -498,6 +498,10 @@ _knockr() {
                     return 0
                     ;;
                 --state-file)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --convert)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;

@@ -114,6 +114,7 @@ set edit:completion:arg-completer[knockr] = {|@words|
             cand -i 'Capture on this interface ("any": all of them); repeatable; replaces the config''s'
             cand --interface 'Capture on this interface ("any": all of them); repeatable; replaces the config''s'
             cand --state-file 'Keep open knockers and used time-based sequences in this file; replaces the config''s state_file (--read and --dry-run use none)'
+            cand --convert 'Print a classic knockd.conf as knockr''s TOML (the same doors, commands and timeouts, with comments on what TOML adds), and exit'
             cand --read 'Replay a capture file (pcap) instead of capturing live; its timestamps are the clock'
             cand --check 'Validate and lint the configuration, print what was found, and exit'
             cand --dry-run 'Print the commands instead of running them (one-time sequence files are not changed)'

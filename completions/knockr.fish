@@ -85,6 +85,7 @@ complete -c knockr -n "__fish_knockr_using_subcommand man" -s h -l help -d 'Prin
 complete -c knockr -n "__fish_knockr_using_subcommand knockd" -s c -l config -d 'Server configuration: a knockr TOML file or a classic knockd.conf (told apart by content)' -r -F
 complete -c knockr -n "__fish_knockr_using_subcommand knockd" -s i -l interface -d 'Capture on this interface ("any": all of them); repeatable; replaces the config\'s' -r
 complete -c knockr -n "__fish_knockr_using_subcommand knockd" -l state-file -d 'Keep open knockers and used time-based sequences in this file; replaces the config\'s state_file (--read and --dry-run use none)' -r -F
+complete -c knockr -n "__fish_knockr_using_subcommand knockd" -l convert -d 'Print a classic knockd.conf as knockr\'s TOML (the same doors, commands and timeouts, with comments on what TOML adds), and exit' -r -F
 complete -c knockr -n "__fish_knockr_using_subcommand knockd" -l read -d 'Replay a capture file (pcap) instead of capturing live; its timestamps are the clock' -r -F
 complete -c knockr -n "__fish_knockr_using_subcommand knockd" -l check -d 'Validate and lint the configuration, print what was found, and exit'
 complete -c knockr -n "__fish_knockr_using_subcommand knockd" -l dry-run -d 'Print the commands instead of running them (one-time sequence files are not changed)'

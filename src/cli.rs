@@ -523,6 +523,10 @@ pub struct KnockdArgs {
     #[arg(long, conflicts_with_all = ["read", "dry_run"])]
     pub check: bool,
 
+    /// Print a classic knockd.conf as knockr's TOML (the same doors, commands and timeouts, with comments on what TOML adds), and exit
+    #[arg(long, value_name = "FILE", conflicts_with_all = ["check", "read", "dry_run"])]
+    pub convert: Option<PathBuf>,
+
     /// Replay a capture file (pcap) instead of capturing live; its timestamps are the clock
     #[arg(long, value_name = "FILE")]
     pub read: Option<PathBuf>,
@@ -546,6 +550,8 @@ Examples:
   knockr knockd -c /etc/knockr/knockd.toml          live, on the configured interfaces
   knockr knockd -c /etc/knockd.conf -i eth0         an existing knockd.conf, unchanged
   knockr knockd -c knockd.toml --check              validate and lint the config, exit
+  knockr knockd --convert /etc/knockd.conf > knockd.toml
+                                                    the same doors in knockr's TOML
   knockr knockd -c knockd.toml --read knocks.pcap --dry-run --json
                                                     replay a capture offline
 
