@@ -13,7 +13,7 @@ cd "$(dirname "$0")/.."
 bound=${BOUND:-60}
 runs=${RUNS:-5}
 if [ $# -eq 0 ]; then
-  cargo build --release --locked --quiet --bin knockr
+  cargo build --release --locked --quiet --bin knockr --bin knockr-knockd
   set -- "$PWD/target/release/knockr"
 fi
 out=$(mktemp -d)
