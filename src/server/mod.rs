@@ -168,10 +168,18 @@ pub(crate) fn start(
     let filter = filter_for(&server);
     server
         .log()
-        .debug(now(), &format!("capture filter: {filter}"));
+        .debug(now(), &format!("capture filter: {}", filter.expression));
+    if let Some(notice) = filter.notice() {
+        server.log().note(now(), &notice);
+    }
+    // libpcap only warns on stderr when the kernel refuses a filter, and
+    // then copies every packet to userspace to filter there: say it in the log.
+    if let Err(why) = capture::filter_compiles(&filter.expression) {
+        server.log().note(now(), &format!("capture filter: {why}"));
+    }
     let captures = interfaces
         .iter()
-        .map(|i| capture::open_live(i, &filter))
+        .map(|i| capture::open_live(i, &filter.expression))
         .collect::<anyhow::Result<Vec<_>>>()?;
     if let Some(pid_file) = &server.config().pid_file {
         // Replaced, not written through: a symlink planted at the pid
@@ -232,20 +240,20 @@ pub(crate) enum Request {
 /// The kernel filter for the server's doors. One-time doors move to ports
 /// not known yet: then every TCP/UDP packet goes through and the matcher picks.
 /// Time-based doors move within their port range: the filter lets the range in.
-pub(crate) fn filter_for(server: &Server) -> String {
+pub(crate) fn filter_for(server: &Server) -> capture::KernelFilter {
     let config = server.config();
     if config.doors.iter().any(|d| d.one_time_sequences.is_some()) {
-        return "tcp or udp or (vlan and (tcp or udp))".to_string();
+        return capture::KernelFilter::every_tcp_and_udp();
     }
     // Time-based doors' own sequences are empty: their range stands for them.
-    let ranges: Vec<String> = config
+    let ranges: Vec<capture::PortRange> = config
         .doors
         .iter()
         .filter_map(|d| d.otp.as_ref())
         .flat_map(|otp| {
             let (low, high) = (otp.spec.low(), otp.spec.high());
             let protos = otp.spec.protos().iter();
-            protos.map(move |proto| format!("{} dst portrange {low}-{high}", proto.as_str()))
+            protos.map(move |&proto| capture::PortRange { proto, low, high })
         })
         .collect();
     let doors: Vec<&crate::core::matcher::Door> = config.doors.iter().map(|d| &d.door).collect();
@@ -1187,7 +1195,11 @@ pub(crate) async fn serve(
                     tell_systemd(&server, &systemd, notify::State::Reloading);
                     server.reopen_log();
                     server.reload(&config_path, &mut Commands::Spawn(&mut tasks));
-                    control.set_filter(filter_for(&server));
+                    let filter = filter_for(&server);
+                    if let Some(notice) = filter.notice() {
+                        server.log().note(now(), &notice);
+                    }
+                    control.set_filter(filter.expression);
                     tell_systemd(&server, &systemd, notify::State::Ready(&listening(&server)));
                 }
                 Some(Request::Stop) | None => break Ending::Asked,

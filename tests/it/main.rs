@@ -19,6 +19,7 @@ mod knockd_live;
 mod knockd_offline;
 mod knockd_ops;
 mod knockd_otp;
+mod knockd_scale;
 mod knockd_signals;
 mod knockd_state;
 mod layers;
