@@ -20,7 +20,7 @@ if [[ $(id -u) -ne 0 ]]; then
   exit 1
 fi
 scripts/setup.sh knockd tcpreplay python3
-cargo build --release --locked --quiet --bin knockr
+cargo build --release --locked --quiet --bin knockr --bin knockr-knockd
 source bench/netns.sh
 OUT=$(mktemp -d)
 trap 'netns_down; rm -rf "$OUT"' EXIT

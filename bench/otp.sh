@@ -10,7 +10,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/setup.sh hyperfine
-cargo build --release --locked --quiet --bin knockr --example gen_capture
+cargo build --release --locked --quiet --bin knockr --bin knockr-knockd --example gen_capture
 knockr=$PWD/target/release/knockr
 gen=$PWD/target/release/examples/gen_capture
 out=$(mktemp -d)

@@ -9,7 +9,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 knocks=${1:-200}
-cargo build --release --locked --quiet --bin knockr --example routeros_latency
+cargo build --release --locked --quiet --bin knockr --bin knockr-knockd --example routeros_latency
 echo "machine: $(nproc) cores, $(free -g | awk '/Mem:/{print $2}') GiB, $(uname -sr), $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs)"
 echo "knockr: $(target/release/knockr --version), commit $(git rev-parse --short HEAD)"
 for run in 1 2 3; do

@@ -122,6 +122,7 @@ Register-ArgumentCompleter -Native -CommandName 'knockr' -ScriptBlock {
             [CompletionResult]::new('-i', '-i', [CompletionResultType]::ParameterName, 'Capture on this interface ("any": all of them); repeatable; replaces the config''s')
             [CompletionResult]::new('--interface', '--interface', [CompletionResultType]::ParameterName, 'Capture on this interface ("any": all of them); repeatable; replaces the config''s')
             [CompletionResult]::new('--state-file', '--state-file', [CompletionResultType]::ParameterName, 'Keep open knockers and used time-based sequences in this file; replaces the config''s state_file (--read and --dry-run use none)')
+            [CompletionResult]::new('--convert', '--convert', [CompletionResultType]::ParameterName, 'Print a classic knockd.conf as knockr''s TOML (the same doors, commands and timeouts, with comments on what TOML adds), and exit')
             [CompletionResult]::new('--read', '--read', [CompletionResultType]::ParameterName, 'Replay a capture file (pcap) instead of capturing live; its timestamps are the clock')
             [CompletionResult]::new('--check', '--check', [CompletionResultType]::ParameterName, 'Validate the configuration as a start would (files, state file, kernel filter), print the doors and warnings, and exit: 0 only if it would start')
             [CompletionResult]::new('--dry-run', '--dry-run', [CompletionResultType]::ParameterName, 'Print the commands instead of running them (one-time sequence files are not changed)')
@@ -166,6 +167,7 @@ Register-ArgumentCompleter -Native -CommandName 'knockr' -ScriptBlock {
             [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help')
             [CompletionResult]::new('rules', 'rules', [CompletionResultType]::ParameterValue, 'Print a RouterOS script that makes the router detect a knock sequence by itself (staged address lists), opening ports to whoever completes it')
             [CompletionResult]::new('check', 'check', [CompletionResultType]::ParameterValue, 'Check that knockd can use each router of each [door.routeros]: reachable, its certificate, credentials, and the list readable and writable (exit 0 when every router is ready, 1 otherwise)')
+            [CompletionResult]::new('apply', 'apply', [CompletionResultType]::ParameterValue, 'Install the rules of `routeros rules` on one or more routers over the REST API, or take them out with --remove; a second run changes nothing (exit 0 when every router ends as wanted, 1 if one failed, 2 on a usage error)')
             [CompletionResult]::new('help', 'help', [CompletionResultType]::ParameterValue, 'Print this message or the help of the given subcommand(s)')
             break
         }
@@ -178,8 +180,8 @@ Register-ArgumentCompleter -Native -CommandName 'knockr' -ScriptBlock {
             [CompletionResult]::new('--stage-timeout', '--stage-timeout', [CompletionResultType]::ParameterName, 'Time allowed between two knocks [default: 10s, or 4x the profile''s delay if longer]')
             [CompletionResult]::new('--block-for', '--block-for', [CompletionResultType]::ParameterName, 'How long a source that began the sequence and then sent anything else (a scan) is blocked from knocking')
             [CompletionResult]::new('--place-before', '--place-before', [CompletionResultType]::ParameterName, 'Comment of the input rule the accept goes before [default: the default configuration''s drop rule if there is one, else the top of the input chain]')
-            [CompletionResult]::new('--tag', '--tag', [CompletionResultType]::ParameterName, 'Tag of the chain, lists and comments, by which importing again replaces the rules and --undo finds them; one per knock door on a router [default: knockr-PROFILE, or knockr]')
-            [CompletionResult]::new('--name', '--name', [CompletionResultType]::ParameterName, 'Tag of the chain, lists and comments, by which importing again replaces the rules and --undo finds them; one per knock door on a router [default: knockr-PROFILE, or knockr]')
+            [CompletionResult]::new('--tag', '--tag', [CompletionResultType]::ParameterName, 'Tag of the chain, lists and comments, by which importing again (or apply) replaces the rules and --undo (or apply --remove) finds them; one per knock door on a router [default: knockr-PROFILE, or knockr]')
+            [CompletionResult]::new('--name', '--name', [CompletionResultType]::ParameterName, 'Tag of the chain, lists and comments, by which importing again (or apply) replaces the rules and --undo (or apply --remove) finds them; one per knock door on a router [default: knockr-PROFILE, or knockr]')
             [CompletionResult]::new('--family', '--family', [CompletionResultType]::ParameterName, 'Rules under /ip (ipv4), /ipv6 (ipv6), or both (any): knockers of either family')
             [CompletionResult]::new('-c', '-c', [CompletionResultType]::ParameterName, 'Profiles file [default: $KNOCKR_CONFIG, else ~/.config/knockr/profiles.toml]')
             [CompletionResult]::new('--config', '--config', [CompletionResultType]::ParameterName, 'Profiles file [default: $KNOCKR_CONFIG, else ~/.config/knockr/profiles.toml]')
@@ -196,9 +198,41 @@ Register-ArgumentCompleter -Native -CommandName 'knockr' -ScriptBlock {
             [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help')
             break
         }
+        'knockr;routeros;apply' {
+            [CompletionResult]::new('--sequence', '--sequence', [CompletionResultType]::ParameterName, 'The sequence instead of a profile: PORT[:tcp|udp] or SIZE:icmp, repeatable or a comma list')
+            [CompletionResult]::new('--wan', '--wan', [CompletionResultType]::ParameterName, 'Interface list the knocks arrive on')
+            [CompletionResult]::new('--protect', '--protect', [CompletionResultType]::ParameterName, 'Ports to open to a knocker: PORT[-PORT][:tcp|udp] (tcp unless told), e.g. 22,8291,51820:udp,60000-60010')
+            [CompletionResult]::new('--list', '--list', [CompletionResultType]::ParameterName, 'Address list a knocker lands on')
+            [CompletionResult]::new('--timeout', '--timeout', [CompletionResultType]::ParameterName, 'How long a knocker stays on the list (the router removes it itself)')
+            [CompletionResult]::new('--stage-timeout', '--stage-timeout', [CompletionResultType]::ParameterName, 'Time allowed between two knocks [default: 10s, or 4x the profile''s delay if longer]')
+            [CompletionResult]::new('--block-for', '--block-for', [CompletionResultType]::ParameterName, 'How long a source that began the sequence and then sent anything else (a scan) is blocked from knocking')
+            [CompletionResult]::new('--place-before', '--place-before', [CompletionResultType]::ParameterName, 'Comment of the input rule the accept goes before [default: the default configuration''s drop rule if there is one, else the top of the input chain]')
+            [CompletionResult]::new('--tag', '--tag', [CompletionResultType]::ParameterName, 'Tag of the chain, lists and comments, by which importing again (or apply) replaces the rules and --undo (or apply --remove) finds them; one per knock door on a router [default: knockr-PROFILE, or knockr]')
+            [CompletionResult]::new('--name', '--name', [CompletionResultType]::ParameterName, 'Tag of the chain, lists and comments, by which importing again (or apply) replaces the rules and --undo (or apply --remove) finds them; one per knock door on a router [default: knockr-PROFILE, or knockr]')
+            [CompletionResult]::new('--family', '--family', [CompletionResultType]::ParameterName, 'Rules under /ip (ipv4), /ipv6 (ipv6), or both (any): knockers of either family')
+            [CompletionResult]::new('--door', '--door', [CompletionResultType]::ParameterName, 'The door of -c''s knockd configuration whose [door.routeros] names the routers, the user, the password and the certificate check')
+            [CompletionResult]::new('-c', '-c', [CompletionResultType]::ParameterName, 'The knockd configuration that --door names a door of')
+            [CompletionResult]::new('--config', '--config', [CompletionResultType]::ParameterName, 'The knockd configuration that --door names a door of')
+            [CompletionResult]::new('--url', '--url', [CompletionResultType]::ParameterName, 'A router, as http(s)://HOST[:PORT] (repeatable)')
+            [CompletionResult]::new('--user', '--user', [CompletionResultType]::ParameterName, 'The RouterOS user (its group needs read,write,api,rest-api)')
+            [CompletionResult]::new('--password-file', '--password-file', [CompletionResultType]::ParameterName, 'File whose first line is the password (mode 600, yours or root''s)')
+            [CompletionResult]::new('--password-env', '--password-env', [CompletionResultType]::ParameterName, 'Environment variable holding the password')
+            [CompletionResult]::new('--ca-file', '--ca-file', [CompletionResultType]::ParameterName, 'Trust only this CA (PEM) for the routers'' certificates')
+            [CompletionResult]::new('--fingerprint', '--fingerprint', [CompletionResultType]::ParameterName, 'Trust the certificate with this SHA-256 fingerprint (`routeros check` shows it)')
+            [CompletionResult]::new('--retry', '--retry', [CompletionResultType]::ParameterName, 'How long each request to a router is retried while it fails (5xx, unreachable)')
+            [CompletionResult]::new('--profiles', '--profiles', [CompletionResultType]::ParameterName, 'Profiles file for PROFILE [default: $KNOCKR_CONFIG, else ~/.config/knockr/profiles.toml]')
+            [CompletionResult]::new('--allow-weak', '--allow-weak', [CompletionResultType]::ParameterName, 'Generate a sequence a port scan completes easily (one knock, or one protocol in ascending or descending order), with a warning, instead of refusing it')
+            [CompletionResult]::new('--remove', '--remove', [CompletionResultType]::ParameterName, 'Take out every rule and stage list entry of the tag instead')
+            [CompletionResult]::new('--dry-run', '--dry-run', [CompletionResultType]::ParameterName, 'Print what would change on each router, change nothing')
+            [CompletionResult]::new('--insecure', '--insecure', [CompletionResultType]::ParameterName, 'Do not check the certificate at all (anyone on the path can take the password)')
+            [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help (see more with ''--help'')')
+            [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help (see more with ''--help'')')
+            break
+        }
         'knockr;routeros;help' {
             [CompletionResult]::new('rules', 'rules', [CompletionResultType]::ParameterValue, 'Print a RouterOS script that makes the router detect a knock sequence by itself (staged address lists), opening ports to whoever completes it')
             [CompletionResult]::new('check', 'check', [CompletionResultType]::ParameterValue, 'Check that knockd can use each router of each [door.routeros]: reachable, its certificate, credentials, and the list readable and writable (exit 0 when every router is ready, 1 otherwise)')
+            [CompletionResult]::new('apply', 'apply', [CompletionResultType]::ParameterValue, 'Install the rules of `routeros rules` on one or more routers over the REST API, or take them out with --remove; a second run changes nothing (exit 0 when every router ends as wanted, 1 if one failed, 2 on a usage error)')
             [CompletionResult]::new('help', 'help', [CompletionResultType]::ParameterValue, 'Print this message or the help of the given subcommand(s)')
             break
         }
@@ -206,6 +240,9 @@ Register-ArgumentCompleter -Native -CommandName 'knockr' -ScriptBlock {
             break
         }
         'knockr;routeros;help;check' {
+            break
+        }
+        'knockr;routeros;help;apply' {
             break
         }
         'knockr;routeros;help;help' {
@@ -247,12 +284,16 @@ Register-ArgumentCompleter -Native -CommandName 'knockr' -ScriptBlock {
         'knockr;help;routeros' {
             [CompletionResult]::new('rules', 'rules', [CompletionResultType]::ParameterValue, 'Print a RouterOS script that makes the router detect a knock sequence by itself (staged address lists), opening ports to whoever completes it')
             [CompletionResult]::new('check', 'check', [CompletionResultType]::ParameterValue, 'Check that knockd can use each router of each [door.routeros]: reachable, its certificate, credentials, and the list readable and writable (exit 0 when every router is ready, 1 otherwise)')
+            [CompletionResult]::new('apply', 'apply', [CompletionResultType]::ParameterValue, 'Install the rules of `routeros rules` on one or more routers over the REST API, or take them out with --remove; a second run changes nothing (exit 0 when every router ends as wanted, 1 if one failed, 2 on a usage error)')
             break
         }
         'knockr;help;routeros;rules' {
             break
         }
         'knockr;help;routeros;check' {
+            break
+        }
+        'knockr;help;routeros;apply' {
             break
         }
         'knockr;help;help' {

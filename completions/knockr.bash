@@ -64,6 +64,9 @@ _knockr() {
             knockr__subcmd__help,secret)
                 cmd="knockr__subcmd__help__subcmd__secret"
                 ;;
+            knockr__subcmd__help__subcmd__routeros,apply)
+                cmd="knockr__subcmd__help__subcmd__routeros__subcmd__apply"
+                ;;
             knockr__subcmd__help__subcmd__routeros,check)
                 cmd="knockr__subcmd__help__subcmd__routeros__subcmd__check"
                 ;;
@@ -73,6 +76,9 @@ _knockr() {
             knockr__subcmd__help__subcmd__secret,new)
                 cmd="knockr__subcmd__help__subcmd__secret__subcmd__new"
                 ;;
+            knockr__subcmd__routeros,apply)
+                cmd="knockr__subcmd__routeros__subcmd__apply"
+                ;;
             knockr__subcmd__routeros,check)
                 cmd="knockr__subcmd__routeros__subcmd__check"
                 ;;
@@ -81,6 +87,9 @@ _knockr() {
                 ;;
             knockr__subcmd__routeros,rules)
                 cmd="knockr__subcmd__routeros__subcmd__rules"
+                ;;
+            knockr__subcmd__routeros__subcmd__help,apply)
+                cmd="knockr__subcmd__routeros__subcmd__help__subcmd__apply"
                 ;;
             knockr__subcmd__routeros__subcmd__help,check)
                 cmd="knockr__subcmd__routeros__subcmd__help__subcmd__check"
@@ -382,8 +391,22 @@ _knockr() {
             return 0
             ;;
         knockr__subcmd__help__subcmd__routeros)
-            opts="rules check"
+            opts="rules check apply"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        knockr__subcmd__help__subcmd__routeros__subcmd__apply)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi
@@ -452,7 +475,7 @@ _knockr() {
             return 0
             ;;
         knockr__subcmd__knockd)
-            opts="-c -i -v -h --config --interface --state-file --check --read --dry-run --json --verbose --help"
+            opts="-c -i -v -h --config --interface --state-file --check --convert --read --dry-run --json --verbose --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -475,6 +498,10 @@ _knockr() {
                     return 0
                     ;;
                 --state-file)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --convert)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -538,7 +565,7 @@ _knockr() {
             return 0
             ;;
         knockr__subcmd__routeros)
-            opts="-c -h --config --help rules check help"
+            opts="-c -h --config --help rules check apply help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -549,6 +576,108 @@ _knockr() {
                     return 0
                     ;;
                 -c)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        knockr__subcmd__routeros__subcmd__apply)
+            opts="-c -h --sequence --wan --protect --list --timeout --stage-timeout --block-for --place-before --allow-weak --name --tag --family --remove --dry-run --door --config --url --user --password-file --password-env --ca-file --fingerprint --insecure --retry --profiles --help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --sequence)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --wan)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --protect)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --list)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --timeout)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --stage-timeout)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --block-for)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --place-before)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --tag)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --name)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --family)
+                    COMPREPLY=($(compgen -W "any ipv4 ipv6" -- "${cur}"))
+                    return 0
+                    ;;
+                --door)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --config)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                -c)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --url)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --user)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --password-file)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --password-env)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --ca-file)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --fingerprint)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --retry)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --profiles)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -582,8 +711,22 @@ _knockr() {
             return 0
             ;;
         knockr__subcmd__routeros__subcmd__help)
-            opts="rules check help"
+            opts="rules check apply help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        knockr__subcmd__routeros__subcmd__help__subcmd__apply)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi
@@ -638,7 +781,7 @@ _knockr() {
             return 0
             ;;
         knockr__subcmd__routeros__subcmd__rules)
-            opts="-c -h --sequence --wan --protect --list --timeout --stage-timeout --block-for --place-before --allow-weak --name --tag --undo --family --config --help"
+            opts="-c -h --sequence --wan --protect --list --timeout --stage-timeout --block-for --place-before --allow-weak --name --tag --family --undo --config --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0

@@ -114,6 +114,7 @@ set edit:completion:arg-completer[knockr] = {|@words|
             cand -i 'Capture on this interface ("any": all of them); repeatable; replaces the config''s'
             cand --interface 'Capture on this interface ("any": all of them); repeatable; replaces the config''s'
             cand --state-file 'Keep open knockers and used time-based sequences in this file; replaces the config''s state_file (--read and --dry-run use none)'
+            cand --convert 'Print a classic knockd.conf as knockr''s TOML (the same doors, commands and timeouts, with comments on what TOML adds), and exit'
             cand --read 'Replay a capture file (pcap) instead of capturing live; its timestamps are the clock'
             cand --check 'Validate the configuration as a start would (files, state file, kernel filter), print the doors and warnings, and exit: 0 only if it would start'
             cand --dry-run 'Print the commands instead of running them (one-time sequence files are not changed)'
@@ -152,6 +153,7 @@ set edit:completion:arg-completer[knockr] = {|@words|
             cand --help 'Print help'
             cand rules 'Print a RouterOS script that makes the router detect a knock sequence by itself (staged address lists), opening ports to whoever completes it'
             cand check 'Check that knockd can use each router of each [door.routeros]: reachable, its certificate, credentials, and the list readable and writable (exit 0 when every router is ready, 1 otherwise)'
+            cand apply 'Install the rules of `routeros rules` on one or more routers over the REST API, or take them out with --remove; a second run changes nothing (exit 0 when every router ends as wanted, 1 if one failed, 2 on a usage error)'
             cand help 'Print this message or the help of the given subcommand(s)'
         }
         &'knockr;routeros;rules'= {
@@ -163,8 +165,8 @@ set edit:completion:arg-completer[knockr] = {|@words|
             cand --stage-timeout 'Time allowed between two knocks [default: 10s, or 4x the profile''s delay if longer]'
             cand --block-for 'How long a source that began the sequence and then sent anything else (a scan) is blocked from knocking'
             cand --place-before 'Comment of the input rule the accept goes before [default: the default configuration''s drop rule if there is one, else the top of the input chain]'
-            cand --tag 'Tag of the chain, lists and comments, by which importing again replaces the rules and --undo finds them; one per knock door on a router [default: knockr-PROFILE, or knockr]'
-            cand --name 'Tag of the chain, lists and comments, by which importing again replaces the rules and --undo finds them; one per knock door on a router [default: knockr-PROFILE, or knockr]'
+            cand --tag 'Tag of the chain, lists and comments, by which importing again (or apply) replaces the rules and --undo (or apply --remove) finds them; one per knock door on a router [default: knockr-PROFILE, or knockr]'
+            cand --name 'Tag of the chain, lists and comments, by which importing again (or apply) replaces the rules and --undo (or apply --remove) finds them; one per knock door on a router [default: knockr-PROFILE, or knockr]'
             cand --family 'Rules under /ip (ipv4), /ipv6 (ipv6), or both (any): knockers of either family'
             cand -c 'Profiles file [default: $KNOCKR_CONFIG, else ~/.config/knockr/profiles.toml]'
             cand --config 'Profiles file [default: $KNOCKR_CONFIG, else ~/.config/knockr/profiles.toml]'
@@ -179,14 +181,47 @@ set edit:completion:arg-completer[knockr] = {|@words|
             cand -h 'Print help'
             cand --help 'Print help'
         }
+        &'knockr;routeros;apply'= {
+            cand --sequence 'The sequence instead of a profile: PORT[:tcp|udp] or SIZE:icmp, repeatable or a comma list'
+            cand --wan 'Interface list the knocks arrive on'
+            cand --protect 'Ports to open to a knocker: PORT[-PORT][:tcp|udp] (tcp unless told), e.g. 22,8291,51820:udp,60000-60010'
+            cand --list 'Address list a knocker lands on'
+            cand --timeout 'How long a knocker stays on the list (the router removes it itself)'
+            cand --stage-timeout 'Time allowed between two knocks [default: 10s, or 4x the profile''s delay if longer]'
+            cand --block-for 'How long a source that began the sequence and then sent anything else (a scan) is blocked from knocking'
+            cand --place-before 'Comment of the input rule the accept goes before [default: the default configuration''s drop rule if there is one, else the top of the input chain]'
+            cand --tag 'Tag of the chain, lists and comments, by which importing again (or apply) replaces the rules and --undo (or apply --remove) finds them; one per knock door on a router [default: knockr-PROFILE, or knockr]'
+            cand --name 'Tag of the chain, lists and comments, by which importing again (or apply) replaces the rules and --undo (or apply --remove) finds them; one per knock door on a router [default: knockr-PROFILE, or knockr]'
+            cand --family 'Rules under /ip (ipv4), /ipv6 (ipv6), or both (any): knockers of either family'
+            cand --door 'The door of -c''s knockd configuration whose [door.routeros] names the routers, the user, the password and the certificate check'
+            cand -c 'The knockd configuration that --door names a door of'
+            cand --config 'The knockd configuration that --door names a door of'
+            cand --url 'A router, as http(s)://HOST[:PORT] (repeatable)'
+            cand --user 'The RouterOS user (its group needs read,write,api,rest-api)'
+            cand --password-file 'File whose first line is the password (mode 600, yours or root''s)'
+            cand --password-env 'Environment variable holding the password'
+            cand --ca-file 'Trust only this CA (PEM) for the routers'' certificates'
+            cand --fingerprint 'Trust the certificate with this SHA-256 fingerprint (`routeros check` shows it)'
+            cand --retry 'How long each request to a router is retried while it fails (5xx, unreachable)'
+            cand --profiles 'Profiles file for PROFILE [default: $KNOCKR_CONFIG, else ~/.config/knockr/profiles.toml]'
+            cand --allow-weak 'Generate a sequence a port scan completes easily (one knock, or one protocol in ascending or descending order), with a warning, instead of refusing it'
+            cand --remove 'Take out every rule and stage list entry of the tag instead'
+            cand --dry-run 'Print what would change on each router, change nothing'
+            cand --insecure 'Do not check the certificate at all (anyone on the path can take the password)'
+            cand -h 'Print help (see more with ''--help'')'
+            cand --help 'Print help (see more with ''--help'')'
+        }
         &'knockr;routeros;help'= {
             cand rules 'Print a RouterOS script that makes the router detect a knock sequence by itself (staged address lists), opening ports to whoever completes it'
             cand check 'Check that knockd can use each router of each [door.routeros]: reachable, its certificate, credentials, and the list readable and writable (exit 0 when every router is ready, 1 otherwise)'
+            cand apply 'Install the rules of `routeros rules` on one or more routers over the REST API, or take them out with --remove; a second run changes nothing (exit 0 when every router ends as wanted, 1 if one failed, 2 on a usage error)'
             cand help 'Print this message or the help of the given subcommand(s)'
         }
         &'knockr;routeros;help;rules'= {
         }
         &'knockr;routeros;help;check'= {
+        }
+        &'knockr;routeros;help;apply'= {
         }
         &'knockr;routeros;help;help'= {
         }
@@ -218,10 +253,13 @@ set edit:completion:arg-completer[knockr] = {|@words|
         &'knockr;help;routeros'= {
             cand rules 'Print a RouterOS script that makes the router detect a knock sequence by itself (staged address lists), opening ports to whoever completes it'
             cand check 'Check that knockd can use each router of each [door.routeros]: reachable, its certificate, credentials, and the list readable and writable (exit 0 when every router is ready, 1 otherwise)'
+            cand apply 'Install the rules of `routeros rules` on one or more routers over the REST API, or take them out with --remove; a second run changes nothing (exit 0 when every router ends as wanted, 1 if one failed, 2 on a usage error)'
         }
         &'knockr;help;routeros;rules'= {
         }
         &'knockr;help;routeros;check'= {
+        }
+        &'knockr;help;routeros;apply'= {
         }
         &'knockr;help;help'= {
         }

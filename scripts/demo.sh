@@ -9,7 +9,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/setup.sh
-cargo build --release --locked --quiet --bin knockr --example demo_door
+cargo build --release --locked --quiet --bin knockr --bin knockr-knockd --example demo_door
 knockr=$PWD/target/release/knockr
 
 work=$(mktemp -d)

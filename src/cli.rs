@@ -311,6 +311,86 @@ pub enum RouterosCommand {
     /// writable (exit 0 when every router is ready, 1 otherwise)
     #[cfg(feature = "server")]
     Check(CheckArgs),
+    /// Install the rules of `routeros rules` on one or more routers over the
+    /// REST API, or take them out with --remove; a second run changes nothing
+    /// (exit 0 when every router ends as wanted, 1 if one failed, 2 on a usage error)
+    #[cfg(feature = "server")]
+    Apply(Box<ApplyArgs>),
+}
+
+/// `knockr routeros apply`.
+#[cfg(feature = "server")]
+#[derive(Debug, Args)]
+#[command(
+    after_help = "Examples:\n  knockr routeros apply home-router --protect 22,8291 -c /etc/knockr/knockd.toml --door winbox\n  \
+                  knockr routeros apply --sequence 7000,8000:udp,9000 --protect 22 --url https://192.168.88.1 \\\n      \
+                  --user knockr --password-file /etc/knockr/router.pass --fingerprint sha256:AB:CD:...\n  \
+                  knockr routeros apply home-router --protect 22 --url https://192.168.88.1 --user knockr \\\n      \
+                  --password-env ROUTER_PASS --ca-file ca.pem --dry-run\n  \
+                  knockr routeros apply --remove --tag knockr-home-router -c /etc/knockr/knockd.toml --door winbox"
+)]
+pub struct ApplyArgs {
+    /// The rules, as `routeros rules` takes them (--undo is --remove here)
+    #[command(flatten)]
+    pub rules: RuleFlags,
+
+    /// Take out every rule and stage list entry of the tag instead
+    #[arg(long = "remove", id = "undo", conflicts_with_all = ["sequence", "protect", "place_before", "allow_weak"])]
+    pub remove: bool,
+
+    /// Print what would change on each router, change nothing
+    #[arg(long)]
+    pub dry_run: bool,
+
+    /// The door of -c's knockd configuration whose [door.routeros] names the routers,
+    /// the user, the password and the certificate check
+    #[arg(long, value_name = "NAME", conflicts_with_all = ["url", "user", "password_file", "password_env", "ca_file", "fingerprint", "insecure"], required_unless_present = "url")]
+    pub door: Option<String>,
+
+    /// The knockd configuration that --door names a door of
+    #[arg(
+        short = 'c',
+        long,
+        value_name = "FILE",
+        default_value = "/etc/knockr/knockd.toml"
+    )]
+    pub config: PathBuf,
+
+    /// A router, as http(s)://HOST[:PORT] (repeatable)
+    #[arg(long, value_name = "URL", requires = "user")]
+    pub url: Vec<String>,
+
+    /// The RouterOS user (its group needs read,write,api,rest-api)
+    #[arg(long, value_name = "USER")]
+    pub user: Option<String>,
+
+    /// File whose first line is the password (mode 600, yours or root's)
+    #[arg(long, value_name = "FILE", conflicts_with = "password_env", required_unless_present_any = ["door", "password_env"])]
+    pub password_file: Option<PathBuf>,
+
+    /// Environment variable holding the password
+    #[arg(long, value_name = "VAR")]
+    pub password_env: Option<String>,
+
+    /// Trust only this CA (PEM) for the routers' certificates
+    #[arg(long, value_name = "FILE", conflicts_with_all = ["fingerprint", "insecure"])]
+    pub ca_file: Option<PathBuf>,
+
+    /// Trust the certificate with this SHA-256 fingerprint (`routeros check` shows it)
+    #[arg(long, value_name = "sha256:HEX", conflicts_with = "insecure")]
+    pub fingerprint: Option<String>,
+
+    /// Do not check the certificate at all (anyone on the path can take the password)
+    #[arg(long)]
+    pub insecure: bool,
+
+    /// How long each request to a router is retried while it fails (5xx, unreachable)
+    #[arg(long, value_name = "DURATION", default_value = "10s", value_parser = crate::core::units::parse_duration)]
+    pub retry: Duration,
+
+    /// Profiles file for PROFILE [default: $KNOCKR_CONFIG, else ~/.config/knockr/profiles.toml]
+    #[arg(long, value_name = "FILE", env = "KNOCKR_CONFIG")]
+    pub profiles: Option<PathBuf>,
 }
 
 /// `knockr routeros check`.
@@ -337,6 +417,22 @@ pub struct CheckArgs {
                   knockr routeros rules home-router --undo > unknock.rsc"
 )]
 pub struct RulesArgs {
+    /// The rules
+    #[command(flatten)]
+    pub rules: RuleFlags,
+
+    /// Print the script that removes the rules and lists of this tag instead
+    #[arg(long, conflicts_with_all = ["sequence", "protect", "place_before", "allow_weak"])]
+    pub undo: bool,
+
+    /// Profiles file [default: $KNOCKR_CONFIG, else ~/.config/knockr/profiles.toml]
+    #[arg(short = 'c', long, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+}
+
+/// The rules' flags, shared by `routeros rules` and `routeros apply`.
+#[derive(Debug, Args)]
+pub struct RuleFlags {
     /// Profile whose sequence and delay to use
     #[arg(value_name = "PROFILE", required_unless_present_any = ["sequence", "undo"])]
     #[cfg_attr(feature = "dynamic-completion", arg(add = profile_candidates()))]
@@ -391,22 +487,14 @@ pub struct RulesArgs {
     #[arg(long)]
     pub allow_weak: bool,
 
-    /// Tag of the chain, lists and comments, by which importing again replaces the rules
-    /// and --undo finds them; one per knock door on a router [default: knockr-PROFILE, or knockr]
+    /// Tag of the chain, lists and comments, by which importing again (or apply) replaces
+    /// the rules and --undo (or apply --remove) finds them; one per knock door on a router [default: knockr-PROFILE, or knockr]
     #[arg(long, visible_alias = "name", value_name = "NAME")]
     pub tag: Option<String>,
-
-    /// Print the script that removes the rules and lists of this tag instead
-    #[arg(long, conflicts_with_all = ["sequence", "protect", "place_before", "allow_weak"])]
-    pub undo: bool,
 
     /// Rules under /ip (ipv4), /ipv6 (ipv6), or both (any): knockers of either family
     #[arg(long, value_name = "FAMILY", default_value = "any")]
     pub family: FamilyArg,
-
-    /// Profiles file [default: $KNOCKR_CONFIG, else ~/.config/knockr/profiles.toml]
-    #[arg(short = 'c', long, value_name = "FILE")]
-    pub config: Option<PathBuf>,
 }
 
 /// `knockr knockd`: the server's command line.
@@ -435,6 +523,10 @@ pub struct KnockdArgs {
     #[arg(long, conflicts_with_all = ["read", "dry_run"])]
     pub check: bool,
 
+    /// Print a classic knockd.conf as knockr's TOML (the same doors, commands and timeouts, with comments on what TOML adds), and exit
+    #[arg(long, value_name = "FILE", conflicts_with_all = ["check", "read", "dry_run"])]
+    pub convert: Option<PathBuf>,
+
     /// Replay a capture file (pcap) instead of capturing live; its timestamps are the clock
     #[arg(long, value_name = "FILE")]
     pub read: Option<PathBuf>,
@@ -459,6 +551,8 @@ Examples:
   knockr knockd -c /etc/knockd.conf -i eth0         an existing knockd.conf, unchanged
   knockr knockd -c knockd.toml --check              validate and lint the config, exit
   knockr knockd -c knockd.toml --check --json       the doors as JSON, to diff configurations
+  knockr knockd --convert /etc/knockd.conf > knockd.toml
+                                                    the same doors in knockr's TOML
   knockr knockd -c knockd.toml --read knocks.pcap --dry-run --json
                                                     replay a capture offline
 

@@ -1,4 +1,5 @@
-//! `knockr knockd`: `--check` (load, print the doors and the lint), `--read`
+//! `knockr knockd`: `--check` (load, print the doors and the lint), `--convert`
+//! (a knockd.conf printed as TOML), `--read`
 //! (replay a capture) or serve live, with the signal handlers installed here
 //! and handed to the server as requests.
 
@@ -10,6 +11,9 @@ use crate::exit_codes::ExitCode;
 use crate::server::{self, Ending, Request};
 
 pub(super) fn run(args: &KnockdArgs) -> anyhow::Result<ExitCode> {
+    if let Some(file) = &args.convert {
+        return convert(file);
+    }
     let config = config::load(&args.config)?;
     let options = server::Options {
         interfaces: args.interfaces.clone(),
@@ -46,6 +50,16 @@ pub(super) fn run(args: &KnockdArgs) -> anyhow::Result<ExitCode> {
             ExitCode::Failure
         }
     })
+}
+
+/// `--convert`: the knockd.conf at `file` as knockr's TOML on stdout. It
+/// is loaded as a start loads it, so a file knockr would refuse is refused
+/// here with the same message, and what is printed is what knockr runs.
+fn convert(file: &std::path::Path) -> anyhow::Result<ExitCode> {
+    use std::io::Write as _;
+    let toml = crate::config::convert::to_toml(&config::load(file)?)?;
+    std::io::stdout().lock().write_all(toml.as_bytes())?;
+    Ok(ExitCode::Success)
 }
 
 /// SIGHUP and SIGUSR1 are ignored from before the pid file is written until

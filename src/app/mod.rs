@@ -24,7 +24,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Some(Command::Completions { shell }) => completions::run(shell),
         Some(Command::Man { dir }) => completions::man(dir.as_deref()),
         #[cfg(feature = "server")]
-        Some(Command::Knockd(args)) => knockd::run(&args),
+        Some(Command::Knockd(_)) => exec_server_half(),
         Some(Command::Secret {
             command: crate::cli::SecretCommand::New,
         }) => secret::new(),
@@ -35,8 +35,82 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Some(Command::Routeros {
             command: crate::cli::RouterosCommand::Check(args),
         }) => routeros::check(&args),
+        #[cfg(feature = "server")]
+        Some(Command::Routeros {
+            command: crate::cli::RouterosCommand::Apply(args),
+        }) => routeros::apply(&args),
         None => knock::run(&cli.knock, cli.config),
     }
+}
+
+/// Runs a parsed command line in the server half, `knockr-knockd`: only
+/// `knockr knockd`, which the front door execs it for.
+#[cfg(feature = "server")]
+pub fn run_server_half(cli: Cli) -> anyhow::Result<ExitCode> {
+    match cli.command {
+        Some(Command::Knockd(args)) => knockd::run(&args),
+        _ => anyhow::bail!("{SERVER_HALF} runs `knockr knockd` only; use knockr for the rest"),
+    }
+}
+
+/// The server half's executable: installed next to `knockr`.
+#[cfg(feature = "server")]
+const SERVER_HALF: &str = "knockr-knockd";
+
+/// `knockr knockd ...`: replaces this process by the server half with the
+/// same arguments (already checked by clap here), environment and process
+/// id, as git runs its subcommands. The client never links libpcap, whose
+/// own dependencies would cost every `knockr` run most of its start-up.
+#[cfg(feature = "server")]
+fn exec_server_half() -> anyhow::Result<ExitCode> {
+    use std::os::unix::process::CommandExt as _;
+    let path = server_half_path().ok_or_else(|| {
+        anyhow::anyhow!(
+            "`knockr knockd` needs the {SERVER_HALF} executable, next to knockr or on PATH; \
+             `cargo install --path .` installs both"
+        )
+    })?;
+    let err = std::process::Command::new(&path)
+        .arg0("knockr")
+        .args(std::env::args_os().skip(1))
+        .exec();
+    Err(anyhow::Error::new(err).context(format!("cannot run {}", path.display())))
+}
+
+/// Where the server half is: next to this executable (an install, or
+/// cargo's target directory), else the first on PATH.
+#[cfg(feature = "server")]
+fn server_half_path() -> Option<std::path::PathBuf> {
+    let beside = std::env::current_exe()
+        .ok()
+        .map(|exe| exe.with_file_name(SERVER_HALF))
+        .filter(|p| p.is_file());
+    beside.or_else(|| {
+        std::env::var_os("PATH").and_then(|path| {
+            std::env::split_paths(&path)
+                .map(|dir| dir.join(SERVER_HALF))
+                .find(|p| p.is_file())
+        })
+    })
+}
+
+/// What a run's outcome says on stderr and returns as the exit status: the
+/// error (with its causes) and [`status_of`] it; nothing for a reader that
+/// went away (`knockr list | head -1`).
+pub fn finish(outcome: anyhow::Result<ExitCode>) -> ExitCode {
+    let err = match outcome {
+        Ok(code) => return code,
+        Err(err) => err,
+    };
+    let broken_pipe = err
+        .chain()
+        .filter_map(|cause| cause.downcast_ref::<std::io::Error>())
+        .any(|io| io.kind() == std::io::ErrorKind::BrokenPipe);
+    if broken_pipe {
+        return ExitCode::Success;
+    }
+    eprintln!("knockr: {err:#}");
+    status_of(&err)
 }
 
 /// The exit status for an error [`run`] returned: 2 for usage and

@@ -1,11 +1,12 @@
 //! `knockr routeros rules` (the native knock script for a profile or
-//! `--sequence`) and `knockr routeros check` (can knockd use its routers?).
+//! `--sequence`), `knockr routeros check` (can knockd use its routers?) and
+//! `knockr routeros apply` (the same rules installed over REST).
 
 use std::io::Write as _;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use crate::cli::RulesArgs;
+use crate::cli::{RuleFlags, RulesArgs};
 use crate::client::plan::{self, DEFAULT_DELAY, PlanError, Target};
 use crate::config::profiles::{Overrides, Profile, Profiles, Sequence};
 use crate::core::knock::{self, Family, Knock, Proto};
@@ -13,31 +14,57 @@ use crate::exit_codes::ExitCode;
 use crate::routeros::rules;
 
 pub(super) fn rules(args: &RulesArgs, config: Option<PathBuf>) -> anyhow::Result<ExitCode> {
-    let script = script(args, config)?;
-    std::io::stdout().lock().write_all(script.as_bytes())?;
+    let flags = &args.rules;
+    let family = Family::from(flags.family);
+    let text = if args.undo {
+        rules::undo(&tag(flags), family != Family::Ipv6, family != Family::Ipv4)
+            .map_err(|err| usage(err.to_string()))?
+    } else {
+        let script = rules::script(&spec(flags, args.config.clone().or(config))?)
+            .map_err(|err| usage(err.to_string()))?;
+        warn(&script.warnings)?;
+        script.text
+    };
+    std::io::stdout().lock().write_all(text.as_bytes())?;
     Ok(ExitCode::Success)
 }
 
-/// The script for a profile's or the flags' sequence, or with `--undo` the
-/// one that removes it; a weak sequence let through is warned about on stderr.
-fn script(args: &RulesArgs, config: Option<PathBuf>) -> anyhow::Result<String> {
-    let usage = |message: String| anyhow::Error::from(PlanError::Usage(message));
-    let family = Family::from(args.family);
-    let (ipv4, ipv6) = (family != Family::Ipv6, family != Family::Ipv4);
-    let tag = args.tag.clone().unwrap_or_else(|| match &args.profile {
+fn usage(message: String) -> anyhow::Error {
+    anyhow::Error::from(PlanError::Usage(message))
+}
+
+/// The weak sequences `--allow-weak` let through, on stderr.
+fn warn(warnings: &[rules::Weakness]) -> anyhow::Result<()> {
+    let mut stderr = std::io::stderr().lock();
+    for weakness in warnings {
+        writeln!(
+            stderr,
+            "knockr: warning: {weakness} (generated anyway: --allow-weak)"
+        )?;
+    }
+    Ok(())
+}
+
+/// The tag of the rules: `--tag`, else `knockr-PROFILE`, else `knockr`.
+fn tag(flags: &RuleFlags) -> String {
+    flags.tag.clone().unwrap_or_else(|| match &flags.profile {
         Some(profile) => format!("knockr-{profile}"),
         None => "knockr".to_string(),
-    });
-    if args.undo {
-        return rules::undo(&tag, ipv4, ipv6).map_err(|err| usage(err.to_string()));
-    }
-    let (sequence, delay) = match &args.profile {
+    })
+}
+
+/// What to generate for a profile's or the flags' sequence, the profile
+/// read from `profiles` (else the default profiles file).
+fn spec(flags: &RuleFlags, profiles: Option<PathBuf>) -> anyhow::Result<rules::RuleSpec> {
+    let family = Family::from(flags.family);
+    let (ipv4, ipv6) = (family != Family::Ipv6, family != Family::Ipv4);
+    let (sequence, delay) = match &flags.profile {
         Some(profile) => {
-            let profiles = plan::load_profiles(args.config.clone().or(config))?;
+            let profiles = plan::load_profiles(profiles)?;
             router_knock(&profiles, profile)?
         }
         None => {
-            let sequence = args
+            let sequence = flags
                 .sequence
                 .iter()
                 .map(|spec| {
@@ -49,38 +76,29 @@ fn script(args: &RulesArgs, config: Option<PathBuf>) -> anyhow::Result<String> {
             (sequence, DEFAULT_DELAY)
         }
     };
-    let protect = args
+    let protect = flags
         .protect
         .iter()
         .map(|text| rules::parse_protect(text))
         .collect::<Result<Vec<_>, _>>()
         .map_err(|err| usage(err.to_string()))?;
-    let spec = rules::RuleSpec {
-        tag,
+    Ok(rules::RuleSpec {
+        tag: tag(flags),
         sequence,
-        wan: args.wan.clone(),
+        wan: flags.wan.clone(),
         protect,
-        list: args.list.clone(),
-        timeout: args.timeout,
-        stage_timeout: args
+        list: flags.list.clone(),
+        timeout: flags.timeout,
+        stage_timeout: flags
             .stage_timeout
             .unwrap_or_else(|| (delay * 4).max(Duration::from_secs(10))),
         delay,
-        block_for: args.block_for,
-        place_before: args.place_before.clone(),
-        allow_weak: args.allow_weak,
+        block_for: flags.block_for,
+        place_before: flags.place_before.clone(),
+        allow_weak: flags.allow_weak,
         ipv4,
         ipv6,
-    };
-    let script = rules::script(&spec).map_err(|err| usage(err.to_string()))?;
-    let mut stderr = std::io::stderr().lock();
-    for weakness in &script.warnings {
-        writeln!(
-            stderr,
-            "knockr: warning: {weakness} (generated anyway: --allow-weak)"
-        )?;
-    }
-    Ok(script.text)
+    })
 }
 
 /// The knocks and delay the router must detect for `profile`, as the planner
@@ -139,6 +157,144 @@ pub(super) fn check(args: &crate::cli::CheckArgs) -> anyhow::Result<ExitCode> {
     let checks = super::runtime()?.block_on(check::check(routers));
     let ready = check::print(&checks, &mut std::io::stdout().lock())?;
     Ok(ExitCode::from_ok(ready))
+}
+
+/// `knockr routeros apply`: exit 0 when every router ends as wanted.
+#[cfg(feature = "server")]
+pub(super) fn apply(args: &crate::cli::ApplyArgs) -> anyhow::Result<ExitCode> {
+    use crate::routeros::apply::{self, Goal};
+    use crate::routeros::rest::AddressList;
+    let flags = &args.rules;
+    let family = Family::from(flags.family);
+    let tag = tag(flags);
+    // Everything a user can get wrong is refused before any router is asked.
+    let goal = if args.remove {
+        rules::undo(&tag, family != Family::Ipv6, family != Family::Ipv4)
+            .map_err(|err| usage(err.to_string()))?;
+        let families = [(false, Family::Ipv6), (true, Family::Ipv4)]
+            .into_iter()
+            .filter(|(_, not)| family != *not)
+            .map(|(ipv6, _)| ipv6)
+            .collect();
+        Goal::Remove(families)
+    } else {
+        let (families, warnings) = rules::rules(&spec(flags, args.profiles.clone())?)
+            .map_err(|err| usage(err.to_string()))?;
+        warn(&warnings)?;
+        Goal::Install(families)
+    };
+    let me = crate::config::account::Account::current();
+    let mut clients = Vec::new();
+    for router in apply_routers(args)? {
+        let password = crate::config::secret::load_password(&router.password, &me)
+            .map_err(|err| usage(format!("router {}: {err}", router.url)))?;
+        for warning in router.warnings() {
+            eprintln!("knockr: {warning}");
+        }
+        clients.push(AddressList::new(&router, password).map_err(usage)?);
+    }
+    // Every router at once, so one that is down does not hold up the
+    // others; the results are printed in the order the routers were given.
+    let results = super::runtime()?.block_on(async {
+        let goal = std::sync::Arc::new(goal);
+        let mut tasks = Vec::new();
+        for client in clients {
+            let (goal, tag) = (goal.clone(), tag.clone());
+            let (dry_run, retry) = (args.dry_run, args.retry);
+            tasks.push(tokio::spawn(async move {
+                let result = apply::apply(&client, &tag, &goal, dry_run, retry).await;
+                (client.router.url.clone(), result)
+            }));
+        }
+        let mut results = Vec::new();
+        for task in tasks {
+            results.push(task.await);
+        }
+        results
+    });
+    let mut ok = true;
+    let mut stdout = std::io::stdout().lock();
+    for result in results {
+        let (url, result) = result?;
+        let url = crate::core::text::sanitize(&url).into_owned();
+        match result {
+            Ok(reports) => {
+                for report in reports {
+                    writeln!(stdout, "router {url}: {report}")?;
+                }
+            }
+            Err(err) => {
+                ok = false;
+                // A REST error names its router already; a plan error does not.
+                let text = match err {
+                    apply::ApplyError::Plan(err) => format!("router {url}: {err}"),
+                    apply::ApplyError::Rest(err) => err.to_string(),
+                };
+                eprintln!("knockr: {}", crate::core::text::sanitize(&text));
+            }
+        }
+    }
+    Ok(ExitCode::from_ok(ok))
+}
+
+/// The routers of `--door`'s `[door.routeros]`, or of the flags.
+#[cfg(feature = "server")]
+fn apply_routers(
+    args: &crate::cli::ApplyArgs,
+) -> anyhow::Result<Vec<crate::routeros::rest::Router>> {
+    use crate::core::secret::SecretSource;
+    use crate::routeros::rest::{self, Router};
+    use crate::routeros::tls::{self, Trust};
+    if let Some(door) = &args.door {
+        let config = crate::config::server::load(&args.config)?;
+        let path = args.config.display();
+        let Some(found) = config
+            .doors
+            .iter()
+            .find(|d| d.door.name.as_str() == door.as_str())
+        else {
+            return Err(usage(format!("{path} has no door named {door:?}")));
+        };
+        return match &found.routeros {
+            Some(action) => Ok(action.routers.clone()),
+            None => Err(usage(format!(
+                "door {door:?} of {path} has no [door.routeros] table: expected one naming its routers"
+            ))),
+        };
+    }
+    let user = args.user.clone().unwrap_or_default();
+    if user.is_empty() || user.contains(':') {
+        return Err(usage(format!(
+            "--user {user:?} is not usable: expected a RouterOS user name without ':'"
+        )));
+    }
+    let password = match (&args.password_file, &args.password_env) {
+        (Some(file), _) => SecretSource::File(file.clone()),
+        (None, Some(var)) => SecretSource::Env(var.clone()),
+        (None, None) => {
+            return Err(usage(
+                "no password: expected --password-file FILE or --password-env VAR".into(),
+            ));
+        }
+    };
+    let trust = match (&args.ca_file, &args.fingerprint, args.insecure) {
+        (Some(ca), _, _) => Trust::CaFile(ca.clone()),
+        (None, Some(pin), _) => Trust::Fingerprint(tls::parse_fingerprint(pin).map_err(usage)?),
+        (None, None, true) => Trust::Insecure,
+        (None, None, false) => Trust::System,
+    };
+    args.url
+        .iter()
+        .map(|url| {
+            rest::rest_base(url).map_err(usage)?;
+            Ok(Router {
+                url: url.clone(),
+                user: user.clone(),
+                password: password.clone(),
+                trust: trust.clone(),
+            })
+        })
+        .collect()
 }
 
 #[cfg(test)]

@@ -1,5 +1,6 @@
 //! Files -> validated values: the client's profiles file, the server's
-//! configuration (knockr TOML or a classic knockd.conf, and its lint), secret
+//! configuration (knockr TOML or a classic knockd.conf, its lint, and
+//! the knockd.conf written as TOML by [`convert`]), secret
 //! and password files, one-time sequence files, and which account may own
 //! or rewrite them ([`account`], from the files' metadata).
 //!
@@ -8,6 +9,8 @@
 //! names, sends or captures packets, or runs commands.
 
 pub mod account;
+#[cfg(feature = "server")]
+pub mod convert;
 pub mod files;
 pub mod onetime;
 pub mod profiles;

@@ -124,6 +124,10 @@ pub struct DoorConfig {
     pub routeros: Option<super::routeros::RouterosAction>,
     /// The line the door starts on, for messages.
     pub line: usize,
+    /// knockd.conf only: the section name as written, when an earlier
+    /// section has it too. knockd runs both; knockr names this one
+    /// `NAME#2` (`NAME#3`...), so logs and open knockers tell them apart.
+    pub repeats: Option<String>,
 }
 
 /// A door whose sequences come from shared secrets and the time
@@ -234,6 +238,14 @@ pub fn lint(config: &ServerConfig) -> Vec<Lint> {
                 message,
             });
         };
+        if let Some(written) = &entry.repeats {
+            let first = config.doors.iter().find(|d| d.door.name == *written);
+            let line = first.map_or(0, |d| d.line);
+            warn(format!(
+                "repeats section [{written}] of line {line}: knockd runs both, and so does \
+                 knockr, logging this one as `{name}`; give each section a name of its own"
+            ));
+        }
         let ports: Vec<u16> = door.sequence.knocks().map(|k| k.port).collect();
         let ascending = ports.is_sorted_by(|a, b| a < b);
         if ports.len() >= 2 && (ascending || ports.is_sorted_by(|a, b| a > b)) {
@@ -452,6 +464,7 @@ impl DoorConfig {
             teardown: None,
             routeros: None,
             line,
+            repeats: None,
         }
     }
 
@@ -1002,7 +1015,7 @@ fn parse_knockd_conf(path: &Path, text: &str) -> Result<ServerConfig, ConfigErro
         }
         let (key, value) = match line.split_once('=') {
             Some((key, value)) => (key.trim(), Some(value.trim())),
-            None => (line, None),
+            None => (without_comment(line), None),
         };
         let lower = key.to_ascii_lowercase();
         let directive = match lower.as_str() {
@@ -1010,6 +1023,11 @@ fn parse_knockd_conf(path: &Path, text: &str) -> Result<ServerConfig, ConfigErro
             "command_6" => "start_command_6",
             "timeout" => "seq_timeout",
             other => other,
+        };
+        let value = match value.map(|value| conf_value(directive, key, value)) {
+            Some(Err((part, message))) => return Err(error_at(path, Some(at(part)), message)),
+            Some(Ok(value)) => Some(value),
+            None => None,
         };
         let applied = match (&mut section, value) {
             (Section::Before, _) => Err((
@@ -1040,8 +1058,87 @@ fn parse_knockd_conf(path: &Path, text: &str) -> Result<ServerConfig, ConfigErro
     if let Section::Door(draft) = section {
         drafts.push(*draft);
     }
+    rename_repeated_sections(&mut drafts);
     config.doors = check_doors(path, drafts)?;
     Ok(config)
+}
+
+/// A knockd.conf value as knockd 0.8 means it, without a trailing comment.
+///
+/// knockd keeps the whole text after `=`, so what a `#` does depends on who
+/// reads the value: its numbers go through `atoi`, which stops at the first
+/// non-digit (so `seq_timeout = 10 # seconds` is 10, and a comment after the
+/// last port of a sequence is ignored); a command goes to `/bin/sh -c`, where
+/// a word that starts with `#` begins a comment; a file name keeps the `#`
+/// and what follows. knockr cuts the comment where the meaning is clear (a
+/// number, a port, a flag, an address or an interface name cannot hold a
+/// `#`), passes commands on whole for the shell to read as knockd's shell
+/// does, and refuses what knockd would misread: a comment after a file name
+/// (knockd would open `/var/log/knockd.log # log`) and a comment holding a
+/// comma after a sequence (knockd reads a port from each piece after it).
+fn conf_value<'t>(
+    directive: &str,
+    key: &str,
+    value: &'t str,
+) -> Result<&'t str, (&'t str, String)> {
+    let Some(hash) = value.find('#') else {
+        return Ok(value);
+    };
+    let comment = &value[hash..];
+    match directive {
+        _ if directive.contains("_command") => Ok(value),
+        "logfile" | "pidfile" | "statefile" | "one_time_sequences" => {
+            match value[..hash].ends_with(char::is_whitespace) {
+                true => Err((
+                    comment,
+                    format!(
+                        "`{key}` value {value:?} has a `#` after a space: knockd 0.8 reads it as \
+                         part of the file name; put the comment on a line of its own"
+                    ),
+                )),
+                // `/srv/knockd#1.log`: a file name, read as knockd reads it.
+                false => Ok(value),
+            }
+        }
+        "sequence" if comment.contains(',') => Err((
+            comment,
+            format!(
+                "the comment after `{key}` holds a comma: knockd 0.8 reads a port from each \
+                 piece after a comma; put the comment on a line of its own"
+            ),
+        )),
+        _ => Ok(value[..hash].trim_end()),
+    }
+}
+
+/// A directive written alone (`UseSyslog # log to syslog`), without its comment.
+fn without_comment(line: &str) -> &str {
+    line.split_once('#')
+        .map_or(line, |(word, _)| word.trim_end())
+}
+
+/// knockd runs every section, even two of the same name, so knockr does
+/// too; but open knockers, the state file and the log know a door by its
+/// name, so each repeat is renamed `NAME#2`, `NAME#3`... (the first number
+/// no section of the file is named), and remembers the name it was written
+/// with for `--check` and `--convert` to tell.
+fn rename_repeated_sections(drafts: &mut [Draft]) {
+    let mut taken: std::collections::HashSet<String> =
+        drafts.iter().map(|d| d.config.door.name.clone()).collect();
+    let mut seen = std::collections::HashSet::new();
+    for draft in drafts {
+        let name = draft.config.door.name.clone();
+        if seen.insert(name.clone()) {
+            continue;
+        }
+        let renamed = (2..)
+            .map(|n| format!("{name}#{n}"))
+            .find(|candidate| !taken.contains(candidate))
+            .unwrap_or_default();
+        taken.insert(renamed.clone());
+        draft.config.door.name = renamed;
+        draft.config.repeats = Some(name);
+    }
 }
 
 /// Applies one `key = value` line of `[options]`. An error carries the piece
@@ -1108,8 +1205,18 @@ fn door_directive<'t>(
     let shell = Some(Action::Shell(value.to_string()));
     match directive {
         "sequence" => {
-            let knock = |item: &'t str| {
-                knock::parse_knock(item, Proto::Tcp).map_err(|e| (item.trim(), e.to_string()))
+            let knock = |item: &'t str| match item.trim() {
+                // knockd's `atoi("")` makes it a knock on port 0, which no packet has.
+                "" => Err((
+                    item,
+                    format!(
+                        "`{key}` value {value:?} has an empty knock (a trailing or doubled \
+                         comma): knockd 0.8 reads it as port 0; remove the comma"
+                    ),
+                )),
+                trimmed => {
+                    knock::parse_knock(item, Proto::Tcp).map_err(|e| (trimmed, e.to_string()))
+                }
             };
             draft.knocks = value.split(',').map(knock).collect::<Result<_, _>>()?;
             draft.sequence_at = Some(key_at);
@@ -1247,7 +1354,13 @@ conf: seq_timeout of zero      | [d]\nsequence = 7000:udp\nseq_timeout = 0
 conf: timeout with a unit      | [d]\nsequence = 1\nseq_timeout = 5s
 conf: UseSyslog with a value   | [options]\nUseSyslog = yes
 conf: no equals sign           | [d]\nsequence 1
-conf: duplicate door           | [d]\nsequence = 1\n[d]\nsequence = 2
+conf: trailing comma           | [d]\nsequence = 7000,8000,
+conf: doubled comma            | [d]\nsequence = 7000,,8000
+conf: negative timeout         | [d]\nsequence = 1\ncmd_timeout = -1
+conf: timeout in hours         | [d]\nsequence = 1\nseq_timeout = 1h # an hour
+conf: comment after a path     | [options]\nLogFile = /var/log/knockd.log # log\n[d]\nsequence = 1
+conf: comment with a comma     | [d]\nsequence = 7000:udp # then, 8000
+conf: comment as the value     | [d]\nsequence = 1\nseq_timeout = # none
 conf: empty file               |
 "#;
 
@@ -1308,6 +1421,60 @@ conf: empty file               |
         assert_eq!(summary(door), "3s -: x x - -");
     }
 
+    /// As `knockd -D` shows knockd 0.8 reading them: numbers, ports, flags
+    /// and addresses without their comment; commands whole, for the shell.
+    #[test]
+    fn a_comment_after_a_value_is_read_as_knockd_reads_it() {
+        let config = conf(
+            "[options]\nInterface = eth1 # uplink\nUseSyslog # too\nLogFile = /srv/k#1.log\n\
+             [d]\nsequence = 7000,8000:udp,9000 # knock\nseq_timeout = 10 # seconds\n\
+             tcpflags = syn,!ack # new connections\ntarget = 192.0.2.1 # wan\n\
+             cmd_timeout = 5# s\nstart_command = echo %IP% # a shell comment\nstop_command = x\n",
+        );
+        let door = &config.doors[0];
+        assert_eq!(config.interfaces, ["eth1"]);
+        assert!(config.use_syslog);
+        assert_eq!(config.log_file, Some("/srv/k#1.log".into()));
+        assert_eq!(door.door.sequence, knocks("7000,8000:udp,9000"));
+        assert_eq!(door.door.flags, FlagRule::parse("syn,!ack").unwrap());
+        assert_eq!(door.door.target, Some("192.0.2.1".parse().unwrap()));
+        assert_eq!(
+            summary(door),
+            "10s 5s: echo %IP% # a shell comment echo %IP% # a shell comment x x"
+        );
+    }
+
+    #[test]
+    fn repeated_section_names_become_distinct_doors_and_a_warning() {
+        let config = conf(
+            "[ssh]\nsequence = 1\ntcpflags = syn\ncommand = a\n[ssh#2]\nsequence = 2\n\
+             tcpflags = syn\ncommand = b\n[ssh]\nsequence = 3\ntcpflags = syn\ncommand = c\n\
+             [ssh]\nsequence = 4\ntcpflags = syn\ncommand = d\n",
+        );
+        let names: Vec<(&str, Option<&str>)> = config
+            .doors
+            .iter()
+            .map(|d| (d.door.name.as_str(), d.repeats.as_deref()))
+            .collect();
+        assert_eq!(
+            names,
+            [
+                ("ssh", None),
+                ("ssh#2", None),
+                ("ssh#3", Some("ssh")),
+                ("ssh#4", Some("ssh"))
+            ]
+        );
+        let lints: Vec<String> = lint(&config).into_iter().map(|l| l.message).collect();
+        assert_eq!(
+            lints,
+            [3, 4].map(|n| format!(
+                "door `ssh#{n}` repeats section [ssh] of line 1: knockd runs both, and so does \
+                 knockr, logging this one as `ssh#{n}`; give each section a name of its own"
+            ))
+        );
+    }
+
     #[test]
     fn use_syslog_is_a_bare_word_and_off_by_default() {
         assert!(conf("[options]\n  UseSyslog  \n[d]\nsequence = 1\n").use_syslog);
@@ -1339,6 +1506,7 @@ conf: empty file               |
             teardown: argv("/usr/sbin/nft delete table inet fw"),
             routeros: None,
             line: 10,
+            repeats: None,
         };
         let expected = ServerConfig {
             interfaces: vec!["eth0".into()],

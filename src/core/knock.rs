@@ -134,7 +134,7 @@ pub enum SpecError {
 }
 
 /// Parses one `PORT[:PROTO]`; `default` is used when no protocol is given.
-/// The protocol is case-insensitive (the C knockd silently reads `:UDP` as tcp).
+/// The protocol is case-insensitive, as in the C knockd 0.8 (`knockd -D` shows `:UDP` as udp).
 pub fn parse_knock(spec: &str, default: Proto) -> Result<Knock, SpecError> {
     let spec = spec.trim();
     if spec.is_empty() {

@@ -1,8 +1,10 @@
 //! The RouterOS REST client for firewall address lists (RouterOS 7.1+): puts a
 //! knocker on a list with a timeout, refreshes it without ever making a
 //! duplicate, and removes it, following the refresh pattern of
-//! reference/routeros.md. Transient faults (5xx, timeouts, refused
-//! connections) are retried with backoff until a deadline the caller gives;
+//! reference/routeros.md; and, for `routeros apply`, lists, adds (before a
+//! given rule) and deletes firewall filter rules. Transient faults (5xx,
+//! timeouts, refused connections) are retried with backoff until a deadline
+//! the caller gives;
 //! authentication and permission errors are not retried.
 //!
 //! A router is not trusted to be well-behaved: a reply body is read up to
@@ -174,6 +176,28 @@ pub fn list_path(address: IpAddr) -> &'static str {
     match address.to_canonical() {
         IpAddr::V4(_) => "ip/firewall/address-list",
         IpAddr::V6(_) => "ipv6/firewall/address-list",
+    }
+}
+
+/// The REST path of a family's firewall `table`: `ip/firewall/filter`,
+/// `ipv6/firewall/address-list`.
+pub fn family_path(ipv6: bool, table: &str) -> String {
+    format!("{}/firewall/{table}", if ipv6 { "ipv6" } else { "ip" })
+}
+
+/// One firewall filter rule as the router lists it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FilterRule {
+    /// Its `*HEX` id (checked).
+    pub id: String,
+    /// Every other field whose value is a string, as the router printed it.
+    pub fields: std::collections::BTreeMap<String, String>,
+}
+
+impl FilterRule {
+    /// The value of `key`, if the router printed one.
+    pub fn get(&self, key: &str) -> Option<&str> {
+        self.fields.get(key).map(String::as_str)
     }
 }
 
@@ -398,6 +422,102 @@ impl AddressList {
         let query = format!("{}?list={}", list_path(family), query_escape(list));
         let (_, entries) = self.send(Method::GET, &query, None, deadline).await?;
         Ok(entries.as_array().cloned().unwrap_or_default())
+    }
+
+    /// Every entry of the family's address lists, as `(id, list)`: what
+    /// `routeros apply` looks through to clear its stage and blocked lists.
+    pub async fn list_entries(
+        &self,
+        ipv6: bool,
+        deadline: Instant,
+    ) -> Result<Vec<(String, String)>, RestError> {
+        let path = family_path(ipv6, "address-list");
+        let (_, entries) = self.send(Method::GET, &path, None, deadline).await?;
+        entries
+            .as_array()
+            .map(Vec::as_slice)
+            .unwrap_or_default()
+            .iter()
+            .map(|entry| {
+                let list = entry.get("list").and_then(Value::as_str).unwrap_or("");
+                Ok((self.id(entry, "GET", &path)?, list.to_string()))
+            })
+            .collect()
+    }
+
+    /// The family's firewall filter table, in table order.
+    pub async fn filter_rules(
+        &self,
+        ipv6: bool,
+        deadline: Instant,
+    ) -> Result<Vec<FilterRule>, RestError> {
+        let path = family_path(ipv6, "filter");
+        let (_, rules) = self.send(Method::GET, &path, None, deadline).await?;
+        let Some(rules) = rules.as_array() else {
+            return Err(self.bad_reply("GET", &path, "the reply is not a list of rules".into()));
+        };
+        rules
+            .iter()
+            .map(|rule| {
+                let id = self.id(rule, "GET", &path)?;
+                // RouterOS prints every value as a string; anything else is
+                // kept as no value, so it never equals a wanted one.
+                let fields = rule
+                    .as_object()
+                    .into_iter()
+                    .flatten()
+                    .filter(|(key, _)| key.as_str() != ".id")
+                    .filter_map(|(key, value)| Some((key.clone(), value.as_str()?.to_string())))
+                    .collect();
+                Ok(FilterRule { id, fields })
+            })
+            .collect()
+    }
+
+    /// Adds a filter rule with `fields`, before the rule `place_before`
+    /// (a `*HEX` id) or at the end of the table; returns the new rule's id.
+    pub async fn add_filter_rule(
+        &self,
+        ipv6: bool,
+        fields: &[(&str, String)],
+        place_before: Option<&str>,
+        deadline: Instant,
+    ) -> Result<String, RestError> {
+        let path = family_path(ipv6, "filter");
+        let mut body = serde_json::Map::new();
+        for (key, value) in fields {
+            body.insert((*key).to_string(), Value::String(value.clone()));
+        }
+        if let Some(id) = place_before {
+            if !is_id(id) {
+                return Err(self.bad_reply(
+                    "PUT",
+                    &path,
+                    "a place-before id not of the form *HEX".into(),
+                ));
+            }
+            body.insert("place-before".into(), Value::String(id.to_string()));
+        }
+        let (_, record) = self
+            .send(Method::PUT, &path, Some(&Value::Object(body)), deadline)
+            .await?;
+        self.id(&record, "PUT", &path)
+    }
+
+    /// Deletes the item `id` of the family's `table` (`filter`, `address-list`);
+    /// one already gone counts as deleted.
+    pub async fn delete_item(
+        &self,
+        ipv6: bool,
+        table: &str,
+        id: &str,
+        deadline: Instant,
+    ) -> Result<(), RestError> {
+        let path = format!("{}/{}", family_path(ipv6, table), path_segment(id));
+        match self.send(Method::DELETE, &path, None, deadline).await {
+            Ok(_) | Err(RestError::Refused { status: 404, .. }) => Ok(()),
+            Err(err) => Err(err),
+        }
     }
 
     /// How long the router has been up (`GET /system/resource`): when it

@@ -371,87 +371,226 @@ fn header(spec: &RuleSpec) -> String {
 
 /// One family's rules, after the removal of the previous copy.
 fn install(spec: &RuleSpec, section: &Section) -> String {
+    let mut out = format!("{}\n", section.filter);
+    for rule in family_rules(spec, section) {
+        let line = rule.line();
+        let _ = match rule.place {
+            Place::BeforeAnchor => writeln!(
+                out,
+                "{}",
+                placed(&line, spec.place_before.as_deref(), section)
+            ),
+            Place::Top => writeln!(out, "{line} place-before=([find chain=input]->0)"),
+            Place::End => writeln!(out, "{line}"),
+        };
+    }
+    out
+}
+
+/// Where a rule goes in the filter table (the script's placement, which
+/// `routeros apply` follows too).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Place {
+    /// Before the anchor (`--place-before`'s rule, else the default drop
+    /// rule), else at the top of input, else (input empty) at the end.
+    BeforeAnchor,
+    /// First in the input chain.
+    Top,
+    /// Appended at the end of the table (the knock chain's own rules).
+    End,
+}
+
+/// One filter rule as RouterOS holds it: its fields in the order the
+/// script writes them (every value as RouterOS prints it), and its place.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Rule {
+    pub fields: Vec<(&'static str, String)>,
+    pub place: Place,
+}
+
+impl Rule {
+    fn new(place: Place, fields: Vec<(&'static str, String)>) -> Rule {
+        Rule { fields, place }
+    }
+
+    /// The value of `key`, if the rule sets it.
+    pub fn get(&self, key: &str) -> Option<&str> {
+        self.fields
+            .iter()
+            .find(|(k, _)| *k == key)
+            .map(|(_, v)| v.as_str())
+    }
+
+    /// `add chain=... comment="..."`, as the script writes it.
+    fn line(&self) -> String {
+        let words: Vec<String> = self
+            .fields
+            .iter()
+            .map(|(key, value)| match *key {
+                "comment" => format!("{key}={}", quote(value)),
+                _ => format!("{key}={value}"),
+            })
+            .collect();
+        format!("add {}", words.join(" "))
+    }
+}
+
+/// One family's firewall filter, for a client that installs the rules itself.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FamilyRules {
+    pub ipv6: bool,
+    /// The comment of the input rule the accepts go before when present
+    /// (`--place-before`, which must then exist, else the default drop rule).
+    pub anchor: String,
+    /// Whether the anchor must exist (`--place-before`) or is only preferred.
+    pub anchor_required: bool,
+    /// The rules in the order the script adds them.
+    pub rules: Vec<Rule>,
+}
+
+/// The rules of [`script`] as data, one entry per family, for `routeros
+/// apply`; the same checks refuse the same specs.
+pub fn rules(spec: &RuleSpec) -> Result<(Vec<FamilyRules>, Vec<Weakness>), RuleError> {
+    let warnings = validate(spec)?;
+    let families = sections(spec.ipv4, spec.ipv6)
+        .map(|section| FamilyRules {
+            ipv6: section.ipv6,
+            anchor: spec
+                .place_before
+                .clone()
+                .unwrap_or_else(|| section.defconf_drop.to_string()),
+            anchor_required: spec.place_before.is_some(),
+            rules: family_rules(spec, section),
+        })
+        .collect();
+    Ok((families, warnings))
+}
+
+/// Whether `comment` marks a rule installed under `tag` (`TAG: ...`).
+pub fn is_tagged(tag: &str, comment: &str) -> bool {
+    comment
+        .strip_prefix(tag)
+        .is_some_and(|rest| rest.starts_with(": "))
+}
+
+/// Whether `list` is one of `tag`'s own stage or blocked lists.
+pub fn is_stage_list(tag: &str, list: &str) -> bool {
+    list.strip_prefix(tag)
+        .and_then(|rest| rest.strip_prefix('-'))
+        .is_some_and(|rest| {
+            rest == "blocked"
+                || rest
+                    .strip_prefix('s')
+                    .is_some_and(|n| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()))
+        })
+}
+
+/// One family's rules in the order the script adds them: the accepts, the
+/// dispatch, then the knock chain.
+fn family_rules(spec: &RuleSpec, section: &Section) -> Vec<Rule> {
     let n = &spec.tag;
     let k = spec.sequence.len();
-    let mut out = format!("{}\n", section.filter);
+    let s = |text: &str| text.to_string();
+    let mut rules = Vec::new();
     for (transport, ports) in by_transport(&spec.protect) {
-        let rule = format!(
-            "add chain=input action=accept in-interface-list={} src-address-list={} protocol={} dst-port={ports} comment=\"{n}: accept knocked {}\"",
-            spec.wan,
-            spec.list,
-            Proto::from(transport),
-            Proto::from(transport)
-        );
-        let _ = writeln!(
-            out,
-            "{}",
-            placed(&rule, spec.place_before.as_deref(), section)
-        );
+        let proto = Proto::from(transport);
+        rules.push(Rule::new(
+            Place::BeforeAnchor,
+            vec![
+                ("chain", s("input")),
+                ("action", s("accept")),
+                ("in-interface-list", spec.wan.clone()),
+                ("src-address-list", spec.list.clone()),
+                ("protocol", proto.to_string()),
+                ("dst-port", ports),
+                ("comment", format!("{n}: accept knocked {proto}")),
+            ],
+        ));
     }
     // At the very top, above the accept: the default configuration accepts
     // ICMP (and under /ipv6 some UDP) before its drop rule, and those are knocks too.
-    let _ = writeln!(
-        out,
-        "add chain=input action=jump jump-target={n} in-interface-list={} connection-state=new \
-         comment=\"{n}: dispatch\" place-before=([find chain=input]->0)",
-        spec.wan
-    );
+    rules.push(Rule::new(
+        Place::Top,
+        vec![
+            ("chain", s("input")),
+            ("action", s("jump")),
+            ("jump-target", n.clone()),
+            ("in-interface-list", spec.wan.clone()),
+            ("connection-state", s("new")),
+            ("comment", format!("{n}: dispatch")),
+        ],
+    ));
+    let chain = |action: &str, mut fields: Vec<(&'static str, String)>, comment: String| {
+        let mut all = vec![("chain", n.clone()), ("action", action.to_string())];
+        all.append(&mut fields);
+        all.push(("comment", comment));
+        Rule::new(Place::End, all)
+    };
     for (transport, ports) in by_transport(&spec.protect) {
         let proto = Proto::from(transport);
-        let _ = writeln!(
-            out,
-            "add chain={n} action=return src-address-list={} protocol={proto} dst-port={ports} \
-             comment=\"{n}: knocked, to {proto} {ports}\"",
-            spec.list
-        );
+        rules.push(chain(
+            "return",
+            vec![
+                ("src-address-list", spec.list.clone()),
+                ("protocol", proto.to_string()),
+                ("dst-port", ports.clone()),
+            ],
+            format!("{n}: knocked, to {proto} {ports}"),
+        ));
     }
-    let _ = writeln!(
-        out,
-        "add chain={n} action=return src-address-list={n}-blocked comment=\"{n}: blocked\""
-    );
+    rules.push(chain(
+        "return",
+        vec![("src-address-list", format!("{n}-blocked"))],
+        format!("{n}: blocked"),
+    ));
     for stage in (1..=k).rev() {
-        let matched = matcher(spec.sequence[stage - 1], section.ipv6);
-        let after = if stage > 1 {
-            format!(" src-address-list={n}-s{}", stage - 1)
-        } else {
-            String::new()
-        };
+        let mut matched = matcher(spec.sequence[stage - 1], section.ipv6);
+        if stage > 1 {
+            matched.push(("src-address-list", format!("{n}-s{}", stage - 1)));
+        }
         let (list, timeout) = if stage == k {
             (spec.list.clone(), spec.timeout)
         } else {
             (format!("{n}-s{stage}"), spec.stage_timeout)
         };
-        let _ = writeln!(
-            out,
-            "add chain={n} action=add-src-to-address-list {matched}{after} address-list={list} \
-             address-list-timeout={} comment=\"{n}: knock {stage}/{k}\"",
-            duration(timeout)
-        );
-        let _ = writeln!(
-            out,
-            "add chain={n} action=return {matched}{after} comment=\"{n}: knock {stage}/{k} done\""
-        );
+        let mut advance = matched.clone();
+        advance.push(("address-list", list));
+        advance.push(("address-list-timeout", duration(timeout)));
+        rules.push(chain(
+            "add-src-to-address-list",
+            advance,
+            format!("{n}: knock {stage}/{k}"),
+        ));
+        rules.push(chain(
+            "return",
+            matched,
+            format!("{n}: knock {stage}/{k} done"),
+        ));
     }
     // Knock 1 always matches its advance above; later knocks repeat here
     // once the stage before them has expired.
     for stage in 2..k {
-        let _ = writeln!(
-            out,
-            "add chain={n} action=return {} src-address-list={n}-s{stage} \
-             comment=\"{n}: knock {stage}/{k} again\"",
-            matcher(spec.sequence[stage - 1], section.ipv6)
-        );
+        let mut matched = matcher(spec.sequence[stage - 1], section.ipv6);
+        matched.push(("src-address-list", format!("{n}-s{stage}")));
+        rules.push(chain(
+            "return",
+            matched,
+            format!("{n}: knock {stage}/{k} again"),
+        ));
     }
     for stage in 1..k {
-        let _ = writeln!(
-            out,
-            "add chain={n} action=add-src-to-address-list src-address-list={n}-s{stage} \
-             address-list={n}-blocked address-list-timeout={} comment=\"{n}: wrong knock after {stage}/{k}\"",
-            duration(spec.block_for)
-        );
+        rules.push(chain(
+            "add-src-to-address-list",
+            vec![
+                ("src-address-list", format!("{n}-s{stage}")),
+                ("address-list", format!("{n}-blocked")),
+                ("address-list-timeout", duration(spec.block_for)),
+            ],
+            format!("{n}: wrong knock after {stage}/{k}"),
+        ));
     }
-    let _ = writeln!(out, "add chain={n} action=return comment=\"{n}: end\"");
-    out
+    rules.push(chain("return", Vec::new(), format!("{n}: end")));
+    rules
 }
 
 /// `rule` with its place: before the rule commented `anchor` (the script
@@ -526,16 +665,7 @@ fn validate(spec: &RuleSpec) -> Result<Vec<Weakness>, RuleError> {
     word("the tag", &spec.tag)?;
     word("the interface list", &spec.wan)?;
     word("the address list", &spec.list)?;
-    let ours = spec
-        .list
-        .strip_prefix(&format!("{}-", spec.tag))
-        .is_some_and(|rest| {
-            rest == "blocked"
-                || rest
-                    .strip_prefix('s')
-                    .is_some_and(|n| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()))
-        });
-    if ours {
+    if is_stage_list(&spec.tag, &spec.list) {
         return Err(RuleError::ListClash(spec.list.clone()));
     }
     if let Some(anchor) = &spec.place_before
@@ -599,17 +729,28 @@ fn validate(spec: &RuleSpec) -> Result<Vec<Weakness>, RuleError> {
 
 /// The rule's match for one knock: protocol and port, or for ICMP the echo
 /// request and its packet size.
-fn matcher(knock: Knock, ipv6: bool) -> String {
+fn matcher(knock: Knock, ipv6: bool) -> Vec<(&'static str, String)> {
+    let size = || {
+        (
+            "packet-size",
+            icmp_packet_size(knock.port, ipv6).to_string(),
+        )
+    };
     match (knock.proto, ipv6) {
-        (Proto::Tcp | Proto::Udp, _) => format!("protocol={} dst-port={}", knock.proto, knock.port),
-        (Proto::Icmp, false) => format!(
-            "protocol=icmp icmp-options=8:0 packet-size={}",
-            icmp_packet_size(knock.port, ipv6)
-        ),
-        (Proto::Icmp, true) => format!(
-            "protocol=icmpv6 icmp-options=128:0 packet-size={}",
-            icmp_packet_size(knock.port, ipv6)
-        ),
+        (Proto::Tcp | Proto::Udp, _) => vec![
+            ("protocol", knock.proto.to_string()),
+            ("dst-port", knock.port.to_string()),
+        ],
+        (Proto::Icmp, false) => vec![
+            ("protocol", "icmp".into()),
+            ("icmp-options", "8:0".into()),
+            size(),
+        ],
+        (Proto::Icmp, true) => vec![
+            ("protocol", "icmpv6".into()),
+            ("icmp-options", "128:0".into()),
+            size(),
+        ],
     }
 }
 
@@ -963,6 +1104,44 @@ mod tests {
         assert_eq!(icmp_packet_size(max, true), 65535);
         assert_eq!(icmp_packet_size(max, false), 65515);
         assert_eq!(icmp_packet_size(0, false), 28);
+    }
+
+    #[test]
+    fn the_rules_as_data_are_the_scripts_rules_in_its_order() {
+        let mut both = spec("7000,56:icmp,9000:udp");
+        both.ipv6 = true;
+        let text = text(&both);
+        let (families, warnings) = rules(&both).unwrap();
+        assert!(warnings.is_empty());
+        assert_eq!(families.len(), 2);
+        let (v4, v6) = text.split_once("/ipv6 firewall filter\n").unwrap();
+        for (family, section) in families.iter().zip([v4, v6]) {
+            let added: Vec<&str> = section
+                .lines()
+                .filter(|l| l.contains("add chain="))
+                .collect();
+            assert_eq!(added.len(), family.rules.len());
+            for (line, rule) in added.iter().zip(&family.rules) {
+                assert!(line.contains(&rule.line()), "{line}\n{}", rule.line());
+                assert_eq!(
+                    line.contains("place-before=([find chain=input]->0)") && !line.starts_with(':'),
+                    rule.place == Place::Top,
+                    "{line}"
+                );
+            }
+            assert!(!family.anchor_required);
+        }
+        assert_eq!(families[1].anchor, V6.defconf_drop);
+        assert!(families[1].ipv6);
+        let mut custom = spec("7000,8000:udp");
+        custom.place_before = Some("my: drop".into());
+        let (families, _) = rules(&custom).unwrap();
+        assert!(families[0].anchor_required && families[0].anchor == "my: drop");
+        custom.sequence.truncate(1);
+        assert!(matches!(rules(&custom), Err(RuleError::Scannable { .. })));
+        assert!(is_tagged("door", "door: end") && !is_tagged("door", "door2: end"));
+        assert!(is_stage_list("door", "door-s12") && is_stage_list("door", "door-blocked"));
+        assert!(!is_stage_list("door", "door-s") && !is_stage_list("door", "doors1"));
     }
 
     #[test]

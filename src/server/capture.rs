@@ -54,45 +54,216 @@ pub(crate) struct Seen {
     pub(crate) at: Duration,
 }
 
+/// The most port clauses (one port, or one range of ports, of one protocol)
+/// the kernel filter names. libpcap's optimizer is super-linear in the
+/// clauses of an `or` chain (40 doors x 32 knocks, 1,280 clauses, took 39 s
+/// to compile, 600 doors ran it out of memory), and the kernel refuses a
+/// program of over 4,096 instructions, after which libpcap filters in
+/// userspace without a word. 64 clauses, twice over for the VLAN wrapping,
+/// compile in milliseconds to well under that limit (see the tests).
+pub(crate) const MAX_CLAUSES: usize = 64;
+
+/// Ports `low..=high` of one protocol that the kernel filter lets in, such
+/// as a time-based door's `otp_ports`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct PortRange {
+    /// TCP or UDP (ICMP knocks have no port and reach no filter clause).
+    pub(crate) proto: Proto,
+    /// The first port let in.
+    pub(crate) low: u16,
+    /// The last port let in (`low` for a single port).
+    pub(crate) high: u16,
+}
+
+impl PortRange {
+    /// This range as one libpcap clause.
+    fn clause(&self) -> String {
+        let name = self.proto.as_str();
+        if self.low == self.high {
+            format!("{name} dst port {}", self.low)
+        } else {
+            format!("{name} dst portrange {}-{}", self.low, self.high)
+        }
+    }
+}
+
+/// `ranges` sorted, with those that overlap or touch merged into one, so
+/// consecutive knock ports (or a door's ports next to a time-based range)
+/// cost the filter one clause.
+pub(crate) fn merge_ranges(mut ranges: Vec<PortRange>) -> Vec<PortRange> {
+    ranges.sort_unstable_by_key(|r| (r.proto.as_str(), r.low, r.high));
+    let mut merged: Vec<PortRange> = Vec::with_capacity(ranges.len());
+    for range in ranges {
+        match merged.last_mut() {
+            Some(last)
+                if last.proto == range.proto
+                    && u32::from(range.low) <= u32::from(last.high) + 1 =>
+            {
+                last.high = last.high.max(range.high);
+            }
+            _ => merged.push(range),
+        }
+    }
+    merged
+}
+
+/// The kernel filter for a set of doors, and whether it had to give up on ports.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct KernelFilter {
+    /// libpcap's expression for untagged packets; each capture sets it
+    /// framed for its link type ([`framed`]).
+    pub(crate) expression: String,
+    /// How many port clauses the doors need, when that is more than
+    /// [`MAX_CLAUSES`]: the expression then lets every TCP and UDP packet
+    /// in, and the matcher alone picks the knocks.
+    pub(crate) too_many: Option<usize>,
+}
+
+impl KernelFilter {
+    /// Every TCP and UDP packet, tagged or not: what a strict door, a
+    /// one-time door (its next ports are not known yet) and a config with
+    /// too many port clauses need.
+    pub(crate) fn every_tcp_and_udp() -> KernelFilter {
+        KernelFilter {
+            expression: "tcp or udp".to_string(),
+            too_many: None,
+        }
+    }
+
+    /// What to log once when the filter gave up on ports, so that a busy
+    /// host's CPU use (every TCP and UDP packet reaches userspace) has a reason.
+    pub(crate) fn notice(&self) -> Option<String> {
+        self.too_many.map(|clauses| {
+            format!(
+                "capture filter: the doors' knocks need {clauses} port clauses, more than {MAX_CLAUSES}; \
+                 the kernel lets every TCP and UDP packet through and the doors are matched in userspace"
+            )
+        })
+    }
+}
+
+/// `filter` as a capture of `link` sets it. On Ethernet, `filter` and
+/// `filter` inside a VLAN tag: after `vlan`, libpcap reads every later
+/// clause at the tagged offsets, so the untagged clauses come first. Other
+/// framings have no tags to match (on `any`, Linux cooked capture, the
+/// kernel moves the tag out of the packet), and libpcap refuses `vlan` on
+/// them: "no VLAN support for Linux cooked v1". The empty filter
+/// (`less 1`) stays as it is.
+pub(crate) fn framed(filter: &str, link: LinkType) -> String {
+    if link == LinkType::Ethernet && filter != NOTHING {
+        format!("({filter}) or (vlan and ({filter}))")
+    } else {
+        filter.to_string()
+    }
+}
+
+/// The filter that lets nothing in. No packet is shorter than 2 bytes;
+/// libpcap refuses to compile a filter it can prove rejects everything
+/// (`tcp and udp`).
+const NOTHING: &str = "less 1";
+
 /// The kernel-side filter: coarse on purpose (ports and protocols only, with
 /// and without a VLAN tag); flags, order and addresses are checked in
 /// userspace, where IPv6 works too. A strict door needs every TCP and UDP packet.
 ///
-/// `extra` clauses are let in too, such as a time-based door's
-/// `udp dst portrange 20000-29999`. They go inside the same VLAN wrapping:
-/// after `vlan`, libpcap reads every later clause at the tagged offsets, so
-/// untagged clauses must all come before it.
-pub(crate) fn bpf_filter(doors: &[&Door], extra: &[String]) -> String {
-    let ports = |proto: Proto| -> Vec<String> {
-        let mut ports: Vec<u16> = doors
-            .iter()
-            .flat_map(|d| d.sequence.knocks())
-            .filter(|k| k.proto == proto)
-            .map(|k| k.port)
-            .collect();
-        ports.sort_unstable();
-        ports.dedup();
-        ports.iter().map(u16::to_string).collect()
-    };
-    let base = if doors.iter().any(|d| d.strict) {
-        "tcp or udp".to_string()
-    } else {
-        let mut parts = Vec::new();
-        for (name, list) in [("tcp", ports(Proto::Tcp)), ("udp", ports(Proto::Udp))] {
-            if !list.is_empty() {
-                parts.push(format!("({name} dst port ({}))", list.join(" or ")));
-            }
-        }
-        parts.extend(extra.iter().map(|clause| format!("({clause})")));
-        if parts.is_empty() {
-            // No door has a sequence (all one-time files used up): let nothing
-            // in. No packet is shorter than 2 bytes; libpcap refuses to compile
-            // a filter it can prove rejects everything (`tcp and udp`).
-            return "less 1".to_string();
-        }
-        parts.join(" or ")
-    };
-    format!("({base}) or (vlan and ({base}))")
+/// `extra` ranges are let in too, such as a time-based door's `otp_ports`.
+/// Ports are merged into ranges; when more than [`MAX_CLAUSES`] remain, the
+/// filter is on protocol alone ([`KernelFilter::too_many`]).
+pub(crate) fn bpf_filter(doors: &[&Door], extra: &[PortRange]) -> KernelFilter {
+    if doors.iter().any(|d| d.strict) {
+        return KernelFilter::every_tcp_and_udp();
+    }
+    let knocks = doors
+        .iter()
+        .flat_map(|d| d.sequence.knocks())
+        .filter(|k| matches!(k.proto, Proto::Tcp | Proto::Udp))
+        .map(|k| PortRange {
+            proto: k.proto,
+            low: k.port,
+            high: k.port,
+        });
+    let ranges = merge_ranges(knocks.chain(extra.iter().copied()).collect());
+    if ranges.is_empty() {
+        // No door has a sequence (all one-time files used up): let nothing in.
+        return KernelFilter {
+            expression: NOTHING.to_string(),
+            too_many: None,
+        };
+    }
+    if ranges.len() > MAX_CLAUSES {
+        return KernelFilter {
+            too_many: Some(ranges.len()),
+            ..KernelFilter::every_tcp_and_udp()
+        };
+    }
+    let clauses: Vec<String> = ranges.iter().map(|r| format!("({})", r.clause())).collect();
+    KernelFilter {
+        expression: clauses.join(" or "),
+        too_many: None,
+    }
+}
+
+/// Whether libpcap compiles `filter` (a [`KernelFilter::expression`]) into
+/// a program the kernel takes, as [`framed`] for an Ethernet interface, for
+/// `any` and for a tunnel: the reason when not. Needs no privilege and opens
+/// no interface (a "dead" capture), so `--check` can ask.
+pub(crate) fn filter_compiles(filter: &str) -> Result<(), String> {
+    // DLT_RAW is 12 on Linux (101 is its savefile number).
+    let links = [
+        (LinkType::Ethernet, Linktype::ETHERNET),
+        (LinkType::LinuxSll, Linktype::LINUX_SLL),
+        (LinkType::Raw, Linktype(12)),
+    ];
+    for (link, dlt) in links {
+        let dead = Capture::dead(dlt)
+            .map_err(|err| format!("libpcap cannot make a capture to compile with: {err}"))?;
+        let filter = framed(filter, link);
+        let program = dead
+            .compile(&filter, true)
+            .map_err(|err| format!("libpcap cannot compile the filter {filter:?}: {err}"))?;
+        kernel_takes(&program).map_err(|err| {
+            format!(
+                "the kernel refuses the filter libpcap compiled from {filter:?} ({} instructions): {err}",
+                program.get_instructions().len()
+            )
+        })?;
+    }
+    Ok(())
+}
+
+/// Whether the kernel takes `program` as a socket filter, asked by
+/// attaching it to a UDP socket of our own: no privilege is needed and
+/// nothing is bound or sent. When the kernel refuses a capture's filter,
+/// libpcap only warns ("Kernel filter failed: Invalid argument") and
+/// filters in userspace, a copy of every packet later; a compiled
+/// program's length is not the test (454 instructions were refused).
+fn kernel_takes(program: &pcap::BpfProgram) -> Result<(), String> {
+    use socket2::{Domain, SockFilter, Socket, Type};
+    let instructions = program
+        .get_instructions()
+        .iter()
+        .map(|insn| {
+            // The pcap crate shows an instruction's fields ("code jt jf k")
+            // and keeps them private otherwise.
+            let text = insn.to_string();
+            let mut fields = text.split(' ');
+            let mut next = || {
+                fields
+                    .next()
+                    .ok_or_else(|| format!("unreadable instruction {text:?}"))
+            };
+            let code = next()?.parse::<u16>().map_err(|e| e.to_string())?;
+            let jt = next()?.parse::<u8>().map_err(|e| e.to_string())?;
+            let jf = next()?.parse::<u8>().map_err(|e| e.to_string())?;
+            let k = next()?.parse::<u32>().map_err(|e| e.to_string())?;
+            Ok(SockFilter::new(code, jt, jf, k))
+        })
+        .collect::<Result<Vec<_>, String>>()?;
+    let socket = Socket::new(Domain::IPV4, Type::DGRAM, None)
+        .map_err(|err| format!("no socket to try the filter on: {err}"))?;
+    socket
+        .attach_filter(&instructions)
+        .map_err(|err| err.to_string())
 }
 
 /// An opened live capture, not yet reading: opened as root, read after
@@ -106,28 +277,6 @@ pub(crate) struct Live {
     link: LinkType,
     /// The kernel filter in force: a re-opened capture gets it again.
     filter: String,
-}
-
-/// The most instructions the kernel takes in a classic BPF filter
-/// (`BPF_MAXINSNS`); a longer program is refused with EINVAL when attached.
-const KERNEL_MAX_INSTRUCTIONS: usize = 4096;
-
-/// Why `filter` could not be the kernel filter, found without a capture:
-/// libpcap must compile it, and the program must fit the kernel's limit.
-/// `knockr knockd --check` asks this of the filter a start would attach.
-pub(crate) fn filter_compiles(filter: &str) -> Result<(), String> {
-    let dead = Capture::dead(Linktype::ETHERNET).map_err(|err| err.to_string())?;
-    let program = dead
-        .compile(filter, true)
-        .map_err(|err| format!("libpcap cannot compile it: {err}"))?;
-    let length = program.get_instructions().len();
-    if length > KERNEL_MAX_INSTRUCTIONS {
-        return Err(format!(
-            "it compiles to {length} instructions, more than the kernel takes \
-             ({KERNEL_MAX_INSTRUCTIONS})"
-        ));
-    }
-    Ok(())
 }
 
 /// Opens `interface` ("any" for all) in immediate mode, inbound packets only.
@@ -150,9 +299,10 @@ pub(crate) fn open_live(interface: &str, filter: &str) -> anyhow::Result<Live> {
         .with_context(|| format!("cannot select inbound packets on {interface}"))?;
     close_on_exec(&capture);
     let link = link_type(capture.get_datalink(), interface)?;
+    let framed = framed(filter, link);
     capture
-        .filter(filter, true)
-        .with_context(|| format!("libpcap refused the filter {filter:?}"))?;
+        .filter(&framed, true)
+        .with_context(|| format!("libpcap refused the filter {framed:?}"))?;
     Ok(Live {
         interface: interface.to_string(),
         capture,
@@ -349,9 +499,10 @@ impl Live {
                     }
                     if let Some((newer, filter)) = control.new_filter(generation) {
                         generation = newer;
-                        if let Err(err) = self.capture.filter(&filter, true) {
+                        let framed = framed(&filter, self.link);
+                        if let Err(err) = self.capture.filter(&framed, true) {
                             break Some(anyhow!(
-                                "libpcap refused the new filter {filter:?}: {err}"
+                                "libpcap refused the new filter {framed:?}: {err}"
                             ));
                         }
                         self.filter = filter;
@@ -560,28 +711,211 @@ mod tests {
                 knock(8000, Proto::Tcp),
             ])],
             &[],
-        );
+        )
+        .expression;
         assert_eq!(
             passes_udp_7000(&with).map_err(|e| format!("{with}: {e}")),
             Ok(true)
         );
         // Every one-time line used: the door has no sequence, and knockd must
         // still start (and reload) with a filter that lets nothing in.
-        let none = bpf_filter(&[&door(Vec::new())], &[]);
+        let none = bpf_filter(&[&door(Vec::new())], &[]).expression;
         assert_eq!(
             passes_udp_7000(&none).map_err(|e| format!("{none}: {e}")),
             Ok(false)
         );
     }
 
+    fn range(proto: Proto, low: u16, high: u16) -> PortRange {
+        PortRange { proto, low, high }
+    }
+
     #[test]
-    fn filter_compiles_refuses_what_libpcap_or_the_kernel_would() {
-        assert_eq!(filter_compiles("udp dst port 7000"), Ok(()));
-        let err = filter_compiles("udp dst port 70000").unwrap_err();
-        assert!(err.starts_with("libpcap cannot compile it: "), "{err}");
-        // A comparison each, at least: more than 4096 instructions.
-        let long: Vec<String> = (1..=5000).map(|p| format!("udp dst port {p}")).collect();
-        let err = filter_compiles(&long.join(" or ")).unwrap_err();
-        assert!(err.contains("more than the kernel takes (4096)"), "{err}");
+    fn ports_that_touch_or_overlap_merge_and_protocols_stay_apart() {
+        let merged = merge_ranges(vec![
+            range(Proto::Udp, 7001, 7001),
+            range(Proto::Tcp, 7002, 7002),
+            range(Proto::Tcp, 7000, 7000),
+            range(Proto::Tcp, 7001, 7001),
+            range(Proto::Udp, 7000, 7000),
+            range(Proto::Tcp, 7004, 7004),
+            range(Proto::Tcp, 7003, 9000),
+            range(Proto::Tcp, 8000, 8500),
+            range(Proto::Udp, 65535, 65535),
+            range(Proto::Udp, 65000, 65535),
+        ]);
+        assert_eq!(
+            merged,
+            vec![
+                range(Proto::Tcp, 7000, 9000),
+                range(Proto::Udp, 7000, 7001),
+                range(Proto::Udp, 65000, 65535),
+            ]
+        );
+    }
+
+    /// `doors` doors of `knocks` knocks each, the n-th knock of all on port
+    /// `first + spacing * n`, of protocol `proto(n)`.
+    fn many_doors(
+        doors: usize,
+        knocks: usize,
+        first: u32,
+        spacing: u32,
+        proto: fn(u32) -> Proto,
+    ) -> Vec<Door> {
+        (0..doors)
+            .map(|d| {
+                door(
+                    (0..knocks)
+                        .map(|k| {
+                            let n = (d * knocks + k) as u32;
+                            let port = u16::try_from(first + spacing * n).unwrap();
+                            Knock {
+                                port,
+                                proto: proto(n),
+                            }
+                        })
+                        .collect(),
+                )
+            })
+            .collect()
+    }
+
+    /// An Ethernet frame of a TCP SYN or a UDP datagram to `port`.
+    fn frame(proto: Proto, port: u16) -> Vec<u8> {
+        let ip = etherparse::PacketBuilder::ethernet2([2, 0, 0, 0, 0, 1], [2, 0, 0, 0, 0, 2]).ipv4(
+            [198, 51, 100, 7],
+            [192, 0, 2, 1],
+            64,
+        );
+        let mut out = Vec::new();
+        match proto {
+            Proto::Tcp => ip.tcp(40_000, port, 1, 64_240).syn().write(&mut out, &[]),
+            _ => ip.udp(40_000, port).write(&mut out, &[0]),
+        }
+        .unwrap();
+        out
+    }
+
+    /// TCP and UDP in turn.
+    fn in_turn(n: u32) -> Proto {
+        if n.is_multiple_of(2) {
+            Proto::Tcp
+        } else {
+            Proto::Udp
+        }
+    }
+
+    /// Before, 1000 doors x 32 knocks made an `or` chain of 32,000 ports
+    /// that libpcap could not compile (out of memory after minutes).
+    #[test]
+    fn a_thousand_doors_of_scattered_ports_filter_on_protocol_and_say_so() {
+        let doors = many_doors(1000, 32, 1024, 2, in_turn);
+        let refs: Vec<&Door> = doors.iter().collect();
+        let filter = bpf_filter(&refs, &[]);
+        assert_eq!(filter.too_many, Some(32_000));
+        assert_eq!(
+            filter.expression,
+            KernelFilter::every_tcp_and_udp().expression
+        );
+        assert_eq!(filter_compiles(&filter.expression), Ok(()));
+        let notice = filter.notice().unwrap();
+        assert!(notice.contains("32000 port clauses"), "{notice}");
+        assert!(notice.contains("matched in userspace"), "{notice}");
+        let program = Capture::dead(Linktype::ETHERNET)
+            .unwrap()
+            .compile(&filter.expression, true)
+            .unwrap();
+        assert!(program.filter(&frame(Proto::Udp, 64_999)));
+        assert!(program.filter(&frame(Proto::Tcp, 1024)));
+    }
+
+    /// Consecutive ports (a generated config, a time-based range next to a
+    /// door) become a handful of ranges: the filter stays on ports.
+    #[test]
+    fn a_thousand_doors_of_consecutive_ports_filter_on_a_few_ranges() {
+        let doors = many_doors(1000, 32, 20_000, 1, |n| {
+            if n < 16_000 { Proto::Tcp } else { Proto::Udp }
+        });
+        let refs: Vec<&Door> = doors.iter().collect();
+        let otp = [range(Proto::Udp, 60_000, 61_000)];
+        let filter = bpf_filter(&refs, &otp);
+        assert_eq!(filter.too_many, None, "{}", filter.expression);
+        assert_eq!(filter.notice(), None);
+        assert_eq!(filter_compiles(&filter.expression), Ok(()));
+        let program = Capture::dead(Linktype::ETHERNET)
+            .unwrap()
+            .compile(&filter.expression, true)
+            .unwrap();
+        // Knocks of the first and last doors, of each protocol, and the range.
+        assert_eq!(filter.expression.matches("portrange").count(), 3);
+        for (proto, port) in [
+            (Proto::Tcp, 20_000),
+            (Proto::Tcp, 35_999),
+            (Proto::Udp, 36_000),
+            (Proto::Udp, 51_999),
+            (Proto::Udp, 60_500),
+        ] {
+            assert!(program.filter(&frame(proto, port)), "{proto:?} {port}");
+        }
+        for (proto, port) in [
+            (Proto::Tcp, 19_999),
+            (Proto::Udp, 35_999),
+            (Proto::Tcp, 36_000),
+            (Proto::Udp, 52_000),
+            (Proto::Tcp, 60_500),
+        ] {
+            assert!(!program.filter(&frame(proto, port)), "{proto:?} {port}");
+        }
+    }
+
+    /// The cap itself is safe: the longest filter on ports, [`MAX_CLAUSES`]
+    /// lone ports of both protocols, compiles to a program the kernel takes,
+    /// and one clause more gives up on ports.
+    #[test]
+    fn the_longest_filter_on_ports_compiles_within_the_kernels_limit() {
+        let at_cap = many_doors(1, MAX_CLAUSES, 1024, 7, in_turn);
+        let filter = bpf_filter(&[&at_cap[0]], &[]);
+        assert_eq!(filter.too_many, None);
+        assert_eq!(
+            filter.expression.matches("dst port").count(),
+            MAX_CLAUSES,
+            "{}",
+            filter.expression
+        );
+        assert_eq!(filter_compiles(&filter.expression), Ok(()));
+        let over = many_doors(1, MAX_CLAUSES + 1, 1024, 7, in_turn);
+        assert_eq!(bpf_filter(&[&over[0]], &[]).too_many, Some(MAX_CLAUSES + 1));
+    }
+
+    #[test]
+    fn a_strict_door_still_lets_every_tcp_and_udp_packet_in_without_a_notice() {
+        let mut strict = door(vec![Knock {
+            port: 7000,
+            proto: Proto::Tcp,
+        }]);
+        strict.strict = true;
+        let filter = bpf_filter(&[&strict], &[]);
+        assert_eq!(filter, KernelFilter::every_tcp_and_udp());
+        assert_eq!(filter.notice(), None);
+    }
+
+    /// A filter libpcap cannot read is told apart from a good one, on every
+    /// framing: before, the VLAN clause made every filter fail on `any`.
+    #[test]
+    fn filter_compiles_refuses_garbage_and_takes_the_filters_we_make_on_every_framing() {
+        assert_eq!(filter_compiles("tcp or udp"), Ok(()));
+        assert_eq!(filter_compiles(NOTHING), Ok(()));
+        assert_eq!(
+            filter_compiles("(tcp dst portrange 7000-7010) or (udp dst port 9)"),
+            Ok(())
+        );
+        let garbage = filter_compiles("tcp dst port seventy").unwrap_err();
+        assert!(garbage.contains("cannot compile"), "{garbage}");
+        assert_eq!(framed("tcp", LinkType::LinuxSll), "tcp");
+        assert_eq!(
+            framed("tcp", LinkType::Ethernet),
+            "(tcp) or (vlan and (tcp))"
+        );
     }
 }

@@ -1,7 +1,9 @@
 //! The server's event log: knockd-style lines (`[2026-11-22 01:02] 192.0.2.7:
-//! openSSH: Stage 1`) or one JSON object per line, to a file or stderr. A
-//! failing log (a full disk) never stops matching: write errors are counted
-//! and reported once per outage on stderr, and so is the recovery.
+//! openSSH: Stage 1`, in local time as knockd's) or one JSON object per line
+//! (UTC, RFC 3339), to a file, syslog or stderr. A failing log (a full disk)
+//! never stops matching: write errors are counted and reported once per
+//! outage on stderr, and so is the recovery. A log never goes silent: syslog
+//! with no daemon listening (a container) falls back to stderr, said once.
 //!
 //! A log file can be reopened by its path (SIGUSR1, SIGHUP: logrotate moved
 //! it away): each line goes whole to the old file or to the new one.
@@ -55,8 +57,9 @@ impl Log {
         }
     }
 
-    /// Only syslog (facility daemon, tag `knockr`), as knockd with `UseSyslog` and no `LogFile`.
-    pub(crate) fn syslog_only(json: bool, verbose: bool) -> Log {
+    /// Only syslog (facility daemon, tag `knockr`), as knockd with `UseSyslog`
+    /// and no `LogFile`; stderr when no syslog daemon listens (see [`Log::add_syslog`]).
+    pub(crate) fn syslog_only(at: Duration, json: bool, verbose: bool) -> Log {
         let mut log = Log {
             sink: None,
             path: None,
@@ -67,16 +70,37 @@ impl Log {
             failing: 0,
             buffer: Vec::new(),
         };
-        log.add_syslog();
+        log.add_syslog(at);
         log
     }
 
-    /// Also sends every line to syslog.
-    pub(crate) fn add_syslog(&mut self) {
-        static IDENT: &std::ffi::CStr = c"knockr";
-        // SAFETY: the ident is 'static, as openlog requires.
-        unsafe { libc::openlog(IDENT.as_ptr(), libc::LOG_PID, libc::LOG_DAEMON) };
-        self.syslog = true;
+    /// Also sends every line to syslog, if a syslog daemon listens at
+    /// `/dev/log`. libc's `syslog` drops lines silently when none does (a
+    /// container, a minimal system), so this looks first: with no daemon,
+    /// lines go to the log file alone, or to stderr when there is none, and
+    /// one line says so (on stderr too when the log goes to a file).
+    pub(crate) fn add_syslog(&mut self, at: Duration) {
+        self.add_syslog_at(at, Path::new(SYSLOG_SOCKET));
+    }
+
+    /// [`Log::add_syslog`] with the daemon's socket at `socket` (the tests' own).
+    fn add_syslog_at(&mut self, at: Duration, socket: &Path) {
+        if syslog_listens(socket) {
+            static IDENT: &std::ffi::CStr = c"knockr";
+            // SAFETY: the ident is 'static, as openlog requires.
+            unsafe { libc::openlog(IDENT.as_ptr(), libc::LOG_PID, libc::LOG_DAEMON) };
+            self.syslog = true;
+            return;
+        }
+        let to_file = self.sink.is_some();
+        if !to_file {
+            self.sink = Some(Box::new(io::stderr()));
+        }
+        let warning = no_syslog_warning(socket, to_file);
+        if to_file {
+            eprintln!("knockr: {warning}");
+        }
+        self.note(at, &warning);
     }
 
     /// Appends to `path`, creating it (mode 0640) if needed. Unbuffered:
@@ -399,11 +423,95 @@ fn event_line(
     .expect("a line serializes")
 }
 
-/// `[YYYY-MM-DD HH:MM]` in UTC, as knockd prints (knockd uses local time;
-/// servers here log UTC so lines compare across machines).
+/// Where glibc's `syslog` sends lines (`_PATH_LOG`).
+const SYSLOG_SOCKET: &str = "/dev/log";
+
+/// Whether a syslog daemon takes lines at `socket`, tried as glibc tries
+/// it: a datagram socket, then a stream.
+fn syslog_listens(socket: &Path) -> bool {
+    use std::os::unix::net::{UnixDatagram, UnixStream};
+    UnixDatagram::unbound().is_ok_and(|s| s.connect(socket).is_ok())
+        || UnixStream::connect(socket).is_ok()
+}
+
+/// The one line that says syslog is missing and where lines go instead.
+fn no_syslog_warning(socket: &Path, to_file: bool) -> String {
+    let instead = if to_file {
+        "the log file only"
+    } else {
+        "stderr instead"
+    };
+    format!(
+        "no syslog daemon listens at {}: log lines go to {instead}",
+        socket.display()
+    )
+}
+
+/// `[YYYY-MM-DD HH:MM]` in local time, as knockd prints: the zone of `TZ`,
+/// else of /etc/localtime. JSON lines stay UTC (see [`rfc3339`]).
 fn stamp(at: Duration) -> String {
+    civil_stamp(&local(at))
+}
+
+/// A time of day on a calendar date, as a wall clock shows it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Civil {
+    year: i32,
+    month: u32,
+    day: u32,
+    hour: u32,
+    minute: u32,
+}
+
+/// `[YYYY-MM-DD HH:MM]`.
+fn civil_stamp(t: &Civil) -> String {
+    format!(
+        "[{:04}-{:02}-{:02} {:02}:{:02}]",
+        t.year, t.month, t.day, t.hour, t.minute
+    )
+}
+
+/// `at` (since the Unix epoch) in the local time zone, by libc's
+/// `localtime_r` (no time-zone database of our own); UTC if libc cannot
+/// say (a time it cannot represent).
+fn local(at: Duration) -> Civil {
+    unsafe extern "C" {
+        /// POSIX: reads `TZ`; `localtime_r`, unlike `localtime`, need not.
+        fn tzset();
+    }
+    static ZONE: std::sync::Once = std::sync::Once::new();
+    // SAFETY: tzset only reads the environment, which knockd never changes.
+    ZONE.call_once(|| unsafe { tzset() });
+    let secs = libc::time_t::try_from(at.as_secs()).unwrap_or(libc::time_t::MAX);
+    // SAFETY: an all-zero `tm` is valid (its zone name pointer null).
+    let mut tm: libc::tm = unsafe { std::mem::zeroed() };
+    // SAFETY: both pointers are to live locals; localtime_r is thread-safe.
+    let done = !unsafe { libc::localtime_r(&secs, &mut tm) }.is_null();
+    let field = |v: libc::c_int| u32::try_from(v).unwrap_or(0);
+    if done {
+        Civil {
+            year: tm.tm_year + 1900,
+            month: field(tm.tm_mon) + 1,
+            day: field(tm.tm_mday),
+            hour: field(tm.tm_hour),
+            minute: field(tm.tm_min),
+        }
+    } else {
+        utc(at)
+    }
+}
+
+/// `at` in UTC, read back from its RFC 3339 text.
+fn utc(at: Duration) -> Civil {
     let text = rfc3339(at);
-    format!("[{} {}]", &text[..10], &text[11..16])
+    let number = |range: std::ops::Range<usize>| text[range].parse().unwrap_or(0);
+    Civil {
+        year: text[..4].parse().unwrap_or(1970),
+        month: number(5..7),
+        day: number(8..10),
+        hour: number(11..13),
+        minute: number(14..16),
+    }
 }
 
 /// `2026-11-22T01:02:03.456Z`.
@@ -439,6 +547,12 @@ mod tests {
 
     const AT: Duration = Duration::from_millis(1_795_000_000_123);
 
+    /// `text` with AT's stamp written `[AT]`: text stamps are in the
+    /// machine's zone, which these tests do not depend on.
+    fn marked(text: &str) -> String {
+        text.replace(&stamp(AT), "[AT]")
+    }
+
     #[test]
     fn lines_read_like_knockd_and_stages_only_when_verbose() {
         let quiet = Shared::default();
@@ -466,11 +580,11 @@ mod tests {
         log.event(AT, "openSSH", src, EventKind::Stage(1));
         log.event(AT, "openSSH", src, EventKind::Open);
         log.note(AT, "openSSH: command returned non-zero status code (1)");
-        let text = String::from_utf8(out.0.lock().unwrap().clone()).unwrap();
+        let text = marked(&String::from_utf8(out.0.lock().unwrap().clone()).unwrap());
         assert_eq!(
             text,
-            "[2026-11-18 11:06] 192.0.2.7: openSSH: Stage 1\n[2026-11-18 11:06] 192.0.2.7: openSSH: OPEN SESAME\n\
-             [2026-11-18 11:06] openSSH: command returned non-zero status code (1)\n"
+            "[AT] 192.0.2.7: openSSH: Stage 1\n[AT] 192.0.2.7: openSSH: OPEN SESAME\n\
+             [AT] openSSH: command returned non-zero status code (1)\n"
         );
     }
 
@@ -491,7 +605,7 @@ mod tests {
             if_dropped: 1,
         };
         log.capture(AT, "eth0", drops);
-        let text = String::from_utf8(out.0.lock().unwrap().clone()).unwrap();
+        let text = marked(&String::from_utf8(out.0.lock().unwrap().clone()).unwrap());
         let lines: Vec<serde_json::Value> = text
             .lines()
             .map(|l| serde_json::from_str(l).unwrap())
@@ -514,7 +628,7 @@ mod tests {
         let src: IpAddr = "192.0.2.7".parse().unwrap();
         log.client_event(AT, "team", Some("alice"), src, EventKind::Open);
         log.replay(AT, "team", Some("alice"), src);
-        let text = String::from_utf8(out.0.lock().unwrap().clone()).unwrap();
+        let text = marked(&String::from_utf8(out.0.lock().unwrap().clone()).unwrap());
         let lines: Vec<serde_json::Value> = text
             .lines()
             .map(|l| serde_json::from_str(l).unwrap())
@@ -532,11 +646,11 @@ mod tests {
         let mut log = Log::to_writer(Box::new(out.clone()), false, false);
         log.client_event(AT, "team", Some("bob"), src, EventKind::Open);
         log.replay(AT, "team", None, src);
-        let text = String::from_utf8(out.0.lock().unwrap().clone()).unwrap();
+        let text = marked(&String::from_utf8(out.0.lock().unwrap().clone()).unwrap());
         assert_eq!(
             text,
-            "[2026-11-18 11:06] 192.0.2.7: team (client bob): OPEN SESAME\n\
-             [2026-11-18 11:06] 192.0.2.7: team: sequence already used in its time step: refused as a replay\n"
+            "[AT] 192.0.2.7: team (client bob): OPEN SESAME\n\
+             [AT] 192.0.2.7: team: sequence already used in its time step: refused as a replay\n"
         );
     }
 
@@ -559,18 +673,18 @@ mod tests {
         log.router(AT, &added);
         log.router(AT, &report(Outcome::Dropped(Dropped::Expired)));
         log.router(AT, &report(Outcome::RefusedAgain));
-        let text = String::from_utf8(out.0.lock().unwrap().clone()).unwrap();
+        let text = marked(&String::from_utf8(out.0.lock().unwrap().clone()).unwrap());
         assert_eq!(
             text,
-            "[2026-11-18 11:06] 192.0.2.7: winbox: router https://192.168.88.1: granted: added to list knocked with timeout 1h (*1)\n\
-             [2026-11-18 11:06] 192.0.2.7: winbox: router https://192.168.88.1: dropped: not sent: it waited in the queue past the door's retry time\n"
+            "[AT] 192.0.2.7: winbox: router https://192.168.88.1: granted: added to list knocked with timeout 1h (*1)\n\
+             [AT] 192.0.2.7: winbox: router https://192.168.88.1: dropped: not sent: it waited in the queue past the door's retry time\n"
         );
 
         let out = Shared::default();
         let mut log = Log::to_writer(Box::new(out.clone()), true, true);
         log.router(AT, &added);
         log.router(AT, &report(Outcome::RefusedAgain));
-        let text = String::from_utf8(out.0.lock().unwrap().clone()).unwrap();
+        let text = marked(&String::from_utf8(out.0.lock().unwrap().clone()).unwrap());
         let lines: Vec<serde_json::Value> = text
             .lines()
             .map(|l| serde_json::from_str(l).unwrap())
@@ -620,9 +734,9 @@ mod tests {
         *full.lock().unwrap() = false;
         log.note(AT, "four");
         assert_eq!((log.lost, log.failing), (2, 0));
-        let text = String::from_utf8(out.0.lock().unwrap().clone()).unwrap();
+        let text = marked(&String::from_utf8(out.0.lock().unwrap().clone()).unwrap());
         assert_eq!(
-            text, "[2026-11-18 11:06] one\n[2026-11-18 11:06] four\n",
+            text, "[AT] one\n[AT] four\n",
             "nothing of the lost lines comes back later"
         );
     }
@@ -641,12 +755,12 @@ mod tests {
         assert_eq!(log.reopen().unwrap(), Reopened::File(path.clone()));
         log.note(AT, "three");
         assert_eq!(
-            std::fs::read_to_string(&moved).unwrap(),
-            "[2026-11-18 11:06] one\n[2026-11-18 11:06] two: after the move, before the reopen\n"
+            marked(&std::fs::read_to_string(&moved).unwrap()),
+            "[AT] one\n[AT] two: after the move, before the reopen\n"
         );
         assert_eq!(
-            std::fs::read_to_string(&path).unwrap(),
-            "[2026-11-18 11:06] three\n"
+            marked(&std::fs::read_to_string(&path).unwrap()),
+            "[AT] three\n"
         );
         use std::os::unix::fs::PermissionsExt as _;
         let mode = std::fs::metadata(&path).unwrap().permissions().mode();
@@ -676,8 +790,8 @@ mod tests {
         );
         log.note(AT, "still written");
         assert_eq!(
-            std::fs::read_to_string(&moved).unwrap(),
-            "[2026-11-18 11:06] still written\n"
+            marked(&std::fs::read_to_string(&moved).unwrap()),
+            "[AT] still written\n"
         );
         assert_eq!(log.lost, 0);
     }
@@ -689,12 +803,65 @@ mod tests {
         assert_eq!(log.reopen().unwrap(), Reopened::NoFile);
         log.note(AT, "same writer");
         assert_eq!(
-            String::from_utf8(out.0.lock().unwrap().clone()).unwrap(),
-            "[2026-11-18 11:06] same writer\n"
+            marked(&String::from_utf8(out.0.lock().unwrap().clone()).unwrap()),
+            "[AT] same writer\n"
         );
         assert_eq!(
             Log::stderr(false, false).reopen().unwrap(),
             Reopened::NoFile
         );
+    }
+
+    #[test]
+    fn text_stamps_read_as_knockd_prints_them() {
+        assert_eq!(civil_stamp(&utc(AT)), "[2026-11-18 11:06]");
+        let new_year = Civil {
+            year: 2027,
+            month: 1,
+            day: 2,
+            hour: 3,
+            minute: 4,
+        };
+        assert_eq!(civil_stamp(&new_year), "[2027-01-02 03:04]");
+    }
+
+    #[test]
+    fn syslog_with_no_daemon_listening_says_so_once_and_keeps_the_lines() {
+        let dir = tempfile::tempdir().unwrap();
+        let absent = dir.path().join("log");
+        let out = Shared::default();
+        let mut log = Log::to_writer(Box::new(out.clone()), false, false);
+        log.add_syslog_at(AT, &absent);
+        assert!(
+            !log.syslog,
+            "lines are not handed to a syslog that drops them"
+        );
+        log.note(AT, "kept");
+        assert_eq!(
+            marked(&String::from_utf8(out.0.lock().unwrap().clone()).unwrap()),
+            format!(
+                "[AT] no syslog daemon listens at {}: log lines go to the log file only\n[AT] kept\n",
+                absent.display()
+            )
+        );
+
+        let mut log = Log {
+            sink: None,
+            ..Log::to_writer(Box::new(io::sink()), false, false)
+        };
+        log.add_syslog_at(AT, &absent);
+        assert!(log.sink.is_some(), "syslog alone falls back to stderr");
+    }
+
+    #[test]
+    fn syslog_is_used_when_a_daemon_listens() {
+        let dir = tempfile::tempdir().unwrap();
+        let socket = dir.path().join("log");
+        let _daemon = std::os::unix::net::UnixDatagram::bind(&socket).unwrap();
+        let out = Shared::default();
+        let mut log = Log::to_writer(Box::new(out.clone()), false, false);
+        log.add_syslog_at(AT, &socket);
+        assert!(log.syslog);
+        assert!(out.0.lock().unwrap().is_empty(), "no warning");
     }
 }

@@ -21,6 +21,7 @@ pub(crate) mod capture;
 pub(crate) mod commands;
 pub(crate) mod engine;
 pub(crate) mod log;
+pub(crate) mod notify;
 mod preflight;
 pub(crate) mod privileges;
 pub(crate) mod routers;
@@ -124,11 +125,11 @@ pub(crate) fn start(
     let mut log = match (&config.log_file, config.use_syslog) {
         (Some(path), _) => Log::file(path, json, verbose)
             .with_context(|| format!("cannot open the log file {}", path.display()))?,
-        (None, true) => Log::syslog_only(json, verbose),
+        (None, true) => Log::syslog_only(now(), json, verbose),
         (None, false) => Log::stderr(json, verbose),
     };
     if config.use_syslog && config.log_file.is_some() {
-        log.add_syslog();
+        log.add_syslog(now());
     }
     // Refused as `--check` refuses it. A dry run writes no one-time line
     // and reads no password.
@@ -161,10 +162,18 @@ pub(crate) fn start(
     let filter = filter_for(server.config());
     server
         .log()
-        .debug(now(), &format!("capture filter: {filter}"));
+        .debug(now(), &format!("capture filter: {}", filter.expression));
+    if let Some(notice) = filter.notice() {
+        server.log().note(now(), &notice);
+    }
+    // libpcap only warns on stderr when the kernel refuses a filter, and
+    // then copies every packet to userspace to filter there: say it in the log.
+    if let Err(why) = capture::filter_compiles(&filter.expression) {
+        server.log().note(now(), &format!("capture filter: {why}"));
+    }
     let captures = interfaces
         .iter()
-        .map(|i| capture::open_live(i, &filter))
+        .map(|i| capture::open_live(i, &filter.expression))
         .collect::<anyhow::Result<Vec<_>>>()?;
     if let Some(pid_file) = &server.config().pid_file {
         // Replaced, not written through: a symlink planted at the pid
@@ -225,19 +234,19 @@ pub(crate) enum Request {
 /// The kernel filter for the server's doors. One-time doors move to ports
 /// not known yet: then every TCP/UDP packet goes through and the matcher picks.
 /// Time-based doors move within their port range: the filter lets the range in.
-pub(crate) fn filter_for(config: &ServerConfig) -> String {
+pub(crate) fn filter_for(config: &ServerConfig) -> capture::KernelFilter {
     if config.doors.iter().any(|d| d.one_time_sequences.is_some()) {
-        return "tcp or udp or (vlan and (tcp or udp))".to_string();
+        return capture::KernelFilter::every_tcp_and_udp();
     }
     // Time-based doors' own sequences are empty: their range stands for them.
-    let ranges: Vec<String> = config
+    let ranges: Vec<capture::PortRange> = config
         .doors
         .iter()
         .filter_map(|d| d.otp.as_ref())
         .flat_map(|otp| {
             let (low, high) = (otp.spec.low(), otp.spec.high());
             let protos = otp.spec.protos().iter();
-            protos.map(move |proto| format!("{} dst portrange {low}-{high}", proto.as_str()))
+            protos.map(move |&proto| capture::PortRange { proto, low, high })
         })
         .collect();
     let doors: Vec<&crate::core::matcher::Door> = config.doors.iter().map(|d| &d.door).collect();
@@ -360,6 +369,9 @@ pub(crate) struct Server {
     /// dispatched: their start, which follows in the same batch, is skipped
     /// (fail closed). Emptied after each batch.
     unmarked: Vec<Arc<str>>,
+    /// Reused by [`Server::packets`]: a batch's firings, each with its
+    /// packet's time, until they are carried out.
+    held: Vec<(Duration, Firing)>,
     /// Live: the host's own addresses; a door without `target` counts only
     /// knocks to them. `None` in a replay, where every destination counts
     /// (the capture's host is not this one).
@@ -390,6 +402,7 @@ impl Server {
             state: None,
             firings: Vec::new(),
             unmarked: Vec::new(),
+            held: Vec::new(),
             own: None,
             stopping: false,
         })
@@ -509,6 +522,47 @@ impl Server {
         }
         self.engine.packet(at, &hit, &mut firings);
         self.dispatch_all(at, firings, commands);
+    }
+
+    /// Live: the packets that arrived together, matched one after another
+    /// and carried out together, so the state file is written once for the
+    /// lot (a flood of completions costs a few writes, not one each), still
+    /// before any of their commands runs. A one-time door's opening is
+    /// carried out at once: its next line must be in force before the next
+    /// packet is matched.
+    fn packets(&mut self, batch: &mut Vec<Seen>, commands: &mut Commands) {
+        let mut held = std::mem::take(&mut self.held);
+        for seen in batch.drain(..) {
+            let mut firings = std::mem::take(&mut self.firings);
+            let mut hit = seen.hit;
+            if let Some(own) = &self.own {
+                hit.to_host = own.contains(hit.dst);
+            }
+            self.engine.packet(seen.at, &hit, &mut firings);
+            let one_time = firings
+                .iter()
+                .any(|f| matches!(f, Firing::OneTimeUsed { .. }));
+            held.extend(firings.drain(..).map(|firing| (seen.at, firing)));
+            self.firings = firings;
+            if one_time {
+                self.carry_out(&mut held, commands);
+            }
+        }
+        self.carry_out(&mut held, commands);
+        self.held = held;
+    }
+
+    /// Persists what `held` changed, then dispatches it, each firing at its
+    /// packet's time.
+    fn carry_out(&mut self, held: &mut Vec<(Duration, Firing)>, commands: &mut Commands) {
+        let Some((last, _)) = held.last() else {
+            return;
+        };
+        self.persist(*last);
+        for (at, firing) in held.drain(..) {
+            self.dispatch(at, firing, commands);
+        }
+        self.unmarked.clear();
     }
 
     /// Time passed with no packet: timeouts and due stop commands.
@@ -1067,14 +1121,17 @@ pub(crate) async fn serve(
             server.run_now(&door.door.name, setup, "setup").await;
         }
     }
-    server.log().note(
-        now(),
-        &format!(
-            "listening: {} doors, {} readers",
-            server.config().doors.len(),
-            readers.len()
-        ),
-    );
+    let listening = |server: &Server| {
+        let doors = server.config().doors.len();
+        format!("listening: {doors} doors, {} readers", readers.len())
+    };
+    server.log().note(now(), &listening(&server));
+    // systemd (`Type=notify`) starts what comes after knockd only now.
+    let systemd = notify::Notifier::from_env().unwrap_or_else(|err| {
+        server.log().note(now(), &err.to_string());
+        None
+    });
+    tell_systemd(&server, &systemd, notify::State::Ready(&listening(&server)));
 
     // With -v, the capture counters every minute (the first tick is at once:
     // skipped): the readers are asked to refresh them, and they are logged a
@@ -1084,6 +1141,8 @@ pub(crate) async fn serve(
     let verbose = server.log().verbose;
     let mut drops_due: Option<tokio::time::Instant> = None;
 
+    // Packets taken from the channel at once (see `Server::packets`).
+    let mut batch: Vec<Seen> = Vec::with_capacity(BATCH);
     let ending = loop {
         let due = drops_due;
         let wait = server
@@ -1093,7 +1152,17 @@ pub(crate) async fn serve(
             .unwrap_or(Duration::from_secs(3600));
         tokio::select! {
             seen = rx.recv() => match seen {
-                Some(seen) => server.packet(seen.at, &seen.hit, &mut Commands::Spawn(&mut tasks)),
+                Some(seen) => {
+                    // With what else is already there: one state write for the lot.
+                    batch.push(seen);
+                    while batch.len() < BATCH {
+                        match rx.try_recv() {
+                            Ok(seen) => batch.push(seen),
+                            Err(_) => break,
+                        }
+                    }
+                    server.packets(&mut batch, &mut Commands::Spawn(&mut tasks));
+                }
                 None => break Ending::CaptureFailed("every capture ended".into()),
             },
             () = tokio::time::sleep(wait) => server.tick(now(), &mut Commands::Spawn(&mut tasks)),
@@ -1116,9 +1185,15 @@ pub(crate) async fn serve(
             request = requests.recv() => match request {
                 Some(Request::ReopenLog) => server.reopen_log(),
                 Some(Request::Reload) => {
+                    tell_systemd(&server, &systemd, notify::State::Reloading);
                     server.reopen_log();
                     server.reload(&config_path, &mut Commands::Spawn(&mut tasks));
-                    control.set_filter(filter_for(server.config()));
+                    let filter = filter_for(server.config());
+                    if let Some(notice) = filter.notice() {
+                        server.log().note(now(), &notice);
+                    }
+                    control.set_filter(filter.expression);
+                    tell_systemd(&server, &systemd, notify::State::Ready(&listening(&server)));
                 }
                 Some(Request::Stop) | None => break Ending::Asked,
             },
@@ -1133,6 +1208,7 @@ pub(crate) async fn serve(
         }
     };
 
+    tell_systemd(&server, &systemd, notify::State::Stopping);
     // Readers blocked on a full channel see it closed; the others are woken.
     drop(rx);
     control.stop();
@@ -1155,6 +1231,14 @@ pub(crate) async fn serve(
         }
     }
     Ok(ending)
+}
+
+/// Tells systemd `state` when it asked to be told (`$NOTIFY_SOCKET`); a
+/// failure is logged and serving goes on.
+fn tell_systemd(server: &Server, systemd: &Option<notify::Notifier>, state: notify::State<'_>) {
+    if let Some(Err(err)) = systemd.as_ref().map(|systemd| systemd.tell(state)) {
+        server.log().note(now(), &err.to_string());
+    }
 }
 
 /// How often `-v` logs the capture counters.

@@ -52,13 +52,9 @@ pub(crate) fn preflight(
     config::check_files(config, Some(&state_file))?;
     super::with_one_time_sequences(config.clone()).map_err(|err| refuse(format!("{err:#}")))?;
     state::load(&state_file).map_err(|err| refuse(err.to_string()))?;
-    let filter = super::filter_for(config);
-    capture::filter_compiles(&filter).map_err(|why| {
-        refuse(format!(
-            "the doors' kernel filter cannot be attached: {why}; knockd would fail to start \
-             (filter: {filter})"
-        ))
-    })?;
+    let filter = super::filter_for(config).expression;
+    capture::filter_compiles(&filter)
+        .map_err(|why| refuse(format!("the doors' kernel filter cannot be used: {why}")))?;
     Ok(missing_interfaces(&options.interfaces_for(config)))
 }
 

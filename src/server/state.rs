@@ -308,9 +308,7 @@ impl Store {
             .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC)
             .open(&lock_path)
             .map_err(|err| io("cannot open its lock file", err))?;
-        // SAFETY: flock on a descriptor we own; no memory is involved.
-        if unsafe { libc::flock(lock.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) } != 0 {
-            let err = io::Error::last_os_error();
+        if let Err(err) = lock_within(&lock, LOCK_WAIT) {
             if err.kind() == io::ErrorKind::WouldBlock {
                 return Err(StateError::Locked {
                     path: path.to_path_buf(),
@@ -357,6 +355,31 @@ fn remove_stale_temporaries(path: &Path) {
             // remove_file unlinks a symlink itself, never what it points to.
             let _ = fs::remove_file(entry.path());
         }
+    }
+}
+
+/// How long a start waits for the lock before it says another knockd has
+/// it. A knockd killed a moment ago may still share its lock through a
+/// command it was starting: the child holds a copy of every descriptor
+/// between its fork and its exec (where close-on-exec drops it), and on a
+/// loaded machine that lasts a while. A live knockd holds it for good.
+const LOCK_WAIT: std::time::Duration = std::time::Duration::from_secs(3);
+
+/// Takes the exclusive lock on `lock`, trying again for up to `wait`
+/// while another holds it; the error when it was not taken (WouldBlock:
+/// still held).
+fn lock_within(lock: &fs::File, wait: std::time::Duration) -> io::Result<()> {
+    let until = std::time::Instant::now() + wait;
+    loop {
+        // SAFETY: flock on a descriptor we own; no memory is involved.
+        if unsafe { libc::flock(lock.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) } == 0 {
+            return Ok(());
+        }
+        let err = io::Error::last_os_error();
+        if err.kind() != io::ErrorKind::WouldBlock || std::time::Instant::now() >= until {
+            return Err(err);
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
     }
 }
 

@@ -933,3 +933,45 @@ fn secret_new_prints_one_fresh_secret_in_two_spellings() {
     );
     assert_ne!(new().0, base32, "every secret is fresh");
 }
+
+/// The shared libraries an executable loads, as the dynamic loader lists them.
+fn loads(exe: &std::path::Path) -> String {
+    let out = std::process::Command::new("ldd").arg(exe).output().unwrap();
+    assert!(out.status.success(), "ldd {}", exe.display());
+    String::from_utf8(out.stdout).unwrap()
+}
+
+/// Before, `knockr --version` spent 83 % of its 2.3 M instructions binding
+/// libpcap's dependencies (libdbus, libsystemd, libgcrypt). Now only the
+/// server half links libpcap, and `knockr knockd` execs it, same pid.
+#[cfg(feature = "server")]
+#[test]
+fn the_client_executable_does_not_load_libpcap_and_knockd_runs_the_server_half() {
+    let client = assert_cmd::cargo::cargo_bin("knockr");
+    let server = assert_cmd::cargo::cargo_bin("knockr-knockd");
+    assert!(!loads(&client).contains("libpcap"), "{}", loads(&client));
+    assert!(loads(&server).contains("libpcap"), "{}", loads(&server));
+    // `knockr knockd` is the server half, with the same messages and statuses.
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("knockd.toml");
+    std::fs::write(
+        &config,
+        "[[door]]\nname = \"ssh\"\nsequence = [\"7000\"]\nseq_timeout = \"5s\"\n",
+    )
+    .unwrap();
+    let out = knockr(dir.path())
+        .args(["knockd", "--check", "-c"])
+        .arg(&config)
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(0), "{text}");
+    assert!(text.contains("1 door(s)"), "{text}");
+    // Run on its own it does `knockr knockd` only.
+    let out = std::process::Command::new(&server)
+        .args(["list"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("runs `knockr knockd` only"));
+}

@@ -210,6 +210,8 @@ fn room_of(file: &Path) -> &str {
     match first.strip_suffix(".rs") {
         Some("main") => "lib",
         Some(name) => name,
+        // The executables (src/main.rs, src/bin/*.rs) are the front doors.
+        None if first == "bin" => "lib",
         None => first,
     }
 }

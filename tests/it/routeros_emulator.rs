@@ -290,3 +290,92 @@ fn a_reboot_loses_the_dynamic_entries_and_restarts_the_uptime() {
     let (status, _, _) = raw::request(emu.addr, "GET", resource, None, None, "");
     assert_eq!(status, 401);
 }
+
+#[test]
+fn the_filter_table_adds_before_a_rule_finds_by_comment_moves_and_removes() {
+    const FILTER: &str = "/rest/ip/firewall/filter";
+    let emu = Emulator::http();
+    let comments = |emu: &Emulator| -> Vec<String> {
+        emu.filter(false)
+            .iter()
+            .map(|r| r.get("comment").unwrap_or("").to_string())
+            .collect()
+    };
+    let defconf = comments(&emu);
+    assert!(defconf.contains(&"defconf: drop all not coming from LAN".to_string()));
+    let drop = "defconf%3A%20drop%20all%20not%20coming%20from%20LAN";
+    let (status, _, body) = raw::request(
+        emu.addr,
+        "GET",
+        &format!("{FILTER}?comment={drop}"),
+        AUTH,
+        None,
+        "",
+    );
+    assert_eq!(status, 200);
+    let found = json(&body);
+    assert_eq!(found.as_array().unwrap().len(), 1, "{body}");
+    let drop_id = found[0][".id"].as_str().unwrap().to_string();
+    assert_eq!(found[0]["disabled"], "false", "every value a string");
+    // Before the drop rule, then at the end.
+    let add = format!(
+        r#"{{"chain":"input","action":"accept","comment":"a","place-before":"{drop_id}"}}"#
+    );
+    let (status, _, body) = raw::request(emu.addr, "PUT", FILTER, AUTH, JSON, &add);
+    assert_eq!(status, 201, "{body}");
+    let a = json(&body)[".id"].as_str().unwrap().to_string();
+    let at = comments(&emu).iter().position(|c| c == "a").unwrap();
+    assert_eq!(
+        comments(&emu)[at + 1],
+        "defconf: drop all not coming from LAN"
+    );
+    let end = r#"{"chain":"x","action":"return","comment":"b"}"#;
+    assert_eq!(
+        raw::request(emu.addr, "PUT", FILTER, AUTH, JSON, end).0,
+        201
+    );
+    assert_eq!(comments(&emu).last().unwrap(), "b");
+    // An unknown place-before or field is refused and adds nothing.
+    let before = emu.filter(false);
+    for bad in [
+        r#"{"chain":"input","action":"accept","place-before":"*FFFF"}"#,
+        r#"{"chain":"input","action":"accept","place-before":"top"}"#,
+        r#"{"chain":"input","bogus":"1"}"#,
+    ] {
+        assert_eq!(
+            raw::request(emu.addr, "PUT", FILTER, AUTH, JSON, bad).0,
+            400,
+            "{bad}"
+        );
+    }
+    assert_eq!(emu.filter(false), before);
+    // Move `a` to the top, then delete it.
+    let first = before[0].id;
+    let mv = format!(r#"{{"numbers":"{a}","destination":"*{first:X}"}}"#);
+    assert_eq!(
+        raw::request(emu.addr, "POST", &format!("{FILTER}/move"), AUTH, JSON, &mv).0,
+        200
+    );
+    assert_eq!(comments(&emu)[0], "a");
+    let (status, _, _) = raw::request(emu.addr, "DELETE", &format!("{FILTER}/{a}"), AUTH, None, "");
+    assert_eq!(status, 204);
+    assert_eq!(
+        raw::request(emu.addr, "DELETE", &format!("{FILTER}/{a}"), AUTH, None, "").0,
+        404
+    );
+    assert!(!comments(&emu).contains(&"a".to_string()));
+    // IPv6 has its own table.
+    let (status, _, body) = raw::request(
+        emu.addr,
+        "GET",
+        "/rest/ipv6/firewall/filter",
+        AUTH,
+        None,
+        "",
+    );
+    assert_eq!(status, 200);
+    assert!(
+        body.contains("defconf: drop everything else not coming from LAN"),
+        "{body}"
+    );
+}

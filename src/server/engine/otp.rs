@@ -465,7 +465,7 @@ mod tests {
             OtpSpec::new(4, 10000..=60000, vec![], vec![Proto::Udp], STEP).unwrap();
         let log = crate::server::log::Log::to_writer(Box::new(std::io::sink()), false, false);
         let server = crate::server::Server::new(config, log, true).unwrap();
-        let filter = crate::server::filter_for(server.config());
+        let filter = crate::server::filter_for(server.config()).expression;
         let dead = pcap::Capture::dead(pcap::Linktype::ETHERNET).unwrap();
         let program = dead.compile(&filter, true).unwrap();
         let passes = |proto, port| program.filter(&frame(proto, port));

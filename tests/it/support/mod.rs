@@ -20,10 +20,13 @@ use std::time::{Duration, Instant};
 /// How long any test waits for traffic before it gives up.
 pub const PATIENCE: Duration = Duration::from_secs(10);
 
-/// `knockr` with no profiles file from the environment and a private HOME.
+/// `knockr` with no profiles file from the environment and a private HOME,
+/// in UTC: knockd's text lines are in local time, and the tests read them
+/// the same on any machine.
 pub fn knockr(home: &Path) -> assert_cmd::Command {
     let mut cmd = assert_cmd::Command::cargo_bin("knockr").expect("the binary is built");
     cmd.env_remove("KNOCKR_CONFIG")
+        .env("TZ", "UTC")
         .env_remove("COMPLETE")
         .env("HOME", home)
         .env("XDG_CONFIG_HOME", home.join(".config"))

@@ -6,8 +6,10 @@
 //! clock (GET shows the time left), separate IPv4 and IPv6 lists, the error
 //! body shape, HTTP or HTTPS with a CA made by the test, and fault injection
 //! (5xx, slow replies, dropped connections, down for a while, endless
-//! junk bodies, crafted `.id` values), and `/system/resource`'s uptime with
-//! a reboot that loses every dynamic entry.
+//! junk bodies, crafted `.id` values), `/system/resource`'s uptime with
+//! a reboot that loses every dynamic entry, and the firewall filter tables
+//! (`/ip/firewall/filter`, `/ipv6/...`: list with filters, add with
+//! `place-before`, set, remove, move), starting as a default configuration.
 //!
 //! It listens on 127.0.0.1 only and runs on a runtime of its own, so tests
 //! that drive the `knockr` binary synchronously can use it. It is a test
@@ -37,6 +39,88 @@ pub struct Record {
     /// When it expires on the emulator's clock; `None`: static entry.
     pub expires: Option<Duration>,
     pub disabled: bool,
+}
+
+/// One firewall filter rule as the router keeps it: its fields in the
+/// order they were set, every value a string.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FilterRecord {
+    pub id: u32,
+    pub fields: Vec<(String, String)>,
+}
+
+impl FilterRecord {
+    pub fn get(&self, key: &str) -> Option<&str> {
+        self.fields
+            .iter()
+            .find(|(k, _)| k == key)
+            .map(|(_, v)| v.as_str())
+    }
+}
+
+/// The fields a filter rule may have here (a subset of RouterOS's); any
+/// other is refused as RouterOS refuses an unknown one.
+const FILTER_FIELDS: &[&str] = &[
+    "chain",
+    "action",
+    "jump-target",
+    "in-interface",
+    "in-interface-list",
+    "src-address",
+    "src-address-list",
+    "dst-address",
+    "protocol",
+    "dst-port",
+    "icmp-options",
+    "packet-size",
+    "connection-state",
+    "address-list",
+    "address-list-timeout",
+    "comment",
+    "disabled",
+    "log",
+];
+
+/// A table like RouterOS's default configuration: input rules commented
+/// `defconf: ...` with the drop rule, and a forward rule after them.
+pub fn defconf_filter(v6: bool) -> Vec<Vec<(&'static str, &'static str)>> {
+    let drop = if v6 {
+        "defconf: drop everything else not coming from LAN"
+    } else {
+        "defconf: drop all not coming from LAN"
+    };
+    vec![
+        vec![
+            ("chain", "input"),
+            ("action", "accept"),
+            ("connection-state", "established,related,untracked"),
+            ("comment", "defconf: accept established,related,untracked"),
+        ],
+        vec![
+            ("chain", "input"),
+            ("action", "drop"),
+            ("connection-state", "invalid"),
+            ("comment", "defconf: drop invalid"),
+        ],
+        vec![
+            ("chain", "input"),
+            ("action", "accept"),
+            ("protocol", if v6 { "icmpv6" } else { "icmp" }),
+            ("comment", "defconf: accept ICMP"),
+        ],
+        vec![
+            ("chain", "input"),
+            ("action", "drop"),
+            ("in-interface-list", "!LAN"),
+            ("comment", drop),
+        ],
+        vec![
+            ("chain", "forward"),
+            ("action", "accept"),
+            ("connection-state", "established,related,untracked"),
+            ("comment", "defconf: accept established,related, untracked"),
+        ],
+    ]
 }
 
 /// A RouterOS user and the policies of its group.
@@ -83,6 +167,9 @@ pub struct State {
     pub users: HashMap<String, User>,
     pub v4: Vec<Record>,
     pub v6: Vec<Record>,
+    /// The firewall filter tables, in table order.
+    pub filter_v4: Vec<FilterRecord>,
+    pub filter_v6: Vec<FilterRecord>,
     next_id: u32,
     /// The emulated clock: starts at zero, moves only with [`Emulator::advance`].
     pub clock: Duration,
@@ -99,6 +186,30 @@ pub struct State {
 }
 
 impl State {
+    fn filter(&mut self, v6: bool) -> &mut Vec<FilterRecord> {
+        if v6 {
+            &mut self.filter_v6
+        } else {
+            &mut self.filter_v4
+        }
+    }
+
+    /// Replaces a filter table with `rules`, each given fresh ids.
+    fn set_filter(&mut self, v6: bool, rules: Vec<Vec<(&str, &str)>>) {
+        let mut table = Vec::new();
+        for fields in rules {
+            self.next_id += 1;
+            table.push(FilterRecord {
+                id: self.next_id,
+                fields: fields
+                    .into_iter()
+                    .map(|(k, v)| (k.to_string(), v.to_string()))
+                    .collect(),
+            });
+        }
+        *self.filter(v6) = table;
+    }
+
     fn list(&mut self, v6: bool) -> &mut Vec<Record> {
         if v6 { &mut self.v6 } else { &mut self.v4 }
     }
@@ -195,6 +306,8 @@ impl Emulator {
                 policies: KNOCKR_POLICIES.iter().map(|p| p.to_string()).collect(),
             },
         );
+        state.set_filter(false, defconf_filter(false));
+        state.set_filter(true, defconf_filter(true));
         let (acceptor, ca_pem, fingerprint) = match tls {
             Some(c) => (Some(c.acceptor), Some(c.ca_pem), Some(c.fingerprint)),
             None => (None, None, None),
@@ -241,6 +354,16 @@ impl Emulator {
         let mut state = self.state.lock().unwrap();
         state.expire();
         state.list(v6).clone()
+    }
+
+    /// The IPv4 (or IPv6) firewall filter table, in table order.
+    pub fn filter(&self, v6: bool) -> Vec<FilterRecord> {
+        self.state.lock().unwrap().filter(v6).clone()
+    }
+
+    /// Replaces the IPv4 (or IPv6) filter table (fresh ids).
+    pub fn set_filter(&self, v6: bool, rules: Vec<Vec<(&str, &str)>>) {
+        self.state.lock().unwrap().set_filter(v6, rules);
     }
 
     pub fn requests(&self) -> Vec<Logged> {
@@ -543,6 +666,14 @@ fn answer(
         });
         return (StatusCode::OK, resource, None);
     }
+    for (prefix, v6) in [
+        ("/rest/ip/firewall/filter", false),
+        ("/rest/ipv6/firewall/filter", true),
+    ] {
+        if let Some(rest) = path.strip_prefix(prefix) {
+            return filter_answer(state, &has, method, v6, rest, query, headers, body);
+        }
+    }
     let (v6, rest) = if let Some(rest) = path.strip_prefix("/rest/ip/firewall/address-list") {
         (false, rest)
     } else if let Some(rest) = path.strip_prefix("/rest/ipv6/firewall/address-list") {
@@ -659,6 +790,222 @@ fn answer(
             match list.iter().position(|r| r.id == id) {
                 Some(i) => {
                     list.remove(i);
+                    (StatusCode::NO_CONTENT, Value::Null, None)
+                }
+                None => error(404, None),
+            }
+        }
+        _ => error(400, Some("no such command")),
+    }
+}
+
+/// `/ip/firewall/filter` and `/ipv6/firewall/filter`: list (with field
+/// filters), add (optionally before a rule), set, remove, move.
+#[allow(clippy::too_many_arguments)]
+fn filter_answer(
+    state: &mut State,
+    has: &dyn Fn(&str) -> bool,
+    method: &str,
+    v6: bool,
+    rest: &str,
+    query: &str,
+    headers: &hyper::HeaderMap,
+    body: &[u8],
+) -> Answer {
+    if !has("read") || (method != "GET" && !has("write")) {
+        return error(500, Some("not enough permissions (9)"));
+    }
+    if matches!(method, "PUT" | "PATCH" | "POST") {
+        let json_type = headers
+            .get("content-type")
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|v| v.starts_with("application/json"));
+        if !json_type {
+            return error(415, None);
+        }
+    }
+    let fields = || -> Result<serde_json::Map<String, Value>, Answer> {
+        match serde_json::from_slice::<Value>(body) {
+            Ok(Value::Object(map)) => Ok(map),
+            _ => Err(error(400, Some("Failed to parse json"))),
+        }
+    };
+    let text = |value: &Value| match value {
+        Value::String(s) => Some(s.clone()),
+        Value::Number(n) => Some(n.to_string()),
+        Value::Bool(b) => Some(b.to_string()),
+        _ => None,
+    };
+    let parse_id = |text: &str| {
+        text.strip_prefix('*')
+            .and_then(|hex| u32::from_str_radix(hex, 16).ok())
+    };
+    let render = |rule: &FilterRecord| {
+        let mut value = json!({".id": format!("*{:X}", rule.id)});
+        for (k, v) in &rule.fields {
+            value[k] = json!(v);
+        }
+        for (k, v) in [
+            ("disabled", "false"),
+            ("dynamic", "false"),
+            ("invalid", "false"),
+            ("bytes", "0"),
+            ("packets", "0"),
+        ] {
+            if value.get(k).is_none() {
+                value[k] = json!(v);
+            }
+        }
+        value
+    };
+    /// Sets `fields` on `rule`; unknown names and values not a string,
+    /// number or boolean are refused.
+    fn set(
+        rule: &mut FilterRecord,
+        fields: &serde_json::Map<String, Value>,
+        text: &dyn Fn(&Value) -> Option<String>,
+    ) -> Result<(), Answer> {
+        for (key, value) in fields {
+            if !FILTER_FIELDS.contains(&key.as_str()) {
+                return Err(error(400, Some(&format!("unknown parameter {key}"))));
+            }
+            let Some(value) = text(value) else {
+                return Err(error(400, Some(&format!("invalid value for {key}"))));
+            };
+            match rule.fields.iter_mut().find(|(k, _)| k == key) {
+                Some(slot) => slot.1 = value,
+                None => rule.fields.push((key.clone(), value)),
+            }
+        }
+        Ok(())
+    }
+    let id = match rest {
+        "" | "/" => None,
+        "/move" => {
+            if method != "POST" {
+                return error(400, Some("no such command"));
+            }
+            let fields = match fields() {
+                Ok(f) => f,
+                Err(e) => return e,
+            };
+            let number = fields
+                .get("numbers")
+                .and_then(Value::as_str)
+                .and_then(parse_id);
+            let destination = fields.get("destination").and_then(Value::as_str);
+            let table = state.filter(v6);
+            let Some(from) = number.and_then(|n| table.iter().position(|r| r.id == n)) else {
+                return error(400, Some("no such item"));
+            };
+            let rule = table.remove(from);
+            match destination {
+                None => table.push(rule),
+                Some(dest) => {
+                    match parse_id(dest).and_then(|d| table.iter().position(|r| r.id == d)) {
+                        Some(at) => table.insert(at, rule),
+                        None => {
+                            table.insert(from, rule);
+                            return error(400, Some("no such item"));
+                        }
+                    }
+                }
+            }
+            return (StatusCode::OK, json!([]), None);
+        }
+        id => match id.strip_prefix('/').and_then(parse_id) {
+            Some(id) => Some(id),
+            None => return error(400, Some("no such command prefix")),
+        },
+    };
+    match (method, id) {
+        ("GET", None) => {
+            let filters: Vec<(String, String)> = query
+                .split('&')
+                .filter(|p| !p.is_empty())
+                .filter_map(|p| p.split_once('='))
+                .map(|(k, v)| (decode(k), decode(v)))
+                .collect();
+            let rules: Vec<Value> = state
+                .filter(v6)
+                .iter()
+                .map(render)
+                .filter(|r| {
+                    filters
+                        .iter()
+                        .all(|(k, v)| r.get(k).and_then(Value::as_str) == Some(v))
+                })
+                .collect();
+            (StatusCode::OK, Value::Array(rules), None)
+        }
+        ("GET", Some(id)) => match state.filter(v6).iter().find(|r| r.id == id) {
+            Some(r) => (StatusCode::OK, render(r), None),
+            None => error(404, None),
+        },
+        ("PUT", None) => {
+            let mut fields = match fields() {
+                Ok(f) => f,
+                Err(e) => return e,
+            };
+            let before = match fields.remove("place-before") {
+                None => None,
+                Some(value) => {
+                    let at = text(&value)
+                        .and_then(|t| parse_id(&t))
+                        .and_then(|id| state.filter(v6).iter().position(|r| r.id == id));
+                    match at {
+                        Some(at) => Some(at),
+                        None => {
+                            return error(
+                                400,
+                                Some("input does not match any value of place-before"),
+                            );
+                        }
+                    }
+                }
+            };
+            let mut rule = FilterRecord {
+                id: 0,
+                fields: Vec::new(),
+            };
+            if let Err(e) = set(&mut rule, &fields, &text) {
+                return e;
+            }
+            if rule.get("chain").is_none() {
+                return error(400, Some("failure: chain not set"));
+            }
+            state.next_id += 1;
+            rule.id = state.next_id;
+            let reply = render(&rule);
+            let family = if v6 { "ipv6" } else { "ip" };
+            let location = format!("/rest/{family}/firewall/filter/*{:X}", rule.id);
+            let table = state.filter(v6);
+            match before {
+                Some(at) => table.insert(at, rule),
+                None => table.push(rule),
+            }
+            (StatusCode::CREATED, reply, Some(location))
+        }
+        ("PATCH", Some(id)) => {
+            let fields = match fields() {
+                Ok(f) => f,
+                Err(e) => return e,
+            };
+            let Some(rule) = state.filter(v6).iter_mut().find(|r| r.id == id) else {
+                return error(404, None);
+            };
+            let mut changed = rule.clone();
+            if let Err(e) = set(&mut changed, &fields, &text) {
+                return e;
+            }
+            *rule = changed;
+            (StatusCode::OK, render(rule), None)
+        }
+        ("DELETE", Some(id)) => {
+            let table = state.filter(v6);
+            match table.iter().position(|r| r.id == id) {
+                Some(i) => {
+                    table.remove(i);
                     (StatusCode::NO_CONTENT, Value::Null, None)
                 }
                 None => error(404, None),
