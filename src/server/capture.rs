@@ -464,7 +464,8 @@ impl Live {
     /// Reads in a thread of its own until `control` stops it, handing every possible knock
     /// to `deliver` (which may block: the kernel buffers meanwhile and counts
     /// what it drops). A failed capture is re-opened if it can be within
-    /// [`REOPEN_FOR`]; `notice` hears of the failure and of the recovery.
+    /// [`REOPEN_FOR`]; `notice` hears of the failure and of the recovery,
+    /// and when a new filter (a reload's) is in force.
     /// `on_end` hears that reading ended, and why if not because of `stop`.
     pub(crate) fn spawn(
         mut self,
@@ -506,6 +507,11 @@ impl Live {
                             ));
                         }
                         self.filter = filter;
+                        // Said once it holds: knocks at a reload's new ports count from here.
+                        notice(format!(
+                            "capture on {}: the new kernel filter is in force",
+                            self.interface
+                        ));
                     }
                     let read = self.capture.next_packet();
                     if matches!(read, Ok(_) | Err(pcap::Error::TimeoutExpired)) {

@@ -163,6 +163,8 @@ fn privileges_drop_setup_teardown_and_sighup_reload() {
     write_config("second", "[\"7100\", \"8100:udp\"]");
     hup(&server);
     server.expect("reloaded");
+    // The reader applies the new filter on its own thread: knock once it holds.
+    server.expect("the new kernel filter is in force");
     assert_eq!(
         net.knock(&["-d", "50ms", "-p", "7100,8100:udp", &net.v4(1)]),
         Some(0)
