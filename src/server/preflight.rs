@@ -2,7 +2,8 @@
 //! starting: the files (`config::server::check_files`, which a start calls
 //! too), and the steps a start takes for real that can be tried read-only
 //! here: the state file read as the start reads it, the one-time files'
-//! current lines, the kernel filter compiled. A missing interface is only
+//! current lines, the routers' clients made (passwords, CA files), the
+//! kernel filter compiled. A missing interface is only
 //! a warning: it may appear before the start (a VPN, a veth).
 //!
 //! It captures nothing, takes no lock and writes nothing, so it can run
@@ -52,6 +53,16 @@ pub(crate) fn preflight(
     config::check_files(config, Some(&state_file))?;
     super::with_one_time_sequences(config.clone()).map_err(|err| refuse(format!("{err:#}")))?;
     state::load(&state_file).map_err(|err| refuse(err.to_string()))?;
+    // The routers' clients, made as a start makes them: passwords read, CA
+    // files and pins loaded (nothing is sent). Their warnings are --check's
+    // lint already.
+    let quiet = super::log::Log::to_writer(Box::new(std::io::sink()), false, false);
+    super::routers::Routers::new(
+        config,
+        false,
+        std::sync::Arc::new(std::sync::Mutex::new(quiet)),
+    )
+    .map_err(|err| refuse(format!("{err:#}")))?;
     let filter = super::filter_for(config).expression;
     capture::filter_compiles(&filter)
         .map_err(|why| refuse(format!("the doors' kernel filter cannot be used: {why}")))?;

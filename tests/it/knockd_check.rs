@@ -341,6 +341,18 @@ fn cases() -> Vec<Case> {
     .unwrap();
     chmod(&secret.path("team.secret"), 0o644);
     cases.push(secret.refused_with("can be read by others (mode 644): refused"));
+    // A router whose CA file is missing: the start fails making its client.
+    let router = Case::new(
+        "a router CA file that does not exist",
+        "k.toml",
+        "[[door]]\nname = \"winbox\"\nsequence = [\"7000:udp\", \"8000:udp\"]\n\
+         [door.routeros]\nurl = \"https://127.0.0.1:9\"\nuser = \"knockr\"\n\
+         password_file = \"{dir}/router.pass\"\nlist = \"knocked\"\nca_file = \"{dir}/no-ca.pem\"\n",
+        false,
+    );
+    std::fs::write(router.path("router.pass"), "s3cret-Pass\n").unwrap();
+    chmod(&router.path("router.pass"), 0o600);
+    cases.push(router.refused_with("{dir}/no-ca.pem"));
     cases
 }
 
