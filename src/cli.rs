@@ -270,6 +270,88 @@ pub enum Command {
         #[command(subcommand)]
         command: RouterosCommand,
     },
+    /// Linux nftables helpers
+    Nft {
+        #[command(subcommand)]
+        command: NftCommand,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum NftCommand {
+    /// Print an nftables ruleset (table inet knockr) that makes the kernel detect a
+    /// knock sequence by itself (timed sets), opening ports to whoever completes it;
+    /// load it with nft -f (again to replace it)
+    Rules(Box<NftRulesArgs>),
+}
+
+/// `knockr nft rules`.
+#[derive(Debug, Args)]
+#[command(
+    after_help = "Examples:\n  knockr nft rules home --protect 22 > /etc/nftables.d/knockr.nft\n  \
+                  knockr nft rules --sequence 7000,8000:udp,9000 --protect 22,51820:udp | nft -f -\n  \
+                  knockr nft rules home --protect 22 --for-knockd | nft -f -"
+)]
+pub struct NftRulesArgs {
+    /// Profile whose sequence and delay to use
+    #[arg(value_name = "PROFILE", required_unless_present = "sequence")]
+    #[cfg_attr(feature = "dynamic-completion", arg(add = profile_candidates()))]
+    pub profile: Option<String>,
+
+    /// The sequence instead of a profile: PORT[:tcp|udp] or SIZE:icmp, repeatable or a comma list
+    #[arg(
+        long,
+        value_name = "PORT[:PROTO]",
+        value_delimiter = ',',
+        conflicts_with = "profile"
+    )]
+    pub sequence: Vec<String>,
+
+    /// Ports to open to a knocker: PORT[-PORT][:tcp|udp] (tcp unless told), e.g. 22,51820:udp,60000-60010
+    #[arg(long, value_name = "PORT", value_delimiter = ',', required = true)]
+    pub protect: Vec<String>,
+
+    /// Only knocks arriving on this interface count [default: any interface]
+    #[arg(long, value_name = "IFNAME")]
+    pub interface: Option<String>,
+
+    /// Name of the table (table inet NAME), which loading again replaces
+    #[arg(long, value_name = "NAME", default_value = "knockr")]
+    pub table: String,
+
+    /// Base name of the sets a knocker lands in (NAME_v4 and NAME_v6)
+    #[arg(long, value_name = "NAME", default_value = "knocked")]
+    pub set: String,
+
+    /// How long a knocker stays in the set (the kernel removes it itself)
+    #[arg(long, value_name = "DURATION", default_value = "1h", value_parser = crate::core::units::parse_duration)]
+    pub timeout: Duration,
+
+    /// Time allowed between two knocks [default: 10s, or 4x the profile's delay if longer]
+    #[arg(long, value_name = "DURATION", value_parser = crate::core::units::parse_duration)]
+    pub stage_timeout: Option<Duration>,
+
+    /// How long a source that began the sequence and then sent anything else (a scan) is
+    /// blocked from knocking
+    #[arg(long, value_name = "DURATION", default_value = "1m", value_parser = crate::core::units::parse_duration)]
+    pub block_for: Duration,
+
+    /// Generate a sequence a port scan completes easily (one knock, or one protocol in
+    /// ascending or descending order), with a warning, instead of refusing it
+    #[arg(long)]
+    pub allow_weak: bool,
+
+    /// Print only the table and the sets a [door.nftables] door puts knockers in
+    #[arg(long)]
+    pub for_knockd: bool,
+
+    /// Sets and rules for ipv4, ipv6, or both (any)
+    #[arg(long, value_name = "FAMILY", default_value = "any")]
+    pub family: FamilyArg,
+
+    /// Profiles file [default: $KNOCKR_CONFIG, else ~/.config/knockr/profiles.toml]
+    #[arg(short = 'c', long, value_name = "FILE")]
+    pub config: Option<PathBuf>,
 }
 
 /// `knockr connect`.

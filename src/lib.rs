@@ -12,6 +12,7 @@ mod client;
 pub mod config;
 pub mod core;
 pub mod exit_codes;
+pub mod nft;
 pub mod routeros;
 #[cfg(feature = "server")]
 mod server;

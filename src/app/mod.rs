@@ -9,6 +9,7 @@ mod knock;
 #[cfg(feature = "server")]
 mod knockd;
 mod list;
+mod nft;
 mod routeros;
 mod secret;
 
@@ -39,6 +40,9 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Some(Command::Routeros {
             command: crate::cli::RouterosCommand::Apply(args),
         }) => routeros::apply(&args),
+        Some(Command::Nft {
+            command: crate::cli::NftCommand::Rules(args),
+        }) => nft::rules(&args, cli.config),
         None => knock::run(&cli.knock, cli.config),
     }
 }

@@ -29,12 +29,12 @@ pub(super) fn rules(args: &RulesArgs, config: Option<PathBuf>) -> anyhow::Result
     Ok(ExitCode::Success)
 }
 
-fn usage(message: String) -> anyhow::Error {
+pub(super) fn usage(message: String) -> anyhow::Error {
     anyhow::Error::from(PlanError::Usage(message))
 }
 
 /// The weak sequences `--allow-weak` let through, on stderr.
-fn warn(warnings: &[rules::Weakness]) -> anyhow::Result<()> {
+pub(super) fn warn(warnings: &[rules::Weakness]) -> anyhow::Result<()> {
     let mut stderr = std::io::stderr().lock();
     for weakness in warnings {
         writeln!(
@@ -58,24 +58,7 @@ fn tag(flags: &RuleFlags) -> String {
 fn spec(flags: &RuleFlags, profiles: Option<PathBuf>) -> anyhow::Result<rules::RuleSpec> {
     let family = Family::from(flags.family);
     let (ipv4, ipv6) = (family != Family::Ipv6, family != Family::Ipv4);
-    let (sequence, delay) = match &flags.profile {
-        Some(profile) => {
-            let profiles = plan::load_profiles(profiles)?;
-            router_knock(&profiles, profile)?
-        }
-        None => {
-            let sequence = flags
-                .sequence
-                .iter()
-                .map(|spec| {
-                    knock::parse_knock(spec, Proto::Tcp).map_err(|err| {
-                        usage(format!("invalid value {spec:?} for --sequence: {err}"))
-                    })
-                })
-                .collect::<anyhow::Result<Vec<_>>>()?;
-            (sequence, DEFAULT_DELAY)
-        }
-    };
+    let (sequence, delay) = knocks(flags.profile.as_deref(), &flags.sequence, profiles)?;
     let protect = flags
         .protect
         .iter()
@@ -99,6 +82,33 @@ fn spec(flags: &RuleFlags, profiles: Option<PathBuf>) -> anyhow::Result<rules::R
         ipv4,
         ipv6,
     })
+}
+
+/// The knocks and delay to detect: `profile`'s from `profiles` (else the
+/// default profiles file), or `--sequence`'s with the default delay. Shared
+/// by `routeros rules` and `nft rules`.
+pub(super) fn knocks(
+    profile: Option<&str>,
+    sequence: &[String],
+    profiles: Option<PathBuf>,
+) -> anyhow::Result<(Vec<Knock>, Duration)> {
+    match profile {
+        Some(profile) => {
+            let profiles = plan::load_profiles(profiles)?;
+            Ok(router_knock(&profiles, profile)?)
+        }
+        None => {
+            let sequence = sequence
+                .iter()
+                .map(|spec| {
+                    knock::parse_knock(spec, Proto::Tcp).map_err(|err| {
+                        usage(format!("invalid value {spec:?} for --sequence: {err}"))
+                    })
+                })
+                .collect::<anyhow::Result<Vec<_>>>()?;
+            Ok((sequence, DEFAULT_DELAY))
+        }
+    }
 }
 
 /// The knocks and delay the router must detect for `profile`, as the planner

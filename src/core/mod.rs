@@ -10,6 +10,7 @@ pub mod knock;
 pub mod matcher;
 pub mod otp;
 pub mod packet;
+pub mod protect;
 pub mod secret;
 pub mod text;
 pub mod units;

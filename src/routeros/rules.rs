@@ -28,6 +28,7 @@ use std::fmt::Write as _;
 use std::time::Duration;
 
 use crate::core::knock::{Knock, Proto, Transport};
+pub use crate::core::protect::{BadProtect, Protected, Weakness, parse_protect, weakness};
 
 /// What to generate.
 #[derive(Debug, Clone, PartialEq)]
@@ -59,101 +60,6 @@ pub struct RuleSpec {
     pub ipv6: bool,
 }
 
-/// Ports opened to a knocker: one port or a range, over TCP or UDP.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Protected {
-    low: u16,
-    high: u16,
-    transport: Transport,
-}
-
-impl Protected {
-    /// `low..=high` over `transport`; ports are 1..=65535 and `low <= high`.
-    pub fn new(low: u16, high: u16, transport: Transport) -> Option<Protected> {
-        (low >= 1 && low <= high).then_some(Protected {
-            low,
-            high,
-            transport,
-        })
-    }
-
-    /// As `dst-port` writes it: `22` or `60000-60010`.
-    fn ports(self) -> String {
-        if self.low == self.high {
-            self.low.to_string()
-        } else {
-            format!("{}-{}", self.low, self.high)
-        }
-    }
-}
-
-/// `22`, `51820:udp`, `60000-60010` or `60000-60010:tcp` (TCP unless told).
-pub fn parse_protect(text: &str) -> Result<Protected, RuleError> {
-    let bad = || RuleError::BadProtect(text.to_string());
-    let (ports, transport) = match text.trim().split_once(':') {
-        None => (text.trim(), Transport::Tcp),
-        Some((ports, proto)) => match proto.to_ascii_lowercase().as_str() {
-            "tcp" => (ports, Transport::Tcp),
-            "udp" => (ports, Transport::Udp),
-            _ => return Err(bad()),
-        },
-    };
-    let port = |p: &str| crate::core::knock::parse_port(p).map_err(|_| bad());
-    let (low, high) = match ports.split_once('-') {
-        Some((low, high)) => (port(low)?, port(high)?),
-        None => (port(ports)?, port(ports)?),
-    };
-    Protected::new(low, high, transport).ok_or_else(bad)
-}
-
-/// Why a sequence is easy for a port scan to complete.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Weakness {
-    /// Any scan that reaches the one port completes it.
-    OneKnock,
-    /// Knocks of one protocol on ports in one direction: a sequential scan
-    /// (`nmap -r`, or its reverse) sends them in order.
-    Monotone { proto: Proto, ascending: bool },
-}
-
-impl std::fmt::Display for Weakness {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            Weakness::OneKnock => {
-                f.write_str("a single knock is completed by any port scan that reaches it")
-            }
-            Weakness::Monotone { proto, ascending } => write!(
-                f,
-                "knocks on {} {proto} ports, so a sequential port scan can open it; mix the order",
-                if *ascending {
-                    "ascending"
-                } else {
-                    "descending"
-                }
-            ),
-        }
-    }
-}
-
-/// The way a scan completes `sequence` easily, if there is one.
-pub fn weakness(sequence: &[Knock]) -> Option<Weakness> {
-    let [first, rest @ ..] = sequence else {
-        return None;
-    };
-    if rest.is_empty() {
-        return Some(Weakness::OneKnock);
-    }
-    if rest.iter().any(|k| k.proto != first.proto) {
-        return None;
-    }
-    let ports: Vec<u16> = sequence.iter().map(|k| k.port).collect();
-    let ascending = ports.is_sorted_by(|a, b| a < b);
-    (ascending || ports.is_sorted_by(|a, b| a > b)).then_some(Weakness::Monotone {
-        proto: first.proto,
-        ascending,
-    })
-}
-
 /// Why a script cannot be made; each reads as one sentence.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum RuleError {
@@ -169,10 +75,6 @@ pub enum RuleError {
     EmptySequence,
     #[error("no port to protect: give --protect PORT[-PORT][:tcp|udp][,...]")]
     NothingProtected,
-    #[error(
-        "--protect {0:?} is not usable: expected PORT[-PORT][:tcp|udp] with ports in 1..=65535, e.g. 22, 51820:udp or 60000-60010"
-    )]
-    BadProtect(String),
     #[error(
         "{count} {transport} ports or ranges to protect: RouterOS matches at most {MAX_PORTS} in one rule"
     )]
@@ -616,7 +518,7 @@ fn by_transport(protect: &[Protected]) -> Vec<(Transport, String)> {
         .filter_map(|transport| {
             let ports: Vec<String> = protect
                 .iter()
-                .filter(|p| p.transport == transport)
+                .filter(|p| p.transport() == transport)
                 .map(|p| p.ports())
                 .collect();
             (!ports.is_empty()).then(|| (transport, ports.join(",")))
@@ -683,7 +585,7 @@ fn validate(spec: &RuleSpec) -> Result<Vec<Weakness>, RuleError> {
         let count = spec
             .protect
             .iter()
-            .filter(|p| p.transport == transport)
+            .filter(|p| p.transport() == transport)
             .count();
         if count > MAX_PORTS {
             return Err(RuleError::TooManyPorts {
@@ -996,11 +898,7 @@ mod tests {
             script.contains("which opens tcp 22,8291,60000-60010 and udp 51820,5000-5001 from")
         );
         for bad in ["", "0", "22:icmp", "10-9", "1-", "65536", "22:"] {
-            assert_eq!(
-                parse_protect(bad),
-                Err(RuleError::BadProtect(bad.into())),
-                "{bad:?}"
-            );
+            assert_eq!(parse_protect(bad), Err(BadProtect(bad.into())), "{bad:?}");
         }
         spec.protect = (1..=16)
             .map(|p| parse_protect(&p.to_string()).unwrap())

@@ -11,6 +11,7 @@ const ALLOWED: &[(&str, &[&str])] = &[
     ("core", &[]),
     ("exit_codes", &[]),
     ("routeros", &["core"]),
+    ("nft", &["core"]),
     ("config", &["core", "routeros"]),
     ("client", &["core", "routeros", "config", "exit_codes"]),
     ("server", &["core", "routeros", "config"]),
@@ -21,6 +22,7 @@ const ALLOWED: &[(&str, &[&str])] = &[
         &[
             "core",
             "routeros",
+            "nft",
             "config",
             "client",
             "server",

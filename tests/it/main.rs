@@ -24,6 +24,7 @@ mod knockd_scale;
 mod knockd_signals;
 mod knockd_state;
 mod layers;
+mod nft_rules;
 mod resolve;
 mod routeros;
 mod routeros_apply;

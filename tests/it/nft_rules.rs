@@ -1,0 +1,229 @@
+//! `knockr nft rules`: every ruleset the binary prints is one `nft -c -f`
+//! accepts, weak sequences are refused, and live in namespaces the test makes,
+//! the kernel alone opens the protected port to a knocker and to nobody else.
+
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::process::Command;
+use std::time::Duration;
+
+use crate::support::netns::{Net, can_run_with, enter};
+use crate::support::{knockr, profiles};
+
+/// The ruleset `knockr nft rules ARGS` prints (exit 0 asserted).
+fn ruleset(args: &[&str]) -> String {
+    let home = tempfile::tempdir().unwrap();
+    let output = knockr(home.path())
+        .args(["nft", "rules"])
+        .args(args)
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(0), "{args:?}: {output:?}");
+    String::from_utf8(output.stdout).unwrap()
+}
+
+/// `nft -c -f FILE` on `text`: its exit status and stderr.
+fn nft_check(text: &str) -> (bool, String) {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("knockr.nft");
+    std::fs::write(&file, text).unwrap();
+    let output = Command::new("nft")
+        .arg("-c")
+        .arg("-f")
+        .arg(&file)
+        .output()
+        .unwrap();
+    (
+        output.status.success(),
+        String::from_utf8_lossy(&output.stderr).into_owned(),
+    )
+}
+
+#[test]
+fn nft_check_accepts_every_ruleset() {
+    if !can_run_with(&["nft"]) {
+        return;
+    }
+    let profile = profiles(
+        "[profiles.home]\nhost = \"127.0.0.1\"\nsequence = [\"7000\", \"8000:udp\", \"9000\"]\n",
+    );
+    let profile_path = profile.path.to_str().unwrap();
+    let cases: &[&[&str]] = &[
+        &["--sequence", "7000,8000:udp,9000", "--protect", "22"],
+        &[
+            "--sequence",
+            "7000,56:icmp,9000,8000:udp",
+            "--protect",
+            "22,8291,51820:udp,60000-60010,5000-5001:udp",
+        ],
+        &[
+            "--sequence",
+            "9000,7000:udp",
+            "--protect",
+            "22",
+            "--family",
+            "ipv4",
+            "--interface",
+            "eth0",
+        ],
+        &[
+            "--sequence",
+            "9000,7000:udp",
+            "--protect",
+            "53:udp",
+            "--family",
+            "ipv6",
+            "--table",
+            "knock_home",
+            "--set",
+            "open",
+        ],
+        &[
+            "--sequence",
+            "7000",
+            "--allow-weak",
+            "--protect",
+            "22",
+            "--timeout",
+            "2d3h",
+            "--block-for",
+            "5m",
+        ],
+        &[
+            "--sequence",
+            "7000,8000",
+            "--allow-weak",
+            "--protect",
+            "22",
+            "--for-knockd",
+        ],
+        &["-c", profile_path, "home", "--protect", "22"],
+        &[
+            "-c",
+            profile_path,
+            "home",
+            "--protect",
+            "22",
+            "--for-knockd",
+            "--family",
+            "ipv4",
+        ],
+    ];
+    for args in cases {
+        let text = ruleset(args);
+        let (ok, stderr) = nft_check(&text);
+        assert!(
+            ok,
+            "nft -c refused the ruleset of {args:?}: {stderr}\n{text}"
+        );
+    }
+    // The check can fail: a ruleset nft cannot read is refused.
+    let broken = ruleset(cases[0]).replace("update @stage1_v4", "update @stage9_v4");
+    assert!(!nft_check(&broken).0, "nft -c accepted a broken ruleset");
+}
+
+#[test]
+fn nft_rules_refuses_a_weak_sequence_unless_allowed() {
+    let home = tempfile::tempdir().unwrap();
+    let output = knockr(home.path())
+        .args([
+            "nft",
+            "rules",
+            "--sequence",
+            "7000,8000,9000",
+            "--protect",
+            "22",
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&output.stderr).contains("--allow-weak"));
+    assert!(output.stdout.is_empty());
+    let bad = knockr(home.path())
+        .args([
+            "nft",
+            "rules",
+            "--sequence",
+            "9000,7000:udp",
+            "--protect",
+            "22:icmp",
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(bad.status.code(), Some(2));
+}
+
+/// Whether a TCP connection to `addr` is made from the client namespace.
+fn connects(net: &Net, addr: SocketAddr) -> bool {
+    net.in_client(move || TcpStream::connect_timeout(&addr, Duration::from_secs(1)).is_ok())
+}
+
+#[test]
+fn nft_rules_open_the_port_to_a_knocker_only() {
+    if !can_run_with(&["nft"]) {
+        return;
+    }
+    let net = Net::new();
+    let text = ruleset(&[
+        "--sequence",
+        "7000,8000:udp,9000",
+        "--protect",
+        "2222",
+        "--stage-timeout",
+        "5s",
+    ]);
+    let load = |text: &str| {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("knockr.nft");
+        std::fs::write(&file, text).unwrap();
+        let status = net.in_server("nft").arg("-f").arg(&file).status().unwrap();
+        assert!(status.success(), "nft -f failed");
+    };
+    load(&text);
+    // Loading again replaces the table instead of failing.
+    load(&text);
+    let srv = net.srv.clone();
+    let listener: TcpListener = std::thread::spawn(move || {
+        enter(&srv);
+        TcpListener::bind("[::]:2222").unwrap()
+    })
+    .join()
+    .unwrap();
+    let v4: SocketAddr = format!("{}:2222", net.v4(1)).parse().unwrap();
+    let v6: SocketAddr = format!("[{}]:2222", net.v6(1)).parse().unwrap();
+    assert!(!connects(&net, v4), "connected over IPv4 before any knock");
+    assert!(!connects(&net, v6), "connected over IPv6 before any knock");
+
+    // A wrong knock mid-sequence (a scan's next port) blocks the source.
+    assert_eq!(
+        net.knock(&[&net.v4(1), "7000", "7001", "8000:udp", "9000"]),
+        Some(0)
+    );
+    assert!(
+        !connects(&net, v4),
+        "a wrong knock mid-sequence opened the port"
+    );
+
+    // The right sequence over IPv6 opens IPv6 only, from the kernel alone.
+    assert_eq!(
+        net.knock(&[&net.v6(1), "7000", "8000:udp", "9000"]),
+        Some(0)
+    );
+    assert!(
+        connects(&net, v6),
+        "the knock over IPv6 did not open the port"
+    );
+    assert!(
+        !connects(&net, v4),
+        "IPv4 opened by an IPv6 knock (or the block was lifted)"
+    );
+    let listed = net
+        .in_server("nft")
+        .args(["list", "set", "inet", "knockr", "knocked_v6"])
+        .output()
+        .unwrap();
+    assert!(
+        String::from_utf8_lossy(&listed.stdout).contains(&net.v6(2)),
+        "{listed:?}"
+    );
+    drop(listener);
+}
