@@ -63,6 +63,7 @@ Register-ArgumentCompleter -Native -CommandName 'knockr' -ScriptBlock {
             [CompletionResult]::new('knockd', 'knockd', [CompletionResultType]::ParameterValue, 'Run the knock server: watch traffic, match knock sequences, run commands')
             [CompletionResult]::new('secret', 'secret', [CompletionResultType]::ParameterValue, 'Shared secrets for time-based knock sequences (docs/otp-sequences.md)')
             [CompletionResult]::new('routeros', 'routeros', [CompletionResultType]::ParameterValue, 'MikroTik RouterOS helpers')
+            [CompletionResult]::new('nft', 'nft', [CompletionResultType]::ParameterValue, 'Linux nftables helpers')
             [CompletionResult]::new('help', 'help', [CompletionResultType]::ParameterValue, 'Print this message or the help of the given subcommand(s)')
             break
         }
@@ -248,6 +249,44 @@ Register-ArgumentCompleter -Native -CommandName 'knockr' -ScriptBlock {
         'knockr;routeros;help;help' {
             break
         }
+        'knockr;nft' {
+            [CompletionResult]::new('-c', '-c', [CompletionResultType]::ParameterName, 'Profiles file [default: ~/.config/knockr/profiles.toml]')
+            [CompletionResult]::new('--config', '--config', [CompletionResultType]::ParameterName, 'Profiles file [default: ~/.config/knockr/profiles.toml]')
+            [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help')
+            [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help')
+            [CompletionResult]::new('rules', 'rules', [CompletionResultType]::ParameterValue, 'Print an nftables ruleset (table inet knockr) that makes the kernel detect a knock sequence by itself (timed sets), opening ports to whoever completes it; load it with nft -f (again to replace it)')
+            [CompletionResult]::new('help', 'help', [CompletionResultType]::ParameterValue, 'Print this message or the help of the given subcommand(s)')
+            break
+        }
+        'knockr;nft;rules' {
+            [CompletionResult]::new('--sequence', '--sequence', [CompletionResultType]::ParameterName, 'The sequence instead of a profile: PORT[:tcp|udp] or SIZE:icmp, repeatable or a comma list')
+            [CompletionResult]::new('--protect', '--protect', [CompletionResultType]::ParameterName, 'Ports to open to a knocker: PORT[-PORT][:tcp|udp] (tcp unless told), e.g. 22,51820:udp,60000-60010')
+            [CompletionResult]::new('--interface', '--interface', [CompletionResultType]::ParameterName, 'Only knocks arriving on this interface count [default: any interface]')
+            [CompletionResult]::new('--table', '--table', [CompletionResultType]::ParameterName, 'Name of the table (table inet NAME), which loading again replaces')
+            [CompletionResult]::new('--set', '--set', [CompletionResultType]::ParameterName, 'Base name of the sets a knocker lands in (NAME_v4 and NAME_v6)')
+            [CompletionResult]::new('--timeout', '--timeout', [CompletionResultType]::ParameterName, 'How long a knocker stays in the set (the kernel removes it itself)')
+            [CompletionResult]::new('--stage-timeout', '--stage-timeout', [CompletionResultType]::ParameterName, 'Time allowed between two knocks [default: 10s, or 4x the profile''s delay if longer]')
+            [CompletionResult]::new('--block-for', '--block-for', [CompletionResultType]::ParameterName, 'How long a source that began the sequence and then sent anything else (a scan) is blocked from knocking')
+            [CompletionResult]::new('--family', '--family', [CompletionResultType]::ParameterName, 'Sets and rules for ipv4, ipv6, or both (any)')
+            [CompletionResult]::new('-c', '-c', [CompletionResultType]::ParameterName, 'Profiles file [default: $KNOCKR_CONFIG, else ~/.config/knockr/profiles.toml]')
+            [CompletionResult]::new('--config', '--config', [CompletionResultType]::ParameterName, 'Profiles file [default: $KNOCKR_CONFIG, else ~/.config/knockr/profiles.toml]')
+            [CompletionResult]::new('--allow-weak', '--allow-weak', [CompletionResultType]::ParameterName, 'Generate a sequence a port scan completes easily (one knock, or one protocol in ascending or descending order), with a warning, instead of refusing it')
+            [CompletionResult]::new('--for-knockd', '--for-knockd', [CompletionResultType]::ParameterName, 'Print only the table and the sets a [door.nftables] door puts knockers in')
+            [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help (see more with ''--help'')')
+            [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help (see more with ''--help'')')
+            break
+        }
+        'knockr;nft;help' {
+            [CompletionResult]::new('rules', 'rules', [CompletionResultType]::ParameterValue, 'Print an nftables ruleset (table inet knockr) that makes the kernel detect a knock sequence by itself (timed sets), opening ports to whoever completes it; load it with nft -f (again to replace it)')
+            [CompletionResult]::new('help', 'help', [CompletionResultType]::ParameterValue, 'Print this message or the help of the given subcommand(s)')
+            break
+        }
+        'knockr;nft;help;rules' {
+            break
+        }
+        'knockr;nft;help;help' {
+            break
+        }
         'knockr;help' {
             [CompletionResult]::new('connect', 'connect', [CompletionResultType]::ParameterValue, 'Knock a profile (or with -p a host), wait until PORT answers, then relay stdin/stdout to it (for ssh: ProxyCommand knockr connect %n)')
             [CompletionResult]::new('list', 'list', [CompletionResultType]::ParameterValue, 'List the profiles in the profiles file, one a line')
@@ -256,6 +295,7 @@ Register-ArgumentCompleter -Native -CommandName 'knockr' -ScriptBlock {
             [CompletionResult]::new('knockd', 'knockd', [CompletionResultType]::ParameterValue, 'Run the knock server: watch traffic, match knock sequences, run commands')
             [CompletionResult]::new('secret', 'secret', [CompletionResultType]::ParameterValue, 'Shared secrets for time-based knock sequences (docs/otp-sequences.md)')
             [CompletionResult]::new('routeros', 'routeros', [CompletionResultType]::ParameterValue, 'MikroTik RouterOS helpers')
+            [CompletionResult]::new('nft', 'nft', [CompletionResultType]::ParameterValue, 'Linux nftables helpers')
             [CompletionResult]::new('help', 'help', [CompletionResultType]::ParameterValue, 'Print this message or the help of the given subcommand(s)')
             break
         }
@@ -294,6 +334,13 @@ Register-ArgumentCompleter -Native -CommandName 'knockr' -ScriptBlock {
             break
         }
         'knockr;help;routeros;apply' {
+            break
+        }
+        'knockr;help;nft' {
+            [CompletionResult]::new('rules', 'rules', [CompletionResultType]::ParameterValue, 'Print an nftables ruleset (table inet knockr) that makes the kernel detect a knock sequence by itself (timed sets), opening ports to whoever completes it; load it with nft -f (again to replace it)')
+            break
+        }
+        'knockr;help;nft;rules' {
             break
         }
         'knockr;help;help' {

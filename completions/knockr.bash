@@ -34,6 +34,9 @@ _knockr() {
             knockr,man)
                 cmd="knockr__subcmd__man"
                 ;;
+            knockr,nft)
+                cmd="knockr__subcmd__nft"
+                ;;
             knockr,routeros)
                 cmd="knockr__subcmd__routeros"
                 ;;
@@ -58,11 +61,17 @@ _knockr() {
             knockr__subcmd__help,man)
                 cmd="knockr__subcmd__help__subcmd__man"
                 ;;
+            knockr__subcmd__help,nft)
+                cmd="knockr__subcmd__help__subcmd__nft"
+                ;;
             knockr__subcmd__help,routeros)
                 cmd="knockr__subcmd__help__subcmd__routeros"
                 ;;
             knockr__subcmd__help,secret)
                 cmd="knockr__subcmd__help__subcmd__secret"
+                ;;
+            knockr__subcmd__help__subcmd__nft,rules)
+                cmd="knockr__subcmd__help__subcmd__nft__subcmd__rules"
                 ;;
             knockr__subcmd__help__subcmd__routeros,apply)
                 cmd="knockr__subcmd__help__subcmd__routeros__subcmd__apply"
@@ -75,6 +84,18 @@ _knockr() {
                 ;;
             knockr__subcmd__help__subcmd__secret,new)
                 cmd="knockr__subcmd__help__subcmd__secret__subcmd__new"
+                ;;
+            knockr__subcmd__nft,help)
+                cmd="knockr__subcmd__nft__subcmd__help"
+                ;;
+            knockr__subcmd__nft,rules)
+                cmd="knockr__subcmd__nft__subcmd__rules"
+                ;;
+            knockr__subcmd__nft__subcmd__help,help)
+                cmd="knockr__subcmd__nft__subcmd__help__subcmd__help"
+                ;;
+            knockr__subcmd__nft__subcmd__help,rules)
+                cmd="knockr__subcmd__nft__subcmd__help__subcmd__rules"
                 ;;
             knockr__subcmd__routeros,apply)
                 cmd="knockr__subcmd__routeros__subcmd__apply"
@@ -119,7 +140,7 @@ _knockr() {
 
     case "${cmd}" in
         knockr)
-            opts="-p -d -t -n -u -4 -6 -v -s -q -c -h -V --port --delay --timeout --network --udp --mode --source --interface --retry --ipv4 --ipv6 --verbose --dry-run --check --all-addresses --every --quiet --json --color --config --help --version connect list completions man knockd secret routeros help"
+            opts="-p -d -t -n -u -4 -6 -v -s -q -c -h -V --port --delay --timeout --network --udp --mode --source --interface --retry --ipv4 --ipv6 --verbose --dry-run --check --all-addresses --every --quiet --json --color --config --help --version connect list completions man knockd secret routeros nft help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -293,7 +314,7 @@ _knockr() {
             return 0
             ;;
         knockr__subcmd__help)
-            opts="connect list completions man knockd secret routeros help"
+            opts="connect list completions man knockd secret routeros nft help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -379,6 +400,34 @@ _knockr() {
         knockr__subcmd__help__subcmd__man)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        knockr__subcmd__help__subcmd__nft)
+            opts="rules"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        knockr__subcmd__help__subcmd__nft__subcmd__rules)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi
@@ -547,6 +596,128 @@ _knockr() {
             case "${prev}" in
                 --dir)
                     COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --config)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                -c)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        knockr__subcmd__nft)
+            opts="-c -h --config --help rules help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --config)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                -c)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        knockr__subcmd__nft__subcmd__help)
+            opts="rules help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        knockr__subcmd__nft__subcmd__help__subcmd__help)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        knockr__subcmd__nft__subcmd__help__subcmd__rules)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        knockr__subcmd__nft__subcmd__rules)
+            opts="-c -h --sequence --protect --interface --table --set --timeout --stage-timeout --block-for --allow-weak --for-knockd --family --config --help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --sequence)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --protect)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --interface)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --table)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --set)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --timeout)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --stage-timeout)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --block-for)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --family)
+                    COMPREPLY=($(compgen -W "any ipv4 ipv6" -- "${cur}"))
                     return 0
                     ;;
                 --config)

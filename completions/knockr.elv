@@ -60,6 +60,7 @@ set edit:completion:arg-completer[knockr] = {|@words|
             cand knockd 'Run the knock server: watch traffic, match knock sequences, run commands'
             cand secret 'Shared secrets for time-based knock sequences (docs/otp-sequences.md)'
             cand routeros 'MikroTik RouterOS helpers'
+            cand nft 'Linux nftables helpers'
             cand help 'Print this message or the help of the given subcommand(s)'
         }
         &'knockr;connect'= {
@@ -225,6 +226,39 @@ set edit:completion:arg-completer[knockr] = {|@words|
         }
         &'knockr;routeros;help;help'= {
         }
+        &'knockr;nft'= {
+            cand -c 'Profiles file [default: ~/.config/knockr/profiles.toml]'
+            cand --config 'Profiles file [default: ~/.config/knockr/profiles.toml]'
+            cand -h 'Print help'
+            cand --help 'Print help'
+            cand rules 'Print an nftables ruleset (table inet knockr) that makes the kernel detect a knock sequence by itself (timed sets), opening ports to whoever completes it; load it with nft -f (again to replace it)'
+            cand help 'Print this message or the help of the given subcommand(s)'
+        }
+        &'knockr;nft;rules'= {
+            cand --sequence 'The sequence instead of a profile: PORT[:tcp|udp] or SIZE:icmp, repeatable or a comma list'
+            cand --protect 'Ports to open to a knocker: PORT[-PORT][:tcp|udp] (tcp unless told), e.g. 22,51820:udp,60000-60010'
+            cand --interface 'Only knocks arriving on this interface count [default: any interface]'
+            cand --table 'Name of the table (table inet NAME), which loading again replaces'
+            cand --set 'Base name of the sets a knocker lands in (NAME_v4 and NAME_v6)'
+            cand --timeout 'How long a knocker stays in the set (the kernel removes it itself)'
+            cand --stage-timeout 'Time allowed between two knocks [default: 10s, or 4x the profile''s delay if longer]'
+            cand --block-for 'How long a source that began the sequence and then sent anything else (a scan) is blocked from knocking'
+            cand --family 'Sets and rules for ipv4, ipv6, or both (any)'
+            cand -c 'Profiles file [default: $KNOCKR_CONFIG, else ~/.config/knockr/profiles.toml]'
+            cand --config 'Profiles file [default: $KNOCKR_CONFIG, else ~/.config/knockr/profiles.toml]'
+            cand --allow-weak 'Generate a sequence a port scan completes easily (one knock, or one protocol in ascending or descending order), with a warning, instead of refusing it'
+            cand --for-knockd 'Print only the table and the sets a [door.nftables] door puts knockers in'
+            cand -h 'Print help (see more with ''--help'')'
+            cand --help 'Print help (see more with ''--help'')'
+        }
+        &'knockr;nft;help'= {
+            cand rules 'Print an nftables ruleset (table inet knockr) that makes the kernel detect a knock sequence by itself (timed sets), opening ports to whoever completes it; load it with nft -f (again to replace it)'
+            cand help 'Print this message or the help of the given subcommand(s)'
+        }
+        &'knockr;nft;help;rules'= {
+        }
+        &'knockr;nft;help;help'= {
+        }
         &'knockr;help'= {
             cand connect 'Knock a profile (or with -p a host), wait until PORT answers, then relay stdin/stdout to it (for ssh: ProxyCommand knockr connect %n)'
             cand list 'List the profiles in the profiles file, one a line'
@@ -233,6 +267,7 @@ set edit:completion:arg-completer[knockr] = {|@words|
             cand knockd 'Run the knock server: watch traffic, match knock sequences, run commands'
             cand secret 'Shared secrets for time-based knock sequences (docs/otp-sequences.md)'
             cand routeros 'MikroTik RouterOS helpers'
+            cand nft 'Linux nftables helpers'
             cand help 'Print this message or the help of the given subcommand(s)'
         }
         &'knockr;help;connect'= {
@@ -260,6 +295,11 @@ set edit:completion:arg-completer[knockr] = {|@words|
         &'knockr;help;routeros;check'= {
         }
         &'knockr;help;routeros;apply'= {
+        }
+        &'knockr;help;nft'= {
+            cand rules 'Print an nftables ruleset (table inet knockr) that makes the kernel detect a knock sequence by itself (timed sets), opening ports to whoever completes it; load it with nft -f (again to replace it)'
+        }
+        &'knockr;help;nft;rules'= {
         }
         &'knockr;help;help'= {
         }

@@ -13,9 +13,10 @@ fi
 # libpcap-dev to build the server (feature `server`), iproute2 for the live
 # tests' network namespaces, openssh-client for the `knockr connect` test,
 # and the tools the interop tests run against knockr: the C knock/knockd
-# (package knockd), hping3 and tcpreplay; logrotate runs contrib/logrotate/knockr,
+# (package knockd), hping3 and tcpreplay; logrotate runs contrib/logrotate/knockr;
+# nftables gives `nft`, which checks and loads the rulesets of `knockr nft rules`;
 # and systemd's systemd-analyze verifies the units in contrib/.
-packages=(libpcap-dev iproute2 openssh-client knockd hping3 tcpreplay logrotate systemd "$@")
+packages=(libpcap-dev iproute2 openssh-client knockd hping3 tcpreplay logrotate systemd nftables "$@")
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

@@ -173,12 +173,18 @@ pub fn ruleset(spec: &RuleSpec) -> Result<Ruleset, RuleError> {
 fn header(spec: &RuleSpec) -> String {
     let sequence = sequence_text(&spec.sequence);
     if spec.for_knockd {
+        let sets: String = families(spec)
+            .iter()
+            .map(|family| {
+                let key = if family.ipv6 { "set6" } else { "set" };
+                format!(", {key} = \"{}\"", final_set(spec, family))
+            })
+            .collect();
         format!(
             "# knockr nft rules --for-knockd: the table and sets a [door.nftables] door puts\n\
-             # knockers on (table = \"{table}\", family = \"inet\", set = \"{set}_v4\", set6 = \"{set}_v6\").\n\
+             # knockers in (table = \"{table}\", family = \"inet\"{sets}).\n\
              # Load with: nft -f FILE (again to replace; it deletes only table inet {table}).\n",
             table = spec.table,
-            set = spec.set,
         )
     } else {
         format!(
@@ -533,7 +539,8 @@ mod tests {
         spec.ipv6 = false;
         let text = ruleset(&spec).unwrap().text;
         assert!(text.contains("set knocked_v4 {"));
-        assert!(!text.contains("knocked_v6"));
+        assert!(!text.contains("knocked_v6"), "{text}");
+        assert!(text.contains("set = \"knocked_v4\")"), "{text}");
         assert!(!text.contains("chain"));
         assert!(!text.contains("stage1"));
     }
