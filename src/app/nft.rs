@@ -3,9 +3,8 @@
 
 use std::io::Write as _;
 use std::path::PathBuf;
-use std::time::Duration;
 
-use super::routeros::{knocks, usage, warn};
+use super::routeros::{knocks, stage_timeout, usage, warn};
 use crate::cli::NftRulesArgs;
 use crate::core::knock::Family;
 use crate::core::protect::parse_protect;
@@ -31,9 +30,7 @@ pub(super) fn rules(args: &NftRulesArgs, config: Option<PathBuf>) -> anyhow::Res
         protect,
         set: args.set.clone(),
         timeout: args.timeout,
-        stage_timeout: args
-            .stage_timeout
-            .unwrap_or_else(|| (delay * 4).max(Duration::from_secs(10))),
+        stage_timeout: stage_timeout(args.stage_timeout, delay),
         delay,
         block_for: args.block_for,
         interface: args.interface.clone(),

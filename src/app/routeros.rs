@@ -72,9 +72,7 @@ fn spec(flags: &RuleFlags, profiles: Option<PathBuf>) -> anyhow::Result<rules::R
         protect,
         list: flags.list.clone(),
         timeout: flags.timeout,
-        stage_timeout: flags
-            .stage_timeout
-            .unwrap_or_else(|| (delay * 4).max(Duration::from_secs(10))),
+        stage_timeout: stage_timeout(flags.stage_timeout, delay),
         delay,
         block_for: flags.block_for,
         place_before: flags.place_before.clone(),
@@ -109,6 +107,12 @@ pub(super) fn knocks(
             Ok((sequence, DEFAULT_DELAY))
         }
     }
+}
+
+/// `--stage-timeout`, else 10s or 4x the knocks' delay if longer: room for a
+/// slow link without letting a stage wait long. Shared by `nft rules`.
+pub(super) fn stage_timeout(flag: Option<Duration>, delay: Duration) -> Duration {
+    flag.unwrap_or_else(|| (delay * 4).max(Duration::from_secs(10)))
 }
 
 /// The knocks and delay the router must detect for `profile`, as the planner

@@ -170,6 +170,8 @@ fn nft_rules_open_the_port_to_a_knocker_only() {
         "2222",
         "--stage-timeout",
         "5s",
+        "--timeout",
+        "3s",
     ]);
     let load = |text: &str| {
         let dir = tempfile::tempdir().unwrap();
@@ -224,6 +226,18 @@ fn nft_rules_open_the_port_to_a_knocker_only() {
     assert!(
         String::from_utf8_lossy(&listed.stdout).contains(&net.v6(2)),
         "{listed:?}"
+    );
+    // The kernel closes the door by itself when the entry expires.
+    std::thread::sleep(Duration::from_millis(3500));
+    let after = net
+        .in_server("nft")
+        .args(["list", "table", "inet", "knockr"])
+        .output()
+        .unwrap();
+    assert!(
+        !connects(&net, v6),
+        "still open after the set's timeout: {}",
+        String::from_utf8_lossy(&after.stdout)
     );
     drop(listener);
 }
