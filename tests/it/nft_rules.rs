@@ -241,3 +241,50 @@ fn nft_rules_open_the_port_to_a_knocker_only() {
     );
     drop(listener);
 }
+
+#[test]
+fn nft_rules_stay_shut_to_a_sequential_scan() {
+    if !can_run_with(&["nft"]) {
+        return;
+    }
+    let net = Net::new();
+    let text = ruleset(&["--sequence", "7000,8000:udp,9000", "--protect", "2222"]);
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("knockr.nft");
+    std::fs::write(&file, &text).unwrap();
+    assert!(
+        net.in_server("nft")
+            .arg("-f")
+            .arg(&file)
+            .status()
+            .unwrap()
+            .success()
+    );
+    let srv = net.srv.clone();
+    let listener: TcpListener = std::thread::spawn(move || {
+        enter(&srv);
+        TcpListener::bind("[::]:2222").unwrap()
+    })
+    .join()
+    .unwrap();
+    let server = net.v4(1);
+    // Without the block on a wrong knock, these three sweeps would walk
+    // 7000, 8000/udp and 9000 in order and open the port.
+    net.in_client(move || {
+        let udp = std::net::UdpSocket::bind("0.0.0.0:0").unwrap();
+        for port in 6990..=7010 {
+            let addr: SocketAddr = format!("{server}:{port}").parse().unwrap();
+            let _ = TcpStream::connect_timeout(&addr, Duration::from_millis(200));
+        }
+        for port in 7990..=8010 {
+            let _ = udp.send_to(b"x", format!("{server}:{port}"));
+        }
+        for port in 8990..=9010 {
+            let addr: SocketAddr = format!("{server}:{port}").parse().unwrap();
+            let _ = TcpStream::connect_timeout(&addr, Duration::from_millis(200));
+        }
+    });
+    let v4: SocketAddr = format!("{}:2222", net.v4(1)).parse().unwrap();
+    assert!(!connects(&net, v4), "a sequential scan opened the port");
+    drop(listener);
+}
