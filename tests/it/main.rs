@@ -17,6 +17,7 @@ mod knockd_convert;
 mod knockd_faults;
 mod knockd_files;
 mod knockd_live;
+mod knockd_nftables;
 mod knockd_offline;
 mod knockd_ops;
 mod knockd_otp;

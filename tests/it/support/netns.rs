@@ -253,6 +253,14 @@ impl Net {
         output.status.code()
     }
 
+    /// Whether a TCP connection to `addr` is made from the client namespace
+    /// (within a second: a dropped SYN is a no).
+    pub fn connects(&self, addr: std::net::SocketAddr) -> bool {
+        self.in_client(move || {
+            std::net::TcpStream::connect_timeout(&addr, Duration::from_secs(1)).is_ok()
+        })
+    }
+
     /// Runs `f` on a thread inside the client namespace.
     pub fn in_client<T: Send + 'static>(&self, f: impl FnOnce() -> T + Send + 'static) -> T {
         let ns = self.cli.clone();
