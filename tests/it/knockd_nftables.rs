@@ -97,7 +97,7 @@ fn knock(net: &Net, to: &str) {
 #[derive(Debug, Clone, PartialEq)]
 struct Element {
     addr: String,
-    /// Its timeout, in seconds (none: the element has none).
+    /// Its timeout in seconds, its own or else the set's (none: neither has one).
     timeout: Option<f64>,
     /// The seconds left until the kernel removes it.
     expires: Option<f64>,
@@ -129,7 +129,7 @@ fn elements(net: &Net, name: &str) -> Vec<Element> {
         .map(|elem| match elem {
             serde_json::Value::String(addr) => Element {
                 addr: addr.clone(),
-                timeout: None,
+                timeout: set["timeout"].as_f64(),
                 expires: None,
             },
             other => {
@@ -139,7 +139,8 @@ fn elements(net: &Net, name: &str) -> Vec<Element> {
                         .as_str()
                         .unwrap_or_else(|| panic!("an element without an address: {other}"))
                         .to_string(),
-                    timeout: inner["timeout"].as_f64(),
+                    // nft shows no timeout of an element's own when it is the set's.
+                    timeout: inner["timeout"].as_f64().or(set["timeout"].as_f64()),
                     expires: inner["expires"].as_f64(),
                 }
             }
@@ -257,6 +258,23 @@ fn the_defaults_work_with_the_sets_of_nft_rules_for_knockd() {
     let element = wait_added(&net, "knocked_v6", &net.v6(2));
     assert_eq!(element.timeout, Some(3600.0), "the default is 1h");
     assert!(net.connects(protected(&net.v6(1))));
+    let (status, log) = server.terminate();
+    assert_eq!(status, Some(0), "{}", log.join("\n"));
+}
+
+#[test]
+fn without_a_timeout_the_element_gets_the_doors_cmd_timeout() {
+    if !can_run_with(&["nft"]) {
+        return;
+    }
+    let net = Net::new();
+    // Sets with no timeout of their own: the element's is the one knockd sends.
+    load(&net, &ruleset());
+    let dir = tempfile::tempdir().unwrap();
+    let server = net.server(&config(dir.path(), "cmd_timeout = \"5m\"", ""));
+    knock(&net, &net.v4(1));
+    let element = wait_added(&net, "knocked_v4", &net.v4(2));
+    assert_eq!(element.timeout, Some(300.0), "{element:?}");
     let (status, log) = server.terminate();
     assert_eq!(status, Some(0), "{}", log.join("\n"));
 }
