@@ -74,10 +74,17 @@ fn protected(addr: &str) -> SocketAddr {
 /// A door `ssh` with the door keys `keys` and the `[door.nftables]` keys
 /// `nftables`, in `dir/knockd.toml`.
 fn config(dir: &Path, keys: &str, nftables: &str) -> PathBuf {
-    let text = format!(
-        "[[door]]\nname = \"ssh\"\nsequence = [\"7000\", \"8000:udp\", \"9000\"]\n\
-         tcp_flags = \"syn\"\n{keys}\n[door.nftables]\n{nftables}\n"
-    );
+    write_config(
+        dir,
+        &format!(
+            "[[door]]\nname = \"ssh\"\nsequence = [\"7000\", \"8000:udp\", \"9000\"]\n\
+             tcp_flags = \"syn\"\n{keys}\n[door.nftables]\n{nftables}\n"
+        ),
+    )
+}
+
+/// `text` in `dir/knockd.toml`; its path.
+fn write_config(dir: &Path, text: &str) -> PathBuf {
     let path = dir.join("knockd.toml");
     std::fs::write(&path, text).unwrap();
     path
@@ -106,9 +113,14 @@ struct Element {
 /// The elements of set `inet knockr NAME` in the server's namespace, read
 /// from the kernel (`nft -j list set`).
 fn elements(net: &Net, name: &str) -> Vec<Element> {
+    elements_in(net, "inet", "knockr", name)
+}
+
+/// The elements of set `FAMILY TABLE NAME`, as [`elements`].
+fn elements_in(net: &Net, family: &str, table: &str, name: &str) -> Vec<Element> {
     let output = net
         .in_server("nft")
-        .args(["-j", "list", "set", "inet", "knockr", name])
+        .args(["-j", "list", "set", family, table, name])
         .output()
         .unwrap();
     assert!(output.status.success(), "nft list set {name}: {output:?}");
@@ -569,17 +581,21 @@ fn after_dropping_root_the_door_still_adds_and_its_commands_have_no_capabilities
         "knockd does not run as nobody:\n{status}"
     );
     // knockd itself keeps CAP_NET_ADMIN (bit 12) and only it.
-    let cap_eff = status
-        .lines()
-        .find_map(|l| l.strip_prefix("CapEff:"))
-        .map(str::trim);
-    assert_eq!(cap_eff, Some("0000000000001000"), "{status}");
+    let cap = |set: &str| {
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix(set))
+            .map(|hex| u64::from_str_radix(hex.trim(), 16).unwrap())
+            .unwrap_or_else(|| panic!("no {set} in {status}"))
+    };
+    assert_eq!(cap("CapPrm:"), 1 << 12, "{status}");
+    assert_eq!(cap("CapEff:") & !(1 << 12), 0, "{status}");
     knock(&net, &net.v4(1));
     wait_added(&net, "knocked_v4", &net.v4(2));
     assert!(net.connects(protected(&net.v4(1))));
     server.expect(&format!("start command for {} finished", net.v4(2)));
     let caps = std::fs::read_to_string(&record).unwrap();
-    for set in ["CapPrm", "CapEff", "CapAmb"] {
+    for set in ["CapPrm", "CapEff", "CapAmb", "CapInh"] {
         let line = caps
             .lines()
             .find(|l| l.starts_with(set))
@@ -591,4 +607,139 @@ fn after_dropping_root_the_door_still_adds_and_its_commands_have_no_capabilities
     }
     let (status, log) = server.terminate();
     assert_eq!(status, Some(0), "{}", log.join("\n"));
+}
+
+#[test]
+fn family_table_and_set_names_are_the_doors_own() {
+    if !can_run_with(&["nft"]) {
+        return;
+    }
+    let net = Net::new();
+    load(
+        &net,
+        "table ip knockr_ip { set open4 { type ipv4_addr; flags timeout; }; }\n\
+         table ip6 knockr_ip6 { set open6 { type ipv6_addr; flags timeout; }; }\n",
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let ip = "family = \"ip\"\ntable = \"knockr_ip\"\nset = \"open4\"\ntimeout = \"1m\"";
+    let ip6 = "family = \"ip6\"\ntable = \"knockr_ip6\"\nset6 = \"open6\"\ntimeout = \"2m\"";
+    let door = |name: &str, sequence: &str, nftables: &str| {
+        format!("[[door]]\nname = \"{name}\"\nsequence = {sequence}\n[door.nftables]\n{nftables}\n")
+    };
+    let text = door("four", "[\"7000:udp\", \"8000:udp\"]", ip)
+        + &door("six", "[\"7100:udp\", \"8100:udp\"]", ip6);
+    let server = net.server(&write_config(dir.path(), &text));
+    assert_eq!(
+        net.knock(&["-4", "-d", "50ms", "-p", "7000:udp,8000:udp", &net.v4(1)]),
+        Some(0)
+    );
+    assert_eq!(
+        net.knock(&["-6", "-d", "50ms", "-p", "7100:udp,8100:udp", &net.v6(1)]),
+        Some(0)
+    );
+    let four = poll(PATIENCE, || {
+        let now = elements_in(&net, "ip", "knockr_ip", "open4");
+        (!now.is_empty()).then_some(now)
+    });
+    let six = poll(PATIENCE, || {
+        let now = elements_in(&net, "ip6", "knockr_ip6", "open6");
+        (!now.is_empty()).then_some(now)
+    });
+    let (status, log) = server.terminate();
+    let log = log.join("\n");
+    let four = four.unwrap_or_else(|| panic!("nothing in ip knockr_ip open4:\n{log}"));
+    let six = six.unwrap_or_else(|| panic!("nothing in ip6 knockr_ip6 open6:\n{log}"));
+    assert_eq!(
+        (four[0].addr.as_str(), four[0].timeout, four.len()),
+        (net.v4(2).as_str(), Some(60.0), 1),
+        "{four:?}"
+    );
+    assert_eq!(
+        (six[0].addr.as_str(), six[0].timeout, six.len()),
+        (net.v6(2).as_str(), Some(120.0), 1),
+        "{six:?}"
+    );
+    assert_eq!(status, Some(0), "{log}");
+}
+
+#[test]
+fn twenty_knockers_at_once_are_all_in_the_set() {
+    if !can_run_with(&["nft"]) {
+        return;
+    }
+    let net = Net::new();
+    load(&net, &ruleset());
+    let sources = net.client_addresses(20);
+    let dir = tempfile::tempdir().unwrap();
+    let text = "[[door]]\nname = \"udp\"\nsequence = [\"7000:udp\", \"8000:udp\", \"9000:udp\"]\n\
+                [door.nftables]\ntimeout = \"1m\"\n";
+    let server = net.server(&write_config(dir.path(), text));
+    let target = net.v4(1);
+    let knockers = sources.clone();
+    net.in_client(move || {
+        let sockets: Vec<std::net::UdpSocket> = knockers
+            .iter()
+            .map(|src| std::net::UdpSocket::bind((src.as_str(), 0)).unwrap())
+            .collect();
+        // Interleaved: every source's first knock, then every second, then
+        // every third; the last ones arrive together.
+        for port in [7000, 8000, 9000] {
+            for socket in &sockets {
+                socket.send_to(&[0], (target.as_str(), port)).unwrap();
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    });
+    let mut expected = sources.clone();
+    expected.sort();
+    let seen = poll(PATIENCE, || {
+        let mut now: Vec<String> = elements(&net, "knocked_v4")
+            .into_iter()
+            .map(|e| e.addr)
+            .collect();
+        now.sort();
+        (now == expected).then_some(now)
+    });
+    assert!(
+        seen.is_some(),
+        "the set holds {:?}, not the 20 knockers",
+        elements(&net, "knocked_v4")
+    );
+    let (status, log) = server.terminate();
+    assert_eq!(status, Some(0), "{}", log.join("\n"));
+}
+
+#[test]
+fn an_element_the_kernel_removed_first_is_no_error_when_the_door_closes() {
+    if !can_run_with(&["nft", "touch"]) {
+        return;
+    }
+    let net = Net::new();
+    load(&net, &ruleset());
+    let dir = tempfile::tempdir().unwrap();
+    let touch = which("touch").unwrap();
+    let stopped = dir.path().join("stopped");
+    // The kernel removes it after 1 s; the door closes (and knockd deletes) at 3 s.
+    let keys = format!("cmd_timeout = \"3s\"\nstop = [{touch:?}, {stopped:?}]");
+    let mut server = net.server(&config(dir.path(), &keys, "timeout = \"1s\""));
+    knock(&net, &net.v4(1));
+    wait_added(&net, "knocked_v4", &net.v4(2));
+    wait_empty(&net, "knocked_v4", PATIENCE);
+    server.expect(&format!("stop command for {} finished", net.v4(2)));
+    assert!(stopped.exists(), "the stop command did not run");
+    // knockd goes on: the next knock is in the set again.
+    knock(&net, &net.v4(1));
+    wait_added(&net, "knocked_v4", &net.v4(2));
+    let (status, log) = server.terminate();
+    assert_eq!(status, Some(0), "{}", log.join("\n"));
+    let complaints: Vec<&String> = log
+        .iter()
+        .filter(|l| l.contains("nftables"))
+        .filter(|l| {
+            ["fail", "error", "could not", "cannot"]
+                .iter()
+                .any(|w| l.contains(w))
+        })
+        .collect();
+    assert!(complaints.is_empty(), "{}", log.join("\n"));
 }
