@@ -190,6 +190,12 @@ pub struct HowArgs {
     #[arg(short = 't', long, value_name = "DURATION", value_parser = parse_timeout)]
     pub timeout: Option<Duration>,
 
+    /// How long DNS may take for the host names, from the start of the run,
+    /// 1ms to 1m (names in /etc/hosts never wait) [default: the profiles'
+    /// resolve_timeout, else 5s]
+    #[arg(long, value_name = "DURATION", value_parser = parse_resolve_timeout)]
+    pub resolve_timeout: Option<Duration>,
+
     /// Protocol for ports given without one
     #[arg(short = 'n', long, value_name = "PROTO", default_value = "tcp")]
     pub network: NetworkArg,
@@ -748,6 +754,7 @@ impl HowArgs {
             },
             delay: self.delay,
             timeout: self.timeout,
+            resolve_timeout: self.resolve_timeout,
             mode: self.mode.map(Mode::from),
             ipv4: self.ipv4,
             ipv6: self.ipv6,
@@ -792,6 +799,11 @@ fn parse_delay(text: &str) -> Result<Duration, String> {
 /// `-t`: the profiles' `timeout`, with its bounds.
 fn parse_timeout(text: &str) -> Result<Duration, String> {
     crate::config::profiles::TIMEOUT.read_flag(text)
+}
+
+/// `--resolve-timeout`: the profiles' `resolve_timeout`, with its bounds.
+fn parse_resolve_timeout(text: &str) -> Result<Duration, String> {
+    crate::config::profiles::RESOLVE_TIMEOUT.read_flag(text)
 }
 
 /// `--every`: at least a second (`--every 1ms` knocked 860 rounds in two
@@ -893,7 +905,7 @@ mod tests {
     fn sample_value(id: &str) -> Option<&'static str> {
         Some(match id {
             "ports" | "check" => "7000",
-            "delay" | "timeout" => "1s",
+            "delay" | "timeout" | "resolve_timeout" => "1s",
             "every" => "1m",
             "network" => "udp",
             "mode" => "connect",

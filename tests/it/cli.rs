@@ -229,6 +229,60 @@ fn regression_durations_past_any_sane_bound_were_taken() {
     );
 }
 
+/// `--resolve-timeout` takes what the profiles' `resolve_timeout` takes,
+/// refused in the same words (a usage error, nothing sent), when knocking
+/// and after `connect`.
+#[test]
+fn the_resolve_timeout_flag_is_bounded_as_the_profiles_key_is() {
+    let door = Door::new("127.0.1.67");
+    let knock = format!("{}:udp", door.udp());
+    let file = profiles(&format!(
+        "[profiles.p]\nhost = \"127.0.1.67\"\nsequence = [\"{knock}\"]\nresolve_timeout = \"0s\"\n"
+    ));
+    let key = stderr_of(&file.run(&["p"]));
+    let expected = "is not usable: expected a duration from 1ms to 1m, e.g. \"5s\"";
+    assert!(key.trim_end().ends_with(expected), "{key}");
+    let home = tempfile::tempdir().unwrap();
+    for value in ["0s", "2m", "soon"] {
+        for args in [
+            vec!["--resolve-timeout", value, "-p", &knock, "127.0.1.67"],
+            vec![
+                "connect",
+                "--resolve-timeout",
+                value,
+                "-p",
+                &knock,
+                "127.0.1.67",
+                "22",
+            ],
+        ] {
+            let output = knockr(home.path()).args(&args).output().unwrap();
+            let stderr = stderr_of(&output);
+            assert_eq!(output.status.code(), Some(2), "{args:?}: {stderr}");
+            assert!(output.stdout.is_empty(), "{args:?}");
+            let first = stderr.lines().next().unwrap_or_default();
+            let sentence = if value == "soon" {
+                "duration \"soon\" is not understood: expected a number of milliseconds or a \
+                 number with a unit, e.g. 250ms, 2s, 1m"
+                    .to_string()
+            } else {
+                format!("{value} {expected}")
+            };
+            assert_eq!(
+                first,
+                format!(
+                    "error: invalid value '{value}' for '--resolve-timeout <DURATION>': {sentence}"
+                ),
+                "{args:?}"
+            );
+        }
+    }
+    assert!(
+        door.collect_for(Duration::from_millis(300)).is_empty(),
+        "nothing was sent"
+    );
+}
+
 /// Reproduced: `knockr --dry-run connect PROFILE` knocked and connected;
 /// `--source`, `-v`, `-p` before `connect` were ignored, as every knocking
 /// flag before any subcommand was. Each is refused, saying where it goes.
