@@ -18,7 +18,7 @@ cd "$(dirname "$0")/.."
 seconds=${1:-300}
 runs=${2:-100000000}
 [ $# -gt 2 ] && shift 2 || set --
-[ $# -gt 0 ] || set -- packet knockd_conf server_toml profiles sequence values
+[ $# -gt 0 ] || set -- packet knockd_conf server_toml profiles sequence values netlink
 mkdir -p fuzz/logs
 status=0
 for target in "$@"; do

@@ -18,6 +18,8 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
+use crate::core::netlink::{self, NLM_F_REQUEST, NLMSG_DONE, NLMSG_ERROR};
+
 /// What changed in the host's addresses.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) enum Change {
@@ -68,17 +70,14 @@ impl Own {
     }
 }
 
-// rtnetlink's layout (linux/netlink.h, linux/rtnetlink.h, linux/if_addr.h).
-const NLMSG_HDRLEN: usize = 16;
+// rtnetlink's layout (linux/rtnetlink.h, linux/if_addr.h); the framing is
+// `core::netlink`'s.
 const IFADDRMSG_LEN: usize = 8;
-const NLMSG_ERROR: u16 = 2;
-const NLMSG_DONE: u16 = 3;
 const RTM_NEWADDR: u16 = 20;
 const RTM_DELADDR: u16 = 21;
 const RTM_GETADDR: u16 = 22;
 const IFA_ADDRESS: u16 = 1;
 const IFA_LOCAL: u16 = 2;
-const NLM_F_REQUEST: u16 = 0x1;
 const NLM_F_DUMP: u16 = 0x300;
 const RTMGRP_IPV4_IFADDR: u32 = 0x10;
 const RTMGRP_IPV6_IFADDR: u32 = 0x100;
@@ -96,55 +95,31 @@ pub(crate) enum Message {
     Other,
 }
 
-fn align(n: usize) -> usize {
-    (n + 3) & !3
-}
-
 /// The messages in `buf`, as the kernel packs them. Stops at the first
 /// malformed one: lengths come from the kernel, but are checked all the same.
 pub(crate) fn parse(buf: &[u8]) -> Vec<Message> {
-    let mut messages = Vec::new();
-    let mut at = 0;
-    while at + NLMSG_HDRLEN <= buf.len() {
-        let u32_at = |i: usize| u32::from_ne_bytes([buf[i], buf[i + 1], buf[i + 2], buf[i + 3]]);
-        let len = u32_at(at) as usize;
-        let kind = u16::from_ne_bytes([buf[at + 4], buf[at + 5]]);
-        if len < NLMSG_HDRLEN || at + len > buf.len() {
-            break;
-        }
-        let body = &buf[at + NLMSG_HDRLEN..at + len];
-        messages.push(match kind {
+    netlink::messages(buf)
+        .map(|message| match message.kind {
             NLMSG_DONE => Message::Done,
-            NLMSG_ERROR if body.len() >= 4 => {
-                Message::Error(i32::from_ne_bytes([body[0], body[1], body[2], body[3]]))
-            }
-            RTM_NEWADDR | RTM_DELADDR => match address_of(body) {
+            NLMSG_ERROR => message.error().map_or(Message::Other, Message::Error),
+            RTM_NEWADDR | RTM_DELADDR => match address_of(message.payload) {
                 Some(address) => Message::Address {
-                    added: kind == RTM_NEWADDR,
+                    added: message.kind == RTM_NEWADDR,
                     address,
                 },
                 None => Message::Other,
             },
             _ => Message::Other,
-        });
-        at += align(len);
-    }
-    messages
+        })
+        .collect()
 }
 
 /// The address of an `ifaddrmsg` body: `IFA_LOCAL` when present (on a
 /// point-to-point link `IFA_ADDRESS` is the peer), else `IFA_ADDRESS`.
 fn address_of(body: &[u8]) -> Option<IpAddr> {
     let family = i32::from(*body.first()?);
-    let mut attributes = body.get(IFADDRMSG_LEN..)?;
     let (mut local, mut address) = (None, None);
-    while attributes.len() >= 4 {
-        let len = usize::from(u16::from_ne_bytes([attributes[0], attributes[1]]));
-        let kind = u16::from_ne_bytes([attributes[2], attributes[3]]);
-        if len < 4 || len > attributes.len() {
-            break;
-        }
-        let data = &attributes[4..len];
+    for (kind, data) in netlink::attrs(body.get(IFADDRMSG_LEN..)?) {
         let ip = match (family, data.len()) {
             (libc::AF_INET, 4) => Some(IpAddr::V4(Ipv4Addr::from(<[u8; 4]>::try_from(data).ok()?))),
             (libc::AF_INET6, 16) => {
@@ -157,7 +132,6 @@ fn address_of(body: &[u8]) -> Option<IpAddr> {
             IFA_ADDRESS => address = ip,
             _ => {}
         }
-        attributes = attributes.get(align(len)..).unwrap_or_default();
     }
     local.or(address).map(|a| a.to_canonical())
 }
@@ -238,13 +212,12 @@ impl Socket {
 
     /// Asks for every address of every family.
     fn request_dump(&self) -> io::Result<()> {
-        let mut request = [0u8; NLMSG_HDRLEN + IFADDRMSG_LEN];
-        let len = request.len() as u32;
-        request[0..4].copy_from_slice(&len.to_ne_bytes());
-        request[4..6].copy_from_slice(&RTM_GETADDR.to_ne_bytes());
-        request[6..8].copy_from_slice(&(NLM_F_REQUEST | NLM_F_DUMP).to_ne_bytes());
-        request[8..12].copy_from_slice(&1u32.to_ne_bytes());
+        let mut w = netlink::Writer::default();
+        w.begin(RTM_GETADDR, NLM_F_REQUEST | NLM_F_DUMP, 1);
         // ifa_family AF_UNSPEC (0): both families.
+        w.header(&[0; IFADDRMSG_LEN]);
+        w.end();
+        let request = w.into_bytes();
         // SAFETY: `request` is valid for its length.
         let n = unsafe { libc::send(self.fd(), request.as_ptr().cast(), request.len(), 0) };
         if n < 0 {
@@ -341,6 +314,7 @@ pub(crate) fn follow(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::core::netlink::{HEADER_LEN as NLMSG_HDRLEN, align};
 
     /// A netlink message of `kind` with an ifaddrmsg of `family` and the
     /// attributes given.
