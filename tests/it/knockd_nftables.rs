@@ -407,6 +407,9 @@ fn check(net: &Net, config: &Path) -> (Option<i32>, String) {
     (output.status.code(), text)
 }
 
+/// A missing table or set, a set without `flags timeout`, of the wrong
+/// type, an interval set, a map: each is refused by `--check` (exit 2) and
+/// by a start (exit 1, before listening) with one sentence.
 #[test]
 fn a_missing_or_unfit_set_is_refused_by_check_and_start_with_the_command_that_fixes_it() {
     if !can_run_with(&["nft"]) {
@@ -445,6 +448,18 @@ fn a_missing_or_unfit_set_is_refused_by_check_and_start_with_the_command_that_fi
         (
             Some(format!(
                 "table inet knockr {{ set knocked_v4 {{ type ipv6_addr; flags timeout; }}; {good_v6} }}"
+            )),
+            unfit.clone(),
+        ),
+        (
+            Some(format!(
+                "table inet knockr {{ set knocked_v4 {{ type ipv4_addr; flags timeout, interval; }}; {good_v6} }}"
+            )),
+            unfit.clone(),
+        ),
+        (
+            Some(format!(
+                "table inet knockr {{ map knocked_v4 {{ type ipv4_addr : verdict; flags timeout; }}; {good_v6} }}"
             )),
             unfit,
         ),
