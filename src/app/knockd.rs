@@ -141,6 +141,15 @@ fn check(config: &ServerConfig, options: &server::Options) -> anyhow::Result<Exi
                 action.routers[0].trust.describe()
             )?;
         }
+        if let Some(action) = &door.nftables {
+            let sets: Vec<String> = action.sets().map(|s| s.to_string()).collect();
+            writeln!(
+                out,
+                "    nftables: {}, timeout {}",
+                sets.join(" and "),
+                crate::core::units::format_duration(action.timeout)
+            )?;
+        }
     }
     for lint in lints {
         match lint.door {
@@ -243,6 +252,17 @@ struct DoorReport<'a> {
     setup: Option<CommandReport<'a>>,
     teardown: Option<CommandReport<'a>>,
     routeros: Option<RouterosReport<'a>>,
+    nftables: Option<NftablesReport>,
+}
+
+/// A door's nftables sets, each as `nft` names it (`inet knockr knocked_v4`).
+#[derive(serde::Serialize)]
+struct NftablesReport {
+    /// Where IPv4 knockers go, if anywhere.
+    set: Option<String>,
+    /// Where IPv6 knockers go, if anywhere.
+    set6: Option<String>,
+    timeout_ms: u128,
 }
 
 /// A time-based door's shape; the secrets themselves never appear.
@@ -387,6 +407,11 @@ impl<'a> DoorReport<'a> {
                     })
                     .collect(),
                 list: &action.list,
+                timeout_ms: action.timeout.as_millis(),
+            }),
+            nftables: door.nftables.as_ref().map(|action| NftablesReport {
+                set: action.set.as_ref().map(|s| s.to_string()),
+                set6: action.set6.as_ref().map(|s| s.to_string()),
                 timeout_ms: action.timeout.as_millis(),
             }),
         }

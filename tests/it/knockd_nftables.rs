@@ -494,13 +494,20 @@ fn a_missing_or_unfit_set_is_refused_by_check_and_start_with_the_command_that_fi
         );
         assert!(!log.contains("listening:"), "{log}");
     }
-    // The check can pass: with the right sets it says nothing of them.
+    // The check can pass: with the right sets it only names them.
     let net = Net::new();
     load(&net, &ruleset());
     let dir = tempfile::tempdir().unwrap();
     let (status, checked) = check(&net, &config(dir.path(), "", ""));
     assert_eq!(status, Some(0), "{checked}");
-    assert!(!checked.contains("nftables"), "{checked}");
+    let named: Vec<&str> = checked.lines().filter(|l| l.contains("nftables")).collect();
+    assert_eq!(named.len(), 1, "{checked}");
+    assert!(
+        named[0].starts_with(
+            "    nftables: inet knockr knocked_v4 and inet knockr knocked_v6, timeout "
+        ),
+        "{checked}"
+    );
 }
 
 #[test]
