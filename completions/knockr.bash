@@ -140,7 +140,7 @@ _knockr() {
 
     case "${cmd}" in
         knockr)
-            opts="-p -d -t -n -u -4 -6 -v -s -q -c -h -V --port --delay --timeout --network --udp --mode --source --interface --retry --ipv4 --ipv6 --verbose --dry-run --check --all-addresses --every --quiet --json --color --config --help --version connect list completions man knockd secret routeros nft help"
+            opts="-p -d -t -n -u -4 -6 -v -s -q -c -h -V --port --delay --timeout --resolve-timeout --network --udp --mode --source --interface --retry --ipv4 --ipv6 --verbose --dry-run --check --all-addresses --every --quiet --json --color --config --help --version connect list completions man knockd secret routeros nft help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -167,6 +167,10 @@ _knockr() {
                     return 0
                     ;;
                 -t)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --resolve-timeout)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -244,7 +248,7 @@ _knockr() {
             return 0
             ;;
         knockr__subcmd__connect)
-            opts="-p -d -t -n -u -4 -6 -v -c -h --port --delay --timeout --network --udp --mode --source --interface --retry --ipv4 --ipv6 --verbose --dry-run --config --help"
+            opts="-p -d -t -n -u -4 -6 -v -c -h --port --delay --timeout --resolve-timeout --network --udp --mode --source --interface --retry --ipv4 --ipv6 --verbose --dry-run --config --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -271,6 +275,10 @@ _knockr() {
                     return 0
                     ;;
                 -t)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --resolve-timeout)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;

@@ -1,6 +1,6 @@
 # Print an optspec for argparse to handle cmd's options that are independent of any subcommand.
 function __fish_knockr_global_optspecs
-    string join \n p/port= d/delay= t/timeout= n/network= u/udp mode= source= interface= retry= 4/ipv4 6/ipv6 v/verbose dry-run check= all-addresses every= q/quiet json color= c/config= h/help V/version
+    string join \n p/port= d/delay= t/timeout= resolve-timeout= n/network= u/udp mode= source= interface= retry= 4/ipv4 6/ipv6 v/verbose dry-run check= all-addresses every= q/quiet json color= c/config= h/help V/version
 end
 
 function __fish_knockr_needs_command
@@ -27,6 +27,7 @@ end
 complete -c knockr -n "__fish_knockr_needs_command" -s p -l port -d 'Knock PORT[:tcp|udp] or SIZE:icmp (repeatable, or a comma list); targets become hosts' -r
 complete -c knockr -n "__fish_knockr_needs_command" -s d -l delay -d 'Pause between knocks on one host, 0s to 1m, e.g. 200ms or 1s (bare number: ms) [default: 200ms]' -r
 complete -c knockr -n "__fish_knockr_needs_command" -s t -l timeout -d 'How long to wait for an answer to each knock, 0s to 1m [default: 200ms]' -r
+complete -c knockr -n "__fish_knockr_needs_command" -l resolve-timeout -d 'How long DNS may take for the host names, from the start of the run, 1ms to 1m (names in /etc/hosts never wait) [default: the profiles\' resolve_timeout, else 5s]' -r
 complete -c knockr -n "__fish_knockr_needs_command" -s n -l network -d 'Protocol for ports given without one' -r -f -a "tcp\t'A TCP SYN (a connection attempt)'
 udp\t'One UDP datagram'"
 complete -c knockr -n "__fish_knockr_needs_command" -l mode -d 'How TCP knocks are sent: a bare SYN, or a full connect (for networks whose proxies swallow bare SYNs) [default: syn]' -r -f -a "syn\t'One SYN; the socket is abandoned before the kernel would retransmit it'
@@ -62,6 +63,7 @@ complete -c knockr -n "__fish_knockr_needs_command" -a "help" -d 'Print this mes
 complete -c knockr -n "__fish_knockr_using_subcommand connect" -s p -l port -d 'Knock PORT[:tcp|udp] or SIZE:icmp (repeatable, or a comma list); targets become hosts' -r
 complete -c knockr -n "__fish_knockr_using_subcommand connect" -s d -l delay -d 'Pause between knocks on one host, 0s to 1m, e.g. 200ms or 1s (bare number: ms) [default: 200ms]' -r
 complete -c knockr -n "__fish_knockr_using_subcommand connect" -s t -l timeout -d 'How long to wait for an answer to each knock, 0s to 1m [default: 200ms]' -r
+complete -c knockr -n "__fish_knockr_using_subcommand connect" -l resolve-timeout -d 'How long DNS may take for the host names, from the start of the run, 1ms to 1m (names in /etc/hosts never wait) [default: the profiles\' resolve_timeout, else 5s]' -r
 complete -c knockr -n "__fish_knockr_using_subcommand connect" -s n -l network -d 'Protocol for ports given without one' -r -f -a "tcp\t'A TCP SYN (a connection attempt)'
 udp\t'One UDP datagram'"
 complete -c knockr -n "__fish_knockr_using_subcommand connect" -l mode -d 'How TCP knocks are sent: a bare SYN, or a full connect (for networks whose proxies swallow bare SYNs) [default: syn]' -r -f -a "syn\t'One SYN; the socket is abandoned before the kernel would retransmit it'

@@ -190,6 +190,12 @@ pub struct HowArgs {
     #[arg(short = 't', long, value_name = "DURATION", value_parser = parse_timeout)]
     pub timeout: Option<Duration>,
 
+    /// How long DNS may take for the host names, from the start of the run,
+    /// 1ms to 1m (names in /etc/hosts never wait) [default: the profiles'
+    /// resolve_timeout, else 5s]
+    #[arg(long, value_name = "DURATION", value_parser = parse_resolve_timeout)]
+    pub resolve_timeout: Option<Duration>,
+
     /// Protocol for ports given without one
     #[arg(short = 'n', long, value_name = "PROTO", default_value = "tcp")]
     pub network: NetworkArg,
@@ -748,6 +754,7 @@ impl HowArgs {
             },
             delay: self.delay,
             timeout: self.timeout,
+            resolve_timeout: self.resolve_timeout,
             mode: self.mode.map(Mode::from),
             ipv4: self.ipv4,
             ipv6: self.ipv6,
@@ -794,6 +801,11 @@ fn parse_timeout(text: &str) -> Result<Duration, String> {
     crate::config::profiles::TIMEOUT.read_flag(text)
 }
 
+/// `--resolve-timeout`: the profiles' `resolve_timeout`, with its bounds.
+fn parse_resolve_timeout(text: &str) -> Result<Duration, String> {
+    crate::config::profiles::RESOLVE_TIMEOUT.read_flag(text)
+}
+
 /// `--every`: at least a second (`--every 1ms` knocked 860 rounds in two
 /// seconds), at most a day (more is a typo: the door would stay shut).
 const EVERY: crate::config::value::DurationKey = crate::config::value::DurationKey {
@@ -822,9 +834,9 @@ fn parse_retry(text: &str) -> Result<u32, String> {
 }
 
 /// Profile names for dynamic completion, wherever a profile goes. The file
-/// is the one the completed command line would use: its last `-c FILE` or
-/// `--config FILE`, else `$KNOCKR_CONFIG`, else the default path. Any error
-/// just means no candidates.
+/// is the one the completed command line would use: the one it names
+/// ([`config_in_words`]), else `$KNOCKR_CONFIG`, else the default path. Any
+/// error just means no candidates.
 #[cfg(feature = "dynamic-completion")]
 fn profile_candidates() -> clap_complete::engine::ArgValueCandidates {
     use clap_complete::engine::{ArgValueCandidates, CompletionCandidate};
@@ -855,27 +867,100 @@ fn profile_candidates() -> clap_complete::engine::ArgValueCandidates {
     })
 }
 
-/// The last `-c FILE`, `-cFILE`, `--config FILE` or `--config=FILE` among the
-/// words of a command line (the program name first), before a `--`.
+/// The profiles file a command line names (its words, the program name
+/// first, up to a `--`), read as clap reads them: the last value of the
+/// profiles-file flag of the (sub)command it is written in (`-c`/`--config`,
+/// `routeros apply`'s `--profiles`), written `-c FILE`, `-cFILE`, `-c=FILE`,
+/// `--config FILE`, `--config=FILE`, or at the end of a group of short flags
+/// (`-vc FILE`, `-vcFILE`); the value of any other flag is skipped, so
+/// `-pc` (`-p c`) names no file. The words being completed are raw, so a
+/// value that is a word of its own and starts with `~/` is read from `$HOME`,
+/// as the shell expands it when the line runs (and as it does not expand
+/// `--config=~/...`).
 #[cfg(feature = "dynamic-completion")]
 fn config_in_words(words: &[std::ffi::OsString]) -> Option<PathBuf> {
+    use clap::CommandFactory as _;
+    let mut root = Cli::command();
+    // Built, each subcommand holds the global -c too.
+    root.build();
+    let mut command = &root;
     let mut config = None;
-    let mut words = words.iter().skip(1);
+    let mut words = words.iter().skip(1).map(|word| word.to_str());
     while let Some(word) = words.next() {
-        let Some(word) = word.to_str() else { continue };
+        let Some(word) = word else { continue };
         if word == "--" {
             break;
         }
-        if word == "-c" || word == "--config" {
-            config = words.next().map(PathBuf::from).or(config);
-        } else if let Some(value) = word.strip_prefix("--config=") {
-            config = Some(PathBuf::from(value));
-        } else if let Some(value) = word.strip_prefix("-c").filter(|v| !v.is_empty()) {
-            // `-cFILE`; a cluster like `-vc FILE` is not recognised (rare when completing).
-            config = Some(PathBuf::from(value));
+        // The flag this word gives a value to, and the value if written in it.
+        let (arg, inline) = if let Some(long) = word.strip_prefix("--") {
+            let (name, value) = match long.split_once('=') {
+                Some((name, value)) => (name, Some(value)),
+                None => (long, None),
+            };
+            let arg = command.get_arguments().find(|arg| {
+                arg.get_long_and_visible_aliases()
+                    .is_some_and(|longs| longs.contains(&name))
+            });
+            (arg, value)
+        } else if let Some(group) = word.strip_prefix('-').filter(|group| !group.is_empty()) {
+            // clap reads a group flag by flag; the first that takes a value
+            // takes the rest of the word (after an `=`), else the next word.
+            let mut found = (None, None);
+            for (at, short) in group.char_indices() {
+                let Some(arg) = command.get_arguments().find(|arg| {
+                    arg.get_short_and_visible_aliases()
+                        .is_some_and(|shorts| shorts.contains(&short))
+                }) else {
+                    break;
+                };
+                if arg.get_action().takes_values() {
+                    let rest = &group[at + short.len_utf8()..];
+                    let rest = rest.strip_prefix('=').unwrap_or(rest);
+                    found = (Some(arg), Some(rest).filter(|rest| !rest.is_empty()));
+                    break;
+                }
+            }
+            found
+        } else {
+            if let Some(sub) = command.find_subcommand(word) {
+                command = sub;
+            }
+            continue;
+        };
+        let Some(arg) = arg.filter(|arg| arg.get_action().takes_values()) else {
+            continue;
+        };
+        // The shell expands `~/` at the start of a word only: `-c ~/p.toml`
+        // runs with $HOME's file, `--config=~/p.toml` with a `~` directory.
+        let value = match inline {
+            Some(value) => Some(PathBuf::from(value)),
+            None => words.next().flatten().map(expand_home),
+        };
+        if is_profiles_file(command, arg) && value.is_some() {
+            config = value;
         }
     }
     config
+}
+
+/// Whether `arg` names the profiles file in `command`: `routeros apply`'s
+/// `--profiles` (its `-c` is knockd's configuration), everywhere else `-c`.
+#[cfg(feature = "dynamic-completion")]
+fn is_profiles_file(command: &clap::Command, arg: &clap::Arg) -> bool {
+    let has_profiles = command
+        .get_arguments()
+        .any(|arg| arg.get_id() == "profiles");
+    arg.get_id() == if has_profiles { "profiles" } else { "config" }
+}
+
+/// A word `~/x.toml` as the shell expands it: `$HOME/x.toml` (unchanged
+/// without `$HOME`; `~user/` is left alone).
+#[cfg(feature = "dynamic-completion")]
+fn expand_home(value: &str) -> PathBuf {
+    match (value.strip_prefix("~/"), std::env::var_os("HOME")) {
+        (Some(rest), Some(home)) => PathBuf::from(home).join(rest),
+        _ => PathBuf::from(value),
+    }
 }
 
 #[cfg(test)]
@@ -893,7 +978,7 @@ mod tests {
     fn sample_value(id: &str) -> Option<&'static str> {
         Some(match id {
             "ports" | "check" => "7000",
-            "delay" | "timeout" => "1s",
+            "delay" | "timeout" | "resolve_timeout" => "1s",
             "every" => "1m",
             "network" => "udp",
             "mode" => "connect",

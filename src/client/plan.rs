@@ -303,6 +303,8 @@ pub(crate) struct Request {
     pub(crate) delay: Option<Duration>,
     /// `-t/--timeout`, over the profiles'.
     pub(crate) timeout: Option<Duration>,
+    /// `--resolve-timeout`, over the profiles'.
+    pub(crate) resolve_timeout: Option<Duration>,
     /// `--check PORT`, over the profiles'.
     pub(crate) check: Option<u16>,
     /// `--mode`, over the profiles'.
@@ -533,6 +535,7 @@ impl Request {
         Overrides {
             delay: self.delay,
             timeout: self.timeout,
+            resolve_timeout: self.resolve_timeout,
             check: self.check,
             // A source address can only reach its own family.
             family: if self.ipv4 || self.source.is_some_and(|s| s.is_ipv4()) {
@@ -1290,6 +1293,54 @@ mod tests {
         };
         let plan = Plan::new(&request, || Ok(file.clone())).unwrap();
         assert_eq!(plan.targets, targets);
+    }
+
+    /// `--resolve-timeout` is a flag like `-t`: over the profile, over
+    /// `[defaults]`, over the built-in 5 s, for profiles and ad-hoc knocks.
+    #[test]
+    fn the_resolve_timeout_flag_beats_the_profile_the_defaults_and_the_builtin() {
+        let file = profiles(
+            r#"
+            [defaults]
+            resolve_timeout = "20s"
+            [profiles.slow]
+            host = "h1"
+            sequence = ["7000"]
+            resolve_timeout = "50s"
+            [profiles.plain]
+            host = "h2"
+            sequence = ["7000"]
+            "#,
+        );
+        let plan = |request: Request| {
+            Plan::new(&request, || Ok(file.clone()))
+                .unwrap()
+                .targets
+                .iter()
+                .map(|t| t.settings.resolve_timeout)
+                .collect::<Vec<_>>()
+        };
+        let (second, twenty, fifty) = (
+            Duration::from_secs(1),
+            Duration::from_secs(20),
+            Duration::from_secs(50),
+        );
+        assert_eq!(plan(knock_profiles(&["slow", "plain"])), [fifty, twenty]);
+        let flag = |request: Request| Request {
+            resolve_timeout: Some(second),
+            ..request
+        };
+        assert_eq!(
+            plan(flag(knock_profiles(&["slow", "plain"]))),
+            [second, second]
+        );
+        let ad_hoc = Request {
+            targets: vec!["h3".into()],
+            ports: vec!["7000".into()],
+            ..Default::default()
+        };
+        assert_eq!(plan(ad_hoc.clone()), [DEFAULT_RESOLVE_TIMEOUT]);
+        assert_eq!(plan(flag(ad_hoc)), [second]);
     }
 
     #[test]

@@ -12,6 +12,8 @@ pub mod account;
 #[cfg(feature = "server")]
 pub mod convert;
 pub mod files;
+#[cfg(feature = "server")]
+pub mod nftables;
 pub mod onetime;
 pub mod profiles;
 // The server's configuration, with its RouterOS table, comes with the server:

@@ -736,10 +736,10 @@ pub(crate) const CHECK_TIMEOUT: DurationKey = DurationKey {
     whole_seconds: false,
     expected: "a duration from 1ms to 5m, e.g. \"3s\"",
 };
-/// `resolve_timeout`: how long DNS may take; zero would refuse every name
-/// the hosts file lacks without asking, and past a minute a silent DNS
-/// server would hold a cron job for nothing.
-const RESOLVE_TIMEOUT: DurationKey = DurationKey {
+/// `resolve_timeout` (and `--resolve-timeout`): how long DNS may take; zero
+/// would refuse every name the hosts file lacks without asking, and past a
+/// minute a silent DNS server would hold a cron job for nothing.
+pub(crate) const RESOLVE_TIMEOUT: DurationKey = DurationKey {
     name: "resolve_timeout",
     range: Duration::from_millis(1)..=Duration::from_secs(60),
     whole_seconds: false,

@@ -122,6 +122,8 @@ pub struct DoorConfig {
     pub teardown: Option<Action>,
     /// Puts knockers on RouterOS address lists (`[door.routeros]`, TOML only).
     pub routeros: Option<super::routeros::RouterosAction>,
+    /// Puts knockers in nftables sets over netlink (`[door.nftables]`, TOML only).
+    pub nftables: Option<super::nftables::NftablesAction>,
     /// The line the door starts on, for messages.
     pub line: usize,
     /// knockd.conf only: the section name as written, when an earlier
@@ -304,7 +306,7 @@ pub fn lint(config: &ServerConfig) -> Vec<Lint> {
                 }
             }
         }
-        if entry.start.is_none() && entry.start6.is_none() && entry.routeros.is_none() {
+        if entry.start.is_none() && entry.start6.is_none() && !entry.keeps_lists() {
             warn("has no start command, so a correct knock is only logged".into());
         }
     }
@@ -463,9 +465,16 @@ impl DoorConfig {
             setup: None,
             teardown: None,
             routeros: None,
+            nftables: None,
             line,
             repeats: None,
         }
+    }
+
+    /// Whether the door puts knockers on lists of its own (RouterOS address
+    /// lists, nftables sets), which a close takes them off again.
+    pub fn keeps_lists(&self) -> bool {
+        self.routeros.is_some() || self.nftables.is_some()
     }
 
     /// knockd's rules for what was not written: an empty command is none, an
@@ -633,6 +642,17 @@ fn parse_toml(path: &Path, text: &str) -> Result<ServerConfig, ConfigError> {
             config.routeros = Some(
                 super::routeros::RouterosAction::from_raw(table.into_inner(), span)
                     .map_err(|(span, message)| error_at(path, Some(at(span)), message))?,
+            );
+        }
+        if let Some(table) = raw.nftables {
+            let span = table.span();
+            config.nftables = Some(
+                super::nftables::NftablesAction::from_raw(
+                    table.into_inner(),
+                    config.cmd_timeout,
+                    span,
+                )
+                .map_err(|(span, message)| error_at(path, Some(at(span)), message))?,
             );
         }
         drafts.push(Draft {
@@ -849,6 +869,7 @@ struct RawDoor {
     #[serde(default)]
     tolerate_repeats: bool,
     routeros: Option<Spanned<super::routeros::RawRouteros>>,
+    nftables: Option<Spanned<super::nftables::RawNftables>>,
     secret_file: Option<Spanned<PathBuf>>,
     #[serde(default)]
     client: Vec<Spanned<RawClient>>,
@@ -1505,6 +1526,7 @@ conf: empty file               |
             setup: argv("/usr/sbin/nft -f /etc/knockr/fw.nft"),
             teardown: argv("/usr/sbin/nft delete table inet fw"),
             routeros: None,
+            nftables: None,
             line: 10,
             repeats: None,
         };

@@ -30,7 +30,8 @@ pub(crate) struct Run {
 
 impl Run {
     /// `action` of `config` for knocker `src`, with `%IP%` and `%DOOR%`
-    /// filled in; `None` when the door has neither that command nor routers.
+    /// filled in; `None` when the door has neither that command nor a list
+    /// of knockers (routers, nftables sets).
     fn new(
         config: &DoorConfig,
         door: Arc<str>,
@@ -38,7 +39,7 @@ impl Run {
         kind: RunKind,
         action: Option<&Action>,
     ) -> Option<Run> {
-        if action.is_none() && config.routeros.is_none() {
+        if action.is_none() && !config.keeps_lists() {
             return None;
         }
         Some(Run {
@@ -89,11 +90,13 @@ pub(crate) struct Doorman {
 impl Doorman {
     /// A knocker completed door `door` at `now`. A knocker that is already open
     /// gets its stop moved later instead of a second start (no duplicate
-    /// firewall rules). Without a stop command every success runs start.
+    /// firewall rules), and its lists refreshed (a run without a command).
+    /// Without a stop command every success runs start.
     pub(crate) fn opened(&mut self, door: &DoorConfig, src: IpAddr, now: Duration) -> Option<Run> {
         let name: Arc<str> = Arc::from(door.door.name.as_str());
-        // A router entry is removed when the door closes, like a stop command.
-        let closes = (stop_action(door, src).is_some() || door.routeros.is_some())
+        // A router entry or a set element is removed when the door closes,
+        // like a stop command.
+        let closes = (stop_action(door, src).is_some() || door.keeps_lists())
             .then_some(door.cmd_timeout)
             .flatten();
         if let Some(after) = closes {
@@ -101,7 +104,15 @@ impl Doorman {
             let already_open = self.open.contains_key(&key);
             self.set_due(key, now + after);
             if already_open {
-                return None;
+                // No second start command, but the door's lists take the
+                // knocker again: a router entry or a set element gets its
+                // full timeout back.
+                return door.keeps_lists().then_some(Run {
+                    door: name,
+                    src,
+                    kind: RunKind::Start,
+                    action: None,
+                });
             }
         }
         Run::new(door, name, src, RunKind::Start, start_action(door, src))
@@ -594,6 +605,23 @@ cmd_timeout = "10s"
         );
         assert_eq!(doorman.next_due(), None, "a closed knocker is forgotten");
         assert_eq!(doorman.due(&doors, secs(100)), []);
+    }
+
+    #[test]
+    fn a_re_knock_at_a_door_with_a_set_refreshes_it_without_a_second_start_command() {
+        let doors = doors(&format!("{SSH}[door.nftables]\n"));
+        let mut doorman = Doorman::default();
+        let first = doorman.opened(&doors[0], ip("192.0.2.7"), secs(0)).unwrap();
+        assert!(first.action.is_some());
+        let again = doorman.opened(&doors[0], ip("192.0.2.7"), secs(5));
+        let refresh = Run {
+            door: Arc::from("ssh"),
+            src: ip("192.0.2.7"),
+            kind: RunKind::Start,
+            action: None,
+        };
+        assert_eq!(again, Some(refresh));
+        assert_eq!(doorman.next_due(), Some(secs(15)));
     }
 
     #[test]

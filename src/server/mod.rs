@@ -21,6 +21,7 @@ pub(crate) mod capture;
 pub(crate) mod commands;
 pub(crate) mod engine;
 pub(crate) mod log;
+pub(crate) mod nftables;
 pub(crate) mod notify;
 mod preflight;
 pub(crate) mod privileges;
@@ -186,7 +187,9 @@ pub(crate) fn start(
         .with_context(|| format!("cannot write the pid file {}", pid_file.display()))?;
     }
     if let Some(user) = server.config().user.clone() {
-        privileges::drop_to(&user)?;
+        // The nftables doors' socket needs CAP_NET_ADMIN for every message.
+        let keep = nftables::Nftables::needed(server.config());
+        privileges::drop_to(&user, keep)?;
         server.log().note(
             now(),
             &format!(
@@ -358,6 +361,8 @@ pub(crate) struct Server {
     log: Arc<Mutex<Log>>,
     /// The doors' RouterOS address-list updates: queues and workers.
     routers: routers::Routers,
+    /// The doors' nftables sets: the netlink socket and its thread.
+    nftables: nftables::Nftables,
     /// Print commands and router updates instead of carrying them out.
     dry_run: bool,
     /// Where open knockers and the replay cache survive a crash; `None` for
@@ -394,10 +399,12 @@ impl Server {
         let engine = Engine::new(with_one_time_sequences(config)?, knocks);
         let log = Arc::new(Mutex::new(log));
         let routers = routers::Routers::new(engine.config(), dry_run, log.clone())?;
+        let nftables = nftables::Nftables::new(engine.config(), dry_run, log.clone())?;
         Ok(Server {
             engine,
             log,
             routers,
+            nftables,
             dry_run,
             state: None,
             firings: Vec::new(),
@@ -625,11 +632,12 @@ impl Server {
             .and_then(|c| {
                 Ok((
                     routers::Routers::new(&c, self.dry_run, self.log.clone())?,
+                    nftables::Nftables::new(&c, self.dry_run, self.log.clone())?,
                     c,
                 ))
             });
         let at = now();
-        let (mut routers, config) = match loaded {
+        let (mut routers, mut nft, config) = match loaded {
             Ok(loaded) => loaded,
             Err(err) => {
                 self.log().note(
@@ -656,6 +664,9 @@ impl Server {
         routers.adopt(&self.routers);
         routers.start();
         let mut old = std::mem::replace(&mut self.routers, routers);
+        // The old sets' thread carries out what it was given, then ends.
+        nft.start();
+        std::mem::replace(&mut self.nftables, nft).retire();
         let grace = router_grace(&old);
         tokio::spawn(async move { old.finish(grace).await });
     }
@@ -753,7 +764,7 @@ impl Server {
         match admission {
             Admission::Queued => {
                 self.announce(at, &run);
-                self.update_routers(at, &run);
+                self.update_lists(at, &run);
                 commands.begin();
             }
             Admission::Dropped { so_far } => {
@@ -783,8 +794,8 @@ impl Server {
                     log.note(at, &line);
                 }
                 drop(log);
-                // Its router entry went out with the start: it is removed.
-                self.update_routers(at, &run);
+                // Its router entry and set element went out with the start: they are removed.
+                self.update_lists(at, &run);
             }
         }
     }
@@ -843,14 +854,16 @@ impl Server {
         true
     }
 
-    /// Queues `run`'s address-list update on the door's routers, if it has
-    /// any (in a dry run: logs what would be sent). Never waits.
-    fn update_routers(&self, at: Duration, run: &Run) {
+    /// Queues `run`'s address-list update on the door's routers and its
+    /// nftables sets, if it has any (in a dry run: logs what would be
+    /// done). Never waits.
+    fn update_lists(&self, at: Duration, run: &Run) {
         let change = match run.kind {
             RunKind::Start => Change::Grant,
             RunKind::Stop => Change::Remove,
         };
         self.routers.submit(&run.door, run.src, change, at);
+        self.nftables.submit(&run.door, run.src, run.kind, at);
     }
 
     /// Logs a command about to run (or, in a dry run, what would run).
@@ -992,6 +1005,7 @@ fn replay(server: &mut Server, path: &Path) -> anyhow::Result<u64> {
         let _runtime = runtime.enter();
         server.routers.start();
     }
+    server.nftables.start();
     let commands = &mut Commands::Block(&runtime, None);
     let mut last = Duration::ZERO;
     let packets = read_ahead(path, |seen| {
@@ -1013,6 +1027,7 @@ fn replay(server: &mut Server, path: &Path) -> anyhow::Result<u64> {
     // The router updates still queued are sent (or given up) before the replay ends.
     let grace = router_grace(&server.routers);
     runtime.block_on(server.routers.finish(grace));
+    server.nftables.finish();
     Ok(packets)
 }
 
@@ -1115,6 +1130,7 @@ pub(crate) async fn serve(
     // Start and stop commands: queued, reaped as they finish, awaited at exit.
     let mut tasks = Runner::new(server.config().max_commands);
     server.routers.start();
+    server.nftables.start();
 
     for door in server.config().doors.clone() {
         if let Some(setup) = &door.setup {
@@ -1225,6 +1241,8 @@ pub(crate) async fn serve(
     tasks.finish().await;
     let grace = router_grace(&server.routers);
     server.routers.finish(grace).await;
+    // Before teardown, which may delete the sets.
+    server.nftables.finish();
     for door in server.config().doors.clone() {
         if let Some(teardown) = &door.teardown {
             server.run_now(&door.door.name, teardown, "teardown").await;

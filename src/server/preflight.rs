@@ -3,7 +3,7 @@
 //! too), and the steps a start takes for real that can be tried read-only
 //! here: the state file read as the start reads it, the one-time files'
 //! current lines, the routers' clients made (passwords, CA files), the
-//! kernel filter compiled. A missing interface is only
+//! nftables doors' sets asked of the kernel, the kernel filter compiled. A missing interface is only
 //! a warning: it may appear before the start (a VPN, a veth).
 //!
 //! It captures nothing, takes no lock and writes nothing, so it can run
@@ -63,6 +63,8 @@ pub(crate) fn preflight(
         std::sync::Arc::new(std::sync::Mutex::new(quiet)),
     )
     .map_err(|err| refuse(format!("{err:#}")))?;
+    // The doors' nftables sets, asked of the kernel as a start asks.
+    super::nftables::check_sets(config, &mut None).map_err(refuse)?;
     let filter = super::filter_for(config).expression;
     capture::filter_compiles(&filter)
         .map_err(|why| refuse(format!("the doors' kernel filter cannot be used: {why}")))?;

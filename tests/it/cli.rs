@@ -229,6 +229,60 @@ fn regression_durations_past_any_sane_bound_were_taken() {
     );
 }
 
+/// `--resolve-timeout` takes what the profiles' `resolve_timeout` takes,
+/// refused in the same words (a usage error, nothing sent), when knocking
+/// and after `connect`.
+#[test]
+fn the_resolve_timeout_flag_is_bounded_as_the_profiles_key_is() {
+    let door = Door::new("127.0.1.67");
+    let knock = format!("{}:udp", door.udp());
+    let file = profiles(&format!(
+        "[profiles.p]\nhost = \"127.0.1.67\"\nsequence = [\"{knock}\"]\nresolve_timeout = \"0s\"\n"
+    ));
+    let key = stderr_of(&file.run(&["p"]));
+    let expected = "is not usable: expected a duration from 1ms to 1m, e.g. \"5s\"";
+    assert!(key.trim_end().ends_with(expected), "{key}");
+    let home = tempfile::tempdir().unwrap();
+    for value in ["0s", "2m", "soon"] {
+        for args in [
+            vec!["--resolve-timeout", value, "-p", &knock, "127.0.1.67"],
+            vec![
+                "connect",
+                "--resolve-timeout",
+                value,
+                "-p",
+                &knock,
+                "127.0.1.67",
+                "22",
+            ],
+        ] {
+            let output = knockr(home.path()).args(&args).output().unwrap();
+            let stderr = stderr_of(&output);
+            assert_eq!(output.status.code(), Some(2), "{args:?}: {stderr}");
+            assert!(output.stdout.is_empty(), "{args:?}");
+            let first = stderr.lines().next().unwrap_or_default();
+            let sentence = if value == "soon" {
+                "duration \"soon\" is not understood: expected a number of milliseconds or a \
+                 number with a unit, e.g. 250ms, 2s, 1m"
+                    .to_string()
+            } else {
+                format!("{value} {expected}")
+            };
+            assert_eq!(
+                first,
+                format!(
+                    "error: invalid value '{value}' for '--resolve-timeout <DURATION>': {sentence}"
+                ),
+                "{args:?}"
+            );
+        }
+    }
+    assert!(
+        door.collect_for(Duration::from_millis(300)).is_empty(),
+        "nothing was sent"
+    );
+}
+
 /// Reproduced: `knockr --dry-run connect PROFILE` knocked and connected;
 /// `--source`, `-v`, `-p` before `connect` were ignored, as every knocking
 /// flag before any subcommand was. Each is refused, saying where it goes.
@@ -622,23 +676,66 @@ fn bash_candidates(
     env_config: Option<&std::path::Path>,
     line: &str,
 ) -> String {
+    completer_output("bash", home, env_config, line)
+}
+
+/// What `COMPLETE=SHELL knockr` prints for TAB at the end of `line`, as
+/// each shell's registration script calls it: bash and zsh give the words
+/// after `--` and the index of the word being completed; fish gives the
+/// words up to the cursor, the last being completed.
+#[cfg(feature = "dynamic-completion")]
+fn completer_output(
+    shell: &str,
+    home: &std::path::Path,
+    env_config: Option<&std::path::Path>,
+    line: &str,
+) -> String {
     let words: Vec<&str> = line.split(' ').collect();
     let mut cmd = knockr(home);
     if let Some(path) = env_config {
         cmd.env("KNOCKR_CONFIG", path);
     }
-    let output = cmd
-        .env("COMPLETE", "bash")
-        .env("_CLAP_IFS", "\n")
-        .env("_CLAP_COMPLETE_INDEX", (words.len() - 1).to_string())
-        .env("_CLAP_COMPLETE_COMP_TYPE", "9")
-        .env("_CLAP_COMPLETE_SPACE", "true")
-        .arg("--")
-        .args(&words)
-        .output()
-        .unwrap();
-    assert_eq!(output.status.code(), Some(0), "{line}");
+    cmd.env("COMPLETE", shell);
+    match shell {
+        "bash" => cmd
+            .env("_CLAP_IFS", "\n")
+            .env("_CLAP_COMPLETE_INDEX", (words.len() - 1).to_string())
+            .env("_CLAP_COMPLETE_COMP_TYPE", "9")
+            .env("_CLAP_COMPLETE_SPACE", "true"),
+        "zsh" => cmd
+            .env("_CLAP_IFS", "\n")
+            .env("_CLAP_COMPLETE_INDEX", (words.len() - 1).to_string()),
+        "fish" => &mut cmd,
+        other => panic!("no completion protocol for {other}"),
+    };
+    let output = cmd.arg("--").args(&words).output().unwrap();
+    assert_eq!(output.status.code(), Some(0), "{shell}: {line}");
     String::from_utf8(output.stdout).unwrap()
+}
+
+/// The values a shell offers from the completer's output: bash's lines;
+/// zsh's `VALUE:HELP` lines, `:` and `\` escaped in the value; fish's
+/// `VALUE<TAB>HELP` lines.
+#[cfg(feature = "dynamic-completion")]
+fn offered(shell: &str, output: &str) -> Vec<String> {
+    output
+        .lines()
+        .map(|line| match shell {
+            "zsh" => {
+                let (mut value, mut chars) = (String::new(), line.chars());
+                while let Some(c) = chars.next() {
+                    match c {
+                        '\\' => value.extend(chars.next()),
+                        ':' => break,
+                        c => value.push(c),
+                    }
+                }
+                value
+            }
+            "fish" => line.split('\t').next().unwrap_or_default().to_string(),
+            _ => line.to_string(),
+        })
+        .collect()
 }
 
 #[cfg(feature = "dynamic-completion")]
@@ -719,6 +816,111 @@ fn regression_a_profile_name_with_control_characters_reached_the_shell_raw() {
             candidates.lines().any(|l| l == "home-router"),
             "{line}: {candidates:?}"
         );
+    }
+}
+
+/// Reproduced: `knockr connect -c ~/p.toml <TAB>` offered nothing (the
+/// completer looked for a directory named `~`, which the shell never
+/// passes when the line runs), and `-vc FILE`, `-vcFILE` or `routeros apply
+/// --profiles FILE` were not read, so the names came from $KNOCKR_CONFIG's
+/// file, or from none (`routeros apply -c` is knockd's configuration).
+#[cfg(feature = "dynamic-completion")]
+#[test]
+fn regression_completion_missed_the_file_of_tilde_a_group_of_short_flags_and_apply_profiles() {
+    let file = profiles("[profiles.home-router]\nhost = \"h\"\nsequence = [\"1\"]\n");
+    let other = profiles("[profiles.hallway]\nhost = \"h\"\nsequence = [\"1\"]\n");
+    // $HOME is the file's directory: `~/profiles.toml` is the file.
+    let home = file.dir.path();
+    let c = file.path.display();
+    let cases = [
+        (
+            "knockr connect -c ~/profiles.toml h".to_string(),
+            &["home-router"][..],
+        ),
+        (
+            "knockr -c ~/profiles.toml connect h".to_string(),
+            &["home-router"],
+        ),
+        (
+            "knockr --config ~/profiles.toml h".to_string(),
+            &["help", "home-router"],
+        ),
+        (format!("knockr -vc {c} h"), &["help", "home-router"]),
+        (format!("knockr connect -4vc {c} h"), &["home-router"]),
+        (format!("knockr connect -vc{c} h"), &["home-router"]),
+        (format!("knockr connect -vc={c} h"), &["home-router"]),
+        (
+            format!("knockr routeros apply --profiles {c} h"),
+            &["home-router"],
+        ),
+        // apply's -c is knockd's configuration: the profiles are $KNOCKR_CONFIG's.
+        (format!("knockr routeros apply -c {c} h"), &["hallway"]),
+        // `-pc` is `-p c`: no file named, $KNOCKR_CONFIG's.
+        ("knockr connect -pc h".to_string(), &["hallway"]),
+        // The shell passes `~` after `=` unexpanded: no file at `./~/profiles.toml`.
+        ("knockr --config=~/profiles.toml h".to_string(), &["help"]),
+    ];
+    for (line, expected) in cases {
+        let candidates = bash_candidates(home, Some(&other.path), &line);
+        assert_eq!(offered("bash", &candidates), expected, "{line}");
+    }
+}
+
+/// The dynamic completion of zsh and fish offers what bash's does: profiles
+/// as the first word and after `connect`, from `-c FILE` (`~/` and groups of
+/// short flags read as for bash) or $KNOCKR_CONFIG, and never a name with
+/// control characters, raw or split into a fake candidate.
+#[cfg(feature = "dynamic-completion")]
+#[test]
+fn profile_names_complete_in_zsh_and_fish_as_in_bash() {
+    let file = profiles(
+        "[profiles.home-router]\nhost = \"h\"\nsequence = [\"1\"]\n\
+         [profiles.\"a:b\"]\nhost = \"h\"\nsequence = [\"1\"]\n\
+         [profiles.\"hid\\u001b[2Jden\\nfake\"]\nhost = \"h\"\nsequence = [\"1\"]\n",
+    );
+    let other = profiles("[profiles.hallway]\nhost = \"h\"\nsequence = [\"1\"]\n");
+    let home = file.dir.path();
+    let c = file.path.display();
+    for shell in ["bash", "zsh", "fish"] {
+        // The hostile name starts with `h` too: it is never among them.
+        let cases: [(String, &std::path::Path, &[&str]); 7] = [
+            ("knockr h".into(), &file.path, &["help", "home-router"]),
+            (
+                format!("knockr connect -c {c} h"),
+                &other.path,
+                &["home-router"],
+            ),
+            (
+                format!("knockr -c {c} connect h"),
+                &other.path,
+                &["home-router"],
+            ),
+            // zsh escapes the `:` that would start the help text.
+            (format!("knockr connect -c {c} a"), &other.path, &["a:b"]),
+            ("knockr connect h".into(), &other.path, &["hallway"]),
+            (
+                "knockr connect -c ~/profiles.toml h".into(),
+                &other.path,
+                &["home-router"],
+            ),
+            (
+                format!("knockr -vc {c} h"),
+                &other.path,
+                &["help", "home-router"],
+            ),
+        ];
+        for (line, env_config, expected) in cases {
+            let output = completer_output(shell, home, Some(env_config), &line);
+            assert!(
+                !output.contains('\u{1b}'),
+                "{shell}: {line}: ESC printed: {output:?}"
+            );
+            assert_eq!(
+                offered(shell, &output),
+                expected,
+                "{shell}: {line}: {output:?}"
+            );
+        }
     }
 }
 

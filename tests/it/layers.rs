@@ -12,9 +12,9 @@ const ALLOWED: &[(&str, &[&str])] = &[
     ("exit_codes", &[]),
     ("routeros", &["core"]),
     ("nft", &["core"]),
-    ("config", &["core", "routeros"]),
+    ("config", &["core", "routeros", "nft"]),
     ("client", &["core", "routeros", "config", "exit_codes"]),
-    ("server", &["core", "routeros", "config"]),
+    ("server", &["core", "routeros", "config", "nft"]),
     // clap's definitions map their values onto the core's and the planner's types.
     ("cli", &["core", "config", "client"]),
     (

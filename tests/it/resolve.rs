@@ -409,6 +409,65 @@ fn a_silent_dns_costs_an_ad_hoc_knock_the_default_5s() {
     assert!(took < Duration::from_secs(10), "took {took:?}");
 }
 
+/// `--resolve-timeout` bounds a silent DNS over a profile's longer
+/// `resolve_timeout` (50 s here): knocking and `connect` give up at the
+/// flag's 1 s, and say so.
+#[test]
+fn the_resolve_timeout_flag_overrides_the_profiles_for_a_silent_dns() {
+    if !can_run_with_getent() {
+        return;
+    }
+    let lab = Lab::new();
+    let dns = Dns::silent(&lab.net.cli);
+    let profiles = lab.home.path().join("profiles.toml");
+    std::fs::write(
+        &profiles,
+        "[defaults]\nresolve_timeout = \"40s\"\n\
+         [profiles.far]\nhost = \"far1\"\nsequence = [\"7000\"]\nresolve_timeout = \"50s\"\n",
+    )
+    .unwrap();
+    let config = profiles.to_str().unwrap();
+    let (got, took) = lab.knockr(&["-c", config, "--resolve-timeout", "1s", "far"]);
+    assert_eq!(
+        got,
+        Err("cannot resolve far1: DNS gave no answer within 1s (resolve_timeout)".into())
+    );
+    // Very generous: the flag's 1 s and the start-up, against the profile's 50 s.
+    assert!(took < Duration::from_secs(20), "took {took:?}");
+    assert!(
+        dns.asked().iter().any(|(name, _)| name == "far1"),
+        "DNS was asked"
+    );
+    // `connect` takes the flag too: the knock fails, nothing is relayed.
+    let start = Instant::now();
+    let output = lab
+        .net
+        .in_client_ns(assert_cmd::cargo::cargo_bin("knockr"))
+        .env_remove("KNOCKR_CONFIG")
+        .env("HOME", lab.home.path())
+        .args([
+            "connect",
+            "-c",
+            config,
+            "--resolve-timeout",
+            "1s",
+            "far",
+            "22",
+        ])
+        .stdin(std::process::Stdio::null())
+        .output()
+        .unwrap();
+    let took = start.elapsed();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains("cannot resolve far1: DNS gave no answer within 1s (resolve_timeout)"),
+        "{stderr}"
+    );
+    assert!(output.stdout.is_empty(), "nothing relayed");
+    assert!(took < Duration::from_secs(20), "took {took:?}");
+}
+
 fn can_run_with_getent() -> bool {
     can_run_with(&["getent"])
 }
