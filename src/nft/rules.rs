@@ -185,11 +185,25 @@ fn header(spec: &RuleSpec) -> String {
                 format!(", {key} = \"{}\"", final_set(spec, family))
             })
             .collect();
+        // A door on an inet table checks both of its sets at start.
+        let one_family = match (spec.ipv4, spec.ipv6) {
+            (true, false) => Some(("IPv6", "ipv4", "set6")),
+            (false, true) => Some(("IPv4", "ipv6", "set")),
+            _ => None,
+        }
+        .map(|(missing, flag, key)| {
+            format!(
+                "# It has no {missing} set (--family {flag}): a door on an inet table needs both\n\
+                 # ({key} too), so such a door refuses to start on it.\n"
+            )
+        })
+        .unwrap_or_default();
         format!(
             "# knockr nft rules --for-knockd: the table and sets a [door.nftables] door puts\n\
              # knockers in (table = \"{table}\", family = \"inet\"{sets}),\n\
              # and an input chain that opens {opened} to the addresses in them\n\
              # and drops new connections to those ports from anyone else.\n\
+             {one_family}\
              # Load with: nft -f FILE (again to replace; it deletes only table inet {table}).\n",
             opened = opened(&spec.protect),
             table = spec.table,
@@ -575,6 +589,12 @@ mod tests {
             "{text}"
         );
         assert!(text.contains("opens tcp 22 and udp 51820 to the addresses"));
+        assert!(
+            text.contains("It has no IPv6 set (--family ipv4)"),
+            "{text}"
+        );
+        spec.ipv6 = true;
+        assert!(!ruleset(&spec).unwrap().text.contains("It has no"));
     }
 
     #[test]

@@ -1,8 +1,8 @@
 //! `knockr nft rules`: every ruleset the binary prints is one `nft -c -f`
 //! accepts, weak sequences are refused, and live in namespaces the test makes,
 //! the kernel alone opens the protected port to a knocker and to nobody else;
-//! with `--for-knockd`, to the addresses put in its sets (as a
-//! `[door.nftables]` door does) and to nobody else.
+//! with `--for-knockd`, to whom a `[door.nftables]` door with its defaults
+//! puts in the sets, and to nobody else.
 
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::process::Command;
@@ -332,27 +332,60 @@ fn list_set(net: &Net, set: &str) -> String {
     String::from_utf8_lossy(&listed.stdout).into_owned()
 }
 
+/// `knockr knockd -c CONFIG --check` in the server namespace: exit status and stderr.
+fn knockd_check(net: &Net, config: &std::path::Path) -> (Option<i32>, String) {
+    let output = net
+        .in_server(assert_cmd::cargo::cargo_bin("knockr"))
+        .args(["knockd", "--check", "-c"])
+        .arg(config)
+        .output()
+        .unwrap();
+    (
+        output.status.code(),
+        String::from_utf8_lossy(&output.stderr).into_owned(),
+    )
+}
+
 #[test]
-fn nft_rules_for_knockd_open_the_port_to_the_sets_only() {
+fn nft_rules_for_knockd_are_what_a_nftables_door_needs() {
     if !can_run_with(&["nft"]) {
         return;
     }
     let net = Net::new();
-    let text = ruleset(&[
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("knockd.toml");
+    // An empty [door.nftables]: the defaults are --for-knockd's names.
+    std::fs::write(
+        &config,
+        "[[door]]\nname = \"ssh\"\nsequence = [\"7000\", \"9000:udp\", \"8000\"]\n\
+         seq_timeout = \"5s\"\ntcp_flags = \"syn\"\n[door.nftables]\ntimeout = \"3s\"\n",
+    )
+    .unwrap();
+    let file = dir.path().join("knockr.nft");
+    let load = |args: &[&str]| {
+        let text = ruleset(args);
+        std::fs::write(&file, &text).unwrap();
+        let status = net.in_server("nft").arg("-f").arg(&file).status().unwrap();
+        assert!(status.success(), "nft -f failed:\n{text}");
+    };
+    let args = [
         "--sequence",
-        "7000,8000:udp,9000",
+        "7000,9000:udp,8000",
         "--protect",
         "2222",
         "--for-knockd",
-    ]);
-    let dir = tempfile::tempdir().unwrap();
-    let file = dir.path().join("knockr.nft");
-    std::fs::write(&file, &text).unwrap();
-    for _ in 0..2 {
-        // Loading again replaces the table instead of failing.
-        let status = net.in_server("nft").arg("-f").arg(&file).status().unwrap();
-        assert!(status.success(), "nft -f failed:\n{text}");
-    }
+    ];
+    // Without the IPv6 set (as its header says) the door is refused...
+    load(&[&args[..], &["--family", "ipv4"]].concat());
+    let (code, stderr) = knockd_check(&net, &config);
+    assert_eq!(code, Some(2), "{stderr}");
+    assert!(stderr.contains("knocked_v6 does not exist"), "{stderr}");
+    // ... and with both it starts. Loading again replaces the table.
+    load(&args);
+    load(&args);
+    let (code, stderr) = knockd_check(&net, &config);
+    assert_eq!(code, Some(0), "{stderr}");
+
     let srv = net.srv.clone();
     let listener: TcpListener = std::thread::spawn(move || {
         enter(&srv);
@@ -364,40 +397,35 @@ fn nft_rules_for_knockd_open_the_port_to_the_sets_only() {
     let v6: SocketAddr = format!("[{}]:2222", net.v6(1)).parse().unwrap();
     assert!(!connects(&net, v4), "connected over IPv4 with empty sets");
     assert!(!connects(&net, v6), "connected over IPv6 with empty sets");
-    // The knock chain is knockd's: the right sequence alone opens nothing.
+    // No knockd yet: the kernel does not detect the knock by itself.
     assert_eq!(
-        net.knock(&[&net.v4(1), "7000", "8000:udp", "9000"]),
+        net.knock(&[&net.v4(1), "7000", "9000:udp", "8000"]),
         Some(0)
     );
     assert!(!connects(&net, v4), "the kernel detected a knock by itself");
-    assert!(!list_set(&net, "knocked_v4").contains(&net.v4(2)));
 
-    // What a [door.nftables] door does on a knock: the client's IPv4 address
-    // into knocked_v4 with a timeout. IPv4 opens; IPv6 stays shut.
-    let element = format!("{{ {} timeout 3s }}", net.v4(2));
-    let status = net
-        .in_server("nft")
-        .args(["add", "element", "inet", "knockr", "knocked_v4", &element])
-        .status()
-        .unwrap();
-    assert!(status.success());
-    assert!(
-        connects(&net, v4),
-        "an address in knocked_v4 was not let in"
+    let mut server = net.server(&config);
+    assert_eq!(
+        net.knock(&[&net.v4(1), "7000", "9000:udp", "8000"]),
+        Some(0)
     );
-    assert!(!connects(&net, v6), "IPv6 opened by an IPv4 element");
-    let element = format!("{{ {} timeout 3s }}", net.v6(2));
-    let status = net
-        .in_server("nft")
-        .args(["add", "element", "inet", "knockr", "knocked_v6", &element])
-        .status()
-        .unwrap();
-    assert!(status.success());
-    assert!(
-        connects(&net, v6),
-        "an address in knocked_v6 was not let in"
+    server.expect(&format!(
+        "ssh: {} added to nftables set inet knockr knocked_v4 (timeout 3s)",
+        net.v4(2)
+    ));
+    assert!(connects(&net, v4), "the IPv4 knocker was not let in");
+    assert!(!connects(&net, v6), "IPv6 opened by an IPv4 knock");
+    assert_eq!(
+        net.knock(&[&net.v6(1), "7000", "9000:udp", "8000"]),
+        Some(0)
     );
-    // The kernel closes the door by itself when the elements expire.
+    server.expect(&format!(
+        "ssh: {} added to nftables set inet knockr knocked_v6",
+        net.v6(2)
+    ));
+    assert!(connects(&net, v6), "the IPv6 knocker was not let in");
+    // The kernel closes the door by itself, knockd gone or not.
+    server.kill9();
     std::thread::sleep(Duration::from_millis(3500));
     assert!(
         !connects(&net, v4),
