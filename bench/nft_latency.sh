@@ -37,7 +37,7 @@ trap 'netns_down; rm -rf "$OUT"' EXIT
 netns_up "$KNOCKS"
 for i in $(seq 1 "$KNOCKS"); do echo "addr add 10.77.2.$i/16 dev $IF_CLI"; done | ip -n "$NS_CLI" -batch -
 
-"$KNOCKR" nft rules --sequence 7000,8000:udp,9000 --protect 22 --for-knockd --family ipv4 \
+"$KNOCKR" nft rules --sequence 7000,8000:udp,9000 --protect 22 --for-knockd \
   | ip netns exec "$NS_SRV" nft -f -
 
 echo "machine: $(nproc) cores, $(uname -sr), $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs)"
