@@ -26,6 +26,10 @@
 //! the protected ports from the final set and drops new connections to them
 //! from anyone else. nftables's accept ends only this chain: a later table
 //! that drops the port still drops it, so such a table must allow it.
+//!
+//! `for_knockd` leaves out the stage and blocked sets and the knock chain:
+//! `knockr knockd` detects the knock and puts the knocker in the final set
+//! (`[door.nftables]`); the same input chain gates the ports.
 
 use std::fmt::Write as _;
 use std::time::Duration;
@@ -56,7 +60,8 @@ pub struct RuleSpec {
     pub allow_weak: bool,
     pub ipv4: bool,
     pub ipv6: bool,
-    /// Only the table and the final sets, for a `[door.nftables]` door.
+    /// The table, the final sets and the input chain, without the knock
+    /// detection: `knockr knockd` puts knockers in the sets (`[door.nftables]`).
     pub for_knockd: bool,
 }
 
@@ -161,8 +166,8 @@ pub fn ruleset(spec: &RuleSpec) -> Result<Ruleset, RuleError> {
             out.push_str(&set(&blocked_set(family), family, spec.block_for));
         }
         out.push_str(&knock_chain(spec, &families));
-        out.push_str(&input_chain(spec, &families));
     }
+    out.push_str(&input_chain(spec, &families));
     out.push_str("}\n");
     Ok(Ruleset {
         text: out,
@@ -180,10 +185,27 @@ fn header(spec: &RuleSpec) -> String {
                 format!(", {key} = \"{}\"", final_set(spec, family))
             })
             .collect();
+        // A door on an inet table checks both of its sets at start.
+        let one_family = match (spec.ipv4, spec.ipv6) {
+            (true, false) => Some(("IPv6", "ipv4", "set6")),
+            (false, true) => Some(("IPv4", "ipv6", "set")),
+            _ => None,
+        }
+        .map(|(missing, flag, key)| {
+            format!(
+                "# It has no {missing} set (--family {flag}): a door on an inet table needs both\n\
+                 # ({key} too), so such a door refuses to start on it.\n"
+            )
+        })
+        .unwrap_or_default();
         format!(
             "# knockr nft rules --for-knockd: the table and sets a [door.nftables] door puts\n\
-             # knockers in (table = \"{table}\", family = \"inet\"{sets}).\n\
+             # knockers in (table = \"{table}\", family = \"inet\"{sets}),\n\
+             # and an input chain that opens {opened} to the addresses in them\n\
+             # and drops new connections to those ports from anyone else.\n\
+             {one_family}\
              # Load with: nft -f FILE (again to replace; it deletes only table inet {table}).\n",
+            opened = opened(&spec.protect),
             table = spec.table,
         )
     } else {
@@ -286,8 +308,9 @@ fn knock_chain(spec: &RuleSpec, families: &[&Family]) -> String {
 }
 
 /// The input hook: new packets (from the interface) go through the knock
-/// chain; the protected ports are accepted from the final set and their new
-/// connections dropped from anyone else.
+/// chain, unless knockd detects the knock (`for_knockd`); the protected
+/// ports are accepted from the final set and their new connections dropped
+/// from anyone else.
 fn input_chain(spec: &RuleSpec, families: &[&Family]) -> String {
     let mut out = String::from(
         "\n\tchain input {\n\t\ttype filter hook input priority filter - 10; policy accept;\n",
@@ -297,7 +320,9 @@ fn input_chain(spec: &RuleSpec, families: &[&Family]) -> String {
         .as_ref()
         .map(|name| format!("iifname \"{name}\" "))
         .unwrap_or_default();
-    let _ = writeln!(out, "\t\t{iif}ct state new jump knock");
+    if !spec.for_knockd {
+        let _ = writeln!(out, "\t\t{iif}ct state new jump knock");
+    }
     for family in families {
         for (proto, ports) in by_transport(&spec.protect) {
             let _ = writeln!(
@@ -434,6 +459,17 @@ fn validate(spec: &RuleSpec) -> Result<Vec<Weakness>, RuleError> {
     if !spec.ipv4 && !spec.ipv6 {
         return Err(RuleError::NoFamily);
     }
+    if spec.timeout < Duration::from_secs(1) || spec.timeout > MAX_TIMEOUT {
+        return Err(RuleError::OutOfRange {
+            what: "the set timeout",
+            value: duration(spec.timeout),
+        });
+    }
+    if spec.for_knockd {
+        // No knock chain: the sequence and its timing are knockd's, which
+        // judges them itself.
+        return Ok(Vec::new());
+    }
     if spec.stage_timeout <= spec.delay {
         return Err(RuleError::StageTimeoutTooShort {
             stage: crate::core::units::format_duration(spec.stage_timeout),
@@ -442,7 +478,6 @@ fn validate(spec: &RuleSpec) -> Result<Vec<Weakness>, RuleError> {
     }
     for (what, value) in [
         ("the stage timeout", spec.stage_timeout),
-        ("the set timeout", spec.timeout),
         ("the block time", spec.block_for),
     ] {
         if value < Duration::from_secs(1) || value > MAX_TIMEOUT {
@@ -541,8 +576,34 @@ mod tests {
         assert!(text.contains("set knocked_v4 {"));
         assert!(!text.contains("knocked_v6"), "{text}");
         assert!(text.contains("set = \"knocked_v4\")"), "{text}");
-        assert!(!text.contains("chain"));
+        assert!(!text.contains("chain knock"), "{text}");
+        assert!(!text.contains("jump knock"), "{text}");
         assert!(!text.contains("stage1"));
+        assert!(!text.contains("blocked"));
+        // The same input chain as the full ruleset gates the ports.
+        assert!(text.contains("priority filter - 10; policy accept;"));
+        assert!(text.contains("ip saddr @knocked_v4 tcp dport { 22 } counter accept"));
+        assert!(text.contains("ip saddr @knocked_v4 udp dport { 51820 } counter accept"));
+        assert!(
+            text.contains("meta nfproto { ipv4 } tcp dport { 22 } ct state new counter drop"),
+            "{text}"
+        );
+        assert!(text.contains("opens tcp 22 and udp 51820 to the addresses"));
+        assert!(
+            text.contains("It has no IPv6 set (--family ipv4)"),
+            "{text}"
+        );
+        spec.ipv6 = true;
+        assert!(!ruleset(&spec).unwrap().text.contains("It has no"));
+    }
+
+    #[test]
+    fn for_knockd_does_not_judge_the_sequence_it_does_not_print() {
+        let mut spec = spec("7000,8000,9000");
+        spec.for_knockd = true;
+        assert_eq!(ruleset(&spec).unwrap().warnings, vec![]);
+        spec.for_knockd = false;
+        assert!(matches!(ruleset(&spec), Err(RuleError::Scannable { .. })));
     }
 
     #[test]

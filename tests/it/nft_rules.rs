@@ -1,6 +1,8 @@
 //! `knockr nft rules`: every ruleset the binary prints is one `nft -c -f`
 //! accepts, weak sequences are refused, and live in namespaces the test makes,
-//! the kernel alone opens the protected port to a knocker and to nobody else.
+//! the kernel alone opens the protected port to a knocker and to nobody else;
+//! with `--for-knockd`, to whom a `[door.nftables]` door with its defaults
+//! puts in the sets, and to nobody else.
 
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::process::Command;
@@ -107,6 +109,31 @@ fn nft_check_accepts_every_ruleset() {
             "--family",
             "ipv4",
         ],
+        // The sequence is knockd's: a weak one needs no --allow-weak here.
+        &[
+            "--sequence",
+            "7000,8000,9000",
+            "--protect",
+            "22,51820:udp,60000-60010,5000-5001:udp",
+            "--for-knockd",
+            "--interface",
+            "eth0",
+            "--timeout",
+            "2d",
+        ],
+        &[
+            "--sequence",
+            "9000,7000:udp",
+            "--protect",
+            "53:udp",
+            "--for-knockd",
+            "--family",
+            "ipv6",
+            "--table",
+            "knock_home",
+            "--set",
+            "open",
+        ],
     ];
     for args in cases {
         let text = ruleset(args);
@@ -119,6 +146,11 @@ fn nft_check_accepts_every_ruleset() {
     // The check can fail: a ruleset nft cannot read is refused.
     let broken = ruleset(cases[0]).replace("update @stage1_v4", "update @stage9_v4");
     assert!(!nft_check(&broken).0, "nft -c accepted a broken ruleset");
+    let broken = ruleset(cases[8]).replace("saddr @knocked_v4", "saddr @knocked_v9");
+    assert!(
+        !nft_check(&broken).0,
+        "nft -c accepted a broken --for-knockd ruleset"
+    );
 }
 
 #[test]
@@ -286,5 +318,124 @@ fn nft_rules_stay_shut_to_a_sequential_scan() {
     });
     let v4: SocketAddr = format!("{}:2222", net.v4(1)).parse().unwrap();
     assert!(!connects(&net, v4), "a sequential scan opened the port");
+    drop(listener);
+}
+
+/// The address set `nft list set inet knockr SET` prints, in the server namespace.
+fn list_set(net: &Net, set: &str) -> String {
+    let listed = net
+        .in_server("nft")
+        .args(["list", "set", "inet", "knockr", set])
+        .output()
+        .unwrap();
+    assert!(listed.status.success(), "{listed:?}");
+    String::from_utf8_lossy(&listed.stdout).into_owned()
+}
+
+/// `knockr knockd -c CONFIG --check` in the server namespace: exit status and stderr.
+fn knockd_check(net: &Net, config: &std::path::Path) -> (Option<i32>, String) {
+    let output = net
+        .in_server(assert_cmd::cargo::cargo_bin("knockr"))
+        .args(["knockd", "--check", "-c"])
+        .arg(config)
+        .output()
+        .unwrap();
+    (
+        output.status.code(),
+        String::from_utf8_lossy(&output.stderr).into_owned(),
+    )
+}
+
+#[test]
+fn nft_rules_for_knockd_are_what_a_nftables_door_needs() {
+    if !can_run_with(&["nft"]) {
+        return;
+    }
+    let net = Net::new();
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("knockd.toml");
+    // An empty [door.nftables]: the defaults are --for-knockd's names.
+    std::fs::write(
+        &config,
+        "[[door]]\nname = \"ssh\"\nsequence = [\"7000\", \"9000:udp\", \"8000\"]\n\
+         seq_timeout = \"5s\"\ntcp_flags = \"syn\"\n[door.nftables]\ntimeout = \"3s\"\n",
+    )
+    .unwrap();
+    let file = dir.path().join("knockr.nft");
+    let load = |args: &[&str]| {
+        let text = ruleset(args);
+        std::fs::write(&file, &text).unwrap();
+        let status = net.in_server("nft").arg("-f").arg(&file).status().unwrap();
+        assert!(status.success(), "nft -f failed:\n{text}");
+    };
+    let args = [
+        "--sequence",
+        "7000,9000:udp,8000",
+        "--protect",
+        "2222",
+        "--for-knockd",
+    ];
+    // Without the IPv6 set (as its header says) the door is refused...
+    load(&[&args[..], &["--family", "ipv4"]].concat());
+    let (code, stderr) = knockd_check(&net, &config);
+    assert_eq!(code, Some(2), "{stderr}");
+    assert!(stderr.contains("knocked_v6 does not exist"), "{stderr}");
+    // ... and with both it starts. Loading again replaces the table.
+    load(&args);
+    load(&args);
+    let (code, stderr) = knockd_check(&net, &config);
+    assert_eq!(code, Some(0), "{stderr}");
+
+    let srv = net.srv.clone();
+    let listener: TcpListener = std::thread::spawn(move || {
+        enter(&srv);
+        TcpListener::bind("[::]:2222").unwrap()
+    })
+    .join()
+    .unwrap();
+    let v4: SocketAddr = format!("{}:2222", net.v4(1)).parse().unwrap();
+    let v6: SocketAddr = format!("[{}]:2222", net.v6(1)).parse().unwrap();
+    assert!(!connects(&net, v4), "connected over IPv4 with empty sets");
+    assert!(!connects(&net, v6), "connected over IPv6 with empty sets");
+    // No knockd yet: the kernel does not detect the knock by itself.
+    assert_eq!(
+        net.knock(&[&net.v4(1), "7000", "9000:udp", "8000"]),
+        Some(0)
+    );
+    assert!(!connects(&net, v4), "the kernel detected a knock by itself");
+
+    let mut server = net.server(&config);
+    assert_eq!(
+        net.knock(&[&net.v4(1), "7000", "9000:udp", "8000"]),
+        Some(0)
+    );
+    server.expect(&format!(
+        "ssh: {} added to nftables set inet knockr knocked_v4 (timeout 3s)",
+        net.v4(2)
+    ));
+    assert!(connects(&net, v4), "the IPv4 knocker was not let in");
+    assert!(!connects(&net, v6), "IPv6 opened by an IPv4 knock");
+    assert_eq!(
+        net.knock(&[&net.v6(1), "7000", "9000:udp", "8000"]),
+        Some(0)
+    );
+    server.expect(&format!(
+        "ssh: {} added to nftables set inet knockr knocked_v6",
+        net.v6(2)
+    ));
+    assert!(connects(&net, v6), "the IPv6 knocker was not let in");
+    // The kernel closes the door by itself, knockd gone or not.
+    server.kill9();
+    std::thread::sleep(Duration::from_millis(3500));
+    assert!(
+        !connects(&net, v4),
+        "still open over IPv4 after the element's timeout: {}",
+        list_set(&net, "knocked_v4")
+    );
+    assert!(
+        !connects(&net, v6),
+        "still open over IPv6 after the element's timeout: {}",
+        list_set(&net, "knocked_v6")
+    );
     drop(listener);
 }
