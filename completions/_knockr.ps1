@@ -273,7 +273,7 @@ Register-ArgumentCompleter -Native -CommandName 'knockr' -ScriptBlock {
             [CompletionResult]::new('-c', '-c', [CompletionResultType]::ParameterName, 'Profiles file [default: $KNOCKR_CONFIG, else ~/.config/knockr/profiles.toml]')
             [CompletionResult]::new('--config', '--config', [CompletionResultType]::ParameterName, 'Profiles file [default: $KNOCKR_CONFIG, else ~/.config/knockr/profiles.toml]')
             [CompletionResult]::new('--allow-weak', '--allow-weak', [CompletionResultType]::ParameterName, 'Generate a sequence a port scan completes easily (one knock, or one protocol in ascending or descending order), with a warning, instead of refusing it')
-            [CompletionResult]::new('--for-knockd', '--for-knockd', [CompletionResultType]::ParameterName, 'Print only the table and the sets a [door.nftables] door puts knockers in')
+            [CompletionResult]::new('--for-knockd', '--for-knockd', [CompletionResultType]::ParameterName, 'Print only what a [door.nftables] door needs: the table, its two sets, and the input chain that opens the --protect ports to the addresses in them (knockd detects the knock, so no sequence is needed)')
             [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help (see more with ''--help'')')
             [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help (see more with ''--help'')')
             break

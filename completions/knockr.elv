@@ -249,7 +249,7 @@ set edit:completion:arg-completer[knockr] = {|@words|
             cand -c 'Profiles file [default: $KNOCKR_CONFIG, else ~/.config/knockr/profiles.toml]'
             cand --config 'Profiles file [default: $KNOCKR_CONFIG, else ~/.config/knockr/profiles.toml]'
             cand --allow-weak 'Generate a sequence a port scan completes easily (one knock, or one protocol in ascending or descending order), with a warning, instead of refusing it'
-            cand --for-knockd 'Print only the table and the sets a [door.nftables] door puts knockers in'
+            cand --for-knockd 'Print only what a [door.nftables] door needs: the table, its two sets, and the input chain that opens the --protect ports to the addresses in them (knockd detects the knock, so no sequence is needed)'
             cand -h 'Print help (see more with ''--help'')'
             cand --help 'Print help (see more with ''--help'')'
         }

@@ -175,7 +175,7 @@ ipv4\t'Rules under /ip only'
 ipv6\t'Rules under /ipv6 only'"
 complete -c knockr -n "__fish_knockr_using_subcommand nft; and __fish_seen_subcommand_from rules" -s c -l config -d 'Profiles file [default: $KNOCKR_CONFIG, else ~/.config/knockr/profiles.toml]' -r -F
 complete -c knockr -n "__fish_knockr_using_subcommand nft; and __fish_seen_subcommand_from rules" -l allow-weak -d 'Generate a sequence a port scan completes easily (one knock, or one protocol in ascending or descending order), with a warning, instead of refusing it'
-complete -c knockr -n "__fish_knockr_using_subcommand nft; and __fish_seen_subcommand_from rules" -l for-knockd -d 'Print only the table and the sets a [door.nftables] door puts knockers in'
+complete -c knockr -n "__fish_knockr_using_subcommand nft; and __fish_seen_subcommand_from rules" -l for-knockd -d 'Print only what a [door.nftables] door needs: the table, its two sets, and the input chain that opens the --protect ports to the addresses in them (knockd detects the knock, so no sequence is needed)'
 complete -c knockr -n "__fish_knockr_using_subcommand nft; and __fish_seen_subcommand_from rules" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c knockr -n "__fish_knockr_using_subcommand nft; and __fish_seen_subcommand_from help" -f -a "rules" -d 'Print an nftables ruleset (table inet knockr) that makes the kernel detect a knock sequence by itself (timed sets), opening ports to whoever completes it; load it with nft -f (again to replace it)'
 complete -c knockr -n "__fish_knockr_using_subcommand nft; and __fish_seen_subcommand_from help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'

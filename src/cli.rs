@@ -296,11 +296,11 @@ pub enum NftCommand {
 #[command(
     after_help = "Examples:\n  knockr nft rules home --protect 22 > /etc/nftables.d/knockr.nft\n  \
                   knockr nft rules --sequence 7000,8000:udp,9000 --protect 22,51820:udp | nft -f -\n  \
-                  knockr nft rules home --protect 22 --for-knockd | nft -f -"
+                  knockr nft rules --for-knockd --protect 22 | nft -f -"
 )]
 pub struct NftRulesArgs {
-    /// Profile whose sequence and delay to use
-    #[arg(value_name = "PROFILE", required_unless_present = "sequence")]
+    /// Profile whose sequence and delay to use (not needed with --for-knockd)
+    #[arg(value_name = "PROFILE", required_unless_present_any = ["sequence", "for_knockd"])]
     #[cfg_attr(feature = "dynamic-completion", arg(add = profile_candidates()))]
     pub profile: Option<String>,
 
@@ -347,7 +347,9 @@ pub struct NftRulesArgs {
     #[arg(long)]
     pub allow_weak: bool,
 
-    /// Print only the table and the sets a [door.nftables] door puts knockers in
+    /// Print only what a [door.nftables] door needs: the table, its two sets, and the
+    /// input chain that opens the --protect ports to the addresses in them (knockd
+    /// detects the knock, so no sequence is needed)
     #[arg(long)]
     pub for_knockd: bool,
 

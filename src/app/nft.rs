@@ -13,11 +13,18 @@ use crate::nft::rules;
 
 pub(super) fn rules(args: &NftRulesArgs, config: Option<PathBuf>) -> anyhow::Result<ExitCode> {
     let family = Family::from(args.family);
-    let (sequence, delay) = knocks(
-        args.profile.as_deref(),
-        &args.sequence,
-        args.config.clone().or(config),
-    )?;
+    // With --for-knockd and neither a profile nor --sequence, knockd's
+    // config has the sequence; none is printed.
+    let (sequence, delay) = if args.for_knockd && args.profile.is_none() && args.sequence.is_empty()
+    {
+        (Vec::new(), crate::client::plan::DEFAULT_DELAY)
+    } else {
+        knocks(
+            args.profile.as_deref(),
+            &args.sequence,
+            args.config.clone().or(config),
+        )?
+    };
     let protect = args
         .protect
         .iter()

@@ -156,18 +156,36 @@ pub enum Problem {
 }
 
 impl Problem {
-    /// One sentence about `set`, ending with the `nft` command that fixes it.
-    pub fn describe(&self, set: &SetRef) -> String {
+    /// One sentence about `set`, ending with the `nft` command that fixes
+    /// it. A missing table is made with every set in `door` that it holds
+    /// (the door's others), so one command makes all the door needs.
+    pub fn describe(&self, set: &SetRef, door: &[&SetRef]) -> String {
         let recreate = || format!("nft delete set {set} && {}", set.create_command());
         match self {
-            Problem::NoTable => format!(
-                "nftables table {} {} does not exist; create it and the set with: nft add table {} {} && {}",
-                set.family.name(),
-                set.table,
-                set.family.name(),
-                set.table,
-                set.create_command()
-            ),
+            Problem::NoTable => {
+                let mut commands =
+                    vec![format!("nft add table {} {}", set.family.name(), set.table)];
+                let others = door
+                    .iter()
+                    .copied()
+                    .filter(|s| s.family == set.family && s.table == set.table && *s != set);
+                commands.extend(
+                    std::iter::once(set)
+                        .chain(others)
+                        .map(SetRef::create_command),
+                );
+                let what = if commands.len() > 2 {
+                    "the sets"
+                } else {
+                    "the set"
+                };
+                format!(
+                    "nftables table {} {} does not exist; create it and {what} with: {}",
+                    set.family.name(),
+                    set.table,
+                    commands.join(" && ")
+                )
+            }
             Problem::NoSet => format!(
                 "nftables set {set} does not exist; create it with: {}",
                 set.create_command()
@@ -703,17 +721,24 @@ mod tests {
     fn each_problem_is_one_sentence_with_the_command_that_fixes_it() {
         let v4 = set(Key::Ipv4);
         assert_eq!(
-            Problem::NoTable.describe(&v4),
+            Problem::NoTable.describe(&v4, &[&v4]),
             "nftables table inet knockr does not exist; create it and the set with: \
              nft add table inet knockr && nft add set inet knockr knocked_v4 '{ type ipv4_addr; flags timeout; }'"
         );
+        let v6 = set(Key::Ipv6);
         assert_eq!(
-            Problem::NoSet.describe(&v4),
+            Problem::NoTable.describe(&v4, &[&v4, &v6]),
+            "nftables table inet knockr does not exist; create it and the sets with: \
+             nft add table inet knockr && nft add set inet knockr knocked_v4 '{ type ipv4_addr; flags timeout; }' \
+             && nft add set inet knockr knocked_v6 '{ type ipv6_addr; flags timeout; }'"
+        );
+        assert_eq!(
+            Problem::NoSet.describe(&v4, &[&v4]),
             "nftables set inet knockr knocked_v4 does not exist; create it with: \
              nft add set inet knockr knocked_v4 '{ type ipv4_addr; flags timeout; }'"
         );
         assert_eq!(
-            Problem::WrongKey(8).describe(&v4),
+            Problem::WrongKey(8).describe(&v4, &[&v4]),
             "nftables set inet knockr knocked_v4 holds ipv6_addr, not ipv4_addr; recreate it with: \
              nft delete set inet knockr knocked_v4 && nft add set inet knockr knocked_v4 '{ type ipv4_addr; flags timeout; }'"
         );

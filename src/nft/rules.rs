@@ -155,7 +155,14 @@ pub fn ruleset(spec: &RuleSpec) -> Result<Ruleset, RuleError> {
         spec.table
     );
     let _ = writeln!(out, "table inet {} {{", spec.table);
-    for family in &families {
+    // A door on an inet table takes knockers of both families, so it needs
+    // both sets; `--family` narrows only what the input chain opens.
+    let set_families = if spec.for_knockd {
+        vec![&V4, &V6]
+    } else {
+        families.clone()
+    };
+    for family in &set_families {
         out.push_str(&set(&final_set(spec, family), family, spec.timeout));
     }
     if !spec.for_knockd {
@@ -178,26 +185,23 @@ pub fn ruleset(spec: &RuleSpec) -> Result<Ruleset, RuleError> {
 fn header(spec: &RuleSpec) -> String {
     let sequence = sequence_text(&spec.sequence);
     if spec.for_knockd {
-        let sets: String = families(spec)
+        let sets: String = [&V4, &V6]
             .iter()
             .map(|family| {
                 let key = if family.ipv6 { "set6" } else { "set" };
                 format!(", {key} = \"{}\"", final_set(spec, family))
             })
             .collect();
-        // A door on an inet table checks both of its sets at start.
+        // Both sets are made whatever --family says: say what it narrowed.
         let one_family = match (spec.ipv4, spec.ipv6) {
-            (true, false) => Some(("IPv6", "ipv4", "set6")),
-            (false, true) => Some(("IPv4", "ipv6", "set")),
-            _ => None,
-        }
-        .map(|(missing, flag, key)| {
-            format!(
-                "# It has no {missing} set (--family {flag}): a door on an inet table needs both\n\
-                 # ({key} too), so such a door refuses to start on it.\n"
-            )
-        })
-        .unwrap_or_default();
+            (true, false) => {
+                "# Only IPv4 knockers get through (--family ipv4); both sets exist for the door.\n"
+            }
+            (false, true) => {
+                "# Only IPv6 knockers get through (--family ipv6); both sets exist for the door.\n"
+            }
+            _ => "",
+        };
         format!(
             "# knockr nft rules --for-knockd: the table and sets a [door.nftables] door puts\n\
              # knockers in (table = \"{table}\", family = \"inet\"{sets}),\n\
@@ -450,7 +454,7 @@ fn validate(spec: &RuleSpec) -> Result<Vec<Weakness>, RuleError> {
     {
         return Err(RuleError::BadInterface(interface.clone()));
     }
-    if spec.sequence.is_empty() {
+    if spec.sequence.is_empty() && !spec.for_knockd {
         return Err(RuleError::EmptySequence);
     }
     if spec.protect.is_empty() {
@@ -574,8 +578,13 @@ mod tests {
         spec.ipv6 = false;
         let text = ruleset(&spec).unwrap().text;
         assert!(text.contains("set knocked_v4 {"));
-        assert!(!text.contains("knocked_v6"), "{text}");
-        assert!(text.contains("set = \"knocked_v4\")"), "{text}");
+        // The door takes both families, so both sets exist; the chain opens only IPv4.
+        assert!(text.contains("set knocked_v6 {"), "{text}");
+        assert!(!text.contains("ip6 saddr @knocked_v6"), "{text}");
+        assert!(
+            text.contains("set = \"knocked_v4\", set6 = \"knocked_v6\")"),
+            "{text}"
+        );
         assert!(!text.contains("chain knock"), "{text}");
         assert!(!text.contains("jump knock"), "{text}");
         assert!(!text.contains("stage1"));
@@ -590,11 +599,14 @@ mod tests {
         );
         assert!(text.contains("opens tcp 22 and udp 51820 to the addresses"));
         assert!(
-            text.contains("It has no IPv6 set (--family ipv4)"),
+            text.contains("Only IPv4 knockers get through (--family ipv4)"),
             "{text}"
         );
         spec.ipv6 = true;
-        assert!(!ruleset(&spec).unwrap().text.contains("It has no"));
+        assert!(!ruleset(&spec).unwrap().text.contains("Only IPv"));
+        // It needs no sequence: the knock is knockd's to detect.
+        spec.sequence.clear();
+        assert!(ruleset(&spec).is_ok());
     }
 
     #[test]

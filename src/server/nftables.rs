@@ -17,7 +17,7 @@ use std::time::Duration;
 use crate::config::nftables::NftablesAction;
 use crate::config::server::ServerConfig;
 use crate::core::units::format_duration;
-use crate::nft::netlink::{Change, Kernel, Op, Problem};
+use crate::nft::netlink::{Change, Kernel, Op, Problem, SetRef};
 use crate::server::commands::RunKind;
 use crate::server::log::Log;
 use crate::server::{lock, now};
@@ -77,9 +77,10 @@ pub(crate) fn check_sets(config: &ServerConfig, kernel: &mut Option<Kernel>) -> 
                 )
             })?),
         };
-        for set in action.sets() {
+        let sets: Vec<&SetRef> = action.sets().collect();
+        for set in &sets {
             kernel.check(set).map_err(|problem: Problem| {
-                format!("door {}: {}", door.door.name, problem.describe(set))
+                format!("door {}: {}", door.door.name, problem.describe(set, &sets))
             })?;
         }
     }
