@@ -4,6 +4,8 @@
 //! written or refused: one written before a subcommand is a usage error
 //! ([`Cli::try_parse_args_from`]).
 
+use std::ffi::OsString;
+use std::io::Write as _;
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -48,6 +50,14 @@ pub struct Cli {
     #[command(flatten)]
     pub knock: KnockArgs,
 
+    #[command(flatten)]
+    pub profiles: ProfilesFile,
+}
+
+/// `-c FILE`: every subcommand takes it, wherever it is written.
+#[derive(Debug, Args)]
+#[group(skip)]
+pub struct ProfilesFile {
     /// Profiles file [default: ~/.config/knockr/profiles.toml]
     #[arg(
         short = 'c',
@@ -59,22 +69,59 @@ pub struct Cli {
     pub config: Option<PathBuf>,
 }
 
+/// What `knockr --version` prints, as clap renders it (a test checks), so
+/// that it is answered before clap builds anything.
+const VERSION_LINE: &str = concat!("knockr ", env!("CARGO_PKG_VERSION"), "\n");
+
 impl Cli {
     /// Parses the process's arguments as clap's `parse` does (exiting 2 on
-    /// a usage error), see [`Cli::try_parse_args_from`].
+    /// a usage error), see [`Cli::try_parse_args_from`]. `knockr --version`
+    /// (or `-V`) alone is answered here, byte for byte as clap would, before
+    /// clap builds the command tree, which would cost it most of its start-up.
     pub fn parse_args() -> Cli {
-        Cli::try_parse_args_from(std::env::args_os()).unwrap_or_else(|err| err.exit())
+        let args: Vec<OsString> = std::env::args_os().collect();
+        if let [_, flag] = &args[..]
+            && (flag == "--version" || flag == "-V")
+        {
+            // As clap's own exit: a failed write is ignored, the status is 0.
+            let mut stdout = std::io::stdout().lock();
+            let _ = stdout
+                .write_all(VERSION_LINE.as_bytes())
+                .and_then(|()| stdout.flush());
+            std::process::exit(0);
+        }
+        Cli::try_parse_args_from(args).unwrap_or_else(|err| err.exit())
     }
 
     /// Parses `args`, and refuses a knocking flag written before a
     /// subcommand (`knockr --dry-run connect ...`): the subcommand would
     /// never see it, so it would be silently ignored. The error names the
     /// flag and where it goes.
+    ///
+    /// A command line that names no subcommand is first parsed by
+    /// [`KnockLine`], which clap builds without the subcommands' arguments;
+    /// whatever it does not take (an error, `--help`, `--version`) is parsed
+    /// again by the whole [`Cli`], which prints the error or the help.
     pub fn try_parse_args_from<I, T>(args: I) -> Result<Cli, clap::Error>
     where
         I: IntoIterator<Item = T>,
-        T: Into<std::ffi::OsString> + Clone,
+        T: Into<OsString> + Clone,
     {
+        let args: Vec<OsString> = args.into_iter().map(Into::into).collect();
+        if !names_a_subcommand(&args)
+            && let Ok(line) = KnockLine::try_parse_from(&args)
+        {
+            return Ok(Cli {
+                command: None,
+                knock: line.knock,
+                profiles: line.profiles,
+            });
+        }
+        Cli::try_parse_whole(args)
+    }
+
+    /// [`Cli::try_parse_args_from`] with the whole command tree.
+    fn try_parse_whole(args: Vec<OsString>) -> Result<Cli, clap::Error> {
         use clap::{CommandFactory as _, FromArgMatches as _};
         let mut command = Cli::command();
         let matches = command.try_get_matches_from_mut(args)?;
@@ -83,6 +130,30 @@ impl Cli {
         }
         Cli::from_arg_matches(&matches)
     }
+}
+
+/// [`Cli`]'s own arguments without its subcommands, which are most of what
+/// clap builds: what a knocking command line (`knockr -p 7000 HOST`) is
+/// parsed with. Never seen by a user: anything it refuses, and every
+/// `--help`, is parsed again by [`Cli`].
+#[derive(Debug, Parser)]
+#[command(name = "knockr", arg_required_else_help = true)]
+struct KnockLine {
+    #[command(flatten)]
+    knock: KnockArgs,
+
+    #[command(flatten)]
+    profiles: ProfilesFile,
+}
+
+/// Whether a word of `args` (after the program's name) could be taken by
+/// clap as a subcommand: [`KnockLine`] cannot parse such a line. Words
+/// that are values (`-c list`) count too, which only costs a whole parse.
+fn names_a_subcommand(args: &[OsString]) -> bool {
+    args.iter().skip(1).any(|word| {
+        word.to_str()
+            .is_some_and(|word| word == "help" || <Command as Subcommand>::has_subcommand(word))
+    })
 }
 
 /// The sentence about the first knocking flag given before a subcommand,
@@ -973,6 +1044,115 @@ mod tests {
     #[test]
     fn clap_definitions_are_consistent() {
         Cli::command().debug_assert();
+        KnockLine::command().debug_assert();
+    }
+
+    #[test]
+    fn version_line_is_what_clap_prints() {
+        assert_eq!(Cli::command().render_version(), VERSION_LINE);
+    }
+
+    /// `names_a_subcommand` knows every word clap takes as a subcommand, so
+    /// [`KnockLine`] never parses a line that names one.
+    #[test]
+    fn every_subcommand_name_is_known_without_building_the_tree() {
+        let mut command = Cli::command();
+        command.build();
+        for sub in command.get_subcommands() {
+            let name = sub.get_name();
+            assert!(
+                names_a_subcommand(&["knockr".into(), name.into()]),
+                "{name}"
+            );
+            // has_subcommand does not know aliases: a new one needs a check here.
+            assert_eq!(sub.get_all_aliases().count(), 0, "{name} has an alias");
+        }
+        assert!(!names_a_subcommand(&[
+            "knockr".into(),
+            "home-router".into()
+        ]));
+    }
+
+    /// A knocking command line parses to the same [`Cli`] through
+    /// [`KnockLine`] as through the whole tree, and what the short parse
+    /// refuses is the whole tree's error (or help).
+    #[test]
+    fn knock_line_parses_as_the_whole_tree_does() {
+        let lines: &[&[&str]] = &[
+            &[
+                "-q",
+                "-d",
+                "0s",
+                "-p",
+                "47301:udp,47302:udp,47303:udp",
+                "127.0.0.1",
+            ],
+            &["home-router", "office-router"],
+            &["gw.example.net", "7000", "8000:udp", "9000"],
+            &["--check", "22", "--json", "-c", "p.toml", "office-router"],
+            &[
+                "--dry-run",
+                "-v",
+                "-4",
+                "-u",
+                "--retry",
+                "2",
+                "--color",
+                "never",
+                "gw",
+            ],
+            &[
+                "-s",
+                "--mode",
+                "connect",
+                "--source",
+                "127.0.0.1",
+                "--interface",
+                "lo",
+                "gw",
+            ],
+            &[
+                "--every",
+                "1m",
+                "--all-addresses",
+                "-t",
+                "1s",
+                "-n",
+                "udp",
+                "gw",
+            ],
+            &["-c", "list", "gw"],
+            &["--", "list"],
+        ];
+        for line in lines {
+            let args: Vec<OsString> = std::iter::once("knockr")
+                .chain(line.iter().copied())
+                .map(OsString::from)
+                .collect();
+            let short = Cli::try_parse_args_from(args.clone()).unwrap();
+            let whole = Cli::try_parse_whole(args).unwrap();
+            assert_eq!(format!("{short:?}"), format!("{whole:?}"), "{line:?}");
+        }
+        for line in [
+            &[][..],
+            &["--help"],
+            &["-h"],
+            &["--version"],
+            &["-V", "gw"],
+            &["--bogus", "gw"],
+            &["-q", "-v", "gw"],
+            &["-d", "2m", "gw"],
+            &["--dry-run", "--every", "1m", "gw"],
+        ] {
+            let args: Vec<OsString> = std::iter::once("knockr")
+                .chain(line.iter().copied())
+                .map(OsString::from)
+                .collect();
+            let short = Cli::try_parse_args_from(args.clone()).unwrap_err();
+            let whole = Cli::try_parse_whole(args).unwrap_err();
+            assert_eq!(short.kind(), whole.kind(), "{line:?}");
+            assert_eq!(short.to_string(), whole.to_string(), "{line:?}");
+        }
     }
 
     /// A value each knocking flag takes, so it can be written before a

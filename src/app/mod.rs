@@ -20,8 +20,8 @@ use crate::exit_codes::ExitCode;
 /// (exit 2: a `PlanError` or `ConfigError`) or a failure (exit 1).
 pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
-        Some(Command::Connect(args)) => connect::run(&args, cli.config),
-        Some(Command::List { config }) => list::run(config.or(cli.config)),
+        Some(Command::Connect(args)) => connect::run(&args, cli.profiles.config),
+        Some(Command::List { config }) => list::run(config.or(cli.profiles.config)),
         Some(Command::Completions { shell }) => completions::run(shell),
         Some(Command::Man { dir }) => completions::man(dir.as_deref()),
         #[cfg(feature = "server")]
@@ -31,7 +31,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         }) => secret::new(),
         Some(Command::Routeros {
             command: crate::cli::RouterosCommand::Rules(args),
-        }) => routeros::rules(&args, cli.config),
+        }) => routeros::rules(&args, cli.profiles.config),
         #[cfg(feature = "server")]
         Some(Command::Routeros {
             command: crate::cli::RouterosCommand::Check(args),
@@ -42,8 +42,8 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         }) => routeros::apply(&args),
         Some(Command::Nft {
             command: crate::cli::NftCommand::Rules(args),
-        }) => nft::rules(&args, cli.config),
-        None => knock::run(&cli.knock, cli.config),
+        }) => nft::rules(&args, cli.profiles.config),
+        None => knock::run(&cli.knock, cli.profiles.config),
     }
 }
 
