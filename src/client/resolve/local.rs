@@ -10,6 +10,7 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, UdpSocket};
 use std::time::Duration;
 
 use super::sort::Source;
+use crate::core::netlink;
 
 /// The source address the kernel would use to reach `dest`, if it has a route.
 /// Connecting a UDP socket only consults the routing table; nothing is sent.
@@ -86,11 +87,8 @@ const AF_INET: u8 = 2;
 const AF_INET6: u8 = 10;
 const AF_NETLINK: i32 = 16;
 const NETLINK_ROUTE: i32 = 0;
-const NLMSG_ERROR: u16 = 2;
-const NLMSG_DONE: u16 = 3;
 const RTM_NEWADDR: u16 = 20;
 const RTM_GETADDR: u16 = 22;
-const NLM_F_REQUEST: u16 = 0x1;
 const NLM_F_DUMP: u16 = 0x300;
 const IFA_ADDRESS: u16 = 1;
 const IFA_LOCAL: u16 = 2;
@@ -107,14 +105,12 @@ fn dump() -> std::io::Result<Vec<InterfaceAddress>> {
     )?;
     socket.set_read_timeout(Some(Duration::from_secs(1)))?;
     let seq: u32 = 1;
-    // nlmsghdr (16 bytes) then rtgenmsg (one byte: any family) padded to 4.
-    let mut request = Vec::with_capacity(20);
-    request.extend_from_slice(&20u32.to_ne_bytes());
-    request.extend_from_slice(&RTM_GETADDR.to_ne_bytes());
-    request.extend_from_slice(&(NLM_F_REQUEST | NLM_F_DUMP).to_ne_bytes());
-    request.extend_from_slice(&seq.to_ne_bytes());
-    request.extend_from_slice(&0u32.to_ne_bytes());
-    request.extend_from_slice(&[0, 0, 0, 0]);
+    // rtgenmsg: one byte, any family (padded to 4).
+    let mut w = netlink::Writer::default();
+    w.begin(RTM_GETADDR, netlink::NLM_F_REQUEST | NLM_F_DUMP, seq);
+    w.header(&[0]);
+    w.end();
+    let request = w.into_bytes();
     // Unbound and unconnected, a netlink socket sends to the kernel.
     socket.send(&request)?;
     let mut addresses = Vec::new();
@@ -129,37 +125,25 @@ fn dump() -> std::io::Result<Vec<InterfaceAddress>> {
 }
 
 /// Adds the addresses of one netlink read to `out`; true at the dump's end.
-fn parse(mut data: &[u8], seq: u32, out: &mut Vec<InterfaceAddress>) -> bool {
-    let u16_at = |d: &[u8], at: usize| u16::from_ne_bytes([d[at], d[at + 1]]);
-    let u32_at = |d: &[u8], at: usize| u32::from_ne_bytes([d[at], d[at + 1], d[at + 2], d[at + 3]]);
-    while data.len() >= 16 {
-        let len = u32_at(data, 0) as usize;
-        if len < 16 || len > data.len() {
-            return true;
-        }
-        let (message, kind) = (&data[..len], u16_at(data, 4));
-        data = &data[align(len).min(data.len())..];
-        if u32_at(message, 8) != seq {
+fn parse(data: &[u8], seq: u32, out: &mut Vec<InterfaceAddress>) -> bool {
+    let mut whole = 0;
+    for message in netlink::messages(data) {
+        whole += netlink::align(netlink::HEADER_LEN + message.payload.len());
+        if message.seq != seq {
             continue;
         }
-        match kind {
-            NLMSG_DONE | NLMSG_ERROR => return true,
-            RTM_NEWADDR if message.len() >= 24 => {
-                let (family, prefix_len, flags) = (message[16], message[17], message[18]);
+        match message.kind {
+            netlink::NLMSG_DONE | netlink::NLMSG_ERROR => return true,
+            RTM_NEWADDR if message.payload.len() >= 8 => {
+                let body = message.payload;
+                let (family, prefix_len, flags) = (body[0], body[1], body[2]);
                 let (mut address, mut local) = (None, None);
-                let mut attrs = &message[24..];
-                while attrs.len() >= 4 {
-                    let attr_len = u16_at(attrs, 0) as usize;
-                    if attr_len < 4 || attr_len > attrs.len() {
-                        break;
-                    }
-                    let value = &attrs[4..attr_len];
-                    match u16_at(attrs, 2) {
+                for (kind, value) in netlink::attrs(&body[8..]) {
+                    match kind {
                         IFA_ADDRESS => address = ip(family, value),
                         IFA_LOCAL => local = ip(family, value),
                         _ => {}
                     }
-                    attrs = &attrs[align(attr_len).min(attrs.len())..];
                 }
                 // glibc takes IFA_ADDRESS first (on point-to-point links, the peer).
                 if let Some(addr) = address.or(local) {
@@ -173,11 +157,8 @@ fn parse(mut data: &[u8], seq: u32, out: &mut Vec<InterfaceAddress>) -> bool {
             _ => {}
         }
     }
-    false
-}
-
-fn align(len: usize) -> usize {
-    (len + 3) & !3
+    // A message whose length does not fit what was read ends the dump.
+    whole < data.len() && data.len() - whole >= netlink::HEADER_LEN
 }
 
 fn ip(family: u8, value: &[u8]) -> Option<IpAddr> {
@@ -191,6 +172,7 @@ fn ip(family: u8, value: &[u8]) -> Option<IpAddr> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::core::netlink::{NLMSG_DONE, align};
 
     /// One RTM_NEWADDR message as the kernel writes it.
     fn message(seq: u32, family: u8, prefix_len: u8, flags: u8, attrs: &[(u16, &[u8])]) -> Vec<u8> {
