@@ -184,11 +184,6 @@ fn nft_rules_refuses_a_weak_sequence_unless_allowed() {
     assert_eq!(bad.status.code(), Some(2));
 }
 
-/// Whether a TCP connection to `addr` is made from the client namespace.
-fn connects(net: &Net, addr: SocketAddr) -> bool {
-    net.in_client(move || TcpStream::connect_timeout(&addr, Duration::from_secs(1)).is_ok())
-}
-
 #[test]
 fn nft_rules_open_the_port_to_a_knocker_only() {
     if !can_run_with(&["nft"]) {
@@ -224,8 +219,8 @@ fn nft_rules_open_the_port_to_a_knocker_only() {
     .unwrap();
     let v4: SocketAddr = format!("{}:2222", net.v4(1)).parse().unwrap();
     let v6: SocketAddr = format!("[{}]:2222", net.v6(1)).parse().unwrap();
-    assert!(!connects(&net, v4), "connected over IPv4 before any knock");
-    assert!(!connects(&net, v6), "connected over IPv6 before any knock");
+    assert!(!net.connects(v4), "connected over IPv4 before any knock");
+    assert!(!net.connects(v6), "connected over IPv6 before any knock");
 
     // A wrong knock mid-sequence (a scan's next port) blocks the source.
     assert_eq!(
@@ -233,7 +228,7 @@ fn nft_rules_open_the_port_to_a_knocker_only() {
         Some(0)
     );
     assert!(
-        !connects(&net, v4),
+        !net.connects(v4),
         "a wrong knock mid-sequence opened the port"
     );
 
@@ -243,11 +238,11 @@ fn nft_rules_open_the_port_to_a_knocker_only() {
         Some(0)
     );
     assert!(
-        connects(&net, v6),
+        net.connects(v6),
         "the knock over IPv6 did not open the port"
     );
     assert!(
-        !connects(&net, v4),
+        !net.connects(v4),
         "IPv4 opened by an IPv6 knock (or the block was lifted)"
     );
     let listed = net
@@ -267,7 +262,7 @@ fn nft_rules_open_the_port_to_a_knocker_only() {
         .output()
         .unwrap();
     assert!(
-        !connects(&net, v6),
+        !net.connects(v6),
         "still open after the set's timeout: {}",
         String::from_utf8_lossy(&after.stdout)
     );
@@ -317,7 +312,7 @@ fn nft_rules_stay_shut_to_a_sequential_scan() {
         }
     });
     let v4: SocketAddr = format!("{}:2222", net.v4(1)).parse().unwrap();
-    assert!(!connects(&net, v4), "a sequential scan opened the port");
+    assert!(!net.connects(v4), "a sequential scan opened the port");
     drop(listener);
 }
 
@@ -390,14 +385,14 @@ fn nft_rules_for_knockd_are_what_a_nftables_door_needs() {
     .unwrap();
     let v4: SocketAddr = format!("{}:2222", net.v4(1)).parse().unwrap();
     let v6: SocketAddr = format!("[{}]:2222", net.v6(1)).parse().unwrap();
-    assert!(!connects(&net, v4), "connected over IPv4 with empty sets");
-    assert!(!connects(&net, v6), "connected over IPv6 with empty sets");
+    assert!(!net.connects(v4), "connected over IPv4 with empty sets");
+    assert!(!net.connects(v6), "connected over IPv6 with empty sets");
     // No knockd yet: the kernel does not detect the knock by itself.
     assert_eq!(
         net.knock(&[&net.v4(1), "7000", "9000:udp", "8000"]),
         Some(0)
     );
-    assert!(!connects(&net, v4), "the kernel detected a knock by itself");
+    assert!(!net.connects(v4), "the kernel detected a knock by itself");
 
     let mut server = net.server(&config);
     assert_eq!(
@@ -408,8 +403,8 @@ fn nft_rules_for_knockd_are_what_a_nftables_door_needs() {
         "ssh: {} added to nftables set inet knockr knocked_v4 (timeout 3s)",
         net.v4(2)
     ));
-    assert!(connects(&net, v4), "the IPv4 knocker was not let in");
-    assert!(!connects(&net, v6), "IPv6 opened by an IPv4 knock");
+    assert!(net.connects(v4), "the IPv4 knocker was not let in");
+    assert!(!net.connects(v6), "IPv6 opened by an IPv4 knock");
     assert_eq!(
         net.knock(&[&net.v6(1), "7000", "9000:udp", "8000"]),
         Some(0)
@@ -418,17 +413,17 @@ fn nft_rules_for_knockd_are_what_a_nftables_door_needs() {
         "ssh: {} added to nftables set inet knockr knocked_v6",
         net.v6(2)
     ));
-    assert!(connects(&net, v6), "the IPv6 knocker was not let in");
+    assert!(net.connects(v6), "the IPv6 knocker was not let in");
     // The kernel closes the door by itself, knockd gone or not.
     server.kill9();
     std::thread::sleep(Duration::from_millis(3500));
     assert!(
-        !connects(&net, v4),
+        !net.connects(v4),
         "still open over IPv4 after the element's timeout: {}",
         list_set(&net, "knocked_v4")
     );
     assert!(
-        !connects(&net, v6),
+        !net.connects(v6),
         "still open over IPv6 after the element's timeout: {}",
         list_set(&net, "knocked_v6")
     );
