@@ -182,6 +182,42 @@ VALUES = {
 }
 
 
+# --- netlink: kernel replies as nf_tables and rtnetlink send them (native
+# byte order for the framing, big-endian for nf_tables values)
+def nlattr(kind, value):
+    data = struct.pack("=HH", 4 + len(value), kind) + value
+    return data + bytes(-len(data) % 4)
+
+
+def nlmsg(kind, seq, payload):
+    data = struct.pack("=IHHII", 16 + len(payload), kind, 0, seq, 0) + payload
+    return data + bytes(-len(data) % 4)
+
+
+def nfgen(family):
+    return bytes([family, 0, 0, 0])
+
+
+def netlink_seeds():
+    newset = (10 << 8) | 9
+    set_attrs = (nlattr(1, b"knockr\0") + nlattr(2, b"knocked_v4\0")
+                 + nlattr(3, struct.pack("!I", 0x10)) + nlattr(4, struct.pack("!I", 7))
+                 + nlattr(5, struct.pack("!I", 4)) + nlattr(11, struct.pack("!Q", 3600000)))
+    ack = nlmsg(2, 7, struct.pack("=i", 0) + bytes(16))
+    enoent = nlmsg(2, 8, struct.pack("=i", -2) + bytes(16))
+    elem = nlattr(0x8000 | 3, nlattr(0x8000 | 1, nlattr(0x8000 | 1, nlattr(1, SRC4))
+                                     + nlattr(4, struct.pack("!Q", 60000))))
+    newaddr = nlmsg(20, 1, bytes([2, 24, 0, 0, 1, 0, 0, 0])
+                    + nlattr(1, SRC4) + nlattr(2, SRC4))
+    return {
+        "newset-ack": nlmsg(newset, 7, nfgen(1) + set_attrs) + ack,
+        "enoent": enoent,
+        "setelem": nlmsg((10 << 8) | 12, 9, nfgen(1) + nlattr(1, b"knockr\0")
+                         + nlattr(2, b"knocked_v4\0") + elem),
+        "newaddr-done": newaddr + nlmsg(3, 1, struct.pack("=i", 0)),
+    }
+
+
 def write(target, seeds):
     directory = FUZZ / "corpus" / target
     directory.mkdir(parents=True, exist_ok=True)
@@ -198,3 +234,4 @@ write("server_toml", SERVER_TOML)
 write("profiles", PROFILES)
 write("sequence", SEQUENCE)
 write("values", VALUES)
+write("netlink", netlink_seeds())
