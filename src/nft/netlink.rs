@@ -285,16 +285,21 @@ fn nfgenmsg(family: u8, res_id: u16) -> [u8; 4] {
     [family, 0, id[0], id[1]]
 }
 
-/// One element message: `kind` (new or delete) of `addr` in `set`.
+/// One element message: `kind` (new or delete) of `addr` in `set`, asking
+/// for an acknowledgement.
 fn element(
     w: &mut Writer,
     kind: u16,
-    flags: u16,
     seq: u32,
     set: &SetRef,
     addr: IpAddr,
     timeout: Option<Duration>,
 ) {
+    // No NLM_F_EXCL: adding an element that is there is no error.
+    let flags = match kind {
+        NFT_MSG_NEWSETELEM => NLM_F_REQUEST | NLM_F_CREATE | NLM_F_ACK,
+        _ => NLM_F_REQUEST | NLM_F_ACK,
+    };
     w.begin(nft_type(kind), flags, seq);
     w.header(&nfgenmsg(set.family.proto(), 0));
     w.attr_str(NFTA_SET_ELEM_LIST_TABLE, &set.table);
@@ -332,39 +337,18 @@ pub fn batch(changes: &[Change<'_>], seq: u32) -> (Vec<u8>, u32, u32) {
     w.begin(NFNL_MSG_BATCH_BEGIN, NLM_F_REQUEST, number());
     w.header(&nfgenmsg(0, SUBSYS_NFTABLES));
     w.end();
-    let new = NLM_F_REQUEST | NLM_F_CREATE | NLM_F_ACK;
-    let del = NLM_F_REQUEST | NLM_F_ACK;
+    // (message, timeout): a new element with this timeout, or a delete.
+    const ADD: u16 = NFT_MSG_NEWSETELEM;
+    const DEL: u16 = NFT_MSG_DELSETELEM;
     for change in changes {
-        let (set, addr) = (change.set, change.addr);
-        match change.op {
-            Op::Add(timeout) => {
-                element(
-                    &mut w,
-                    NFT_MSG_NEWSETELEM,
-                    new,
-                    number(),
-                    set,
-                    addr,
-                    Some(timeout),
-                );
-                element(&mut w, NFT_MSG_DELSETELEM, del, number(), set, addr, None);
-                element(
-                    &mut w,
-                    NFT_MSG_NEWSETELEM,
-                    new,
-                    number(),
-                    set,
-                    addr,
-                    Some(timeout),
-                );
-            }
-            Op::Remove => {
-                // A short timeout: should the delete ever be refused, the
-                // element added here expires by itself within a second.
-                let brief = Some(Duration::from_secs(1));
-                element(&mut w, NFT_MSG_NEWSETELEM, new, number(), set, addr, brief);
-                element(&mut w, NFT_MSG_DELSETELEM, del, number(), set, addr, None);
-            }
+        let steps = match change.op {
+            Op::Add(timeout) => vec![(ADD, Some(timeout)), (DEL, None), (ADD, Some(timeout))],
+            // A short timeout: should the delete ever be refused, the
+            // element added here expires by itself within a second.
+            Op::Remove => vec![(ADD, Some(Duration::from_secs(1))), (DEL, None)],
+        };
+        for (kind, timeout) in steps {
+            element(&mut w, kind, number(), change.set, change.addr, timeout);
         }
     }
     let last = number();
