@@ -316,6 +316,93 @@ fn nft_rules_stay_shut_to_a_sequential_scan() {
     drop(listener);
 }
 
+/// A bounded pseudo-random scan (fixed seed, so a failure repeats): 300
+/// probes of random TCP and UDP ports, with the knocks 7000, 8000/udp, 9000
+/// among them in order at random places, as a scan that happens to cross
+/// the sequence would send them. `(udp, port)`.
+fn random_scan() -> Vec<(bool, u16)> {
+    let mut state: u64 = 0x2545_f491_4f6c_dd1d;
+    let mut next = move || {
+        // xorshift64: enough to scatter ports, and the same every run.
+        state ^= state << 13;
+        state ^= state >> 7;
+        state ^= state << 17;
+        state
+    };
+    let mut probes: Vec<(bool, u16)> = std::iter::repeat_with(&mut next)
+        .map(|r| (r & 1 == 1, 1024 + ((r >> 1) % 64000) as u16))
+        .filter(|(_, port)| ![2222, 7000, 8000, 9000].contains(port))
+        .take(297)
+        .collect();
+    let mut places: Vec<usize> = (0..3).map(|_| (next() % 290) as usize).collect();
+    places.sort_unstable();
+    for (offset, (place, knock)) in places
+        .into_iter()
+        .zip([(false, 7000), (true, 8000), (false, 9000)])
+        .enumerate()
+    {
+        // After the earlier knocks, and at least one probe between them.
+        probes.insert(place + 2 * offset + 1, knock);
+    }
+    probes
+}
+
+/// Sends `probes` from the client namespace to `server`, one after another.
+fn scan(net: &Net, server: std::net::IpAddr, probes: Vec<(bool, u16)>) {
+    net.in_client(move || {
+        let udp = std::net::UdpSocket::bind("0.0.0.0:0").unwrap();
+        for (is_udp, port) in probes {
+            let addr = SocketAddr::new(server, port);
+            if is_udp {
+                let _ = udp.send_to(b"x", addr);
+            } else {
+                let _ = TcpStream::connect_timeout(&addr, Duration::from_millis(200));
+            }
+        }
+    });
+}
+
+#[test]
+fn nft_rules_stay_shut_to_a_random_scan_that_crosses_the_sequence_in_order() {
+    if !can_run_with(&["nft"]) {
+        return;
+    }
+    let text = ruleset(&["--sequence", "7000,8000:udp,9000", "--protect", "2222"]);
+    // The same ruleset without the block on a wrong knock: the control,
+    // which the same scan opens, so the scan is one that could.
+    let unblocked: String = text
+        .lines()
+        .filter(|line| !line.contains("update @blocked_"))
+        .map(|line| format!("{line}\n"))
+        .collect();
+    for (rules, opens) in [(unblocked, true), (text, false)] {
+        let net = Net::new();
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("knockr.nft");
+        std::fs::write(&file, &rules).unwrap();
+        let loaded = net.in_server("nft").arg("-f").arg(&file).status().unwrap();
+        assert!(loaded.success(), "{rules}");
+        let srv = net.srv.clone();
+        let listener: TcpListener = std::thread::spawn(move || {
+            enter(&srv);
+            TcpListener::bind("[::]:2222").unwrap()
+        })
+        .join()
+        .unwrap();
+        let probes = random_scan();
+        assert_eq!(probes.len(), 300);
+        scan(&net, net.v4(1).parse().unwrap(), probes);
+        let v4: SocketAddr = format!("{}:2222", net.v4(1)).parse().unwrap();
+        assert_eq!(
+            net.connects(v4),
+            opens,
+            "a random scan across the knocks, with the block on a wrong knock: {}",
+            !opens
+        );
+        drop(listener);
+    }
+}
+
 /// The address set `nft list set inet knockr SET` prints, in the server namespace.
 fn list_set(net: &Net, set: &str) -> String {
     let listed = net
