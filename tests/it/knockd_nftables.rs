@@ -6,7 +6,7 @@
 //! tests must run; elsewhere without root or nft they skip, saying why.
 #![cfg(feature = "server")]
 
-use std::net::{SocketAddr, TcpListener};
+use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
@@ -44,26 +44,6 @@ fn input_chain() -> String {
          \t\ttcp dport {PROTECTED} ct state new drop\n\
          \t}}\n"
     )
-}
-
-/// Loads `text` with `nft -f` in the server's namespace (success asserted).
-fn load(net: &Net, text: &str) {
-    let dir = tempfile::tempdir().unwrap();
-    let file = dir.path().join("knockr.nft");
-    std::fs::write(&file, text).unwrap();
-    let output = net.in_server("nft").arg("-f").arg(&file).output().unwrap();
-    assert!(output.status.success(), "nft -f failed: {output:?}\n{text}");
-}
-
-/// A TCP listener on [`PROTECTED`] (IPv4 and IPv6) in the server's namespace.
-fn listen(net: &Net) -> TcpListener {
-    let srv = net.srv.clone();
-    std::thread::spawn(move || {
-        crate::support::netns::enter(&srv);
-        TcpListener::bind(("::", PROTECTED)).unwrap()
-    })
-    .join()
-    .unwrap()
 }
 
 /// The server's address `addr` (v4 or v6) on [`PROTECTED`].
@@ -203,8 +183,8 @@ fn a_knock_puts_the_address_in_the_set_over_ipv4_and_ipv6_and_the_kernel_closes_
         return;
     }
     let net = Net::new();
-    load(&net, &ruleset());
-    let _listener = listen(&net);
+    net.load_nft(&ruleset());
+    let _listener = net.listen(PROTECTED);
     let dir = tempfile::tempdir().unwrap();
     let mut server = net.server(&config(dir.path(), "", "timeout = \"3s\""));
     let (v4, v6) = (protected(&net.v4(1)), protected(&net.v6(1)));
@@ -250,13 +230,10 @@ fn the_defaults_work_with_the_sets_of_nft_rules_for_knockd() {
         .output()
         .unwrap();
     assert_eq!(output.status.code(), Some(0), "{output:?}");
-    load(&net, &String::from_utf8(output.stdout).unwrap());
+    net.load_nft(&String::from_utf8(output.stdout).unwrap());
     // Our chain beside whatever that output has: it accepts the members too.
-    load(
-        &net,
-        &format!("table inet knockr {{\n{}}}\n", input_chain()),
-    );
-    let _listener = listen(&net);
+    net.load_nft(&format!("table inet knockr {{\n{}}}\n", input_chain()));
+    let _listener = net.listen(PROTECTED);
     let dir = tempfile::tempdir().unwrap();
     // An empty [door.nftables]: table inet knockr, knocked_v4, knocked_v6, 1h.
     let server = net.server(&config(dir.path(), "", ""));
@@ -281,7 +258,7 @@ fn without_a_timeout_the_element_gets_the_doors_cmd_timeout() {
     }
     let net = Net::new();
     // Sets with no timeout of their own: the element's is the one knockd sends.
-    load(&net, &ruleset());
+    net.load_nft(&ruleset());
     let dir = tempfile::tempdir().unwrap();
     let server = net.server(&config(dir.path(), "cmd_timeout = \"5m\"", ""));
     knock(&net, &net.v4(1));
@@ -297,7 +274,7 @@ fn a_knock_again_resets_the_elements_timeout_and_adds_no_second_element() {
         return;
     }
     let net = Net::new();
-    load(&net, &ruleset());
+    net.load_nft(&ruleset());
     let dir = tempfile::tempdir().unwrap();
     let server = net.server(&config(dir.path(), "", "timeout = \"30s\""));
     knock(&net, &net.v4(1));
@@ -345,8 +322,8 @@ fn with_cmd_timeout_knockd_deletes_the_element_when_the_door_closes() {
         return;
     }
     let net = Net::new();
-    load(&net, &ruleset());
-    let _listener = listen(&net);
+    net.load_nft(&ruleset());
+    let _listener = net.listen(PROTECTED);
     let dir = tempfile::tempdir().unwrap();
     let mut server = net.server(&config(
         dir.path(),
@@ -377,7 +354,7 @@ fn after_kill_9_the_kernel_still_removes_the_element_at_its_timeout() {
         return;
     }
     let net = Net::new();
-    load(&net, &ruleset());
+    net.load_nft(&ruleset());
     let dir = tempfile::tempdir().unwrap();
     let server = net.server(&config(dir.path(), "", "timeout = \"3s\""));
     // `ip netns exec` and `knockr knockd` exec: the child is knockr-knockd.
@@ -467,7 +444,7 @@ fn a_missing_or_unfit_set_is_refused_by_check_and_start_with_the_command_that_fi
     for (ruleset, says) in &cases {
         let net = Net::new();
         if let Some(text) = ruleset {
-            load(&net, text);
+            net.load_nft(text);
         }
         let dir = tempfile::tempdir().unwrap();
         let path = config(dir.path(), "", "");
@@ -496,7 +473,7 @@ fn a_missing_or_unfit_set_is_refused_by_check_and_start_with_the_command_that_fi
     }
     // The check can pass: with the right sets it only names them.
     let net = Net::new();
-    load(&net, &ruleset());
+    net.load_nft(&ruleset());
     let dir = tempfile::tempdir().unwrap();
     let (status, checked) = check(&net, &config(dir.path(), "", ""));
     assert_eq!(status, Some(0), "{checked}");
@@ -516,7 +493,7 @@ fn start_and_stop_commands_still_run_beside_the_set() {
         return;
     }
     let net = Net::new();
-    load(&net, &ruleset());
+    net.load_nft(&ruleset());
     let dir = tempfile::tempdir().unwrap();
     let touch = which("touch").unwrap();
     let (started, stopped) = (dir.path().join("started-"), dir.path().join("stopped-"));
@@ -548,7 +525,7 @@ fn dry_run_says_what_it_would_add_and_adds_nothing() {
         return;
     }
     let net = Net::new();
-    load(&net, &ruleset());
+    net.load_nft(&ruleset());
     let dir = tempfile::tempdir().unwrap();
     let path = config(dir.path(), "", "timeout = \"3s\"");
     // --dry-run keeps no state file.
@@ -575,8 +552,8 @@ fn after_dropping_root_the_door_still_adds_and_its_commands_have_no_capabilities
     }
     use std::os::unix::fs::PermissionsExt as _;
     let net = Net::new();
-    load(&net, &ruleset());
-    let _listener = listen(&net);
+    net.load_nft(&ruleset());
+    let _listener = net.listen(PROTECTED);
     let dir = tempfile::tempdir().unwrap();
     // After the drop the server runs as nobody; its command writes here.
     std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o1777)).unwrap();
@@ -638,8 +615,7 @@ fn family_table_and_set_names_are_the_doors_own() {
         return;
     }
     let net = Net::new();
-    load(
-        &net,
+    net.load_nft(
         "table ip knockr_ip { set open4 { type ipv4_addr; flags timeout; }; }\n\
          table ip6 knockr_ip6 { set open6 { type ipv6_addr; flags timeout; }; }\n",
     );
@@ -691,7 +667,7 @@ fn twenty_knockers_at_once_are_all_in_the_set() {
         return;
     }
     let net = Net::new();
-    load(&net, &ruleset());
+    net.load_nft(&ruleset());
     let sources = net.client_addresses(20);
     let dir = tempfile::tempdir().unwrap();
     let text = "[[door]]\nname = \"udp\"\nsequence = [\"7000:udp\", \"8000:udp\", \"9000:udp\"]\n\
@@ -738,7 +714,7 @@ fn an_element_the_kernel_removed_first_is_no_error_when_the_door_closes() {
         return;
     }
     let net = Net::new();
-    load(&net, &ruleset());
+    net.load_nft(&ruleset());
     let dir = tempfile::tempdir().unwrap();
     let touch = which("touch").unwrap();
     let stopped = dir.path().join("stopped");

@@ -4,11 +4,11 @@
 //! with `--for-knockd`, to whom a `[door.nftables]` door with its defaults
 //! puts in the sets, and to nobody else.
 
-use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::net::{SocketAddr, TcpStream};
 use std::process::Command;
 use std::time::Duration;
 
-use crate::support::netns::{Net, can_run_with, enter};
+use crate::support::netns::{Net, can_run_with};
 use crate::support::{knockr, profiles};
 
 /// The ruleset `knockr nft rules ARGS` prints (exit 0 asserted).
@@ -200,23 +200,10 @@ fn nft_rules_open_the_port_to_a_knocker_only() {
         "--timeout",
         "3s",
     ]);
-    let load = |text: &str| {
-        let dir = tempfile::tempdir().unwrap();
-        let file = dir.path().join("knockr.nft");
-        std::fs::write(&file, text).unwrap();
-        let status = net.in_server("nft").arg("-f").arg(&file).status().unwrap();
-        assert!(status.success(), "nft -f failed");
-    };
-    load(&text);
+    net.load_nft(&text);
     // Loading again replaces the table instead of failing.
-    load(&text);
-    let srv = net.srv.clone();
-    let listener: TcpListener = std::thread::spawn(move || {
-        enter(&srv);
-        TcpListener::bind("[::]:2222").unwrap()
-    })
-    .join()
-    .unwrap();
+    net.load_nft(&text);
+    let listener = net.listen(2222);
     let v4: SocketAddr = format!("{}:2222", net.v4(1)).parse().unwrap();
     let v6: SocketAddr = format!("[{}]:2222", net.v6(1)).parse().unwrap();
     assert!(!net.connects(v4), "connected over IPv4 before any knock");
@@ -276,24 +263,8 @@ fn nft_rules_stay_shut_to_a_sequential_scan() {
     }
     let net = Net::new();
     let text = ruleset(&["--sequence", "7000,8000:udp,9000", "--protect", "2222"]);
-    let dir = tempfile::tempdir().unwrap();
-    let file = dir.path().join("knockr.nft");
-    std::fs::write(&file, &text).unwrap();
-    assert!(
-        net.in_server("nft")
-            .arg("-f")
-            .arg(&file)
-            .status()
-            .unwrap()
-            .success()
-    );
-    let srv = net.srv.clone();
-    let listener: TcpListener = std::thread::spawn(move || {
-        enter(&srv);
-        TcpListener::bind("[::]:2222").unwrap()
-    })
-    .join()
-    .unwrap();
+    net.load_nft(&text);
+    let listener = net.listen(2222);
     let server = net.v4(1);
     // Without the block on a wrong knock, these three sweeps would walk
     // 7000, 8000/udp and 9000 in order and open the port.
@@ -377,18 +348,8 @@ fn nft_rules_stay_shut_to_a_random_scan_that_crosses_the_sequence_in_order() {
         .collect();
     for (rules, opens) in [(unblocked, true), (text, false)] {
         let net = Net::new();
-        let dir = tempfile::tempdir().unwrap();
-        let file = dir.path().join("knockr.nft");
-        std::fs::write(&file, &rules).unwrap();
-        let loaded = net.in_server("nft").arg("-f").arg(&file).status().unwrap();
-        assert!(loaded.success(), "{rules}");
-        let srv = net.srv.clone();
-        let listener: TcpListener = std::thread::spawn(move || {
-            enter(&srv);
-            TcpListener::bind("[::]:2222").unwrap()
-        })
-        .join()
-        .unwrap();
+        net.load_nft(&rules);
+        let listener = net.listen(2222);
         let probes = random_scan();
         assert_eq!(probes.len(), 300);
         scan(&net, net.v4(1).parse().unwrap(), probes);
@@ -443,13 +404,7 @@ fn nft_rules_for_knockd_are_what_a_nftables_door_needs() {
          seq_timeout = \"5s\"\ntcp_flags = \"syn\"\n[door.nftables]\ntimeout = \"3s\"\n",
     )
     .unwrap();
-    let file = dir.path().join("knockr.nft");
-    let load = |args: &[&str]| {
-        let text = ruleset(args);
-        std::fs::write(&file, &text).unwrap();
-        let status = net.in_server("nft").arg("-f").arg(&file).status().unwrap();
-        assert!(status.success(), "nft -f failed:\n{text}");
-    };
+    let load = |args: &[&str]| net.load_nft(&ruleset(args));
     // No sequence: knockd detects the knock.
     let args = ["--protect", "2222", "--for-knockd"];
     // --family ipv4 narrows only the chain: both sets are there, so the
@@ -463,13 +418,7 @@ fn nft_rules_for_knockd_are_what_a_nftables_door_needs() {
     let (code, stderr) = knockd_check(&net, &config);
     assert_eq!(code, Some(0), "{stderr}");
 
-    let srv = net.srv.clone();
-    let listener: TcpListener = std::thread::spawn(move || {
-        enter(&srv);
-        TcpListener::bind("[::]:2222").unwrap()
-    })
-    .join()
-    .unwrap();
+    let listener = net.listen(2222);
     let v4: SocketAddr = format!("{}:2222", net.v4(1)).parse().unwrap();
     let v6: SocketAddr = format!("[{}]:2222", net.v6(1)).parse().unwrap();
     assert!(!net.connects(v4), "connected over IPv4 with empty sets");

@@ -253,6 +253,26 @@ impl Net {
         output.status.code()
     }
 
+    /// Loads the nftables ruleset `text` in the server namespace (`nft -f`).
+    pub fn load_nft(&self, text: &str) {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("knockr.nft");
+        std::fs::write(&file, text).unwrap();
+        let output = self.in_server("nft").arg("-f").arg(&file).output().unwrap();
+        assert!(output.status.success(), "nft -f failed: {output:?}\n{text}");
+    }
+
+    /// A TCP listener on `port` (IPv4 and IPv6) in the server namespace.
+    pub fn listen(&self, port: u16) -> std::net::TcpListener {
+        let srv = self.srv.clone();
+        std::thread::spawn(move || {
+            enter(&srv);
+            std::net::TcpListener::bind(("::", port)).unwrap()
+        })
+        .join()
+        .unwrap()
+    }
+
     /// Whether a TCP connection to `addr` is made from the client namespace
     /// (within a second: a dropped SYN is a no).
     pub fn connects(&self, addr: std::net::SocketAddr) -> bool {
