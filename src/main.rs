@@ -22,7 +22,7 @@
 #![cfg_attr(not(test), no_main)]
 
 /// C's `main` and what it does. Not in a test build: the test harness
-/// brings its own `main` (and this file has no tests).
+/// brings its own `main`.
 #[cfg(not(test))]
 mod start {
     use std::ffi::{c_char, c_int};
@@ -65,6 +65,97 @@ mod start {
                 }
             }
             libc::signal(libc::SIGPIPE, libc::SIG_IGN);
+        }
+    }
+}
+
+/// The two functions of the C maths library the client calls (through
+/// hickory's and tokio's `f64::exp` and `f64::powf`), defined in the
+/// executable so that it does not load libm: a shared library fewer to map
+/// and relocate, about 15 k instructions at every start (BENCHMARKS.md,
+/// "Start-up in instructions"). The `libm` crate is musl's implementation;
+/// a test compares it with glibc's. The server half loads libm as before.
+mod maths {
+    /// What glibc's `exp` computes.
+    #[cfg(not(test))]
+    #[unsafe(no_mangle)]
+    extern "C" fn exp(x: f64) -> f64 {
+        libm::exp(x)
+    }
+
+    /// What glibc's `pow` computes.
+    #[cfg(not(test))]
+    #[unsafe(no_mangle)]
+    extern "C" fn pow(x: f64, y: f64) -> f64 {
+        libm::pow(x, y)
+    }
+
+    #[cfg(test)]
+    mod tests {
+        /// The distance between two doubles in units in the last place.
+        fn ulps(a: f64, b: f64) -> u64 {
+            if a == b || (a.is_nan() && b.is_nan()) {
+                return 0;
+            }
+            let key = |x: f64| {
+                let bits = x.to_bits() as i64;
+                if bits < 0 { i64::MIN - bits } else { bits }
+            };
+            key(a).abs_diff(key(b))
+        }
+
+        /// In a test build these are glibc's (the definitions above are
+        /// not compiled): musl's agree within one unit in the last place
+        /// over the ranges hickory's decay and tokio use and the edges.
+        #[test]
+        fn musl_exp_and_pow_agree_with_glibc() {
+            let mut x = -745.0_f64;
+            while x < 710.0 {
+                assert!(ulps(libm::exp(x), x.exp()) <= 1, "exp({x})");
+                x += 0.37;
+            }
+            for x in [
+                0.0,
+                -0.0,
+                f64::INFINITY,
+                f64::NEG_INFINITY,
+                f64::NAN,
+                1e-310,
+                709.78,
+            ] {
+                assert!(ulps(libm::exp(x), x.exp()) <= 1, "exp({x})");
+            }
+            for base in [
+                0.0,
+                0.5,
+                1.0,
+                1.5,
+                2.0,
+                10.0,
+                1e-300,
+                1e300,
+                -2.0,
+                f64::INFINITY,
+                f64::NAN,
+            ] {
+                for power in [
+                    -3.0,
+                    -0.5,
+                    0.0,
+                    0.25,
+                    1.0,
+                    2.0,
+                    3.0,
+                    30.0,
+                    1e10,
+                    f64::NEG_INFINITY,
+                ] {
+                    assert!(
+                        ulps(libm::pow(base, power), base.powf(power)) <= 1,
+                        "pow({base}, {power})"
+                    );
+                }
+            }
         }
     }
 }

@@ -1152,6 +1152,12 @@ fn the_client_executable_does_not_load_libpcap_and_knockd_runs_the_server_half()
     let client = assert_cmd::cargo::cargo_bin("knockr");
     let server = assert_cmd::cargo::cargo_bin("knockr-knockd");
     assert!(!loads(&client).contains("libpcap"), "{}", loads(&client));
+    // Nor libgcc_s (the unwinder is linked in, build.rs) nor libm (its two
+    // functions the client calls are src/main.rs's): each one is a
+    // library fewer for the loader at every start.
+    for lib in ["libgcc_s", "libm."] {
+        assert!(!loads(&client).contains(lib), "{lib}: {}", loads(&client));
+    }
     assert!(loads(&server).contains("libpcap"), "{}", loads(&server));
     // `knockr knockd` is the server half, with the same messages and statuses.
     let dir = tempfile::tempdir().unwrap();
