@@ -109,7 +109,7 @@ impl Cli {
     {
         let args: Vec<OsString> = args.into_iter().map(Into::into).collect();
         if !names_a_subcommand(&args)
-            && let Ok(line) = KnockLine::try_parse_from(&args)
+            && let Some(line) = KnockLine::try_parse_knock_line(&args)
         {
             return Ok(Cli {
                 command: None,
@@ -124,11 +124,11 @@ impl Cli {
     fn try_parse_whole(args: Vec<OsString>) -> Result<Cli, clap::Error> {
         use clap::{CommandFactory as _, FromArgMatches as _};
         let mut command = Cli::command();
-        let matches = command.try_get_matches_from_mut(args)?;
+        let mut matches = command.try_get_matches_from_mut(args)?;
         if let Some(message) = flag_before_subcommand(&command, &matches) {
             return Err(command.error(clap::error::ErrorKind::ArgumentConflict, message));
         }
-        Cli::from_arg_matches(&matches)
+        Cli::from_arg_matches_mut(&mut matches)
     }
 }
 
@@ -137,13 +137,36 @@ impl Cli {
 /// parsed with. Never seen by a user: anything it refuses, and every
 /// `--help`, is parsed again by [`Cli`].
 #[derive(Debug, Parser)]
-#[command(name = "knockr", arg_required_else_help = true)]
+#[command(
+    name = "knockr",
+    arg_required_else_help = true,
+    // `--help` and `--version` go to the whole tree, which answers them.
+    disable_help_flag = true,
+    disable_version_flag = true
+)]
 struct KnockLine {
     #[command(flatten)]
     knock: KnockArgs,
 
     #[command(flatten)]
     profiles: ProfilesFile,
+}
+
+impl KnockLine {
+    /// The line parsed, or `None` for the whole tree to parse it again.
+    ///
+    /// The command and its matches are not dropped: freeing what clap built
+    /// costs about 11 k instructions at the start of every knock, just
+    /// before the process exits and the kernel takes it all back at once
+    /// (BENCHMARKS.md, "Start-up in instructions"). Each call keeps a few
+    /// kilobytes, and a knocking process parses its line once.
+    fn try_parse_knock_line(args: &[OsString]) -> Option<KnockLine> {
+        use clap::{CommandFactory as _, FromArgMatches as _};
+        let mut command = std::mem::ManuallyDrop::new(KnockLine::command());
+        let mut matches = std::mem::ManuallyDrop::new(command.try_get_matches_from_mut(args).ok()?);
+        // `_mut` takes the values out; `from_arg_matches` would copy the matches first.
+        KnockLine::from_arg_matches_mut(&mut matches).ok()
+    }
 }
 
 /// Whether a word of `args` (after the program's name) could be taken by
