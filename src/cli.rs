@@ -156,7 +156,7 @@ impl KnockLine {
     /// The line parsed, or `None` for the whole tree to parse it again.
     ///
     /// The command and its matches are not dropped: freeing what clap built
-    /// costs about 11 k instructions at the start of every knock, just
+    /// costs about 2 k instructions at the start of every knock, just
     /// before the process exits and the kernel takes it all back at once
     /// (BENCHMARKS.md, "Start-up in instructions"). Each call keeps a few
     /// kilobytes, and a knocking process parses its line once.
